@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# install-deps.sh: installs the Debian packages that the build, the tests and the demo need.
+# Idempotent: packages already present are left alone and apt is not touched at all when
+# nothing is missing. As root it installs (after `apt-get update`); otherwise it prints the
+# exact command to run and exits 1.
+set -euo pipefail
+
+PACKAGES=(
+    # build
+    build-essential cmake pkg-config
+    libpq-dev libcurl4-openssl-dev libcjson-dev uuid-dev libmicrohttpd-dev
+    # unit tests (Debian's check.pc links -lsubunit)
+    check libsubunit-dev
+    # integration tests and the demo: a private PostgreSQL server, pgbench, the fakes
+    postgresql postgresql-contrib postgresql-client
+    python3 python3-psycopg2 python3-jsonschema python3-yaml
+    # process helpers used by the scripts
+    procps util-linux ca-certificates
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$p")
+    fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "install-deps: all ${#PACKAGES[@]} packages present"
+    exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: missing packages: ${missing[*]}" >&2
+    echo "install-deps: run as root: apt-get update && apt-get install -y --no-install-recommends ${missing[*]}" >&2
+    exit 1
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"

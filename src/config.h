@@ -1,0 +1,149 @@
+/* config.h -- the validated, immutable configuration (SPEC section 3).
+ *
+ * Pure: config_parse() reads only the environment array it is given (never getenv), so unit
+ * tests pass arrays and the shell passes `environ`. One table drives parsing, `config --json`,
+ * the redacted dump and the help text. After parsing, a Config is treated as const.
+ */
+#ifndef ORCH_CONFIG_H
+#define ORCH_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "status.h"
+
+#define CONFIG_STR_MAX 512
+#define CONFIG_URL_MAX 2048
+#define CONFIG_LIST_MAX 16
+#define CONFIG_ITEM_MAX 128
+#define CONFIG_WORKER_ENV_MAX 64
+#define CONFIG_ERRORS_MAX 64
+#define CONFIG_ERROR_LEN 320
+
+typedef struct {
+    char name[CONFIG_ITEM_MAX]; /* without the WORKER_ENV_ prefix */
+    char value[CONFIG_STR_MAX];
+} ConfigEnvPair;
+
+typedef struct {
+    size_t count;
+    char items[CONFIG_LIST_MAX][CONFIG_ITEM_MAX];
+} ConfigList;
+
+typedef struct {
+    /* connections and secrets */
+    char database_url[CONFIG_URL_MAX];
+    char runpod_api_key[CONFIG_STR_MAX];
+
+    /* fleet sizing */
+    int min_active_gpus;
+    int max_active_gpus;
+    int tasks_per_gpu_threshold;
+    int machines_to_keep_idle;
+
+    /* timeouts, seconds */
+    int gpu_idle_timeout_sec;
+    int task_stuck_timeout_sec;
+    int spawning_timeout_sec;
+    int graceful_shutdown_timeout_sec;
+    int worker_grace_period_sec;
+    int orchestrator_poll_sec;
+    int spawn_pod_id_grace_sec;   /* SPAWN_POD_ID_GRACE_SEC: spawning row without pod id */
+    int pod_not_found_grace_sec;  /* POD_NOT_FOUND_GRACE_SEC: 404 right after create */
+
+    /* RunPod */
+    char runpod_api_base_url[CONFIG_URL_MAX];
+    char runpod_gpu_type[CONFIG_ITEM_MAX];
+    ConfigList runpod_gpu_types; /* effective ordered list: RUNPOD_GPU_TYPES or the one type */
+    char runpod_worker_image[CONFIG_STR_MAX];
+    char runpod_cloud_type[16];
+    ConfigList runpod_data_center_ids;
+    int runpod_container_disk_gb;
+    char runpod_network_volume_id[CONFIG_ITEM_MAX];
+    char runpod_volume_mount_path[CONFIG_ITEM_MAX];
+    ConfigList runpod_ports;
+    int runpod_connect_timeout_sec;
+    int runpod_request_timeout_sec;
+    int runpod_max_retries;
+    size_t n_worker_env;
+    ConfigEnvPair worker_env[CONFIG_WORKER_ENV_MAX];
+
+    /* identity and task policy */
+    char worker_id_prefix[33];
+    char stuck_exempt_task_types[CONFIG_ITEM_MAX];
+    int max_task_attempts;
+
+    /* safety */
+    double max_worker_failure_rate;
+    int failure_window_minutes;
+    int min_workers_for_rate_check;
+    double max_hourly_spend_usd;
+    int reconcile_interval_sec;
+    int orphan_pod_grace_sec;
+    int capacity_backoff_base_sec;
+    int capacity_backoff_max_sec;
+    bool safe_mode;
+
+    /* observability */
+    char log_level[16];
+    char log_format[16];
+    bool enable_db_logging;
+    int db_log_retention_hours;
+    int metrics_port;
+    char metrics_file[CONFIG_STR_MAX];
+    char orchestrator_instance_id[CONFIG_ITEM_MAX];
+} Config;
+
+typedef struct {
+    size_t count;
+    char messages[CONFIG_ERRORS_MAX][CONFIG_ERROR_LEN];
+} ConfigErrors;
+
+/* What a command needs beyond valid values. */
+typedef enum {
+    CONFIG_NEED_NOTHING = 0,
+    CONFIG_NEED_DB = 1,  /* DATABASE_URL (or PGHOST/PGDATABASE/PGSERVICE) */
+    CONFIG_NEED_API = 2, /* RUNPOD_API_KEY unless SAFE_MODE */
+} ConfigNeeds;
+
+/* Parses the configuration from envp ("NAME=value" strings, NULL-terminated, like environ).
+ * hostname is used for the default ORCHESTRATOR_INSTANCE_ID (may be NULL).
+ * Validates every variable and their relations, collecting every problem into errs.
+ * Returns STATUS_OK and fills *out only when there is no error; otherwise STATUS_ERR_CONFIG
+ * (errs lists each problem: variable, value, what is accepted), or STATUS_ERR_NOMEM. */
+Status config_parse(const char *const *envp, const char *hostname, unsigned needs, Config *out,
+                    ConfigErrors *errs);
+
+/* Writes the effective configuration as "NAME=value" lines (text) or a JSON object, secrets
+ * shown as ***set*** or (unset); DATABASE_URL with its password masked.
+ * Returns a malloc'd NUL-terminated string the caller frees, or NULL when out of memory. */
+char *config_dump(const Config *cfg, bool json);
+
+/* 64-bit FNV-1a hash of the effective non-secret configuration, as 16 hex digits + NUL.
+ * Two configs that differ in any non-secret setting hash differently. Cannot fail. */
+void config_hash(const Config *cfg, char out[17]);
+
+/* Masks the password of a libpq URI or conninfo ("postgresql://u:***@h/db", "password=***").
+ * Writes at most cap bytes including NUL. Cannot fail. */
+void config_redact_dburl(const char *url, char *out, size_t cap);
+
+/* Help text listing every variable with its default, bounds and meaning.
+ * Returns a malloc'd string the caller frees, or NULL when out of memory. */
+char *config_help(void);
+
+/* The table, for tests and docs: entry i's name, kind ('i' integer, 'd' number, 'b' boolean,
+ * 's' string, 'u' URL, 'l' comma list, 'e' one of choices), bounds (numbers: value range;
+ * strings: length range), default (NULL = unset) and whether it is secret. */
+typedef struct {
+    const char *name;
+    char kind;
+    double min, max;
+    const char *def;
+    const char *choices;
+    bool secret;
+} ConfigVarInfo;
+size_t config_var_count(void);
+const char *config_var_name(size_t i);
+void config_var_info(size_t i, ConfigVarInfo *out);
+
+#endif
