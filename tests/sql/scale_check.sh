@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# scale_check.sh: at 1,000,000 finished tasks, the claim and the snapshot's task queries read
+# only the partial indexes (Queued / In Progress), never the Complete/Failed rows
+# (ctest: sql_scale). Checks the plans (no sequential scan of tasks) and prints the timings.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+
+ROWS=${ROWS:-1000000}
+sqltest_server
+db=$(sqltest_createdb sql_scale)
+sqltest_migrate "$db"
+sqltest_sql "$db" "
+INSERT INTO workers (id) SELECT 'b-' || i FROM generate_series(1, 20) i;
+UPDATE workers SET status = 'active';
+INSERT INTO tasks (task_type, status, created_at, worker_id, generation_started_at,
+                   generation_processed_at)
+SELECT 'old', CASE WHEN i % 50 = 0 THEN 'Failed' ELSE 'Complete' END::task_status,
+       now() - make_interval(secs => i), 'b-' || (i % 20 + 1), now(), now()
+  FROM generate_series(1, $ROWS) i;
+INSERT INTO tasks (task_type, created_at)
+SELECT 'q', now() - make_interval(secs => i) FROM generate_series(1, 2000) i;
+INSERT INTO tasks (task_type, status, worker_id, generation_started_at)
+SELECT 'r', 'In Progress', 'b-' || i, now() FROM generate_series(1, 20) i;
+" >/dev/null
+sqltest_sql "$db" "VACUUM ANALYZE tasks" >/dev/null
+
+fail=0
+plan_check() { # plan_check NAME SQL
+    local plan
+    plan=$(sqltest_sql "$db" "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON) $2")
+    local ms
+    ms=$(grep -o 'Execution Time: [0-9.]* ms' <<<"$plan" | grep -o '[0-9.]* ms')
+    if grep -q 'Seq Scan on tasks' <<<"$plan"; then
+        echo "not ok - $1 scans the whole tasks table:" >&2
+        echo "$plan" >&2
+        fail=1
+    else
+        echo "ok - $1 uses partial indexes ($ms at $ROWS finished tasks)"
+    fi
+}
+plan_check "claim candidate" "
+SELECT t.id FROM tasks t
+ WHERE t.status = 'Queued' AND t.run_type = 'gpu' AND t.available_at <= now()
+   AND (t.dependant_on IS NULL OR NOT EXISTS (
+        SELECT 1 FROM unnest(t.dependant_on) AS d(id) LEFT JOIN tasks p ON p.id = d.id
+         WHERE p.status IS DISTINCT FROM 'Complete'))
+ ORDER BY t.created_at, t.id LIMIT 1 FOR UPDATE OF t SKIP LOCKED"
+plan_check "claimable GPU count" "
+SELECT count(*) FROM tasks t
+ WHERE t.status = 'Queued' AND t.run_type = 'gpu' AND t.available_at <= now()
+   AND (t.dependant_on IS NULL OR NOT EXISTS (
+        SELECT 1 FROM unnest(t.dependant_on) AS d(id) LEFT JOIN tasks p ON p.id = d.id
+         WHERE p.status IS DISTINCT FROM 'Complete'))"
+plan_check "queue depth and age" "
+SELECT count(*), min(created_at) FROM tasks WHERE status = 'Queued'"
+plan_check "running tasks by worker" "
+SELECT worker_id, count(*), min(generation_started_at) FROM tasks
+ WHERE status = 'In Progress' GROUP BY worker_id"
+plan_check "drain proof (does the worker hold a task?)" "
+SELECT EXISTS (SELECT 1 FROM tasks WHERE worker_id = 'b-3' AND status = 'In Progress')"
+start=$(date +%s%N)
+sqltest_sql "$db" "SELECT count(*) FROM func_claim_next_task('b-1')" >/dev/null
+echo "ok - func_claim_next_task at $ROWS finished tasks: $(( ($(date +%s%N) - start) / 1000000 )) ms (psql round trip included)"
+exit $fail
