@@ -1,0 +1,718 @@
+/* planner.c -- pure decision function of the control cycle (SPEC section 6).
+ *
+ * Pure: reads only its arguments; no I/O, clock, environment, allocation or logging. The
+ * planner keeps a small "view" of each worker's state so that later steps see the effect of
+ * earlier ones within the same cycle (a worker failed in step 2 has its tasks recovered in
+ * step 3 and its pod terminated in step 5), exactly as the actuator will apply them in order.
+ */
+#include "planner.h"
+
+#include <math.h>
+
+#include "config.h"
+#include <stdio.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------------------------ */
+/* Names                                                                                       */
+
+const char *worker_state_str(WorkerState s)
+{
+    switch (s) {
+    case WORKER_INACTIVE:
+        return "inactive";
+    case WORKER_SPAWNING:
+        return "spawning";
+    case WORKER_ACTIVE:
+        return "active";
+    case WORKER_TERMINATING:
+        return "terminating";
+    case WORKER_ERROR:
+        return "error";
+    case WORKER_TERMINATED:
+        return "terminated";
+    case WORKER_CRASHED:
+        return "crashed";
+    }
+    return "unknown";
+}
+
+int worker_state_parse(const char *s, WorkerState *out)
+{
+    static const WorkerState all[] = {WORKER_INACTIVE,    WORKER_SPAWNING, WORKER_ACTIVE,
+                                      WORKER_TERMINATING, WORKER_ERROR,    WORKER_TERMINATED,
+                                      WORKER_CRASHED};
+    for (size_t i = 0; s && i < sizeof all / sizeof all[0]; i++) {
+        if (strcmp(s, worker_state_str(all[i])) == 0) {
+            *out = all[i];
+            return 0;
+        }
+    }
+    return -1;
+}
+
+const char *action_kind_str(ActionKind kind)
+{
+    switch (kind) {
+    case ACTION_PROMOTE_WORKER:
+        return "promote_worker";
+    case ACTION_FAIL_WORKER:
+        return "fail_worker";
+    case ACTION_RECOVER_TASK:
+        return "recover_task";
+    case ACTION_DRAIN_WORKER:
+        return "drain_worker";
+    case ACTION_TERMINATE_WORKER:
+        return "terminate_worker";
+    case ACTION_SPAWN_WORKER:
+        return "spawn_worker";
+    case ACTION_ADOPT_POD:
+        return "adopt_pod";
+    case ACTION_TERMINATE_POD:
+        return "terminate_pod";
+    }
+    return "unknown";
+}
+
+const char *reason_str(Reason reason)
+{
+    static const char *names[] = {
+        [REASON_NONE] = "none",
+        [REASON_FIRST_HEARTBEAT] = "first_heartbeat",
+        [REASON_NO_POD_ID] = "no_pod_id",
+        [REASON_POD_ERROR] = "pod_error",
+        [REASON_POD_EXITED] = "pod_exited",
+        [REASON_POD_TERMINATED] = "pod_terminated",
+        [REASON_POD_GONE] = "pod_gone",
+        [REASON_SPAWNING_TIMEOUT] = "spawning_timeout",
+        [REASON_STALE_HEARTBEAT] = "stale_heartbeat",
+        [REASON_STUCK_TASK] = "stuck_task",
+        [REASON_GPU_NOT_VISIBLE] = "gpu_not_visible",
+        [REASON_WORKER_CRASHED] = "worker_crashed",
+        [REASON_WORKER_FAILED] = "worker_failed",
+        [REASON_GRACEFUL_TIMEOUT] = "graceful_timeout",
+        [REASON_IDLE] = "idle",
+        [REASON_DRAINED] = "drained",
+        [REASON_ERROR_CLEANUP] = "error_cleanup",
+        [REASON_BACKLOG] = "backlog",
+        [REASON_MIN_FLOOR] = "min_floor",
+        [REASON_KEEP_IDLE] = "keep_idle",
+        [REASON_LEAKED_POD] = "leaked_pod",
+        [REASON_ADOPT_ORPHAN_POD] = "adopt_orphan_pod",
+    };
+    if ((size_t)reason < sizeof names / sizeof names[0] && names[reason])
+        return names[reason];
+    return "unknown";
+}
+
+const char *spawn_limit_str(SpawnLimit limit)
+{
+    switch (limit) {
+    case SPAWN_LIMIT_NONE:
+        return "none";
+    case SPAWN_LIMIT_MAX_ACTIVE:
+        return "max_active_gpus";
+    case SPAWN_LIMIT_BREAKER:
+        return "circuit_breaker";
+    case SPAWN_LIMIT_SPEND_CAP:
+        return "spend_cap";
+    case SPAWN_LIMIT_GPU_BACKOFF:
+        return "gpu_capacity_backoff";
+    case SPAWN_LIMIT_UNSAFE_SNAPSHOT:
+        return "unsafe_snapshot";
+    }
+    return "unknown";
+}
+
+size_t plan_count(const Plan *plan, ActionKind kind)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < plan->count; i++)
+        if (plan->actions[i].kind == kind)
+            n++;
+    return n;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Working view                                                                                */
+
+typedef struct {
+    WorkerState state;      /* after this plan's transitions so far */
+    int tasks_held;         /* In Progress tasks in the snapshot held by this worker */
+    bool has_pod;           /* a pod id is recorded (or adopted in this plan) */
+    const SnapPod *adopted; /* the pod adopted in this plan (the row has no pod id yet) */
+    bool promoted_in_plan;
+    bool terminated_in_plan;
+} View;
+
+typedef struct {
+    const Snapshot *snap;
+    const Policy *policy;
+    Plan *plan;
+    View view[SNAP_WORKERS_MAX];
+    long long requeued; /* tasks this plan puts back into the queue */
+    long long new_unexpected;
+} Ctx;
+
+static Action *add_action(Ctx *c, ActionKind kind, Reason reason, const SnapWorker *w)
+{
+    Plan *p = c->plan;
+    if (p->count >= PLAN_MAX_ACTIONS) {
+        p->truncated = true;
+        return NULL;
+    }
+    Action *a = &p->actions[p->count++];
+    memset(a, 0, sizeof *a);
+    a->kind = kind;
+    a->reason = reason;
+    if (w) {
+        memcpy(a->worker_id, w->id, sizeof a->worker_id);
+        memcpy(a->pod_id, w->runpod_id, sizeof a->pod_id);
+        a->from_state = w->state;
+    }
+    return a;
+}
+
+static long long find_worker(const Snapshot *snap, const char *id)
+{
+    if (!id[0])
+        return -1;
+    for (size_t i = 0; i < snap->n_workers; i++)
+        if (strcmp(snap->workers[i].id, id) == 0)
+            return (long long)i;
+    return -1;
+}
+
+static const SnapPod *find_pod_by_id(const Snapshot *snap, const char *pod_id)
+{
+    for (size_t i = 0; pod_id[0] && i < snap->n_pods; i++)
+        if (strcmp(snap->pods[i].id, pod_id) == 0)
+            return &snap->pods[i];
+    return NULL;
+}
+
+static const SnapPod *find_pod_by_name(const Snapshot *snap, const char *name)
+{
+    for (size_t i = 0; name[0] && i < snap->n_pods; i++)
+        if (strcmp(snap->pods[i].name, name) == 0)
+            return &snap->pods[i];
+    return NULL;
+}
+
+/* The pod id of worker i: recorded, or adopted earlier in this plan; "" when none. */
+static const char *worker_pod_id(const Ctx *c, size_t i)
+{
+    return c->view[i].adopted ? c->view[i].adopted->id : c->snap->workers[i].runpod_id;
+}
+
+/* Fails worker i: -> error with a reason. Its tasks are recovered in step 3 and its pod is
+ * terminated in step 5. */
+static void fail_worker(Ctx *c, size_t i, Reason reason, const char *detail)
+{
+    const SnapWorker *w = &c->snap->workers[i];
+    Action *a = add_action(c, ACTION_FAIL_WORKER, reason, w);
+    if (!a)
+        return;
+    a->from_state = c->view[i].state;
+    a->unexpected = true;
+    snprintf(a->detail, sizeof a->detail, "%s", detail);
+    c->view[i].state = WORKER_ERROR;
+    c->new_unexpected++;
+}
+
+/* The oldest non-exempt In Progress task held by worker id, or NULL. */
+static const SnapTask *oldest_task_of(const Snapshot *snap, const char *id, bool include_exempt)
+{
+    const SnapTask *best = NULL;
+    for (size_t t = 0; t < snap->n_tasks; t++) {
+        const SnapTask *task = &snap->tasks[t];
+        if (strcmp(task->worker_id, id) != 0 || (task->exempt && !include_exempt))
+            continue;
+        if (!best || task->age_sec > best->age_sec)
+            best = task;
+    }
+    return best;
+}
+
+static int effective_max_attempts(const Policy *policy, const SnapTask *t)
+{
+    int m = policy->max_task_attempts;
+    if (t->max_attempts > 0 && t->max_attempts < m)
+        m = t->max_attempts;
+    return m;
+}
+
+static void recover_task(Ctx *c, const SnapTask *t, Reason reason)
+{
+    Action *a = add_action(c, ACTION_RECOVER_TASK, reason, NULL);
+    if (!a)
+        return;
+    memcpy(a->task_id, t->id, sizeof a->task_id);
+    memcpy(a->worker_id, t->worker_id, sizeof a->worker_id);
+    a->task_to_failed = t->attempts + 1 >= effective_max_attempts(c->policy, t);
+    snprintf(a->detail, sizeof a->detail, "attempt %d of %d", t->attempts + 1,
+             effective_max_attempts(c->policy, t));
+    if (!a->task_to_failed)
+        c->requeued++;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Steps                                                                                       */
+
+/* Step 1: promote or fail spawning workers. */
+static void step_spawning(Ctx *c)
+{
+    const Snapshot *snap = c->snap;
+    const Policy *pol = c->policy;
+    for (size_t i = 0; i < snap->n_workers; i++) {
+        const SnapWorker *w = &snap->workers[i];
+        if (c->view[i].state != WORKER_SPAWNING)
+            continue;
+        const SnapPod *pod = NULL;
+        if (!c->view[i].has_pod && snap->pods_listed) {
+            /* Created, but the pod id was never recorded (crash, timeout). Adopted before a
+             * promotion: recording the id requires the row to be still spawning. */
+            pod = find_pod_by_name(snap, w->id);
+            if (pod) {
+                Action *a = add_action(c, ACTION_ADOPT_POD, REASON_ADOPT_ORPHAN_POD, w);
+                if (a)
+                    memcpy(a->pod_id, pod->id, sizeof a->pod_id);
+                c->view[i].has_pod = true;
+                c->view[i].adopted = pod;
+            }
+        }
+        if (w->heartbeat_age_sec >= 0 && w->heartbeat_after_create) {
+            add_action(c, ACTION_PROMOTE_WORKER, REASON_FIRST_HEARTBEAT, w);
+            c->view[i].state = WORKER_ACTIVE;
+            c->view[i].promoted_in_plan = true;
+            continue;
+        }
+        if (!c->view[i].has_pod) {
+            if (w->age_sec > pol->pod_id_grace_sec) {
+                fail_worker(c, i, REASON_NO_POD_ID, "No Runpod ID");
+                continue;
+            }
+        } else if (snap->pods_listed && !pod) {
+            pod = find_pod_by_id(snap, w->runpod_id);
+            if (!pod && w->age_sec > pol->pod_not_found_grace_sec) {
+                fail_worker(c, i, REASON_POD_GONE, "Pod not found in RunPod");
+                continue;
+            }
+        }
+        if (pod && pod->status == SNAP_POD_ERROR) {
+            fail_worker(c, i, REASON_POD_ERROR, "Pod failed");
+            continue;
+        }
+        if (pod && pod->status == SNAP_POD_EXITED) {
+            fail_worker(c, i, REASON_POD_EXITED, "Pod exited");
+            continue;
+        }
+        if (pod && pod->status == SNAP_POD_TERMINATED) {
+            fail_worker(c, i, REASON_POD_TERMINATED, "Pod terminated");
+            continue;
+        }
+        if (w->age_sec > pol->spawning_timeout_sec)
+            fail_worker(c, i, REASON_SPAWNING_TIMEOUT, "Spawning timeout");
+    }
+}
+
+/* Step 2: health of active (and crashed, and terminating) workers. */
+static void step_health(Ctx *c)
+{
+    const Snapshot *snap = c->snap;
+    const Policy *pol = c->policy;
+    char detail[PLAN_DETAIL_MAX];
+    for (size_t i = 0; i < snap->n_workers; i++) {
+        const SnapWorker *w = &snap->workers[i];
+        WorkerState st = c->view[i].state;
+        if (st == WORKER_CRASHED) {
+            fail_worker(c, i, REASON_WORKER_CRASHED, "Worker crashed");
+            continue;
+        }
+        if (st != WORKER_ACTIVE && st != WORKER_TERMINATING)
+            continue;
+        bool holds = c->view[i].tasks_held > 0;
+        if (st == WORKER_TERMINATING && !holds)
+            continue; /* step 5 terminates it; a silent idle worker is no failure */
+
+        /* Liveness: a heartbeat older than GPU_IDLE_TIMEOUT_SEC. A worker promoted without
+         * one (legacy row) is measured from its promotion, then its creation. */
+        long long hb = w->heartbeat_age_sec;
+        if (hb < 0)
+            hb = w->promoted_age_sec >= 0 ? w->promoted_age_sec : w->age_sec;
+        if (hb > pol->idle_timeout_sec) {
+            if (holds)
+                snprintf(detail, sizeof detail, "Stale heartbeat with active tasks (%llds old)",
+                         hb);
+            else
+                snprintf(detail, sizeof detail, "Stale heartbeat (%llds old)", hb);
+            fail_worker(c, i, REASON_STALE_HEARTBEAT, detail);
+            continue;
+        }
+        const SnapTask *t = oldest_task_of(snap, w->id, false);
+        if (t && t->age_sec > pol->stuck_timeout_sec) {
+            snprintf(detail, sizeof detail, "Stuck task %s (timeout: %llds)", t->id,
+                     pol->stuck_timeout_sec);
+            fail_worker(c, i, REASON_STUCK_TASK, detail);
+            continue;
+        }
+        if (w->vram_total_mb == 0) {
+            fail_worker(c, i, REASON_GPU_NOT_VISIBLE, "GPU not visible (vram_total_mb = 0)");
+            continue;
+        }
+        if (snap->pods_listed && c->view[i].has_pod) {
+            const SnapPod *pod = find_pod_by_id(snap, worker_pod_id(c, i));
+            if (!pod && w->age_sec > pol->pod_not_found_grace_sec) {
+                fail_worker(c, i, REASON_POD_GONE,
+                            "Pod externally terminated - not found in RunPod");
+                continue;
+            }
+            if (pod && (pod->status == SNAP_POD_EXITED || pod->status == SNAP_POD_ERROR ||
+                        pod->status == SNAP_POD_TERMINATED)) {
+                fail_worker(c, i,
+                            pod->status == SNAP_POD_ERROR    ? REASON_POD_ERROR
+                            : pod->status == SNAP_POD_EXITED ? REASON_POD_EXITED
+                                                             : REASON_POD_TERMINATED,
+                            pod->status == SNAP_POD_ERROR ? "Pod failed" : "Pod terminated");
+                continue;
+            }
+        }
+    }
+}
+
+/* Step 3: In Progress tasks held by an error worker, or by no live worker, go back to the
+ * queue (attempt counted) or fail for good. Tasks without a worker id are not ours. */
+static void step_orphans(Ctx *c)
+{
+    const Snapshot *snap = c->snap;
+    for (size_t t = 0; t < snap->n_tasks; t++) {
+        const SnapTask *task = &snap->tasks[t];
+        if (!task->worker_id[0])
+            continue;
+        long long w = find_worker(snap, task->worker_id);
+        if (w < 0 || c->view[w].state == WORKER_ERROR)
+            recover_task(c, task, REASON_WORKER_FAILED);
+    }
+}
+
+static long long count_state(const Ctx *c, WorkerState st)
+{
+    long long n = 0;
+    for (size_t i = 0; i < c->snap->n_workers; i++)
+        if (c->view[i].state == st && !c->view[i].terminated_in_plan)
+            n++;
+    return n;
+}
+
+static long long count_busy(const Ctx *c)
+{
+    long long n = 0;
+    for (size_t i = 0; i < c->snap->n_workers; i++)
+        if (c->view[i].state == WORKER_ACTIVE && c->view[i].tasks_held > 0)
+            n++;
+    return n;
+}
+
+static long long ceil_div(long long a, long long b)
+{
+    return b > 0 ? (a + b - 1) / b : a;
+}
+
+/* desired = min(MAX, max(MIN, busy + ceil(queued / T), busy + KEEP_IDLE)), and which term
+ * set it. */
+static long long desired_workers(const Policy *pol, long long busy, long long queued,
+                                 Reason *why)
+{
+    long long by_tasks = busy + ceil_div(queued, pol->tasks_per_gpu);
+    long long by_idle = busy + pol->keep_idle;
+    long long d = pol->min_active;
+    *why = REASON_MIN_FLOOR;
+    if (by_tasks > d) {
+        d = by_tasks;
+        *why = REASON_BACKLOG;
+    }
+    if (by_idle > d) {
+        d = by_idle;
+        *why = REASON_KEEP_IDLE;
+    }
+    if (d > pol->max_active)
+        d = pol->max_active;
+    return d;
+}
+
+/* Idle time of an active worker: from its last task activity, else its promotion, else its
+ * creation -- never from its heartbeat (python-original incident 9). */
+static long long idle_age(const SnapWorker *w)
+{
+    if (w->activity_age_sec >= 0)
+        return w->activity_age_sec;
+    if (w->promoted_age_sec >= 0)
+        return w->promoted_age_sec;
+    return w->age_sec;
+}
+
+/* Step 4: drain idle workers above the desired fleet, newest first. */
+static void step_scale_down(Ctx *c)
+{
+    const Snapshot *snap = c->snap;
+    const Policy *pol = c->policy;
+    Reason why;
+    long long busy = count_busy(c);
+    long long desired =
+        desired_workers(pol, busy, snap->queued_claimable + c->requeued, &why);
+    long long excess = count_state(c, WORKER_ACTIVE) + count_state(c, WORKER_SPAWNING) - desired;
+    while (excess > 0) {
+        long long pick = -1;
+        for (size_t i = 0; i < snap->n_workers; i++) {
+            const SnapWorker *w = &snap->workers[i];
+            if (c->view[i].state != WORKER_ACTIVE || c->view[i].tasks_held > 0 ||
+                c->view[i].promoted_in_plan)
+                continue;
+            long long since_promotion = w->promoted_age_sec >= 0 ? w->promoted_age_sec : w->age_sec;
+            if (idle_age(w) <= pol->idle_timeout_sec || since_promotion <= pol->grace_period_sec)
+                continue;
+            if (pick < 0 || w->age_sec < snap->workers[pick].age_sec)
+                pick = (long long)i; /* newest first: warmed-up workers are kept */
+        }
+        if (pick < 0)
+            break;
+        const SnapWorker *w = &snap->workers[pick];
+        Action *a = add_action(c, ACTION_DRAIN_WORKER, REASON_IDLE, w);
+        if (!a)
+            break;
+        snprintf(a->detail, sizeof a->detail, "idle %llds", idle_age(w));
+        c->view[pick].state = WORKER_TERMINATING;
+        excess--;
+    }
+}
+
+/* Step 5: terminating workers without a task, and error workers, have their pods terminated.
+ * A terminating worker still holding a task after the graceful timeout has it recovered. */
+static void step_shutdown(Ctx *c)
+{
+    const Snapshot *snap = c->snap;
+    const Policy *pol = c->policy;
+    for (size_t i = 0; i < snap->n_workers; i++) {
+        const SnapWorker *w = &snap->workers[i];
+        View *v = &c->view[i];
+        Reason reason = REASON_NONE;
+        if (v->state == WORKER_TERMINATING) {
+            if (v->tasks_held == 0) {
+                reason = REASON_DRAINED;
+            } else if (w->terminating_age_sec > pol->graceful_timeout_sec) {
+                for (size_t t = 0; t < snap->n_tasks; t++)
+                    if (strcmp(snap->tasks[t].worker_id, w->id) == 0)
+                        recover_task(c, &snap->tasks[t], REASON_GRACEFUL_TIMEOUT);
+                reason = REASON_GRACEFUL_TIMEOUT;
+            }
+        } else if (v->state == WORKER_ERROR) {
+            reason = REASON_ERROR_CLEANUP;
+        }
+        if (reason == REASON_NONE)
+            continue;
+        Action *a = add_action(c, ACTION_TERMINATE_WORKER, reason, w);
+        if (!a)
+            return;
+        a->from_state = v->state;
+        snprintf(a->pod_id, sizeof a->pod_id, "%s", worker_pod_id(c, i));
+        v->terminated_in_plan = true;
+    }
+}
+
+/* Step 6: scale up, within MAX_ACTIVE_GPUS, the circuit breaker, the spend cap and the GPU
+ * capacity backoff. */
+static void step_scale_up(Ctx *c)
+{
+    const Snapshot *snap = c->snap;
+    const Policy *pol = c->policy;
+    Plan *p = c->plan;
+    Reason why;
+    long long active = count_state(c, WORKER_ACTIVE);
+    long long spawning = count_state(c, WORKER_SPAWNING);
+    long long terminating = count_state(c, WORKER_TERMINATING);
+    long long busy = count_busy(c);
+    long long queued = snap->queued_claimable + c->requeued;
+    long long desired = desired_workers(pol, busy, queued, &why);
+
+    p->queued = queued;
+    p->running = snap->in_progress_total;
+    p->active = active;
+    p->spawning = spawning;
+    p->terminating = terminating;
+    p->busy = busy;
+    p->idle = active - busy;
+    p->desired = desired;
+
+    /* Breaker: endings in the window, including the failures this plan records. */
+    long long ended = snap->ended_in_window + c->new_unexpected;
+    long long unexpected = snap->unexpected_in_window + c->new_unexpected;
+    p->failure_rate = ended > 0 ? (double)unexpected / (double)ended : 0.0;
+    p->breaker_open =
+        ended >= pol->min_workers_for_rate && p->failure_rate > pol->max_failure_rate;
+
+    /* Fleet cost: known costs, spawning pods without one estimated at the highest seen. */
+    double cost = 0;
+    for (size_t i = 0; i < snap->n_workers; i++) {
+        if (c->view[i].terminated_in_plan || c->view[i].state == WORKER_TERMINATED)
+            continue;
+        const SnapWorker *w = &snap->workers[i];
+        cost += w->cost_per_hr > 0 ? w->cost_per_hr : snap->max_known_pod_cost;
+    }
+    p->fleet_cost_per_hr = cost;
+
+    /* GPU types not in capacity backoff, in the configured order. */
+    p->n_gpu_types = 0;
+    for (size_t g = 0; g < pol->n_gpu_types; g++) {
+        bool backed_off = false;
+        for (size_t b = 0; b < snap->n_backoffs; b++)
+            if (strcmp(snap->backoffs[b].gpu_type, pol->gpu_types[g]) == 0 &&
+                snap->backoffs[b].remaining_sec > 0)
+                backed_off = true;
+        if (!backed_off)
+            memcpy(p->gpu_types[p->n_gpu_types++], pol->gpu_types[g], SNAP_NAME_MAX);
+    }
+
+    long long want = desired - (active + spawning);
+    if (want <= 0)
+        return;
+    long long room = pol->max_active - (active + spawning + terminating);
+    long long n = want;
+    if (room < n) {
+        n = room > 0 ? room : 0;
+        p->spawn_limit = SPAWN_LIMIT_MAX_ACTIVE;
+    }
+    if (n > 0 && p->breaker_open) {
+        n = 0;
+        p->spawn_limit = SPAWN_LIMIT_BREAKER;
+    }
+    if (n > 0 && pol->max_hourly_spend > 0) {
+        long long allowed;
+        if (snap->max_known_pod_cost > 0)
+            allowed = (long long)floor((pol->max_hourly_spend - cost) / snap->max_known_pod_cost);
+        else
+            allowed = cost < pol->max_hourly_spend ? 1 : 0; /* learn the price with one pod */
+        if (allowed < 0)
+            allowed = 0;
+        if (allowed < n) {
+            n = allowed;
+            p->spawn_limit = SPAWN_LIMIT_SPEND_CAP;
+        }
+    }
+    if (n > 0 && p->n_gpu_types == 0) {
+        n = 0;
+        p->spawn_limit = SPAWN_LIMIT_GPU_BACKOFF;
+    }
+    for (long long k = 0; k < n; k++) {
+        Action *a = add_action(c, ACTION_SPAWN_WORKER, why, NULL);
+        if (!a)
+            break;
+        snprintf(a->detail, sizeof a->detail, "desired %lld, have %lld", desired,
+                 active + spawning);
+        p->to_spawn++;
+    }
+}
+
+/* Step 7: leaked pods -- our prefix, no live worker row, older than the grace. */
+static void step_reconcile(Ctx *c)
+{
+    const Snapshot *snap = c->snap;
+    const Policy *pol = c->policy;
+    size_t plen = strlen(pol->worker_prefix);
+    for (size_t k = 0; k < snap->n_pods; k++) {
+        const SnapPod *pod = &snap->pods[k];
+        if (plen == 0 || strncmp(pod->name, pol->worker_prefix, plen) != 0)
+            continue; /* never touch pods that are not ours */
+        if (pod->status == SNAP_POD_TERMINATED)
+            continue;
+        bool owned = false;
+        for (size_t i = 0; i < snap->n_workers && !owned; i++) {
+            const SnapWorker *w = &snap->workers[i];
+            owned = strcmp(w->id, pod->name) == 0 ||
+                    (w->runpod_id[0] && strcmp(w->runpod_id, pod->id) == 0);
+        }
+        if (owned || pod->age_sec < 0 || pod->age_sec <= pol->orphan_pod_grace_sec)
+            continue;
+        Action *a = add_action(c, ACTION_TERMINATE_POD, REASON_LEAKED_POD, NULL);
+        if (!a)
+            return;
+        memcpy(a->pod_id, pod->id, sizeof a->pod_id);
+        snprintf(a->detail, sizeof a->detail, "pod %.64s (%.40s) age %llds, no worker row", pod->name,
+                 pod->id, pod->age_sec);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+void policy_from_config(const Config *cfg, Policy *out)
+{
+    memset(out, 0, sizeof *out);
+    out->min_active = cfg->min_active_gpus;
+    out->max_active = cfg->max_active_gpus;
+    out->tasks_per_gpu = cfg->tasks_per_gpu_threshold;
+    out->keep_idle = cfg->machines_to_keep_idle;
+    out->idle_timeout_sec = cfg->gpu_idle_timeout_sec;
+    out->stuck_timeout_sec = cfg->task_stuck_timeout_sec;
+    out->spawning_timeout_sec = cfg->spawning_timeout_sec;
+    out->graceful_timeout_sec = cfg->graceful_shutdown_timeout_sec;
+    out->grace_period_sec = cfg->worker_grace_period_sec;
+    out->pod_id_grace_sec = cfg->spawn_pod_id_grace_sec;
+    out->pod_not_found_grace_sec = cfg->pod_not_found_grace_sec;
+    out->max_task_attempts = cfg->max_task_attempts;
+    out->max_failure_rate = cfg->max_worker_failure_rate;
+    out->min_workers_for_rate = cfg->min_workers_for_rate_check;
+    out->max_hourly_spend = cfg->max_hourly_spend_usd;
+    out->reconcile_interval_sec = cfg->reconcile_interval_sec;
+    out->orphan_pod_grace_sec = cfg->orphan_pod_grace_sec;
+    snprintf(out->worker_prefix, sizeof out->worker_prefix, "%s", cfg->worker_id_prefix);
+    for (size_t g = 0; g < cfg->runpod_gpu_types.count && g < PLAN_GPU_TYPES_MAX; g++)
+        snprintf(out->gpu_types[out->n_gpu_types++], SNAP_NAME_MAX, "%s",
+                 cfg->runpod_gpu_types.items[g]);
+}
+
+void planner_decide(const Snapshot *snap, const Policy *policy, Plan *out)
+{
+    Ctx c;
+    memset(&c, 0, sizeof c);
+    c.snap = snap;
+    c.policy = policy;
+    c.plan = out;
+    out->count = 0;
+    out->truncated = false;
+    out->queued = out->running = out->spawning = out->active = out->idle = out->busy = 0;
+    out->terminating = out->desired = out->to_spawn = 0;
+    out->spawn_limit = SPAWN_LIMIT_NONE;
+    out->breaker_open = false;
+    out->failure_rate = 0;
+    out->fleet_cost_per_hr = 0;
+    out->n_gpu_types = 0;
+    out->reconcile_due =
+        snap->since_reconcile_sec < 0 || snap->since_reconcile_sec >= policy->reconcile_interval_sec;
+    out->reconcile_ran = false;
+
+    if (snap->workers_truncated) {
+        /* More live workers than we can see: any decision could be wrong. Fail closed. */
+        out->spawn_limit = SPAWN_LIMIT_UNSAFE_SNAPSHOT;
+        return;
+    }
+
+    for (size_t i = 0; i < snap->n_workers; i++) {
+        c.view[i].state = snap->workers[i].state;
+        c.view[i].has_pod = snap->workers[i].runpod_id[0] != '\0';
+    }
+    for (size_t t = 0; t < snap->n_tasks; t++) {
+        long long w = find_worker(snap, snap->tasks[t].worker_id);
+        if (w >= 0)
+            c.view[w].tasks_held++;
+    }
+
+    step_spawning(&c);
+    step_health(&c);
+    step_orphans(&c);
+    step_scale_down(&c);
+    step_shutdown(&c);
+    step_scale_up(&c);
+    if (out->reconcile_due && snap->pods_listed) {
+        step_reconcile(&c);
+        out->reconcile_ran = true;
+    }
+}

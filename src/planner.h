@@ -1,0 +1,138 @@
+/* planner.h -- pure: planner_decide() turns (snapshot, policy) into a Plan.
+ *
+ * Reads only its arguments: no clock, environment, I/O, allocation or logging. Every action
+ * carries a machine-readable Reason; the shell logs them, prints them (--dry-run, SAFE_MODE)
+ * and applies them (actuator). The rules are SPEC section 6, steps 1-7, in that order.
+ */
+#ifndef ORCH_PLANNER_H
+#define ORCH_PLANNER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "snapshot.h"
+
+#define PLAN_MAX_ACTIONS 4096
+#define PLAN_DETAIL_MAX 160
+#define PLAN_GPU_TYPES_MAX 16
+
+typedef enum {
+    ACTION_PROMOTE_WORKER = 1, /* spawning -> active */
+    ACTION_FAIL_WORKER,        /* spawning|active|crashed -> error (detail = error_reason) */
+    ACTION_RECOVER_TASK,       /* In Progress -> Queued (attempt counted) or Failed */
+    ACTION_DRAIN_WORKER,       /* active -> terminating, proving it holds no task */
+    ACTION_TERMINATE_WORKER,   /* terminate its pod, then -> terminated */
+    ACTION_SPAWN_WORKER,       /* insert a spawning row, create its pod, record the pod id */
+    ACTION_ADOPT_POD,          /* record the pod id of a spawning row that has none */
+    ACTION_TERMINATE_POD,      /* a leaked pod: ours by name, no live worker row */
+} ActionKind;
+
+typedef enum {
+    REASON_NONE = 0,
+    REASON_FIRST_HEARTBEAT,
+    REASON_NO_POD_ID,
+    REASON_POD_ERROR,
+    REASON_POD_EXITED,
+    REASON_POD_TERMINATED,
+    REASON_POD_GONE,
+    REASON_SPAWNING_TIMEOUT,
+    REASON_STALE_HEARTBEAT,
+    REASON_STUCK_TASK,
+    REASON_GPU_NOT_VISIBLE,
+    REASON_WORKER_CRASHED,
+    REASON_WORKER_FAILED,    /* task recovery: its worker failed or is gone */
+    REASON_GRACEFUL_TIMEOUT, /* task recovery / termination after GRACEFUL_SHUTDOWN_TIMEOUT */
+    REASON_IDLE,             /* scale-down */
+    REASON_DRAINED,          /* terminating worker holds no task */
+    REASON_ERROR_CLEANUP,    /* error worker's pod */
+    REASON_BACKLOG,          /* scale-up for queued tasks */
+    REASON_MIN_FLOOR,        /* scale-up to MIN_ACTIVE_GPUS */
+    REASON_KEEP_IDLE,        /* scale-up for MACHINES_TO_KEEP_IDLE */
+    REASON_LEAKED_POD,
+    REASON_ADOPT_ORPHAN_POD,
+} Reason;
+
+/* Why scale-up spawned fewer workers than desired (SPAWN_LIMIT_NONE when it did not). */
+typedef enum {
+    SPAWN_LIMIT_NONE = 0,
+    SPAWN_LIMIT_MAX_ACTIVE,   /* MAX_ACTIVE_GPUS counting spawning and terminating pods */
+    SPAWN_LIMIT_BREAKER,      /* failure-rate circuit breaker open */
+    SPAWN_LIMIT_SPEND_CAP,    /* MAX_HOURLY_SPEND_USD */
+    SPAWN_LIMIT_GPU_BACKOFF,  /* every GPU type is in capacity backoff */
+    SPAWN_LIMIT_UNSAFE_SNAPSHOT, /* snapshot truncated: act on nothing */
+} SpawnLimit;
+
+typedef struct {
+    ActionKind kind;
+    Reason reason;
+    char worker_id[SNAP_ID_MAX];
+    char pod_id[SNAP_ID_MAX];
+    char task_id[SNAP_TASK_ID_MAX];
+    WorkerState from_state; /* compare-and-swap guard for worker updates */
+    bool task_to_failed;    /* RECOVER_TASK: attempts exhausted -> Failed */
+    bool unexpected;        /* FAIL_WORKER: counts toward the circuit breaker */
+    char detail[PLAN_DETAIL_MAX];
+} Action;
+
+/* The policy: the part of Config the planner needs, as plain numbers. */
+typedef struct {
+    int min_active;
+    int max_active;
+    int tasks_per_gpu;
+    int keep_idle;
+    long long idle_timeout_sec;
+    long long stuck_timeout_sec;
+    long long spawning_timeout_sec;
+    long long graceful_timeout_sec;
+    long long grace_period_sec;
+    long long pod_id_grace_sec;
+    long long pod_not_found_grace_sec;
+    int max_task_attempts;
+    double max_failure_rate;
+    long long min_workers_for_rate;
+    double max_hourly_spend;
+    long long reconcile_interval_sec;
+    long long orphan_pod_grace_sec;
+    char worker_prefix[33];
+    size_t n_gpu_types;
+    char gpu_types[PLAN_GPU_TYPES_MAX][SNAP_NAME_MAX];
+} Policy;
+
+typedef struct {
+    /* counts after this plan's own transitions (what the summary reports) */
+    long long queued;   /* claimable, plus tasks this plan re-queues */
+    long long running;  /* In Progress tasks */
+    long long spawning, active, idle, busy, terminating;
+    long long desired;
+    long long to_spawn;
+    SpawnLimit spawn_limit;
+    bool breaker_open;
+    double failure_rate; /* unexpected / ended in the window; 0 when too few endings */
+    double fleet_cost_per_hr;
+    bool reconcile_due;
+    bool reconcile_ran; /* due and the pod list was available */
+    size_t n_gpu_types; /* types to try, in order, with backed-off ones removed */
+    char gpu_types[PLAN_GPU_TYPES_MAX][SNAP_NAME_MAX];
+
+    size_t count;
+    bool truncated; /* more actions than PLAN_MAX_ACTIONS: the rest wait for the next cycle */
+    Action actions[PLAN_MAX_ACTIONS];
+} Plan;
+
+/* Fills the policy from a validated configuration. Cannot fail. */
+void policy_from_config(const Config *cfg, Policy *out);
+
+/* Decides one cycle. Reads only snap and policy; writes only *out (fully overwritten).
+ * Cannot fail: capacity limits are reported in out->truncated / out->spawn_limit. */
+void planner_decide(const Snapshot *snap, const Policy *policy, Plan *out);
+
+/* Number of actions of a kind in the plan. Cannot fail. */
+size_t plan_count(const Plan *plan, ActionKind kind);
+
+/* Stable snake_case names for logs, the journal and --dry-run. Cannot fail. */
+const char *action_kind_str(ActionKind kind);
+const char *reason_str(Reason reason);
+const char *spawn_limit_str(SpawnLimit limit);
+
+#endif

@@ -1,0 +1,123 @@
+/* snapshot.h -- plain data: the world at one tick, as the planner sees it.
+ *
+ * Filled by db_load_snapshot() (and, when due, the RunPod pod list) in the shell; read by the
+ * pure planner. Every age is computed by PostgreSQL from its own now(), so the planner never
+ * compares clocks. Ages are in seconds; -1 means "never" / "unknown".
+ */
+#ifndef ORCH_SNAPSHOT_H
+#define ORCH_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define SNAP_WORKERS_MAX 1024
+#define SNAP_TASKS_MAX 4096
+#define SNAP_PODS_MAX 2048
+#define SNAP_GPU_BACKOFF_MAX 32
+#define SNAP_ID_MAX 64
+#define SNAP_TASK_ID_MAX 40
+#define SNAP_NAME_MAX 128
+
+typedef enum {
+    WORKER_INACTIVE = 0,
+    WORKER_SPAWNING,
+    WORKER_ACTIVE,
+    WORKER_TERMINATING,
+    WORKER_ERROR,
+    WORKER_TERMINATED,
+    WORKER_CRASHED,
+} WorkerState;
+
+typedef struct {
+    char id[SNAP_ID_MAX];
+    WorkerState state;
+    char runpod_id[SNAP_ID_MAX]; /* "" = no pod id recorded yet */
+    long long age_sec;           /* since created_at */
+    long long heartbeat_age_sec; /* since last_heartbeat; -1 never */
+    bool heartbeat_after_create; /* last_heartbeat > created_at */
+    long long promoted_age_sec;  /* since promoted_at; -1 not promoted */
+    long long activity_age_sec;  /* since last_task_activity_at; -1 never had a task */
+    long long terminating_age_sec; /* since the move to terminating; -1 unknown */
+    long long vram_total_mb;     /* -1 unknown (never reported) */
+    long long vram_used_mb;      /* -1 unknown */
+    double cost_per_hr;          /* 0 unknown */
+    char gpu_type[SNAP_NAME_MAX];
+} SnapWorker;
+
+typedef struct {
+    char id[SNAP_TASK_ID_MAX];
+    char worker_id[SNAP_ID_MAX]; /* "" = none */
+    char task_type[SNAP_NAME_MAX];
+    bool exempt;          /* task_type matches STUCK_EXEMPT_TASK_TYPES */
+    long long age_sec;    /* since generation_started_at; -1 unknown */
+    int attempts;
+    int max_attempts;
+} SnapTask; /* an In Progress task */
+
+typedef enum {
+    SNAP_POD_UNKNOWN = 0,
+    SNAP_POD_PROVISIONING,
+    SNAP_POD_STARTING,
+    SNAP_POD_RUNNING,
+    SNAP_POD_EXITED,
+    SNAP_POD_ERROR,
+    SNAP_POD_TERMINATED,
+} SnapPodStatus;
+
+typedef struct {
+    char id[SNAP_ID_MAX];
+    char name[SNAP_NAME_MAX];
+    SnapPodStatus status;
+    long long age_sec; /* from RunPod's createdAt against the database clock; -1 unknown */
+    double cost_per_hr;
+} SnapPod;
+
+typedef struct {
+    char gpu_type[SNAP_NAME_MAX];
+    long long remaining_sec; /* backoff left; > 0 means do not try this type */
+    int failures;
+} SnapGpuBackoff;
+
+typedef struct {
+    double now_epoch;       /* database now(), seconds since the epoch */
+    long long cycle_number; /* this cycle's number (persisted counter + 1) */
+
+    /* demand */
+    long long queued_claimable; /* Queued, run_type gpu, deps complete, available_at passed */
+    long long queued_total;     /* every Queued task */
+    long long oldest_queued_age_sec;
+    long long in_progress_total;
+
+    /* fleet: every worker row that is not terminated */
+    size_t n_workers;
+    SnapWorker workers[SNAP_WORKERS_MAX];
+    bool workers_truncated; /* more live rows than SNAP_WORKERS_MAX: act on nothing */
+
+    /* In Progress tasks (bounded; the oldest first) */
+    size_t n_tasks;
+    SnapTask tasks[SNAP_TASKS_MAX];
+    bool tasks_truncated;
+
+    /* persisted controller state */
+    long long since_reconcile_sec; /* -1 never */
+    long long ended_in_window;     /* workers that ended within FAILURE_WINDOW_MINUTES */
+    long long unexpected_in_window;
+    bool breaker_was_open;
+    double max_known_pod_cost; /* highest cost_per_hr seen for a pod (spend-cap estimate) */
+
+    size_t n_backoffs;
+    SnapGpuBackoff backoffs[SNAP_GPU_BACKOFF_MAX];
+
+    /* RunPod pods, listed when reconcile is due or a spawning worker needs its pod checked */
+    bool pods_listed;
+    size_t n_pods;
+    SnapPod pods[SNAP_PODS_MAX];
+} Snapshot;
+
+/* Lower-case database name of a worker state ("spawning", ...). Cannot fail. */
+const char *worker_state_str(WorkerState s);
+
+/* Parses a database worker_status; returns 0 and sets *out, or -1. */
+int worker_state_parse(const char *s, WorkerState *out);
+
+#endif
