@@ -1,0 +1,231 @@
+#!/usr/bin/python3
+"""validate_runpod.py -- RunPod REST v2 contract check (SPEC 7).
+
+Validates, against RunPod's OpenAPI 3.1 document (tests/fixtures/runpod/openapi-v2.json; its
+schemas are JSON Schema 2020-12, $refs resolved within the document):
+
+  * every request the client sent and every response the fake served, as recorded by
+    tests/fakes/fake_runpod.py --record (JSON lines), and
+  * the recorded RunPod examples in tests/fixtures/runpod/, and
+  * that the validator has teeth: a create body with an unknown field (gpuTypeIds, the v1 name),
+    without a name, or with a string disk FAILS.
+
+Responses the test shaped on purpose into something RunPod would never send (a fault rule with
+a raw "body": oversized, truncated or HTML) are exempt from response validation; their
+requests are still checked. Exit status 0 when everything validates, 1 otherwise.
+
+Usage: validate_runpod.py --openapi FILE --fixtures DIR RECORD.jsonl...
+Needs /usr/bin/python3 with Debian's python3-jsonschema (4.x).
+"""
+
+import argparse
+import json
+import re
+import sys
+
+from jsonschema import Draft202012Validator
+
+REQUIRED_KINDS = [
+    ("POST", "/v2/pods", 201), ("GET", "/v2/pods", 200), ("GET", "/v2/pods/{id}", 200),
+    ("DELETE", "/v2/pods/{id}", 204), ("DELETE", "/v2/pods/{id}", 404),
+    ("GET", "/v2/pods/{id}", 404), ("POST", "/v2/pods", 400), ("POST", "/v2/pods", 422),
+    ("GET", "/v2/pods", 401), ("GET", "/v2/pods", 429), ("POST", "/v2/pods", 500),
+]
+
+
+class Contract:
+    def __init__(self, doc):
+        self.doc = doc
+        self.validators = {}
+        self.templates = []
+        for tpl in doc["paths"]:
+            rx = "^" + re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(tpl)) + "$"
+            self.templates.append((re.compile(rx), tpl))
+
+    def validator(self, schema):
+        key = json.dumps(schema, sort_keys=True)
+        if key not in self.validators:
+            root = dict(schema)
+            root["components"] = self.doc["components"]
+            Draft202012Validator.check_schema(root)
+            self.validators[key] = Draft202012Validator(root)
+        return self.validators[key]
+
+    def errors(self, schema, instance):
+        return ["%s: %s" % ("/".join(str(p) for p in e.absolute_path) or "$", e.message)
+                for e in self.validator(schema).iter_errors(instance)]
+
+    def schema_errors(self, name, instance):
+        return self.errors({"$ref": "#/components/schemas/" + name}, instance)
+
+    def template(self, path):
+        for rx, tpl in self.templates:
+            if rx.match(path):
+                return tpl
+        return None
+
+    def deref(self, obj):
+        while isinstance(obj, dict) and "$ref" in obj:
+            parts = obj["$ref"].lstrip("#/").split("/")
+            obj = self.doc
+            for p in parts:
+                obj = obj[p]
+        return obj
+
+
+def header(headers, name):
+    for k, v in (headers or {}).items():
+        if k.lower() == name.lower():
+            return v
+    return None
+
+
+def check_exchange(c, ex):
+    errs = []
+    method, path = ex["method"], ex["path"]
+    tpl = c.template(path)
+    if tpl is None:
+        return ["%s %s: path not in the OpenAPI document" % (method, path)], None
+    op = c.doc["paths"][tpl].get(method.lower())
+    if op is None:
+        return ["%s %s: method not in the OpenAPI document" % (method, tpl)], None
+    # -- request --------------------------------------------------------------------------
+    hdrs = ex.get("headers") or {}
+    auth = header(hdrs, "Authorization")
+    if auth == "Bearer <mismatched>":
+        if ex.get("status") != 401:
+            errs.append("a wrong bearer key was not answered 401")
+    elif auth != "Bearer <matched>":
+        errs.append("request without a bearer key (%s)" % auth)
+    ua = header(hdrs, "User-Agent") or ""
+    if not ua.startswith("orchestrator/"):
+        errs.append("request User-Agent %r does not name orchestrator/<version>" % ua)
+    if header(hdrs, "Content-Type") != "application/json":
+        errs.append("request Content-Type %r" % header(hdrs, "Content-Type"))
+    body = ex.get("body")
+    if "requestBody" in op:
+        schema = c.deref(op["requestBody"])["content"]["application/json"]["schema"]
+        if not isinstance(body, (dict, list)):
+            errs.append("request body is not JSON: %r" % (body,))
+        else:
+            errs += ["request " + e for e in c.errors(schema, body)]
+    elif body not in (None, ""):
+        errs.append("unexpected request body on %s" % method)
+    # -- response -------------------------------------------------------------------------
+    status = ex.get("status")
+    fault = ex.get("fault") or {}
+    if "body" in fault:
+        return errs, (method, tpl, status)  # deliberately malformed answer
+    resps = op["responses"]
+    spec = c.deref(resps.get(str(status), resps.get("default")))
+    rh = ex.get("response_headers") or {}
+    resp = ex.get("response")
+    content = spec.get("content")
+    if not content:
+        if resp not in (None, ""):
+            errs.append("response %d must have no body" % status)
+    else:
+        ctype = (header(rh, "Content-Type") or "").split(";")[0].strip()
+        if ctype not in content:
+            errs.append("response %d Content-Type %r, document says %s" %
+                        (status, ctype, sorted(content)))
+        else:
+            errs += ["response %d %s" % (status, e)
+                     for e in c.errors(content[ctype]["schema"], resp)]
+    if status == 429:
+        ra = header(rh, "Retry-After")
+        if ra is None or not str(ra).isdigit():
+            errs.append("429 without an integer Retry-After")
+    return errs, (method, tpl, status)
+
+
+def self_test(c, fixtures):
+    """The recorded examples validate, and bad create bodies fail."""
+    errs = []
+
+    def load(name):
+        with open("%s/%s" % (fixtures, name), encoding="utf-8") as f:
+            return json.load(f)
+
+    good = {"v2_create_request.json": "CreatePodRequest", "v2_create_ok.json": "Pod",
+            "v2_get_running.json": "Pod", "v2_get_starting.json": "Pod",
+            "v2_list.json": "ListPodsResponse",
+            "v2_error_insufficient_balance_402.json": "ErrorResponse",
+            "v2_error_no_capacity.json": "ErrorResponse",
+            "v2_error_not_found.json": "ErrorResponse",
+            "v2_error_rate_limited_429.json": "ErrorResponse",
+            "v2_error_unauthorized.json": "ErrorResponse",
+            "v2_error_validation_422.json": "ErrorResponse"}
+    for name, schema in good.items():
+        e = c.schema_errors(schema, load(name))
+        if e:
+            errs.append("fixture %s does not validate as %s: %s" % (name, schema, e[:3]))
+    req = load("v2_create_request.json")
+    bad = {
+        "unknown field gpuTypeIds": dict(req, gpuTypeIds=["NVIDIA GeForce RTX 4090"]),
+        "unknown field in gpu": dict(req, gpu={"id": "x", "count": 1, "bogus": 1}),
+        "missing name": {k: v for k, v in req.items() if k != "name"},
+        "string disk": dict(req, disk="50"),
+        "bad cloud": dict(req, cloud="SPOT"),
+        "non-string env value": dict(req, env={"A": 1}),
+        "two network mounts": dict(req, mounts={"network": [
+            {"volumeId": "a", "path": "/a"}, {"volumeId": "b", "path": "/b"}]}),
+    }
+    for what, body in bad.items():
+        if not c.schema_errors("CreatePodRequest", body):
+            errs.append("validator accepted a create body with %s" % what)
+    pod = load("v2_get_running.json")
+    if not c.schema_errors("Pod", dict(pod, status="PAUSED")):
+        errs.append("validator accepted a pod with status PAUSED")
+    if not c.schema_errors("Pod", {k: v for k, v in pod.items() if k != "cost"}):
+        errs.append("validator accepted a pod without cost")
+    return errs
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--openapi", required=True)
+    ap.add_argument("--fixtures", required=True)
+    ap.add_argument("--no-coverage", action="store_true",
+                    help="do not require every kind of exchange to appear")
+    ap.add_argument("records", nargs="*")
+    args = ap.parse_args()
+    with open(args.openapi, encoding="utf-8") as f:
+        c = Contract(json.load(f))
+
+    failures = ["self-test: " + e for e in self_test(c, args.fixtures)]
+    n = 0
+    seen = {}
+    for path in args.records:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if not line.strip():
+                    continue
+                ex = json.loads(line)
+                n += 1
+                errs, kind = check_exchange(c, ex)
+                if kind:
+                    k = (kind[0], kind[1], 500 if 500 <= (kind[2] or 0) < 600 else kind[2])
+                    seen[k] = seen.get(k, 0) + 1
+                for e in errs:
+                    failures.append("%s:%s %s %s -> %s: %s" % (
+                        path.rsplit("/", 1)[-1], ex.get("seq"), ex["method"], ex["path"],
+                        ex.get("status"), e))
+    if not args.no_coverage:
+        for kind in REQUIRED_KINDS:
+            if kind not in seen:
+                failures.append("coverage: no %s %s -> %d exchange was recorded" % kind)
+    for k in sorted(seen, key=str):
+        print("contract: %-6s %-16s %s x%d" % (k[0], k[1], k[2], seen[k]))
+    if failures:
+        for fl in failures[:200]:
+            print("contract: FAIL " + fl)
+        print("contract: %d exchanges, %d failures" % (n, len(failures)))
+        return 1
+    print("contract: %d exchanges from %d files and the fixtures validate against the "
+          "OpenAPI document; bad create bodies are rejected" % (n, len(args.records)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
