@@ -13,6 +13,8 @@ PACKAGES=(
     check libsubunit-dev
     # integration tests and the demo: a private PostgreSQL server, pgbench, the fakes
     postgresql postgresql-contrib postgresql-client
+    # SQL contract tests: pgTAP and its runner pg_prove
+    postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
     python3 python3-psycopg2 python3-jsonschema python3-yaml
     # process helpers used by the scripts
     procps util-linux ca-certificates

@@ -465,6 +465,21 @@ Status config_parse(const char *const *envp, const char *hostname, unsigned need
                   "config: invalid value \"%s\" for WORKER_ID_PREFIX: expected lower-case "
                   "letters, digits and '-' (it becomes part of RunPod pod names)",
                   cfg->worker_id_prefix);
+    for (size_t i = 0; i < cfg->runpod_ports.count; i++) {
+        const char *port = cfg->runpod_ports.items[i];
+        char *end = NULL;
+        long num = strtol(port, &end, 10);
+        if (end == port || num < 1 || num > 65535 ||
+            (strcmp(end, "/tcp") != 0 && strcmp(end, "/http") != 0))
+            add_error(errs,
+                      "config: invalid value \"%s\" in RUNPOD_PORTS: expected PORT/tcp or "
+                      "PORT/http with PORT in [1, 65535], e.g. 22/tcp,8888/http",
+                      port);
+    }
+    for (size_t i = 0; i < cfg->runpod_data_center_ids.count; i++)
+        if (strlen(cfg->runpod_data_center_ids.items[i]) > 63)
+            add_error(errs, "config: a data center id in RUNPOD_DATA_CENTER_IDS is longer than 63 "
+                            "characters");
     if (!cfg->orchestrator_instance_id[0])
         snprintf(cfg->orchestrator_instance_id, sizeof cfg->orchestrator_instance_id,
                  "orchestrator-%.100s", hostname && hostname[0] ? hostname : "unknown");

@@ -139,6 +139,10 @@ static const struct {
     {"RUNPOD_GPU_TYPES=A, B ,C", STATUS_OK},
     {"RUNPOD_GPU_TYPES=1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17", STATUS_ERR_CONFIG},
     {"RUNPOD_DATA_CENTER_IDS=EU-RO-1,US-TX-3", STATUS_OK},
+    {"RUNPOD_PORTS=22/tcp, 8888/http", STATUS_OK},
+    {"RUNPOD_PORTS=22", STATUS_ERR_CONFIG},
+    {"RUNPOD_PORTS=70000/tcp", STATUS_ERR_CONFIG},
+    {"RUNPOD_PORTS=22/udp", STATUS_ERR_CONFIG},
     {"WORKER_ENV_HF_TOKEN=abc", STATUS_OK},
     {"WORKER_ENV_WORKER_ID=x", STATUS_ERR_CONFIG},
     {"WORKER_ENV_1BAD=x", STATUS_ERR_CONFIG},
@@ -302,6 +306,27 @@ START_TEST(test_config_help_lists_every_variable)
 }
 END_TEST
 
+/* env.example documents every variable of the table. */
+START_TEST(test_config_env_example_lists_every_variable)
+{
+    const char *dir = getenv("ORCH_SOURCE_DIR");
+    ck_assert_msg(dir != NULL, "ORCH_SOURCE_DIR is not set (run through ctest)");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/env.example", dir);
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    static char text[65536];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    for (size_t i = 0; i < config_var_count(); i++) {
+        char want[160];
+        snprintf(want, sizeof want, "%s=", config_var_name(i));
+        ck_assert_msg(strstr(text, want), "env.example lacks %s", config_var_name(i));
+    }
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -326,6 +351,7 @@ static Suite *config_suite(void)
     tcase_add_loop_test(tc, test_config_redact_dburl, 0, (int)ARRAY_LEN(DBURL_CASES));
     tcase_add_test(tc, test_config_hash);
     tcase_add_test(tc, test_config_help_lists_every_variable);
+    tcase_add_test(tc, test_config_env_example_lists_every_variable);
     suite_add_tcase(s, tc);
     return s;
 }

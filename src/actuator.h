@@ -1,0 +1,51 @@
+/* actuator.h -- applies a Plan, one action at a time, and records each outcome.
+ *
+ * Shell module: database writes through db.h (compare-and-swap) and RunPod calls through
+ * runpod.h. An action whose row changed since the snapshot is skipped and reported, and so is
+ * every later action about the same worker. Spawns are created concurrently.
+ */
+#ifndef ORCH_ACTUATOR_H
+#define ORCH_ACTUATOR_H
+
+#include <cJSON.h>
+#include <stdbool.h>
+
+#include "app.h"
+#include "planner.h"
+#include "snapshot.h"
+#include "status.h"
+
+typedef struct {
+    long long workers_promoted;
+    long long workers_failed;
+    long long workers_spawned;
+    long long workers_terminated;
+    long long workers_drained;
+    long long tasks_reset;  /* back to Queued */
+    long long tasks_failed; /* attempts exhausted */
+    long long pods_adopted;
+    long long leaked_pods_terminated;
+    long long spawn_failures;
+    long long skipped; /* guard failed: the row changed since the snapshot */
+    long long failed;  /* an action that errored */
+    bool api_auth_failed;
+    bool api_balance_failed;
+    bool api_retired;
+    bool db_failed;
+    cJSON *outcomes; /* array of {action, reason, worker_id?, task_id?, pod_id?, result, detail} */
+    cJSON *errors;   /* array of strings */
+} ActResult;
+
+/* Initialises res (allocates its JSON arrays). Returns STATUS_ERR_NOMEM on failure. */
+Status act_result_init(ActResult *res);
+
+/* Frees the JSON arrays; NULL-safe. */
+void act_result_clear(ActResult *res);
+
+/* Applies the plan in order. Returns STATUS_OK when every action applied or was skipped by its
+ * guard, STATUS_ERR_DB when the database failed (the remaining actions are not attempted),
+ * STATUS_ERR_API for credentials/retired-API errors, STATUS_ERR_PARTIAL when some actions
+ * failed. res is filled in every case. */
+Status actuator_apply(App *app, const Snapshot *snap, const Plan *plan, ActResult *res);
+
+#endif

@@ -1,0 +1,22 @@
+/* app.h -- what one run of the program holds: the configuration and its connections.
+ * Plain data shared by the shell modules (loop, actuator, commands). */
+#ifndef ORCH_APP_H
+#define ORCH_APP_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+#include "config.h"
+
+struct RunpodClient;
+
+typedef struct {
+    const Config *cfg;
+    PGconn *conn;             /* owned; NULL until connected */
+    struct RunpodClient *rp;  /* owned; NULL when no API key (SAFE_MODE) */
+    const char *command;      /* "single", "continuous", ... */
+    bool dry_run;             /* --dry-run, `plan`, or SAFE_MODE */
+    char config_hash[17];
+} App;
+
+#endif

@@ -1,0 +1,103 @@
+/* cli.c -- command table, help and dispatch. Shell module. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "config.h"
+
+static Status cmd_help(int argc, char **argv);
+
+static const CliCommand COMMANDS[] = {
+    {"single", "[--dry-run]", "one cycle, then exit (the cron entry point); prints a JSON summary",
+     cmd_single},
+    {"continuous", "[--interval S]", "the cycle in a loop (default ORCHESTRATOR_POLL_SEC)",
+     cmd_continuous},
+    {"plan", "", "same as single --dry-run: prints the plan and its reasons, changes nothing",
+     cmd_plan},
+    {"migrate", "", "applies the embedded SQL migrations in order, idempotently, under a lock",
+     cmd_migrate},
+    {"status", "[--json]", "queue, workers, heartbeat ages, VRAM, current task, cost per hour",
+     cmd_status},
+    {"config", "[--json]", "effective configuration, secrets redacted", cmd_config},
+    {"version", "", "prints the version", cmd_version},
+    {"help", "[COMMAND]", "this help, or one command's", cmd_help},
+};
+
+#define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
+
+const CliCommand *cli_commands(size_t *count)
+{
+    *count = N_COMMANDS;
+    return COMMANDS;
+}
+
+static const CliCommand *find(const char *name)
+{
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(COMMANDS[i].name, name) == 0)
+            return &COMMANDS[i];
+    return NULL;
+}
+
+static void print_command_help(const CliCommand *c)
+{
+    printf("usage: orchestrator %s %s\n\n  %s\n\n"
+           "Configuration comes from the environment; see `orchestrator help config` or "
+           "env.example.\n",
+           c->name, c->args, c->summary);
+}
+
+static Status cmd_help(int argc, char **argv)
+{
+    if (argc > 1) {
+        if (strcmp(argv[1], "config") == 0) {
+            char *h = config_help();
+            printf("Environment variables:\n%s", h ? h : "");
+            free(h);
+            return STATUS_OK;
+        }
+        const CliCommand *c = find(argv[1]);
+        if (!c) {
+            fprintf(stderr, "orchestrator: unknown command '%s'; run `orchestrator help`\n",
+                    argv[1]);
+            return STATUS_ERR_USAGE;
+        }
+        print_command_help(c);
+        return STATUS_OK;
+    }
+    printf("orchestrator %s -- keeps a RunPod GPU fleet sized to a PostgreSQL task queue\n\n"
+           "usage: orchestrator COMMAND [ARGS]\n\ncommands:\n",
+           ORCH_VERSION);
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        printf("  %-11s %-16s %s\n", COMMANDS[i].name, COMMANDS[i].args, COMMANDS[i].summary);
+    printf("\n`orchestrator COMMAND --help` for one command, `orchestrator help config` for the "
+           "environment variables.\nExit codes: 0 ok, 1 internal, 2 usage, 3 configuration, "
+           "4 database, 5 RunPod API, 6 partial.\n");
+    return STATUS_OK;
+}
+
+Status cli_run(int argc, char **argv)
+{
+    if (argc < 2)
+        return cmd_help(1, argv);
+    const char *name = argv[1];
+    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0)
+        return cmd_help(argc - 1, argv + 1);
+    if (strcmp(name, "--version") == 0)
+        name = "version";
+    const CliCommand *c = find(name);
+    if (!c) {
+        fprintf(stderr, "orchestrator: unknown command '%s'; run `orchestrator help`\n", name);
+        return STATUS_ERR_USAGE;
+    }
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            print_command_help(c);
+            return STATUS_OK;
+        }
+    }
+    return c->run(argc - 1, argv + 1);
+}

@@ -1,0 +1,111 @@
+/* db.h -- PostgreSQL access of the orchestrator (libpq): the snapshot, the guarded writes of
+ * the actuator, the persisted controller state and the cycle journal.
+ *
+ * Shell module. Every statement is parameterised (PQexecParams). Every write that acts on a
+ * row seen in the snapshot is a compare-and-swap (`WHERE id = $1 AND status = $2`): when the row
+ * changed in the meantime nothing is written and the caller is told (*applied = false).
+ * Errors are logged here, once, with the query's name; callers just propagate the Status.
+ */
+#ifndef ORCH_DB_H
+#define ORCH_DB_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+#include "config.h"
+#include "snapshot.h"
+#include "status.h"
+
+/* Connects with the configured URL (empty: libpq's PG* variables), a 10 s connect timeout and
+ * application_name=orchestrator. On success *out owns the connection (PQfinish it). */
+Status db_connect(const Config *cfg, PGconn **out);
+
+/* Number of SQL statements sent on any connection since the process started. Cannot fail. */
+long long db_statement_count(void);
+
+/* Tries the cluster-wide cycle lock (session advisory lock). *got tells whether we hold it. */
+Status db_try_cycle_lock(PGconn *conn, bool *got);
+
+/* Releases the cycle lock (also released when the connection closes). */
+Status db_release_cycle_lock(PGconn *conn);
+
+/* Loads the snapshot with a fixed number of set-based statements in one read-only,
+ * repeatable-read transaction, whatever the size of the tables. Fills *out only on success;
+ * any failed read fails the whole load (fail closed). Does not touch out->pods. */
+Status db_load_snapshot(PGconn *conn, const Config *cfg, Snapshot *out);
+
+/* ---- guarded worker transitions (each sets *applied) ---- */
+
+/* spawning -> active, promoted_at = now(). */
+Status db_promote_worker(PGconn *conn, const char *id, bool *applied);
+
+/* from -> error, recording metadata.error_reason/error_time, ended_at and end_kind. */
+Status db_fail_worker(PGconn *conn, const char *id, WorkerState from, const char *reason,
+                      bool unexpected, bool *applied);
+
+/* active -> terminating in one transaction that locks the worker row and proves it holds no
+ * In Progress task (claims lock the row too, so none can slip in). */
+Status db_drain_worker(PGconn *conn, const char *id, const char *reason, bool *applied);
+
+/* from -> terminated, metadata.terminated_at, ended_at (kept if set). */
+Status db_mark_terminated(PGconn *conn, const char *id, WorkerState from, const char *reason,
+                          bool *applied);
+
+/* Records the pod id of a spawning row that has none (spawn or adoption). */
+Status db_record_pod(PGconn *conn, const char *id, const char *pod_id, const char *gpu_type,
+                     double cost_per_hr, bool *applied);
+
+/* Inserts a new worker row: spawning, no pod id. */
+Status db_insert_spawning_worker(PGconn *conn, const char *id, const char *gpu_type);
+
+/* ---- tasks ---- */
+
+/* Recovers an In Progress task held by worker_id: attempts + 1, then Failed when attempts reach
+ * least(max_attempts, max_task_attempts), else Queued (worker cleared). Guarded by id, holder and
+ * status. *new_status gets "Queued" or "Failed" when applied. */
+Status db_recover_task(PGconn *conn, const char *task_id, const char *worker_id,
+                       int max_task_attempts, const char *reason, bool *applied,
+                       char new_status[16]);
+
+/* ---- controller state, capacity backoff, journal ---- */
+
+typedef struct {
+    bool success;          /* the cycle completed without failed actions */
+    bool reconciled;       /* reconcile ran: last_reconcile_at = now() */
+    bool scaled_up;        /* a spawn happened */
+    bool scaled_down;      /* a drain happened */
+    bool breaker_open;
+    const char *breaker_reason;
+} CycleStateUpdate;
+
+/* Persists the controller state after a cycle (cycle counter, timestamps, breaker). */
+Status db_save_state(PGconn *conn, long long cycle_number, const CycleStateUpdate *u);
+
+/* Records a no-capacity answer for a GPU type: failures + 1, backoff_until = now() +
+ * min(max_sec, base_sec * 2^(failures - 1)). */
+Status db_record_capacity_failure(PGconn *conn, const char *gpu_type, int base_sec, int max_sec,
+                                  const char *detail);
+
+/* Clears the backoff of a GPU type after a successful create. */
+Status db_clear_capacity_backoff(PGconn *conn, const char *gpu_type);
+
+typedef struct {
+    long long cycle_number;
+    const char *instance_id;
+    const char *command;
+    const char *config_hash;
+    bool safe_mode;
+    bool dry_run;
+    long long duration_ms;
+    const char *snapshot_json; /* JSON texts */
+    const char *plan_json;
+    const char *outcomes_json;
+    const char *errors_json;
+    const char *exit_status;
+    int exit_code;
+} JournalEntry;
+
+/* Inserts one row into orchestrator_cycles. */
+Status db_insert_journal(PGconn *conn, const JournalEntry *e);
+
+#endif

@@ -1,0 +1,374 @@
+/* loop.c -- one control cycle, and the continuous loop (see loop.h).
+ *
+ * Shell module: observe (db_load_snapshot, RunPod pod list when needed), decide
+ * (planner_decide, pure), act (actuator_apply) unless dry-run/SAFE_MODE, then record (state,
+ * journal, summary, logs).
+ */
+#include "loop.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <time.h>
+
+#include "actuator.h"
+#include "db.h"
+#include "log.h"
+#include "planner.h"
+#include "runpod.h"
+#include "summary.h"
+
+static long long monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static SnapPodStatus pod_status_to_snap(PodStatus s)
+{
+    switch (s) {
+    case POD_STATUS_PROVISIONING:
+        return SNAP_POD_PROVISIONING;
+    case POD_STATUS_STARTING:
+        return SNAP_POD_STARTING;
+    case POD_STATUS_RUNNING:
+        return SNAP_POD_RUNNING;
+    case POD_STATUS_EXITED:
+        return SNAP_POD_EXITED;
+    case POD_STATUS_ERROR:
+        return SNAP_POD_ERROR;
+    case POD_STATUS_TERMINATED:
+        return SNAP_POD_TERMINATED;
+    case POD_STATUS_UNKNOWN:
+        break;
+    }
+    return SNAP_POD_UNKNOWN;
+}
+
+/* Does this cycle need the pod list? Reconcile due, or a spawning worker to check. */
+static bool need_pods(const Snapshot *snap, const Policy *pol)
+{
+    if (snap->since_reconcile_sec < 0 || snap->since_reconcile_sec >= pol->reconcile_interval_sec)
+        return true;
+    for (size_t i = 0; i < snap->n_workers; i++)
+        if (snap->workers[i].state == WORKER_SPAWNING)
+            return true;
+    return false;
+}
+
+/* Lists pods into the snapshot. A failure leaves pods_listed false: unknown, never "gone". */
+static void list_pods(App *app, Snapshot *snap, cJSON *errors)
+{
+    if (!app->rp)
+        return;
+    PodList list = {0};
+    RunpodCallInfo info;
+    memset(&info, 0, sizeof info);
+    if (runpod_list_pods(app->rp, &list, &info) != STATUS_OK) {
+        log_warn("pods.list_failed",
+                 "error=%s http_status=%d msg=\"pod states unknown this cycle; no pod-based "
+                 "decisions\"",
+                 runpod_error_str(info.error), info.http_status);
+        char msg[160];
+        snprintf(msg, sizeof msg, "pod list failed: %s", runpod_error_str(info.error));
+        cJSON_AddItemToArray(errors, cJSON_CreateString(msg));
+        pod_list_clear(&list);
+        return;
+    }
+    if (list.count > SNAP_PODS_MAX) {
+        log_error("pods.too_many", "count=%zu limit=%d msg=\"pod list ignored this cycle\"",
+                  list.count, SNAP_PODS_MAX);
+        pod_list_clear(&list);
+        return;
+    }
+    snap->n_pods = 0;
+    for (size_t i = 0; i < list.count; i++) {
+        const Pod *p = &list.pods[i];
+        SnapPod *sp = &snap->pods[snap->n_pods++];
+        memset(sp, 0, sizeof *sp);
+        snprintf(sp->id, sizeof sp->id, "%s", p->id);
+        snprintf(sp->name, sizeof sp->name, "%s", p->name);
+        sp->status = pod_status_to_snap(p->status);
+        sp->cost_per_hr = p->cost_per_hr;
+        sp->age_sec = p->created_at_epoch >= 0
+                          ? (long long)(snap->now_epoch - (double)p->created_at_epoch)
+                          : -1;
+        if (sp->age_sec < -1)
+            sp->age_sec = 0; /* clocks disagree a little: a just-created pod */
+    }
+    snap->pods_listed = true;
+    pod_list_clear(&list);
+}
+
+static void log_plan(const Plan *plan)
+{
+    log_info("scale.decision",
+             "queued=%lld busy=%lld idle=%lld active=%lld spawning=%lld terminating=%lld "
+             "desired=%lld to_spawn=%lld spawn_limit=%s breaker_open=%s failure_rate=%.3f",
+             plan->queued, plan->busy, plan->idle, plan->active, plan->spawning,
+             plan->terminating, plan->desired, plan->to_spawn, spawn_limit_str(plan->spawn_limit),
+             plan->breaker_open ? "true" : "false", plan->failure_rate);
+    for (size_t i = 0; i < plan->count; i++) {
+        const Action *a = &plan->actions[i];
+        log_info("plan.action", "action=%s reason=%s worker_id=%s task_id=%s pod_id=%s detail=%s",
+                 action_kind_str(a->kind), reason_str(a->reason), a->worker_id, a->task_id,
+                 a->pod_id, a->detail);
+    }
+    if (plan->breaker_open)
+        log_warn("breaker.open", "failure_rate=%.3f msg=\"spawning paused until the failure "
+                                 "window clears\"",
+                 plan->failure_rate);
+}
+
+static Status ensure_connection(App *app)
+{
+    if (app->conn && PQstatus(app->conn) == CONNECTION_OK)
+        return STATUS_OK;
+    if (app->conn) {
+        log_warn("db.reconnect", "msg=\"the database connection was lost; reconnecting\"");
+        PQfinish(app->conn);
+        app->conn = NULL;
+    }
+    return db_connect(app->cfg, &app->conn);
+}
+
+Status loop_cycle(App *app, cJSON **summary)
+{
+    const Config *cfg = app->cfg;
+    long long t0 = monotonic_ms();
+    long long statements0 = db_statement_count();
+    Snapshot *snap = NULL;
+    Plan *plan = NULL;
+    ActResult act;
+    bool have_act = false;
+    bool locked = false;
+    Status st;
+    *summary = NULL;
+
+    cJSON *errors = cJSON_CreateArray();
+    if (!errors)
+        return STATUS_ERR_NOMEM;
+
+    st = ensure_connection(app);
+    if (st != STATUS_OK) {
+        cJSON_AddItemToArray(errors, cJSON_CreateString("database connection failed"));
+        goto out;
+    }
+    bool got = false;
+    st = db_try_cycle_lock(app->conn, &got);
+    if (st != STATUS_OK)
+        goto out;
+    if (!got) {
+        log_info("cycle.skipped_locked",
+                 "msg=\"another orchestrator cycle holds the lock; nothing to do\"");
+        st = STATUS_LOCKED;
+        goto out;
+    }
+    locked = true;
+
+    snap = calloc(1, sizeof *snap);
+    plan = calloc(1, sizeof *plan);
+    if (!snap || !plan) {
+        st = STATUS_ERR_NOMEM;
+        goto out;
+    }
+    st = db_load_snapshot(app->conn, cfg, snap);
+    if (st != STATUS_OK) {
+        cJSON_AddItemToArray(errors, cJSON_CreateString("snapshot load failed: no actions"));
+        goto out;
+    }
+    log_set_cycle(snap->cycle_number);
+    log_info("cycle.start", "dry_run=%s workers=%zu queued=%lld in_progress=%lld",
+             app->dry_run ? "true" : "false", snap->n_workers,
+             snap->queued_claimable, snap->in_progress_total);
+
+    Policy policy;
+    policy_from_config(cfg, &policy);
+    if (need_pods(snap, &policy))
+        list_pods(app, snap, errors);
+
+    planner_decide(snap, &policy, plan);
+    log_plan(plan);
+
+    if (app->dry_run) {
+        st = STATUS_OK;
+        goto out;
+    }
+
+    st = act_result_init(&act);
+    if (st != STATUS_OK)
+        goto out;
+    have_act = true;
+    st = actuator_apply(app, snap, plan, &act);
+    for (cJSON *e = act.errors ? act.errors->child : NULL; e; e = e->next)
+        cJSON_AddItemToArray(errors, cJSON_CreateString(e->valuestring));
+
+out:;
+    long long duration_ms = monotonic_ms() - t0;
+
+    /* Record the cycle: state and journal, unless nothing may be written or nothing ran. */
+    if (locked && !app->dry_run && snap && snap->cycle_number > 0 && app->conn &&
+        PQstatus(app->conn) == CONNECTION_OK) {
+        CycleStateUpdate u = {
+            .success = st == STATUS_OK,
+            .reconciled = plan && plan->reconcile_ran && st != STATUS_ERR_DB,
+            .scaled_up = have_act && act.workers_spawned > 0,
+            .scaled_down = have_act && act.workers_drained > 0,
+            .breaker_open = plan && plan->breaker_open,
+            .breaker_reason = plan && plan->breaker_open ? "failure rate above "
+                                                           "MAX_WORKER_FAILURE_RATE"
+                                                         : NULL,
+        };
+        if (st != STATUS_ERR_DB) {
+            db_save_state(app->conn, snap->cycle_number, &u);
+            char *snap_json = summary_snapshot_json(snap);
+            char *plan_json = summary_plan_json(plan);
+            char *out_json = have_act ? cJSON_PrintUnformatted(act.outcomes) : NULL;
+            char *err_json = cJSON_PrintUnformatted(errors);
+            JournalEntry e = {
+                .cycle_number = snap->cycle_number,
+                .instance_id = cfg->orchestrator_instance_id,
+                .command = app->command,
+                .config_hash = app->config_hash,
+                .safe_mode = cfg->safe_mode,
+                .dry_run = app->dry_run,
+                .duration_ms = duration_ms,
+                .snapshot_json = snap_json ? snap_json : "{}",
+                .plan_json = plan_json ? plan_json : "[]",
+                .outcomes_json = out_json ? out_json : "[]",
+                .errors_json = err_json ? err_json : "[]",
+                .exit_status = status_str(st),
+                .exit_code = status_exit_code(st),
+            };
+            db_insert_journal(app->conn, &e);
+            free(snap_json);
+            free(plan_json);
+            free(out_json);
+            free(err_json);
+        }
+    }
+    /* Built after the journal so sql_statements counts every statement of the cycle (the
+     * lock release that follows adds one). */
+    *summary = summary_build(app, snap, plan, have_act ? &act : NULL, errors, st, duration_ms,
+                             db_statement_count() - statements0);
+    if (locked && app->conn && PQstatus(app->conn) == CONNECTION_OK)
+        db_release_cycle_lock(app->conn);
+    if (app->conn && PQstatus(app->conn) != CONNECTION_OK) {
+        PQfinish(app->conn); /* reconnect next time */
+        app->conn = NULL;
+    }
+    if (st != STATUS_LOCKED)
+        log_info("cycle.end", "status=%s duration_ms=%lld sql_statements=%lld", status_str(st),
+                 duration_ms, db_statement_count() - statements0);
+    log_set_cycle(0);
+    if (have_act)
+        act_result_clear(&act);
+    cJSON_Delete(errors);
+    free(snap);
+    free(plan);
+    return st;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Continuous                                                                                  */
+
+static volatile sig_atomic_t g_stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
+
+/* Waits up to timeout_ms for a NOTIFY on the app's connection (LISTEN orchestrator_wakeup) or a
+ * signal. Returns early, after a short debounce, when a notification arrives. */
+static void wait_for_wakeup(App *app, long long timeout_ms)
+{
+    long long deadline = monotonic_ms() + timeout_ms;
+    while (!g_stop) {
+        long long left = deadline - monotonic_ms();
+        if (left <= 0)
+            return;
+        int fd = app->conn ? PQsocket(app->conn) : -1;
+        if (fd < 0) {
+            struct timespec ts = {.tv_sec = 0, .tv_nsec = 200000000L};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        fd_set rd;
+        FD_ZERO(&rd);
+        FD_SET(fd, &rd);
+        long long slice = left < 500 ? left : 500;
+        struct timeval tv = {.tv_sec = (time_t)(slice / 1000),
+                             .tv_usec = (suseconds_t)((slice % 1000) * 1000)};
+        int r = select(fd + 1, &rd, NULL, NULL, &tv);
+        if (r < 0 && errno != EINTR)
+            return;
+        if (r > 0) {
+            if (!PQconsumeInput(app->conn))
+                return; /* connection lost: the next cycle reconnects */
+            PGnotify *n = PQnotifies(app->conn);
+            if (n) {
+                for (; n; n = PQnotifies(app->conn))
+                    PQfreemem(n);
+                /* Debounce: a burst of inserts becomes one cycle. */
+                struct timespec ts = {.tv_sec = 0, .tv_nsec = 200000000L};
+                nanosleep(&ts, NULL);
+                PQconsumeInput(app->conn);
+                while ((n = PQnotifies(app->conn)) != NULL)
+                    PQfreemem(n);
+                log_debug("loop.wakeup", "msg=\"new tasks notified\"");
+                return;
+            }
+        }
+    }
+}
+
+static void listen_wakeups(App *app)
+{
+    if (!app->conn)
+        return;
+    PGresult *res = PQexec(app->conn, "LISTEN orchestrator_wakeup");
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        log_warn("loop.listen_failed", "error=%s", PQerrorMessage(app->conn));
+    PQclear(res);
+}
+
+Status loop_continuous(App *app, int interval_sec)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    g_stop = 0;
+
+    log_info("loop.start", "interval_sec=%d", interval_sec);
+    while (!g_stop) {
+        bool had_conn = app->conn != NULL;
+        cJSON *summary = NULL;
+        Status st = loop_cycle(app, &summary);
+        if (summary) {
+            char *s = cJSON_PrintUnformatted(summary);
+            if (s && log_enabled(LOG_DEBUG))
+                log_debug("cycle.summary", "summary=%s", s);
+            free(s);
+            cJSON_Delete(summary);
+        }
+        if (st == STATUS_ERR_CONFIG || st == STATUS_ERR_INTERNAL || st == STATUS_ERR_USAGE ||
+            st == STATUS_ERR_NOMEM)
+            return st;
+        if (st != STATUS_OK && st != STATUS_LOCKED)
+            log_warn("loop.cycle_failed", "status=%s msg=\"retrying next tick\"", status_str(st));
+        if (app->conn && !had_conn)
+            listen_wakeups(app);
+        wait_for_wakeup(app, (long long)interval_sec * 1000);
+    }
+    log_info("loop.stop", "msg=\"signal received; the last cycle finished\"");
+    return STATUS_OK;
+}

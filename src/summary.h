@@ -1,0 +1,29 @@
+/* summary.h -- the cycle summary printed by `single` (one JSON object on stdout), and the JSON
+ * forms of the snapshot and the plan stored in the journal.
+ *
+ * Shell module (cJSON only, no I/O). Secrets never enter these documents: they hold counts,
+ * worker/pod/task ids, reasons and error classes. */
+#ifndef ORCH_SUMMARY_H
+#define ORCH_SUMMARY_H
+
+#include <cJSON.h>
+
+#include "actuator.h"
+#include "app.h"
+#include "planner.h"
+#include "snapshot.h"
+
+/* Builds the summary. snap, plan and act may be NULL (a cycle that stopped early). errors is
+ * copied. Returns a new object (caller deletes) or NULL when out of memory. */
+cJSON *summary_build(const App *app, const Snapshot *snap, const Plan *plan, const ActResult *act,
+                     const cJSON *errors, Status st, long long duration_ms,
+                     long long sql_statements);
+
+/* Compact JSON texts for the journal; malloc'd (caller frees) or NULL. NULL input gives NULL. */
+char *summary_snapshot_json(const Snapshot *snap);
+char *summary_plan_json(const Plan *plan);
+
+/* The plan as a JSON array of {action, reason, worker_id?, task_id?, pod_id?, detail?}. */
+cJSON *summary_plan_array(const Plan *plan);
+
+#endif
