@@ -133,12 +133,16 @@ static int cell_double(const PGresult *res, int row, int col, double *out)
     return 0;
 }
 
+/* Ages and counts: NULL (never) is -1; a negative age (a timestamp slightly in the future) is 0. */
 static int cell_ll(const PGresult *res, int row, int col, long long *out)
 {
     double d;
     if (cell_double(res, row, col, &d) != 0)
         return -1;
-    *out = d < 0 ? -1 : (long long)d;
+    if (PQgetisnull(res, row, col))
+        *out = -1;
+    else
+        *out = d < 0 ? 0 : (long long)d;
     return 0;
 }
 
@@ -160,7 +164,7 @@ static const char SQL_SNAPSHOT_SUMMARY[] =
     "      SELECT 1 FROM unnest(t.dependant_on) AS d(id) LEFT JOIN tasks p ON p.id = d.id"
     "      WHERE p.status IS DISTINCT FROM 'Complete'))) AS queued_claimable,"
     " (SELECT count(*) FROM tasks WHERE status = 'Queued') AS queued_total,"
-    " (SELECT coalesce(extract(epoch FROM now() - min(created_at)), -1)::float8"
+    " (SELECT extract(epoch FROM now() - min(created_at))::float8"
     "    FROM tasks WHERE status = 'Queued') AS oldest_queued_age,"
     " (SELECT count(*) FROM tasks WHERE status = 'In Progress') AS in_progress,"
     " s.last_cycle_number,"
