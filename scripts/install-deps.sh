@@ -18,6 +18,8 @@ PACKAGES=(
     python3 python3-psycopg2 python3-jsonschema python3-yaml
     # process helpers used by the scripts
     procps util-linux ca-certificates
+    # fuzzing (libFuzzer)
+    clang libclang-rt-14-dev
 )
 
 missing=()
