@@ -17,7 +17,7 @@ PACKAGES=(
     postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
     python3 python3-psycopg2 python3-jsonschema python3-yaml
     # process helpers used by the scripts
-    procps util-linux ca-certificates
+    procps util-linux ca-certificates valgrind
     # fuzzing (libFuzzer)
     clang libclang-rt-14-dev
 )
