@@ -187,7 +187,9 @@ static const char SQL_SNAPSHOT_WORKERS[] =
     " extract(epoch FROM now() - last_task_activity_at)::float8,"
     " CASE WHEN jsonb_typeof(metadata -> 'terminating_at') = 'number'"
     "   THEN greatest(extract(epoch FROM now())::float8"
-    "                 - (metadata ->> 'terminating_at')::float8, 0) END,"
+    "                 - (metadata ->> 'terminating_at')::float8, 0)"
+    "   WHEN status = 'terminating'" /* moved there by someone else: the trigger's ended_at */
+    "   THEN extract(epoch FROM now() - ended_at)::float8 END,"
     " CASE WHEN jsonb_typeof(metadata -> 'vram_total_mb') = 'number'"
     "   THEN greatest((metadata ->> 'vram_total_mb')::float8, 0) END,"
     " CASE WHEN jsonb_typeof(metadata -> 'vram_used_mb') = 'number'"

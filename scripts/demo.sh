@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# demo.sh: the orchestrator on its embedded default stack, for a first look.
+#
+# Installs what is missing, builds, starts a private PostgreSQL and the local RunPod stand-in
+# (tests/fakes/fake_runpod.py) whose pods boot fake GPU workers (tests/fakes/fake_worker.py),
+# applies the migrations, queues demo tasks, and runs `orchestrator continuous` with short
+# intervals while printing the fleet once a second: watch it grow, work, and shrink back to
+# MIN_ACTIVE_GPUS. Then it stops everything it started. Takes about a minute and a half.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+py=/usr/bin/python3
+bash "$root/scripts/install-deps.sh"
+cmake -S "$root" -B "$root/build-release" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$root/build-release" -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
+bin="$root/build-release/orchestrator"
+
+tmp=$(mktemp -d /tmp/orch-demo.XXXXXX)
+chmod 755 "$tmp"
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    "$root/scripts/pg-local.sh" stop "$tmp/pg" || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+echo "demo: starting a private PostgreSQL"
+eval "$("$root/scripts/pg-local.sh" start "$tmp/pg")"
+export PGHOST PGPORT PGUSER
+createdb orch_demo
+export DATABASE_URL="postgresql:///orch_demo?host=$PGHOST&port=$PGPORT&user=$PGUSER"
+export PGDATABASE=orch_demo
+"$bin" migrate >/dev/null 2>"$tmp/migrate.log" || { cat "$tmp/migrate.log" >&2; exit 1; }
+
+echo "demo: starting the local RunPod stand-in"
+"$py" "$root/tests/fakes/fake_runpod.py" --port 0 --port-file "$tmp/fake.port" \
+    --api-key demo-key --boot-delay-sec 2 \
+    --boot-cmd "$py $root/tests/fakes/fake_worker.py" >"$tmp/fake.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$tmp/fake.port" ] && break; sleep 0.1; done
+port=$(cat "$tmp/fake.port")
+
+export RUNPOD_API_KEY=demo-key RUNPOD_API_BASE_URL="http://127.0.0.1:$port"
+export WORKER_ENV_DATABASE_URL="$DATABASE_URL"
+export MIN_ACTIVE_GPUS=1 MAX_ACTIVE_GPUS=5 TASKS_PER_GPU_THRESHOLD=2
+export GPU_IDLE_TIMEOUT_SEC=8 WORKER_GRACE_PERIOD_SEC=4 SPAWNING_TIMEOUT_SEC=30
+export TASK_STUCK_TIMEOUT_SEC=60 RECONCILE_INTERVAL_SEC=10 ORPHAN_POD_GRACE_SEC=30
+export LOG_FORMAT=text
+
+echo "demo: queueing 16 tasks of 3 seconds each"
+psql -qAt -c "INSERT INTO tasks (task_type, params)
+              SELECT 'demo_render', jsonb_build_object('duration_sec', 3)
+              FROM generate_series(1, 16)"
+
+echo "demo: running 'orchestrator continuous --interval 2' (its log: $tmp/orchestrator.log)"
+"$bin" continuous --interval 2 >"$tmp/orchestrator.log" 2>&1 &
+pids+=($!)
+
+show() {
+    psql -qAt -F ' ' -c "SELECT
+        (SELECT count(*) FROM tasks WHERE status = 'Queued'),
+        (SELECT count(*) FROM tasks WHERE status = 'In Progress'),
+        (SELECT count(*) FROM tasks WHERE status = 'Complete'),
+        (SELECT count(*) FILTER (WHERE status = 'spawning') FROM workers),
+        (SELECT count(*) FILTER (WHERE status = 'active') FROM workers),
+        (SELECT count(*) FILTER (WHERE status = 'terminating') FROM workers),
+        (SELECT count(*) FILTER (WHERE status = 'terminated') FROM workers)"
+}
+printf '%5s  %-7s %-8s %-9s | %-9s %-7s %-12s %-10s\n' time queued running complete \
+    spawning active terminating terminated
+start=$SECONDS
+peak=0
+while [ $((SECONDS - start)) -lt 100 ]; do
+    read -r q r c s a t d < <(show)
+    printf '%4ss  %-7s %-8s %-9s | %-9s %-7s %-12s %-10s\n' $((SECONDS - start)) \
+        "$q" "$r" "$c" "$s" "$a" "$t" "$d"
+    [ $((s + a)) -gt $peak ] && peak=$((s + a))
+    if [ "$c" -eq 16 ] && [ "$s" -eq 0 ] && [ "$t" -eq 0 ] && [ "$a" -eq "$MIN_ACTIVE_GPUS" ]; then
+        echo "demo: all 16 tasks complete; the fleet grew to $peak workers and is back at MIN_ACTIVE_GPUS=$MIN_ACTIVE_GPUS"
+        exit 0
+    fi
+    sleep 1
+done
+echo "demo: did not settle within 100 s; last orchestrator log lines:" >&2
+tail -n 20 "$tmp/orchestrator.log" >&2
+exit 1
