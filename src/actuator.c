@@ -116,8 +116,9 @@ static int terminate_pod(App *app, ActResult *res, const char *pod_id, const cha
     memset(&info, 0, sizeof info);
     Status st = runpod_terminate_pod(app->rp, pod_id, &info);
     if (st != STATUS_OK) {
-        log_error("pod.terminate_failed", "pod_id=%s worker_id=%s http_status=%d error=%s detail=%s",
-                  pod_id, worker_id, info.http_status, runpod_error_str(info.error), info.detail);
+        log_error("pod.terminate_failed",
+                  "pod_id=%s worker_id=%s http_status=%d error=%s detail=%s", pod_id, worker_id,
+                  info.http_status, runpod_error_str(info.error), info.detail);
         if (info.error == RP_AUTH)
             res->api_auth_failed = true;
         if (info.error == RP_RETIRED)
@@ -196,8 +197,9 @@ static Status apply_spawns(App *app, const Plan *plan, size_t n, ActResult *res,
     /* Pods whose termination failed this cycle still exist: keep MAX_ACTIVE_GPUS true. */
     if (failed_terminations > 0) {
         size_t cut = (size_t)failed_terminations > n ? n : (size_t)failed_terminations;
-        log_warn("scale.spawn_reduced", "planned=%zu reduced_by=%zu msg=\"pod terminations failed "
-                                        "this cycle\"",
+        log_warn("scale.spawn_reduced",
+                 "planned=%zu reduced_by=%zu msg=\"pod terminations failed "
+                 "this cycle\"",
                  n, cut);
         n -= cut;
     }
@@ -247,9 +249,9 @@ static Status apply_spawns(App *app, const Plan *plan, size_t n, ActResult *res,
         for (size_t k = 0; k < r->n_no_capacity; k++) {
             log_warn("gpu.no_capacity", "gpu_type=%s worker_id=%s", r->no_capacity_types[k],
                      ids[i]);
-            if (db_record_capacity_failure(app->conn, r->no_capacity_types[k],
-                                           cfg->capacity_backoff_base_sec,
-                                           cfg->capacity_backoff_max_sec, "no capacity") != STATUS_OK)
+            if (db_record_capacity_failure(
+                    app->conn, r->no_capacity_types[k], cfg->capacity_backoff_base_sec,
+                    cfg->capacity_backoff_max_sec, "no capacity") != STATUS_OK)
                 res->db_failed = true;
         }
         if (r->status == STATUS_OK && r->pod.id[0]) {
@@ -264,8 +266,9 @@ static Status apply_spawns(App *app, const Plan *plan, size_t n, ActResult *res,
             }
             if (!applied) {
                 /* The row changed meanwhile (failed by another actor): do not leak the pod. */
-                log_warn("pod.compensate", "worker_id=%s pod_id=%s msg=\"worker row changed "
-                                           "during create; terminating the new pod\"",
+                log_warn("pod.compensate",
+                         "worker_id=%s pod_id=%s msg=\"worker row changed "
+                         "during create; terminating the new pod\"",
                          ids[i], r->pod.id);
                 terminate_pod(app, res, r->pod.id, ids[i], "compensate");
                 record(res, &proto, ids[i], "skipped", "worker row changed during create");

@@ -12,10 +12,10 @@ struct RunpodClient;
 
 typedef struct {
     const Config *cfg;
-    PGconn *conn;             /* owned; NULL until connected */
-    struct RunpodClient *rp;  /* owned; NULL when no API key (SAFE_MODE) */
-    const char *command;      /* "single", "continuous", ... */
-    bool dry_run;             /* --dry-run, `plan`, or SAFE_MODE */
+    PGconn *conn;            /* owned; NULL until connected */
+    struct RunpodClient *rp; /* owned; NULL when no API key (SAFE_MODE) */
+    const char *command;     /* "single", "continuous", ... */
+    bool dry_run;            /* --dry-run, `plan`, or SAFE_MODE */
     char config_hash[17];
 } App;
 

@@ -9,8 +9,8 @@
 
 typedef struct {
     const char *name;
-    const char *args;    /* usage after the name */
-    const char *summary; /* one line */
+    const char *args;                     /* usage after the name */
+    const char *summary;                  /* one line */
     Status (*run)(int argc, char **argv); /* argv[0] is the command name */
 } CliCommand;
 

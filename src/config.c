@@ -69,10 +69,10 @@ static const VarSpec VARS[] = {
     {"RUNPOD_GPU_TYPES", VT_LIST, F(runpod_gpu_types), NULL, 0, 0, false, NULL,
      "ordered fallback list of GPU type ids (comma list); when set it replaces RUNPOD_GPU_TYPE"},
     {"RUNPOD_WORKER_IMAGE", VT_STRING, F(runpod_worker_image),
-     "runpod/pytorch:2.4.0-py3.11-cuda12.4.1-devel-ubuntu22.04", 1, CONFIG_STR_MAX - 1, false,
-     NULL, "container image; its entrypoint starts the worker"},
-    {"RUNPOD_CLOUD_TYPE", VT_ENUM, F(runpod_cloud_type), "SECURE", 0, 0, false,
-     "SECURE|COMMUNITY", "SECURE or COMMUNITY"},
+     "runpod/pytorch:2.4.0-py3.11-cuda12.4.1-devel-ubuntu22.04", 1, CONFIG_STR_MAX - 1, false, NULL,
+     "container image; its entrypoint starts the worker"},
+    {"RUNPOD_CLOUD_TYPE", VT_ENUM, F(runpod_cloud_type), "SECURE", 0, 0, false, "SECURE|COMMUNITY",
+     "SECURE or COMMUNITY"},
     {"RUNPOD_DATA_CENTER_IDS", VT_LIST, F(runpod_data_center_ids), NULL, 0, 0, false, NULL,
      "optional comma list of data center ids"},
     {"RUNPOD_CONTAINER_DISK_GB", VT_INT, F(runpod_container_disk_gb), "50", 1, 10000, false, NULL,
@@ -83,10 +83,10 @@ static const VarSpec VARS[] = {
      CONFIG_ITEM_MAX - 1, false, NULL, "mount path of the network volume"},
     {"RUNPOD_PORTS", VT_LIST, F(runpod_ports), "22/tcp,8888/http", 0, 0, false, NULL,
      "exposed ports"},
-    {"RUNPOD_CONNECT_TIMEOUT_SEC", VT_INT, F(runpod_connect_timeout_sec), "10", 1, 300, false,
-     NULL, "connect timeout of each RunPod call"},
-    {"RUNPOD_REQUEST_TIMEOUT_SEC", VT_INT, F(runpod_request_timeout_sec), "30", 1, 600, false,
-     NULL, "total timeout of each RunPod call"},
+    {"RUNPOD_CONNECT_TIMEOUT_SEC", VT_INT, F(runpod_connect_timeout_sec), "10", 1, 300, false, NULL,
+     "connect timeout of each RunPod call"},
+    {"RUNPOD_REQUEST_TIMEOUT_SEC", VT_INT, F(runpod_request_timeout_sec), "30", 1, 600, false, NULL,
+     "total timeout of each RunPod call"},
     {"RUNPOD_MAX_RETRIES", VT_INT, F(runpod_max_retries), "3", 0, 10, false, NULL,
      "retries of a RunPod call after 429, 5xx or a transport error"},
     {"WORKER_ID_PREFIX", VT_STRING, F(worker_id_prefix), "gpu-", 1, 24, false, NULL,
@@ -110,8 +110,8 @@ static const VarSpec VARS[] = {
      "age before a pod with our prefix and no worker row is terminated"},
     {"CAPACITY_BACKOFF_BASE_SEC", VT_INT, F(capacity_backoff_base_sec), "300", 1, 86400, false,
      NULL, "first backoff of a GPU type after a no-capacity answer (doubles per failure)"},
-    {"CAPACITY_BACKOFF_MAX_SEC", VT_INT, F(capacity_backoff_max_sec), "1800", 1, 86400, false,
-     NULL, "longest backoff of a GPU type"},
+    {"CAPACITY_BACKOFF_MAX_SEC", VT_INT, F(capacity_backoff_max_sec), "1800", 1, 86400, false, NULL,
+     "longest backoff of a GPU type"},
     {"SAFE_MODE", VT_BOOL, F(safe_mode), "false", 0, 0, false, NULL,
      "read-only: plan and report, never write or call a mutating API"},
     {"LOG_LEVEL", VT_ENUM, F(log_level), "INFO", 0, 0, false, "DEBUG|INFO|WARN|WARNING|ERROR",
@@ -145,9 +145,9 @@ const char *config_var_name(size_t i)
 
 void config_var_info(size_t i, ConfigVarInfo *out)
 {
-    static const char kinds[] = {[VT_INT] = 'i',  [VT_DOUBLE] = 'd', [VT_BOOL] = 'b',
-                                 [VT_STRING] = 's', [VT_LIST] = 'l',  [VT_ENUM] = 'e',
-                                 [VT_URL] = 'u'};
+    static const char kinds[] = {
+        [VT_INT] = 'i',  [VT_DOUBLE] = 'd', [VT_BOOL] = 'b', [VT_STRING] = 's',
+        [VT_LIST] = 'l', [VT_ENUM] = 'e',   [VT_URL] = 'u'};
     if (i >= N_VARS) {
         memset(out, 0, sizeof *out);
         return;
@@ -158,7 +158,8 @@ void config_var_info(size_t i, ConfigVarInfo *out)
 
 /* ------------------------------------------------------------------------------------------ */
 
-static void add_error(ConfigErrors *errs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add_error(ConfigErrors *errs, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void add_error(ConfigErrors *errs, const char *fmt, ...)
 {
@@ -247,8 +248,7 @@ static int parse_value(const VarSpec *v, const char *s, Config *cfg, ConfigError
         while (end && isspace((unsigned char)*end))
             end++;
         if (errno || !converted || *end != '\0' || x < (long long)v->min || x > (long long)v->max) {
-            add_error(errs,
-                      "config: invalid value \"%s\" for %s: expected integer in [%lld, %lld]",
+            add_error(errs, "config: invalid value \"%s\" for %s: expected integer in [%lld, %lld]",
                       display, v->name, (long long)v->min, (long long)v->max);
             return -1;
         }
@@ -306,8 +306,8 @@ static int parse_value(const VarSpec *v, const char *s, Config *cfg, ConfigError
             }
         }
         accepted[j] = '\0';
-        add_error(errs, "config: invalid value \"%s\" for %s: expected one of %s", display,
-                  v->name, accepted);
+        add_error(errs, "config: invalid value \"%s\" for %s: expected one of %s", display, v->name,
+                  accepted);
         return -1;
     }
     case VT_URL:
@@ -400,8 +400,8 @@ static void parse_worker_env(const char *const *envp, Config *cfg, ConfigErrors 
             continue;
         }
         if (strlen(eq + 1) >= CONFIG_STR_MAX) {
-            add_error(errs, "config: value of WORKER_ENV_%.*s is longer than %d characters",
-                      (int)n, name, CONFIG_STR_MAX - 1);
+            add_error(errs, "config: value of WORKER_ENV_%.*s is longer than %d characters", (int)n,
+                      name, CONFIG_STR_MAX - 1);
             continue;
         }
         if (cfg->n_worker_env >= CONFIG_WORKER_ENV_MAX) {
@@ -697,15 +697,14 @@ char *config_help(void)
         const VarSpec *v = &VARS[i];
         char bounds[96] = "";
         if (v->type == VT_INT)
-            snprintf(bounds, sizeof bounds, " [%lld..%lld]", (long long)v->min,
-                     (long long)v->max);
+            snprintf(bounds, sizeof bounds, " [%lld..%lld]", (long long)v->min, (long long)v->max);
         else if (v->type == VT_DOUBLE)
             snprintf(bounds, sizeof bounds, " [%g..%g]", v->min, v->max);
         else if (v->type == VT_ENUM)
             snprintf(bounds, sizeof bounds, " {%s}", v->choices);
-        int w = snprintf(s + len, cap - len, "  %-30s default %s%s%s\n      %s\n", v->name,
-                         v->def ? v->def : "(unset)", bounds, v->secret ? " (secret)" : "",
-                         v->help);
+        int w =
+            snprintf(s + len, cap - len, "  %-30s default %s%s%s\n      %s\n", v->name,
+                     v->def ? v->def : "(unset)", bounds, v->secret ? " (secret)" : "", v->help);
         if (w < 0 || (size_t)w >= cap - len)
             break;
         len += (size_t)w;

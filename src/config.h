@@ -48,8 +48,8 @@ typedef struct {
     int graceful_shutdown_timeout_sec;
     int worker_grace_period_sec;
     int orchestrator_poll_sec;
-    int spawn_pod_id_grace_sec;   /* SPAWN_POD_ID_GRACE_SEC: spawning row without pod id */
-    int pod_not_found_grace_sec;  /* POD_NOT_FOUND_GRACE_SEC: 404 right after create */
+    int spawn_pod_id_grace_sec;  /* SPAWN_POD_ID_GRACE_SEC: spawning row without pod id */
+    int pod_not_found_grace_sec; /* POD_NOT_FOUND_GRACE_SEC: 404 right after create */
 
     /* RunPod */
     char runpod_api_base_url[CONFIG_URL_MAX];

@@ -70,10 +70,10 @@ Status db_recover_task(PGconn *conn, const char *task_id, const char *worker_id,
 /* ---- controller state, capacity backoff, journal ---- */
 
 typedef struct {
-    bool success;          /* the cycle completed without failed actions */
-    bool reconciled;       /* reconcile ran: last_reconcile_at = now() */
-    bool scaled_up;        /* a spawn happened */
-    bool scaled_down;      /* a drain happened */
+    bool success;     /* the cycle completed without failed actions */
+    bool reconciled;  /* reconcile ran: last_reconcile_at = now() */
+    bool scaled_up;   /* a spawn happened */
+    bool scaled_down; /* a drain happened */
     bool breaker_open;
     const char *breaker_reason;
 } CycleStateUpdate;

@@ -90,8 +90,11 @@ int log_level_parse(const char *s, LogLevel *out)
     static const struct {
         const char *name;
         LogLevel level;
-    } names[] = {{"DEBUG", LOG_DEBUG}, {"INFO", LOG_INFO},   {"WARN", LOG_WARN},
-                 {"WARNING", LOG_WARN}, {"ERROR", LOG_ERROR}};
+    } names[] = {{"DEBUG", LOG_DEBUG},
+                 {"INFO", LOG_INFO},
+                 {"WARN", LOG_WARN},
+                 {"WARNING", LOG_WARN},
+                 {"ERROR", LOG_ERROR}};
     if (!s)
         return -1;
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
@@ -307,9 +310,8 @@ static size_t conversion_length(const char *p)
 }
 
 /* Appends one key/value to the JSON fields object and the text line. */
-static void emit_field(char *json, size_t jcap, size_t *jlen, char *text, size_t tcap,
-                       size_t *tlen, const char *key, size_t keylen, const char *val,
-                       ValKind kind)
+static void emit_field(char *json, size_t jcap, size_t *jlen, char *text, size_t tcap, size_t *tlen,
+                       const char *key, size_t keylen, const char *val, ValKind kind)
 {
     char k[64];
     if (keylen >= sizeof k)
@@ -337,8 +339,7 @@ static void emit_field(char *json, size_t jcap, size_t *jlen, char *text, size_t
     }
 }
 
-void log_write(LogLevel level, const char *file, int line, const char *event, const char *fmt,
-               ...)
+void log_write(LogLevel level, const char *file, int line, const char *event, const char *fmt, ...)
 {
     if (!log_enabled(level))
         return;

@@ -61,8 +61,8 @@ int log_level_parse(const char *s, LogLevel *out);
 const char *log_level_name(LogLevel level);
 
 /* Writes one event. Prefer the macros below. */
-void log_write(LogLevel level, const char *file, int line, const char *event, const char *fmt,
-               ...) __attribute__((format(printf, 5, 6)));
+void log_write(LogLevel level, const char *file, int line, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 #define log_debug(event, ...) log_write(LOG_DEBUG, __FILE__, __LINE__, event, __VA_ARGS__)
 #define log_info(event, ...) log_write(LOG_INFO, __FILE__, __LINE__, event, __VA_ARGS__)

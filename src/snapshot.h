@@ -31,16 +31,16 @@ typedef enum {
 typedef struct {
     char id[SNAP_ID_MAX];
     WorkerState state;
-    char runpod_id[SNAP_ID_MAX]; /* "" = no pod id recorded yet */
-    long long age_sec;           /* since created_at */
-    long long heartbeat_age_sec; /* since last_heartbeat; -1 never */
-    bool heartbeat_after_create; /* last_heartbeat > created_at */
-    long long promoted_age_sec;  /* since promoted_at; -1 not promoted */
-    long long activity_age_sec;  /* since last_task_activity_at; -1 never had a task */
+    char runpod_id[SNAP_ID_MAX];   /* "" = no pod id recorded yet */
+    long long age_sec;             /* since created_at */
+    long long heartbeat_age_sec;   /* since last_heartbeat; -1 never */
+    bool heartbeat_after_create;   /* last_heartbeat > created_at */
+    long long promoted_age_sec;    /* since promoted_at; -1 not promoted */
+    long long activity_age_sec;    /* since last_task_activity_at; -1 never had a task */
     long long terminating_age_sec; /* since the move to terminating; -1 unknown */
-    long long vram_total_mb;     /* -1 unknown (never reported) */
-    long long vram_used_mb;      /* -1 unknown */
-    double cost_per_hr;          /* 0 unknown */
+    long long vram_total_mb;       /* -1 unknown (never reported) */
+    long long vram_used_mb;        /* -1 unknown */
+    double cost_per_hr;            /* 0 unknown */
     char gpu_type[SNAP_NAME_MAX];
 } SnapWorker;
 
@@ -48,8 +48,8 @@ typedef struct {
     char id[SNAP_TASK_ID_MAX];
     char worker_id[SNAP_ID_MAX]; /* "" = none */
     char task_type[SNAP_NAME_MAX];
-    bool exempt;          /* task_type matches STUCK_EXEMPT_TASK_TYPES */
-    long long age_sec;    /* since generation_started_at; -1 unknown */
+    bool exempt;       /* task_type matches STUCK_EXEMPT_TASK_TYPES */
+    long long age_sec; /* since generation_started_at; -1 unknown */
     int attempts;
     int max_attempts;
 } SnapTask; /* an In Progress task */

@@ -5,17 +5,17 @@
 
 typedef enum {
     STATUS_OK = 0,
-    STATUS_ERR_INTERNAL,   /* a bug or an impossible state: exit 1 */
-    STATUS_ERR_USAGE,      /* bad command line: exit 2 */
-    STATUS_ERR_CONFIG,     /* bad environment/configuration: exit 3 */
-    STATUS_ERR_DB,         /* PostgreSQL unreachable or a query failed: exit 4 */
-    STATUS_ERR_API,        /* RunPod API failed: exit 5 */
-    STATUS_ERR_PARTIAL,    /* the cycle ran but some actions failed: exit 6 */
-    STATUS_ERR_CAPACITY,   /* a fixed-size buffer or array was too small: exit 1 */
-    STATUS_ERR_PARSE,      /* malformed input (JSON, number, row): exit 1 unless mapped */
-    STATUS_ERR_NOT_FOUND,  /* a looked-up object does not exist */
-    STATUS_ERR_NOMEM,      /* allocation failed: exit 1 */
-    STATUS_LOCKED,         /* another cycle holds the lock: exit 0 */
+    STATUS_ERR_INTERNAL,  /* a bug or an impossible state: exit 1 */
+    STATUS_ERR_USAGE,     /* bad command line: exit 2 */
+    STATUS_ERR_CONFIG,    /* bad environment/configuration: exit 3 */
+    STATUS_ERR_DB,        /* PostgreSQL unreachable or a query failed: exit 4 */
+    STATUS_ERR_API,       /* RunPod API failed: exit 5 */
+    STATUS_ERR_PARTIAL,   /* the cycle ran but some actions failed: exit 6 */
+    STATUS_ERR_CAPACITY,  /* a fixed-size buffer or array was too small: exit 1 */
+    STATUS_ERR_PARSE,     /* malformed input (JSON, number, row): exit 1 unless mapped */
+    STATUS_ERR_NOT_FOUND, /* a looked-up object does not exist */
+    STATUS_ERR_NOMEM,     /* allocation failed: exit 1 */
+    STATUS_LOCKED,        /* another cycle holds the lock: exit 0 */
 } Status;
 
 /* Stable lower-case name of a status ("ok", "db", ...). Cannot fail; unknown -> "unknown". */

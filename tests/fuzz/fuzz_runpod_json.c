@@ -17,7 +17,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     runpod_json_parse_pod((const char *)data, size, &pod, err, sizeof err);
     if (runpod_json_parse_list((const char *)data, size, &list, err, sizeof err) == STATUS_OK)
         pod_list_clear(&list);
-    runpod_json_parse_problem((const char *)data, size, title, sizeof title, detail,
-                              sizeof detail);
+    runpod_json_parse_problem((const char *)data, size, title, sizeof title, detail, sizeof detail);
     return 0;
 }

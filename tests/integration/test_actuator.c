@@ -20,8 +20,7 @@ static void setup(void)
 {
     conn = harness_db_create(dbname);
     ConfigErrors errs;
-    const char *envp[] = {"GPU_IDLE_TIMEOUT_SEC=5", "MIN_ACTIVE_GPUS=0", "MAX_ACTIVE_GPUS=0",
-                          NULL};
+    const char *envp[] = {"GPU_IDLE_TIMEOUT_SEC=5", "MIN_ACTIVE_GPUS=0", "MAX_ACTIVE_GPUS=0", NULL};
     ck_assert_int_eq(config_parse(envp, "h", 0, &cfg, &errs), STATUS_OK);
 }
 

@@ -110,12 +110,11 @@ START_TEST(test_db_fail_worker_records_reason)
     sql("INSERT INTO workers (id, status) VALUES ('gpu-a', 'spawning')");
     bool applied = false;
     /* Wrong expected state: nothing written. */
-    ck_assert_int_eq(db_fail_worker(conn, "gpu-a", WORKER_ACTIVE, "x", true, &applied),
-                     STATUS_OK);
+    ck_assert_int_eq(db_fail_worker(conn, "gpu-a", WORKER_ACTIVE, "x", true, &applied), STATUS_OK);
     ck_assert(!applied);
-    ck_assert_int_eq(db_fail_worker(conn, "gpu-a", WORKER_SPAWNING, "Spawning timeout", true,
-                                    &applied),
-                     STATUS_OK);
+    ck_assert_int_eq(
+        db_fail_worker(conn, "gpu-a", WORKER_SPAWNING, "Spawning timeout", true, &applied),
+        STATUS_OK);
     ck_assert(applied);
     char *r = harness_sql(conn, "SELECT metadata->>'error_reason' || '|' || end_kind || '|' || "
                                 "(ended_at IS NOT NULL) FROM workers WHERE id = 'gpu-a'");
@@ -154,23 +153,23 @@ START_TEST(test_db_recover_task_counts_attempts)
         "('00000000-0000-0000-0000-00000000000c', 'a', 'Complete', 'gpu-a', 0, 3)");
     bool applied = false;
     char st[16] = "";
-    ck_assert_int_eq(db_recover_task(conn, "00000000-0000-0000-0000-00000000000a", "gpu-a", 3,
-                                     "r", &applied, st),
+    ck_assert_int_eq(db_recover_task(conn, "00000000-0000-0000-0000-00000000000a", "gpu-a", 3, "r",
+                                     &applied, st),
                      STATUS_OK);
     ck_assert(applied);
     ck_assert_str_eq(st, "Queued");
-    ck_assert_int_eq(db_recover_task(conn, "00000000-0000-0000-0000-00000000000b", "gpu-a", 3,
-                                     "r", &applied, st),
+    ck_assert_int_eq(db_recover_task(conn, "00000000-0000-0000-0000-00000000000b", "gpu-a", 3, "r",
+                                     &applied, st),
                      STATUS_OK);
     ck_assert(applied);
     ck_assert_str_eq(st, "Failed");
     /* Completed meanwhile: never re-queued. Wrong holder: untouched. */
-    ck_assert_int_eq(db_recover_task(conn, "00000000-0000-0000-0000-00000000000c", "gpu-a", 3,
-                                     "r", &applied, st),
+    ck_assert_int_eq(db_recover_task(conn, "00000000-0000-0000-0000-00000000000c", "gpu-a", 3, "r",
+                                     &applied, st),
                      STATUS_OK);
     ck_assert(!applied);
-    ck_assert_int_eq(db_recover_task(conn, "00000000-0000-0000-0000-00000000000a", "gpu-z", 3,
-                                     "r", &applied, st),
+    ck_assert_int_eq(db_recover_task(conn, "00000000-0000-0000-0000-00000000000a", "gpu-z", 3, "r",
+                                     &applied, st),
                      STATUS_OK);
     ck_assert(!applied);
     char *r = harness_sql(conn, "SELECT string_agg(status || ':' || attempts || ':' || "

@@ -153,8 +153,8 @@ static const struct {
 START_TEST(test_config_values)
 {
     Status st = parse1(VALUE_CASES[_i].kv, 0);
-    ck_assert_msg(st == VALUE_CASES[_i].want, "%s: got %s (%s)", VALUE_CASES[_i].kv,
-                  status_str(st), errs.count ? errs.messages[0] : "no error");
+    ck_assert_msg(st == VALUE_CASES[_i].want, "%s: got %s (%s)", VALUE_CASES[_i].kv, status_str(st),
+                  errs.count ? errs.messages[0] : "no error");
     if (st != STATUS_OK) {
         char name[64];
         size_t n = strcspn(VALUE_CASES[_i].kv, "=");
@@ -209,7 +209,8 @@ END_TEST
 
 START_TEST(test_config_gpu_types_and_lists)
 {
-    const char *envp[] = {"RUNPOD_GPU_TYPE=NVIDIA A40", "RUNPOD_GPU_TYPES= NVIDIA L40S ,,NVIDIA A40",
+    const char *envp[] = {"RUNPOD_GPU_TYPE=NVIDIA A40",
+                          "RUNPOD_GPU_TYPES= NVIDIA L40S ,,NVIDIA A40",
                           "RUNPOD_API_BASE_URL=http://127.0.0.1:1234//", NULL};
     ck_assert_int_eq(config_parse(envp, "h", 0, &cfg, &errs), STATUS_OK);
     ck_assert_uint_eq(cfg.runpod_gpu_types.count, 2);
@@ -225,8 +226,8 @@ END_TEST
 
 START_TEST(test_config_worker_env)
 {
-    const char *envp[] = {"WORKER_ENV_SUPABASE_URL=https://x.supabase.co", "WORKER_ENV_HF_TOKEN=",
-                          "OTHER=1", NULL};
+    const char *envp[] = {"WORKER_ENV_SUPABASE_URL=https://x.supabase.co",
+                          "WORKER_ENV_HF_TOKEN=", "OTHER=1", NULL};
     ck_assert_int_eq(config_parse(envp, "h", 0, &cfg, &errs), STATUS_OK);
     ck_assert_uint_eq(cfg.n_worker_env, 2);
     ck_assert_str_eq(cfg.worker_env[0].name, "SUPABASE_URL");
@@ -291,8 +292,8 @@ START_TEST(test_config_hash)
     ck_assert_int_eq(config_parse(c, "h", 0, &cfg, &errs), STATUS_OK);
     config_hash(&cfg, h3);
     ck_assert_uint_eq(strlen(h1), 16);
-    ck_assert_str_eq(h1, h2);    /* secrets do not enter the hash */
-    ck_assert_str_ne(h1, h3);    /* every non-secret setting does */
+    ck_assert_str_eq(h1, h2); /* secrets do not enter the hash */
+    ck_assert_str_ne(h1, h3); /* every non-secret setting does */
 }
 END_TEST
 
