@@ -46,10 +46,18 @@ export ORCH_TEST_TEMPLATE_DB=orch_tpl
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 status=0
+summaries=()
 for b in "${builds[@]}"; do
     echo "== ctest: $b"
-    if ! ctest --test-dir "$root/$b" --output-on-failure --timeout 600; then
+    if ! ctest --test-dir "$root/$b" --output-on-failure --timeout 600 | tee "$tmp/ctest-$b.log"; then
         status=1
     fi
+    # The figures the tests print (counts, bounds, per-suite totals), from ctest's full log.
+    echo "== highlights: $b"
+    grep -h -E '^(claim-concurrency|drain-race|invariants|crash-loop|poison|e2e|bench|sql-contract)[: ]|^[0-9]+ passed, [0-9]+ failed' \
+        "$root/$b/Testing/Temporary/LastTest.log" 2>/dev/null | sed 's/^/  /' || true
+    summaries+=("$b: $(grep -E 'tests passed|tests failed' "$tmp/ctest-$b.log" | tail -n 1)")
 done
+echo "== summary"
+for line in "${summaries[@]}"; do echo "$line"; done
 exit $status
