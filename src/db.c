@@ -103,8 +103,8 @@ Status db_try_cycle_lock(PGconn *conn, bool *got)
 Status db_release_cycle_lock(PGconn *conn)
 {
     const char *p[] = {CYCLE_LOCK_KEY};
-    PGresult *res = exec_params(conn, "release_cycle_lock",
-                                "SELECT pg_advisory_unlock($1::bigint)", 1, p, PGRES_TUPLES_OK);
+    PGresult *res = exec_params(conn, "release_cycle_lock", "SELECT pg_advisory_unlock($1::bigint)",
+                                1, p, PGRES_TUPLES_OK);
     if (!res)
         return STATUS_ERR_DB;
     PQclear(res);
@@ -158,11 +158,16 @@ static bool cell_bool(const PGresult *res, int row, int col)
 
 static const char SQL_SNAPSHOT_SUMMARY[] =
     "SELECT extract(epoch FROM now())::float8 AS now_epoch,"
+    /* Claimable = no dependency, or every dependency Complete; counted in two parts so the
+     * first (almost every task) is an index-only scan of idx_tasks_queued_nodeps and only
+     * tasks with dependencies get the probe (0004_snapshot_claimable_indexes.sql).
+     * available_at is NOT NULL, as in func_claim_next_task. */
     " (SELECT count(*) FROM tasks t WHERE t.status = 'Queued' AND t.run_type = 'gpu'"
-    "    AND coalesce(t.available_at, '-infinity') <= now()"
-    "    AND (t.dependant_on IS NULL OR NOT EXISTS ("
+    "    AND t.available_at <= now() AND t.dependant_on IS NULL)"
+    " + (SELECT count(*) FROM tasks t WHERE t.status = 'Queued' AND t.run_type = 'gpu'"
+    "    AND t.available_at <= now() AND t.dependant_on IS NOT NULL AND NOT EXISTS ("
     "      SELECT 1 FROM unnest(t.dependant_on) AS d(id) LEFT JOIN tasks p ON p.id = d.id"
-    "      WHERE p.status IS DISTINCT FROM 'Complete'))) AS queued_claimable,"
+    "      WHERE p.status IS DISTINCT FROM 'Complete')) AS queued_claimable,"
     " (SELECT count(*) FROM tasks WHERE status = 'Queued') AS queued_total,"
     " (SELECT extract(epoch FROM now() - min(created_at))::float8"
     "    FROM tasks WHERE status = 'Queued') AS oldest_queued_age,"
@@ -276,11 +281,9 @@ static Status load_workers(PGconn *conn, Snapshot *snap)
         }
         cell_str(res, r, 2, w->runpod_id, sizeof w->runpod_id);
         if (cell_ll(res, r, 3, &w->age_sec) || cell_ll(res, r, 4, &w->heartbeat_age_sec) ||
-            cell_ll(res, r, 6, &w->promoted_age_sec) ||
-            cell_ll(res, r, 7, &w->activity_age_sec) ||
-            cell_ll(res, r, 8, &w->terminating_age_sec) ||
-            cell_ll(res, r, 9, &w->vram_total_mb) || cell_ll(res, r, 10, &w->vram_used_mb) ||
-            cell_double(res, r, 11, &w->cost_per_hr))
+            cell_ll(res, r, 6, &w->promoted_age_sec) || cell_ll(res, r, 7, &w->activity_age_sec) ||
+            cell_ll(res, r, 8, &w->terminating_age_sec) || cell_ll(res, r, 9, &w->vram_total_mb) ||
+            cell_ll(res, r, 10, &w->vram_used_mb) || cell_double(res, r, 11, &w->cost_per_hr))
             goto out;
         w->heartbeat_after_create = cell_bool(res, r, 5);
         cell_str(res, r, 12, w->gpu_type, sizeof w->gpu_type);
@@ -323,7 +326,9 @@ static Status load_tasks(PGconn *conn, const Config *cfg, Snapshot *snap)
             cell_ll(res, r, 6, &max_attempts))
             goto out;
         t->attempts = (int)(attempts < 0 ? 0 : attempts > 1000000 ? 1000000 : attempts);
-        t->max_attempts = (int)(max_attempts < 0 ? 0 : max_attempts > 1000000 ? 1000000 : max_attempts);
+        t->max_attempts = (int)(max_attempts < 0         ? 0
+                                : max_attempts > 1000000 ? 1000000
+                                                         : max_attempts);
         snap->n_tasks++;
     }
     st = STATUS_OK;
@@ -368,15 +373,22 @@ Status db_load_snapshot(PGconn *conn, const Config *cfg, Snapshot *out)
                              "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, NULL);
     if (st != STATUS_OK)
         goto out;
-    st = load_summary(conn, cfg, snap);
+    /* No JIT for the snapshot: the planner charges the claimable count a dependency probe per
+     * queued row, so from ~1,200 queued tasks its cost passes jit_above_cost (100,000), from
+     * ~6,000 the inline/optimize thresholds, and compiling then takes ~270 ms for a ~10 ms
+     * query (structure_docs/performance.md). SET LOCAL: this transaction only, so it is also
+     * right behind a transaction-pooling PgBouncer. */
+    st = exec_command(conn, "snapshot_no_jit", "SET LOCAL jit = off", 0, NULL, NULL);
+    if (st == STATUS_OK)
+        st = load_summary(conn, cfg, snap);
     if (st == STATUS_OK)
         st = load_workers(conn, snap);
     if (st == STATUS_OK)
         st = load_tasks(conn, cfg, snap);
     if (st == STATUS_OK)
         st = load_backoffs(conn, snap);
-    Status end = exec_command(conn, "snapshot_end", st == STATUS_OK ? "COMMIT" : "ROLLBACK", 0,
-                              NULL, NULL);
+    Status end =
+        exec_command(conn, "snapshot_end", st == STATUS_OK ? "COMMIT" : "ROLLBACK", 0, NULL, NULL);
     if (st == STATUS_OK)
         st = end;
     if (st == STATUS_OK) {
@@ -396,12 +408,12 @@ Status db_promote_worker(PGconn *conn, const char *id, bool *applied)
 {
     const char *p[] = {id};
     int rows = 0;
-    Status st = exec_command(
-        conn, "promote_worker",
-        "UPDATE workers SET status = 'active', promoted_at = now(),"
-        " metadata = metadata || jsonb_build_object('promoted_to_active_at', now())"
-        " WHERE id = $1 AND status = 'spawning'",
-        1, p, &rows);
+    Status st =
+        exec_command(conn, "promote_worker",
+                     "UPDATE workers SET status = 'active', promoted_at = now(),"
+                     " metadata = metadata || jsonb_build_object('promoted_to_active_at', now())"
+                     " WHERE id = $1 AND status = 'spawning'",
+                     1, p, &rows);
     if (st == STATUS_OK)
         *applied = rows == 1;
     return st;
@@ -433,9 +445,9 @@ Status db_drain_worker(PGconn *conn, const char *id, const char *reason, bool *a
         return st;
     /* Lock the worker row first: func_claim_next_task locks it too (FOR NO KEY UPDATE) before
      * claiming, so once we hold it no claim is in flight and none can start. */
-    PGresult *res = exec_params(conn, "drain_lock",
-                                "SELECT status::text FROM workers WHERE id = $1 FOR UPDATE", 1, p,
-                                PGRES_TUPLES_OK);
+    PGresult *res =
+        exec_params(conn, "drain_lock", "SELECT status::text FROM workers WHERE id = $1 FOR UPDATE",
+                    1, p, PGRES_TUPLES_OK);
     bool ok = res && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "active") == 0;
     PQclear(res);
     if (!res) {
@@ -491,15 +503,15 @@ Status db_record_pod(PGconn *conn, const char *id, const char *pod_id, const cha
     const char *p[] = {id, pod_id, gpu_type && gpu_type[0] ? gpu_type : NULL,
                        cost_per_hr > 0 ? cost : NULL};
     int rows = 0;
-    Status st = exec_command(
-        conn, "record_pod",
-        "UPDATE workers SET runpod_id = $2, gpu_type = coalesce($3::text, gpu_type),"
-        " cost_per_hr = coalesce($4::numeric, cost_per_hr),"
-        " metadata = metadata || jsonb_build_object('runpod_id', $2::text)"
-        "   || CASE WHEN $4::numeric IS NULL THEN '{}'::jsonb"
-        "      ELSE jsonb_build_object('cost_per_hr', $4::numeric) END"
-        " WHERE id = $1 AND status = 'spawning' AND runpod_id IS NULL",
-        4, p, &rows);
+    Status st =
+        exec_command(conn, "record_pod",
+                     "UPDATE workers SET runpod_id = $2, gpu_type = coalesce($3::text, gpu_type),"
+                     " cost_per_hr = coalesce($4::numeric, cost_per_hr),"
+                     " metadata = metadata || jsonb_build_object('runpod_id', $2::text)"
+                     "   || CASE WHEN $4::numeric IS NULL THEN '{}'::jsonb"
+                     "      ELSE jsonb_build_object('cost_per_hr', $4::numeric) END"
+                     " WHERE id = $1 AND status = 'spawning' AND runpod_id IS NULL",
+                     4, p, &rows);
     if (st == STATUS_OK)
         *applied = rows == 1;
     return st;
@@ -610,10 +622,20 @@ Status db_insert_journal(PGconn *conn, const JournalEntry *e)
     snprintf(cycle, sizeof cycle, "%lld", e->cycle_number);
     snprintf(dur, sizeof dur, "%lld", e->duration_ms);
     snprintf(code, sizeof code, "%d", e->exit_code);
-    const char *p[] = {cycle,           e->instance_id,  e->command,       ORCH_VERSION,
-                       e->config_hash,  e->safe_mode ? "t" : "f",          e->dry_run ? "t" : "f",
-                       dur,             e->snapshot_json, e->plan_json,    e->outcomes_json,
-                       e->errors_json,  e->exit_status,   code};
+    const char *p[] = {cycle,
+                       e->instance_id,
+                       e->command,
+                       ORCH_VERSION,
+                       e->config_hash,
+                       e->safe_mode ? "t" : "f",
+                       e->dry_run ? "t" : "f",
+                       dur,
+                       e->snapshot_json,
+                       e->plan_json,
+                       e->outcomes_json,
+                       e->errors_json,
+                       e->exit_status,
+                       code};
     return exec_command(
         conn, "insert_journal",
         "INSERT INTO orchestrator_cycles (cycle_number, instance_id, command, version,"
@@ -623,4 +645,85 @@ Status db_insert_journal(PGconn *conn, const JournalEntry *e)
         "  now() - make_interval(secs => $8::float8 / 1000), now(), $8::int,"
         "  $9::jsonb, $10::jsonb, $11::jsonb, $12::jsonb, $13, $14::int)",
         14, p, NULL);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Operator commands                                                                           */
+
+Status db_insert_tasks(PGconn *conn, const char *tasks_json, int default_max_attempts, cJSON **ids)
+{
+    char maxa[16];
+    snprintf(maxa, sizeof maxa, "%d", default_max_attempts);
+    const char *p[] = {tasks_json, maxa};
+    /* One statement: all rows or none. */
+    PGresult *res = exec_params(
+        conn, "insert_tasks",
+        "INSERT INTO tasks (task_type, params, run_type, dependant_on, max_attempts)"
+        " SELECT r.task_type, coalesce(r.params, '{}'::jsonb), coalesce(r.run_type, 'gpu'),"
+        "   r.dependant_on, coalesce(r.max_attempts, $2::int)"
+        " FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(doc, n),"
+        "   jsonb_to_record(e.doc) AS r(task_type text, params jsonb, run_type text,"
+        "     dependant_on uuid[], max_attempts int)"
+        " ORDER BY e.n RETURNING id::text",
+        2, p, PGRES_TUPLES_OK);
+    if (!res)
+        return STATUS_ERR_DB;
+    cJSON *arr = cJSON_CreateArray();
+    for (int r = 0; arr && r < PQntuples(res); r++)
+        cJSON_AddItemToArray(arr, cJSON_CreateString(PQgetvalue(res, r, 0)));
+    PQclear(res);
+    if (!arr)
+        return STATUS_ERR_NOMEM;
+    *ids = arr;
+    return STATUS_OK;
+}
+
+Status db_query_logs(PGconn *conn, const LogQuery *q, cJSON **rows)
+{
+    char cycle[32], since[32], limit[16];
+    snprintf(cycle, sizeof cycle, "%lld", q->cycle);
+    snprintf(since, sizeof since, "%lld", q->since_sec);
+    snprintf(limit, sizeof limit, "%d", q->limit);
+    const char *p[] = {q->worker_id,
+                       q->task_id,
+                       q->cycle > 0 ? cycle : NULL,
+                       q->min_level,
+                       q->since_sec > 0 ? since : NULL,
+                       limit};
+    PGresult *res = exec_params(
+        conn, "query_logs",
+        "SELECT to_char(timestamp AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"
+        " log_level, source_type, source_id, coalesce(worker_id, ''), coalesce(task_id::text, ''),"
+        " coalesce(cycle_number::text, ''), message, coalesce(metadata, '{}'::jsonb)::text"
+        " FROM (SELECT * FROM system_logs"
+        "  WHERE ($1::text IS NULL OR worker_id = $1)"
+        "    AND ($2::text IS NULL OR task_id::text = $2)"
+        "    AND ($3::int IS NULL OR cycle_number = $3::int)"
+        "    AND ($4::text IS NULL OR array_position(ARRAY['DEBUG','INFO','WARNING','ERROR',"
+        "         'CRITICAL'], log_level) >= array_position(ARRAY['DEBUG','INFO','WARNING',"
+        "         'ERROR','CRITICAL'], $4::text))"
+        "    AND ($5::float8 IS NULL OR timestamp > now() - make_interval(secs => $5::float8))"
+        "  ORDER BY timestamp DESC LIMIT $6::int) l"
+        " ORDER BY timestamp",
+        6, p, PGRES_TUPLES_OK);
+    if (!res)
+        return STATUS_ERR_DB;
+    static const char *keys[] = {"time",      "level",   "source_type", "source_id",
+                                 "worker_id", "task_id", "cycle",       "message"};
+    cJSON *arr = cJSON_CreateArray();
+    for (int r = 0; arr && r < PQntuples(res); r++) {
+        cJSON *o = cJSON_CreateObject();
+        if (!o)
+            break;
+        for (int k = 0; k < 8; k++)
+            cJSON_AddStringToObject(o, keys[k], PQgetvalue(res, r, k));
+        cJSON *meta = cJSON_Parse(PQgetvalue(res, r, 8));
+        cJSON_AddItemToObject(o, "metadata", meta ? meta : cJSON_CreateObject());
+        cJSON_AddItemToArray(arr, o);
+    }
+    PQclear(res);
+    if (!arr)
+        return STATUS_ERR_NOMEM;
+    *rows = arr;
+    return STATUS_OK;
 }

@@ -9,6 +9,7 @@
 #ifndef ORCH_DB_H
 #define ORCH_DB_H
 
+#include <cJSON.h>
 #include <libpq-fe.h>
 #include <stdbool.h>
 
@@ -107,5 +108,24 @@ typedef struct {
 
 /* Inserts one row into orchestrator_cycles. */
 Status db_insert_journal(PGconn *conn, const JournalEntry *e);
+
+/* ---- operator commands ---- */
+
+/* Inserts the tasks of a JSON array (objects with task_type, params, run_type, dependant_on,
+ * max_attempts; see taskfile.h) in ONE statement: all or none. *ids receives the new ids in
+ * input order (a cJSON array of strings; caller deletes). */
+Status db_insert_tasks(PGconn *conn, const char *tasks_json, int default_max_attempts, cJSON **ids);
+
+typedef struct {
+    const char *worker_id; /* NULL = any */
+    const char *task_id;   /* NULL = any */
+    long long cycle;       /* 0 = any */
+    const char *min_level; /* DEBUG INFO WARNING ERROR CRITICAL; NULL = any */
+    long long since_sec;   /* 0 = any age */
+    int limit;             /* newest rows kept, returned oldest first */
+} LogQuery;
+
+/* Reads system_logs with the filters; *rows receives a cJSON array of objects. */
+Status db_query_logs(PGconn *conn, const LogQuery *q, cJSON **rows);
 
 #endif
