@@ -287,6 +287,23 @@ static Status apply_spawns(App *app, const Plan *plan, size_t n, ActResult *res,
             record(res, &a, ids[i], "applied", r->gpu_type_used);
             continue;
         }
+        if (r->status != STATUS_OK && r->outcome_unknown) {
+            /* The pod may exist or still appear: keep the row spawning (it holds its slot
+             * under MAX_ACTIVE_GPUS); the next cycle adopts the pod by name, or fails the row
+             * after SPAWN_POD_ID_GRACE_SEC ("No Runpod ID"). */
+            char msg[PLAN_DETAIL_MAX];
+            snprintf(msg, sizeof msg,
+                     "create outcome unknown (%s): kept spawning, adopted by "
+                     "name or failed after SPAWN_POD_ID_GRACE_SEC",
+                     runpod_error_str(r->info.error));
+            log_warn("pod.create_unknown", "worker_id=%s error=%s detail=%s", ids[i],
+                     runpod_error_str(r->info.error), r->info.detail);
+            res->spawn_failures++;
+            res->failed++;
+            record(res, &proto, ids[i], "unknown", msg);
+            add_error(res, msg);
+            continue;
+        }
         /* Not created. */
         RunpodErrorClass ec = r->info.error;
         bool capacity = ec == RP_NO_CAPACITY;

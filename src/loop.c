@@ -16,7 +16,9 @@
 
 #include "actuator.h"
 #include "db.h"
+#include "http.h" /* issue 6 */
 #include "log.h"
+#include "metrics.h" /* issue 6 */
 #include "planner.h"
 #include "runpod.h"
 #include "summary.h"
@@ -75,7 +77,8 @@ static void list_pods(App *app, Snapshot *snap, cJSON *errors)
                  runpod_error_str(info.error), info.http_status);
         char msg[160];
         snprintf(msg, sizeof msg, "pod list failed: %s", runpod_error_str(info.error));
-        cJSON_AddItemToArray(errors, cJSON_CreateString(msg));
+        if (errors)
+            cJSON_AddItemToArray(errors, cJSON_CreateString(msg));
         pod_list_clear(&list);
         return;
     }
@@ -104,13 +107,20 @@ static void list_pods(App *app, Snapshot *snap, cJSON *errors)
     pod_list_clear(&list);
 }
 
+Status loop_list_pods(App *app, Snapshot *snap, cJSON *errors)
+{
+    snap->pods_listed = false;
+    list_pods(app, snap, errors);
+    return snap->pods_listed ? STATUS_OK : STATUS_ERR_API;
+}
+
 static void log_plan(const Plan *plan)
 {
     log_info("scale.decision",
              "queued=%lld busy=%lld idle=%lld active=%lld spawning=%lld terminating=%lld "
              "desired=%lld to_spawn=%lld spawn_limit=%s breaker_open=%s failure_rate=%.3f",
-             plan->queued, plan->busy, plan->idle, plan->active, plan->spawning,
-             plan->terminating, plan->desired, plan->to_spawn, spawn_limit_str(plan->spawn_limit),
+             plan->queued, plan->busy, plan->idle, plan->active, plan->spawning, plan->terminating,
+             plan->desired, plan->to_spawn, spawn_limit_str(plan->spawn_limit),
              plan->breaker_open ? "true" : "false", plan->failure_rate);
     for (size_t i = 0; i < plan->count; i++) {
         const Action *a = &plan->actions[i];
@@ -119,8 +129,9 @@ static void log_plan(const Plan *plan)
                  a->pod_id, a->detail);
     }
     if (plan->breaker_open)
-        log_warn("breaker.open", "failure_rate=%.3f msg=\"spawning paused until the failure "
-                                 "window clears\"",
+        log_warn("breaker.open",
+                 "failure_rate=%.3f msg=\"spawning paused until the failure "
+                 "window clears\"",
                  plan->failure_rate);
 }
 
@@ -183,8 +194,8 @@ Status loop_cycle(App *app, cJSON **summary)
     }
     log_set_cycle(snap->cycle_number);
     log_info("cycle.start", "dry_run=%s workers=%zu queued=%lld in_progress=%lld",
-             app->dry_run ? "true" : "false", snap->n_workers,
-             snap->queued_claimable, snap->in_progress_total);
+             app->dry_run ? "true" : "false", snap->n_workers, snap->queued_claimable,
+             snap->in_progress_total);
 
     Policy policy;
     policy_from_config(cfg, &policy);
@@ -264,6 +275,13 @@ out:;
     if (st != STATUS_LOCKED)
         log_info("cycle.end", "status=%s duration_ms=%lld sql_statements=%lld", status_str(st),
                  duration_ms, db_statement_count() - statements0);
+    /* Metrics (issue 6): count this cycle, rewrite METRICS_FILE (not after a lock skip: the
+     * instance that holds the lock writes it), publish to the HTTP endpoint. No-ops when off. */
+    metrics_observe_cycle(app->metrics, snap, plan, have_act ? &act : NULL, st,
+                          (double)duration_ms / 1000.0);
+    if (st != STATUS_LOCKED)
+        metrics_file_write(app->metrics, cfg->metrics_file);
+    http_publish(app->http, app->metrics, *summary, st);
     log_set_cycle(0);
     if (have_act)
         act_result_clear(&act);

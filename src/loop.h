@@ -9,12 +9,19 @@
 #include <cJSON.h>
 
 #include "app.h"
+#include "snapshot.h"
 #include "status.h"
 
 /* Runs one cycle. *summary receives the summary object (caller cJSON_Deletes it), also on
  * failure when one could be built. Returns STATUS_OK, STATUS_LOCKED (another cycle holds the
  * lock: nothing done), or the failure (database, API, partial). Opens app->conn if needed. */
 Status loop_cycle(App *app, cJSON **summary);
+
+/* Lists the RunPod pods into snap (n_pods, pods, pods_listed = true). A failure is logged and
+ * added to errors (may be NULL) and leaves snap->pods_listed false: pod states are unknown,
+ * never "gone". Returns STATUS_OK, or STATUS_ERR_API (also when app has no RunPod client). Used
+ * by the cycle and by `orchestrator reconcile`. */
+Status loop_list_pods(App *app, Snapshot *snap, cJSON *errors);
 
 /* Runs cycles every interval_sec (a new task wakes it within a second through LISTEN) until
  * SIGTERM or SIGINT, letting a running cycle finish. Database and API failures are logged and

@@ -373,7 +373,9 @@ static void step_health(Ctx *c)
                             pod->status == SNAP_POD_ERROR    ? REASON_POD_ERROR
                             : pod->status == SNAP_POD_EXITED ? REASON_POD_EXITED
                                                              : REASON_POD_TERMINATED,
-                            pod->status == SNAP_POD_ERROR ? "Pod failed" : "Pod terminated");
+                            pod->status == SNAP_POD_ERROR    ? "Pod failed"
+                            : pod->status == SNAP_POD_EXITED ? "Pod exited"
+                                                             : "Pod terminated");
                 continue;
             }
         }
@@ -420,8 +422,7 @@ static long long ceil_div(long long a, long long b)
 
 /* desired = min(MAX, max(MIN, busy + ceil(queued / T), busy + KEEP_IDLE)), and which term
  * set it. */
-static long long desired_workers(const Policy *pol, long long busy, long long queued,
-                                 Reason *why)
+static long long desired_workers(const Policy *pol, long long busy, long long queued, Reason *why)
 {
     long long by_tasks = busy + ceil_div(queued, pol->tasks_per_gpu);
     long long by_idle = busy + pol->keep_idle;
@@ -458,8 +459,7 @@ static void step_scale_down(Ctx *c)
     const Policy *pol = c->policy;
     Reason why;
     long long busy = count_busy(c);
-    long long desired =
-        desired_workers(pol, busy, snap->queued_claimable + c->requeued, &why);
+    long long desired = desired_workers(pol, busy, snap->queued_claimable + c->requeued, &why);
     long long excess = count_state(c, WORKER_ACTIVE) + count_state(c, WORKER_SPAWNING) - desired;
     while (excess > 0) {
         long long pick = -1;
@@ -547,8 +547,7 @@ static void step_scale_up(Ctx *c)
     long long ended = snap->ended_in_window + c->new_unexpected;
     long long unexpected = snap->unexpected_in_window + c->new_unexpected;
     p->failure_rate = ended > 0 ? (double)unexpected / (double)ended : 0.0;
-    p->breaker_open =
-        ended >= pol->min_workers_for_rate && p->failure_rate > pol->max_failure_rate;
+    p->breaker_open = ended >= pol->min_workers_for_rate && p->failure_rate > pol->max_failure_rate;
 
     /* Fleet cost: known costs, spawning pods without one estimated at the highest seen. */
     double cost = 0;
@@ -624,11 +623,14 @@ static void step_reconcile(Ctx *c)
             continue; /* never touch pods that are not ours */
         if (pod->status == SNAP_POD_TERMINATED)
             continue;
+        /* Owned: a live row records this pod's id, or a row named like the pod has no pod id
+         * yet. A second pod with a row's name (a create that timed out and still happened
+         * after the look-up by name) is not owned: the row's pod is the recorded one. */
         bool owned = false;
         for (size_t i = 0; i < snap->n_workers && !owned; i++) {
-            const SnapWorker *w = &snap->workers[i];
-            owned = strcmp(w->id, pod->name) == 0 ||
-                    (w->runpod_id[0] && strcmp(w->runpod_id, pod->id) == 0);
+            const char *pid = worker_pod_id(c, i);
+            owned =
+                pid[0] ? strcmp(pid, pod->id) == 0 : strcmp(snap->workers[i].id, pod->name) == 0;
         }
         if (owned || pod->age_sec < 0 || pod->age_sec <= pol->orphan_pod_grace_sec)
             continue;
@@ -636,8 +638,8 @@ static void step_reconcile(Ctx *c)
         if (!a)
             return;
         memcpy(a->pod_id, pod->id, sizeof a->pod_id);
-        snprintf(a->detail, sizeof a->detail, "pod %.64s (%.40s) age %llds, no worker row", pod->name,
-                 pod->id, pod->age_sec);
+        snprintf(a->detail, sizeof a->detail, "pod %.64s (%.40s) age %llds, no worker row",
+                 pod->name, pod->id, pod->age_sec);
     }
 }
 
@@ -685,8 +687,8 @@ void planner_decide(const Snapshot *snap, const Policy *policy, Plan *out)
     out->failure_rate = 0;
     out->fleet_cost_per_hr = 0;
     out->n_gpu_types = 0;
-    out->reconcile_due =
-        snap->since_reconcile_sec < 0 || snap->since_reconcile_sec >= policy->reconcile_interval_sec;
+    out->reconcile_due = snap->since_reconcile_sec < 0 ||
+                         snap->since_reconcile_sec >= policy->reconcile_interval_sec;
     out->reconcile_ran = false;
 
     if (snap->workers_truncated) {

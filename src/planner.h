@@ -56,10 +56,10 @@ typedef enum {
 /* Why scale-up spawned fewer workers than desired (SPAWN_LIMIT_NONE when it did not). */
 typedef enum {
     SPAWN_LIMIT_NONE = 0,
-    SPAWN_LIMIT_MAX_ACTIVE,   /* MAX_ACTIVE_GPUS counting spawning and terminating pods */
-    SPAWN_LIMIT_BREAKER,      /* failure-rate circuit breaker open */
-    SPAWN_LIMIT_SPEND_CAP,    /* MAX_HOURLY_SPEND_USD */
-    SPAWN_LIMIT_GPU_BACKOFF,  /* every GPU type is in capacity backoff */
+    SPAWN_LIMIT_MAX_ACTIVE,      /* MAX_ACTIVE_GPUS counting spawning and terminating pods */
+    SPAWN_LIMIT_BREAKER,         /* failure-rate circuit breaker open */
+    SPAWN_LIMIT_SPEND_CAP,       /* MAX_HOURLY_SPEND_USD */
+    SPAWN_LIMIT_GPU_BACKOFF,     /* every GPU type is in capacity backoff */
     SPAWN_LIMIT_UNSAFE_SNAPSHOT, /* snapshot truncated: act on nothing */
 } SpawnLimit;
 
@@ -101,8 +101,8 @@ typedef struct {
 
 typedef struct {
     /* counts after this plan's own transitions (what the summary reports) */
-    long long queued;   /* claimable, plus tasks this plan re-queues */
-    long long running;  /* In Progress tasks */
+    long long queued;  /* claimable, plus tasks this plan re-queues */
+    long long running; /* In Progress tasks */
     long long spawning, active, idle, busy, terminating;
     long long desired;
     long long to_spawn;

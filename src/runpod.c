@@ -647,6 +647,21 @@ Status runpod_create_pod(RunpodClient *c, const PodCreateSpec *spec, const char 
                          "create outcome unknown (%.150s); pod list failed: %.200s; not "
                          "creating again",
                          saved_detail, why);
+                out->outcome_unknown = true;
+                create_fail(out, cls, s->name, type);
+                free(body);
+                goto done;
+            }
+            if (cls == RP_TIMEOUT || cls == RP_TRANSPORT) {
+                /* No answer: the request may still be running at RunPod and create the pod
+                 * after this look-up. Creating again could give one name two pods (and the
+                 * fleet one pod above MAX_ACTIVE_GPUS); the next cycle's pod list adopts the
+                 * pod by name instead, or the row fails after SPAWN_POD_ID_GRACE_SEC. */
+                snprintf(out->info.detail, sizeof out->info.detail,
+                         "create outcome unknown (%.150s); not listed by name yet; not creating "
+                         "again",
+                         saved_detail);
+                out->outcome_unknown = true;
                 create_fail(out, cls, s->name, type);
                 free(body);
                 goto done;

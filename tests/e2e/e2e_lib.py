@@ -727,3 +727,148 @@ def wait_until(predicate, timeout, pause=0.1):
             return True
         time.sleep(pause)
     return predicate()
+
+
+# ------------------------------------------------------------------------------------------------
+# Safety helpers (tests/e2e/test_1*.py): a hold log, the four fleet invariants, settling.
+
+# A test-only audit of every change of a task's status or holder, filled by a trigger that the
+# test creates in its own throw-away database (never part of the product schema).
+HOLD_AUDIT_SQL = """
+CREATE TABLE IF NOT EXISTS e2e_task_holds (
+    seq bigserial PRIMARY KEY, task_id uuid NOT NULL, old_status text, new_status text,
+    old_worker text, new_worker text, at timestamptz NOT NULL DEFAULT clock_timestamp());
+CREATE OR REPLACE FUNCTION e2e_audit_task_holds() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.worker_id IS DISTINCT FROM OLD.worker_id OR NEW.status IS DISTINCT FROM OLD.status THEN
+        INSERT INTO e2e_task_holds (task_id, old_status, new_status, old_worker, new_worker)
+        VALUES (NEW.id, OLD.status::text, NEW.status::text, OLD.worker_id, NEW.worker_id);
+    END IF;
+    RETURN NEW;
+END $$;
+DROP TRIGGER IF EXISTS e2e_task_holds_audit ON tasks;
+CREATE TRIGGER e2e_task_holds_audit AFTER UPDATE ON tasks
+    FOR EACH ROW EXECUTE FUNCTION e2e_audit_task_holds();
+"""
+
+
+def note(line):
+    """Prints one result line at the start of a line of stderr (ctest's log keeps it; scripts/
+    test.sh lists lines starting with invariants:, crash-loop:, poison: as highlights)."""
+    sys.stderr.write("\n" + line + "\n")
+    sys.stderr.flush()
+
+
+def install_hold_audit(db):
+    """Creates the e2e_task_holds log and its trigger in db (a test database)."""
+    db.execute(HOLD_AUDIT_SQL)
+
+
+def double_held(db):
+    """Transitions that handed an In Progress task from one worker to another without a
+    release (the task held by two workers): must stay empty."""
+    return db.query("SELECT task_id::text, old_worker, new_worker, at FROM e2e_task_holds "
+                    "WHERE old_status = 'In Progress' AND new_status = 'In Progress' "
+                    "AND old_worker IS DISTINCT FROM new_worker")
+
+
+def claims_of(db, task_id):
+    """Workers that claimed task_id, in order (one entry per claim)."""
+    return [r["new_worker"] for r in db.query(
+        "SELECT new_worker FROM e2e_task_holds WHERE task_id = %s AND new_status = 'In Progress' "
+        "AND old_status IS DISTINCT FROM 'In Progress' ORDER BY seq", (task_id,))]
+
+
+def binary_has_test_hooks(binary=None):
+    """True when the binary was built with -DORCH_TEST_HOOKS=ON (its crash points are compiled
+    in, so their names are in the binary)."""
+    try:
+        with open(binary or BINARY, "rb") as f:
+            return b"ORCH_TEST_CRASH_AT" in f.read()
+    except OSError:
+        return False
+
+
+def fleet_facts(db, fake, prefix="gpu-"):
+    """The fleet as the invariants see it: our pods, live rows, leaked pods, vanished rows,
+    task counts, lost tasks (In Progress without a live holder), double holds, the fake's
+    max_pods_alive."""
+    pods = [p for p in fake.pods() if p["name"].startswith(prefix)] if fake else []
+    rows = db.query("SELECT id, status::text, runpod_id FROM workers WHERE status <> 'terminated'")
+    by_pod = {r["runpod_id"]: r for r in rows if r["runpod_id"]}
+    unrecorded = {r["id"]: r for r in rows if not r["runpod_id"]}
+    leaked = [p for p in pods if p["id"] not in by_pod and p["name"] not in unrecorded]
+    pod_ids = {p["id"] for p in pods}
+    vanished = [r for r in rows if r["runpod_id"] and r["runpod_id"] not in pod_ids]
+    tasks = db.count_by_status("tasks")
+    lost = db.query("SELECT t.id::text, t.worker_id, w.status::text AS worker_status FROM tasks t "
+                    "LEFT JOIN workers w ON w.id = t.worker_id WHERE t.status = 'In Progress' "
+                    "AND (w.id IS NULL OR w.status NOT IN ('active', 'terminating'))")
+    try:
+        doubles = double_held(db)
+    except psycopg2.Error:
+        doubles = None  # no audit installed
+    stats = fake.stats() if fake else {}
+    return {"pods": pods, "rows": rows, "leaked": leaked, "vanished": vanished, "tasks": tasks,
+            "lost": lost, "double_held": doubles, "max_pods_alive": stats.get("max_pods_alive"),
+            "creates": stats.get("creates")}
+
+
+def check_invariants(tc, label, max_active=None, allow_lost=False, fake=None, db=None):
+    """The four invariants of the fault-injection suite, checked and printed:
+    (a) every pod with our prefix belongs to a live worker row (its recorded pod, or the pod
+        named after a row that has no pod id yet): nothing leaked;
+    (b) every task is Complete, Failed, Queued, or In Progress held by an active/terminating
+        worker: nothing lost;
+    (c) no task was ever handed from one worker to another while In Progress (hold log);
+    (d) the fake never held more than MAX_ACTIVE_GPUS pods at once."""
+    fake = fake if fake is not None else tc.fake
+    db = db if db is not None else tc.db
+    prefix = tc.config.get("WORKER_ID_PREFIX", "gpu-")
+    mx = int(max_active if max_active is not None else tc.config["MAX_ACTIVE_GPUS"])
+    f = fleet_facts(db, fake, prefix)
+    line = ("invariants: [%s] pods_ours=%d live_rows=%d leaked=%d vanished=%d tasks=%s lost=%d "
+            "double_held=%s max_pods_alive=%s<=MAX %d creates=%s"
+            % (label, len(f["pods"]), len(f["rows"]), len(f["leaked"]), len(f["vanished"]),
+               dict(sorted(f["tasks"].items())), len(f["lost"]),
+               "n/a" if f["double_held"] is None else len(f["double_held"]),
+               f["max_pods_alive"], mx, f["creates"]))
+    note(line)
+    tc.invariant_lines = getattr(tc, "invariant_lines", []) + [line]
+    tc.assertEqual(f["leaked"], [], "%s: leaked pods (ours, no live row)" % label)
+    if not allow_lost:
+        tc.assertEqual(f["lost"], [], "%s: In Progress tasks without a live holder" % label)
+    if f["double_held"] is not None:
+        tc.assertEqual(f["double_held"], [], "%s: a task held by two workers" % label)
+    if f["max_pods_alive"] is not None:
+        tc.assertLessEqual(f["max_pods_alive"], mx, "%s: the fake held more pods than "
+                           "MAX_ACTIVE_GPUS" % label)
+    return f
+
+
+class SafetyTestCase(E2ETestCase):
+    """E2ETestCase with the hold log installed and settle()/invariants()."""
+
+    def setUp(self):
+        super().setUp()
+        install_hold_audit(self.db)
+
+    def work(self, n, **params):
+        params.setdefault("duration_sec", 0.3)
+        return [self.db.insert_task("generate", dict(params, n=i)) for i in range(n)]
+
+    def settled(self, allow_statuses=("Complete", "Failed")):
+        f = fleet_facts(self.db, self.fake, self.config.get("WORKER_ID_PREFIX", "gpu-"))
+        open_tasks = {k: v for k, v in f["tasks"].items() if k not in allow_statuses}
+        busy_rows = [r for r in f["rows"] if r["status"] in ("error", "spawning", "crashed")]
+        return not open_tasks and not f["leaked"] and not busy_rows and not f["vanished"]
+
+    def settle(self, timeout=40, what="the fleet settles (tasks done, no leak, no error rows)",
+               **kwargs):
+        """Runs cycles until every task is Complete/Failed, no pod leaked and no row is left
+        in error/spawning."""
+        kwargs.setdefault("ok_codes", (0, 6))
+        return self.run_cycles_until(self.settled, timeout=timeout, what=what, **kwargs)
+
+    def invariants(self, label, **kw):
+        return check_invariants(self, label, **kw)

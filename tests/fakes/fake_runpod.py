@@ -46,6 +46,10 @@ Faults (POST /_fake/faults; each key optional; reset restores the defaults):
   not_found_after_create_sec: T  GET /v2/pods/{id} answers 404 for T s after the pod's create
   never_boot: bool               RUNNING pods keep runtime null and the boot hook never runs
   create_latency_ms: N           every create takes N ms longer (handled concurrently)
+  exit_on_crash: bool            (default true) a created pod whose boot process exits
+                                 non-zero goes EXITED, as a RunPod pod whose container's main
+                                 process dies; false keeps it RUNNING (a container that
+                                 lingers). Injected pods (POST /_fake/pods) never do.
 
 Start: fake_runpod.py --port 0 --api-key KEY [--port-file F] [--record F.jsonl]
        [--boot-cmd CMD] [--boot-delay-sec S] [--provision-sec S] [--start-sec S]
@@ -84,7 +88,7 @@ DETAILS = {401: "invalid bearer token", 402: "insufficient balance", 403: "acces
            429: "rate limit exceeded for the minute window",
            500: "internal server error", 502: "bad gateway", 503: "service unavailable"}
 FAULT_DEFAULTS = {"no_capacity": [], "rules": [], "not_found_after_create_sec": 0.0,
-                  "never_boot": False, "create_latency_ms": 0}
+                  "never_boot": False, "create_latency_ms": 0, "exit_on_crash": True}
 CREATE_KEYS = {"name", "image", "gpu", "cpu", "cloud", "dataCenterIds", "disk", "ports", "env",
                "mounts", "args", "registry", "startSsh", "startJupyter", "globalNetworking",
                "templateId"}
@@ -177,6 +181,8 @@ class FakePod:
         self.boot_at = None
         self.cost = cost
         self.proc = None
+        self.exit_code = None       # the boot process's exit status once it died (EXITED)
+        self.injected = False       # POST /_fake/pods: never goes EXITED on its own
         self.public_port_base = random.randint(10000, 60000)
 
     def runtime(self, now):
@@ -288,6 +294,14 @@ class State:
         """Moves every pod along its lifecycle; starts boot processes at RUNNING."""
         cfg = self.config
         for pod in self.pods.values():
+            if (not pod.forced and not pod.injected and pod.proc is not None
+                    and pod.proc.poll() is not None and pod.proc.returncode != 0
+                    and self.faults["exit_on_crash"]):
+                # The container's main process died: RunPod shows the pod EXITED (cost 0)
+                # until someone terminates it. A clean exit (0) keeps the pod RUNNING here,
+                # as before, so drained workers wait for the orchestrator's DELETE.
+                pod.forced = "EXITED"
+                pod.exit_code = pod.proc.returncode
             if pod.forced:
                 pod.status = pod.forced
                 continue
@@ -624,6 +638,7 @@ class Handler(BaseHTTPRequestHandler):
             created = time.time() - float(body.get("age_sec", 0))
             pod = STATE.add_pod(body["name"], req, created=created)
             with STATE.lock:
+                pod.injected = True
                 if body.get("status") in ("EXITED", "ERROR"):
                     pod.forced = body["status"]
                 STATE.advance_locked(time.time())

@@ -1,0 +1,124 @@
+"""No secret reaches an output (SPEC 8): the RunPod API key, the database password and a
+WORKER_ENV_* value, each distinctive, never appear in stdout, stderr, the journal
+(orchestrator_cycles) or system_logs, across working cycles, failing cycles and the other
+commands. WORKER_ENV_* values do reach the pod's environment: that is their purpose.
+
+The password belongs to a role this test creates in the test cluster; the private test server
+uses trust authentication, so the password is sent but not checked (enough to prove it is never
+printed). METRICS_FILE is checked when the build writes it (metrics are issue 6).
+"""
+
+import os
+import time
+import unittest
+
+import psycopg2
+
+import e2e_lib
+from e2e_lib import SafetyTestCase
+
+API_KEY = "rpa_KEY-DISTINCT-7f3a9c"
+DB_PASSWORD = "pw-DISTINCT-123"
+WORKER_SECRET = "tok-DISTINCT-456"
+SECRETS = (API_KEY, DB_PASSWORD, WORKER_SECRET)
+
+
+class TestSecrets(SafetyTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.role = "e2e_secret_%d" % os.getpid()
+        with e2e_lib._AdminConn() as admin:
+            cur = admin.cursor()
+            cur.execute("DROP ROLE IF EXISTS %s" % self.role)
+            cur.execute("CREATE ROLE %s LOGIN SUPERUSER PASSWORD %%s" % self.role,
+                        (DB_PASSWORD,))
+        self.addCleanup(self._drop_role)
+
+    def _drop_role(self):
+        with e2e_lib._AdminConn() as admin:
+            cur = admin.cursor()
+            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE usename = %s", (self.role,))
+            try:
+                cur.execute("DROP ROLE IF EXISTS %s" % self.role)
+            except psycopg2.Error:
+                pass
+
+    def secret_url(self, dbname):
+        host = os.environ.get("PGHOST", "")
+        port = os.environ.get("PGPORT", "5432")
+        q = "port=%s" % port + ("&host=%s" % host if host else "")
+        return "postgresql://%s:%s@/%s?%s" % (self.role, DB_PASSWORD, dbname, q)
+
+    def assert_clean(self, where, text):
+        for s in SECRETS:
+            self.assertNotIn(s, text, "a secret (%s...) appears in %s" % (s[:6], where))
+
+    def test_no_secret_in_any_output(self):
+        fake = self.start_fake(extra_args=("--api-key", API_KEY))
+        self.config.update(RUNPOD_API_KEY=API_KEY, MIN_ACTIVE_GPUS="0", MAX_ACTIVE_GPUS="2",
+                           TASKS_PER_GPU_THRESHOLD="1", ENABLE_DB_LOGGING="true",
+                           LOG_LEVEL="DEBUG", WORKER_ENV_SECRET_TOKEN=WORKER_SECRET)
+        metrics_file = os.path.join(self.log_dir, "metrics.prom")
+        self.config["METRICS_FILE"] = metrics_file
+        url = self.secret_url(self.db_name)
+        env = {"DATABASE_URL": url}
+        self.work(2)
+        outputs = []
+        # Working cycles: spawn, promote, complete.
+        for _ in range(40):
+            r = self.run_binary("single", env_overrides=env)
+            self.assertEqual(r.rc, 0, r.describe() + r.stderr[-2000:])
+            outputs.append(r)
+            if self.db.count_by_status("tasks").get("Complete") == 2:
+                break
+            time.sleep(0.3)
+        self.assertEqual(self.db.count_by_status("tasks").get("Complete"), 2)
+        # Failing cycles: RunPod refusing the key, and a create failing.
+        fake.set_faults(rules=[{"method": "*", "path": "/v2/pods*", "status": 401,
+                                "count": 2}])
+        self.work(2)
+        outputs.append(self.run_binary("single", env_overrides=env))
+        fake.set_faults(rules=[])
+        # The other commands, and a database that does not exist (connect error text).
+        for args in (("plan",), ("config",), ("config", "--json"), ("status",),
+                     ("status", "--json"), ("reconcile",), ("reconcile", "--json"),
+                     ("single", "--dry-run")):
+            outputs.append(self.run_binary(*args, env_overrides=env))
+        bad = self.run_binary("single", env_overrides={
+            "DATABASE_URL": self.secret_url("no_such_db_" + self.db_name)})
+        self.assertEqual(bad.rc, 4)
+        outputs.append(bad)
+
+        for r in outputs:
+            self.assert_clean("stdout of %s" % " ".join(r.args), r.stdout)
+            self.assert_clean("stderr of %s" % " ".join(r.args), r.stderr)
+        journal = "\n".join(x["j"] for x in self.db.query(
+            "SELECT row_to_json(c)::text AS j FROM orchestrator_cycles c"))
+        self.assertTrue(journal)
+        self.assert_clean("orchestrator_cycles", journal)
+        logs = "\n".join(x["j"] for x in self.db.query(
+            "SELECT row_to_json(l)::text AS j FROM system_logs l"))
+        self.assert_clean("system_logs", logs)
+        config_out = [r for r in outputs if r.args == ("config",)][0].stdout
+        self.assertIn("***set***", config_out)
+        # By design: the worker's own environment carries WORKER_ENV_* values.
+        envs = [(r["body"] or {}).get("env", {}) for r in self.creates()]
+        self.assertTrue(envs and all(e.get("SECRET_TOKEN") == WORKER_SECRET for e in envs))
+        self.assertTrue(all(API_KEY not in str(e) and DB_PASSWORD not in str(e) for e in envs),
+                        "the orchestrator's own secrets leaked into a pod's environment")
+        if os.path.exists(metrics_file):
+            with open(metrics_file) as f:
+                self.assert_clean("METRICS_FILE", f.read())
+            metrics_note = "METRICS_FILE checked"
+        else:
+            metrics_note = "METRICS_FILE not written by this build: not checked"
+        e2e_lib.note("secrets: %d runs, %d journal rows, %d system_logs rows checked; no secret "
+                     "found (%s)" % (len(outputs), journal.count("\n") + 1,
+                                     logs.count("\n") + 1 if logs else 0, metrics_note))
+        self.invariants("secrets")
+
+
+if __name__ == "__main__":
+    unittest.main()
