@@ -18,6 +18,10 @@ PACKAGES=(
     python3 python3-psycopg2 python3-jsonschema python3-yaml
     # process helpers used by the scripts
     procps util-linux ca-certificates valgrind
+    # scripts/bench.sh: wall time and peak RSS (/usr/bin/time)
+    time
+    # metrics tests: promtool and a real Prometheus server, curl for the HTTP endpoint
+    prometheus curl
     # fuzzing (libFuzzer)
     clang libclang-rt-14-dev
 )

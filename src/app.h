@@ -9,6 +9,8 @@
 #include "config.h"
 
 struct RunpodClient;
+struct MetricsState; /* metrics.h */
+struct HttpServer;   /* http.h */
 
 typedef struct {
     const Config *cfg;
@@ -17,6 +19,8 @@ typedef struct {
     const char *command;     /* "single", "continuous", ... */
     bool dry_run;            /* --dry-run, `plan`, or SAFE_MODE */
     char config_hash[17];
+    struct MetricsState *metrics; /* owned by the command; NULL = no metrics (issue 6) */
+    struct HttpServer *http;      /* owned by the command; NULL = no HTTP endpoint */
 } App;
 
 #endif

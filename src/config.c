@@ -126,6 +126,8 @@ static const VarSpec VARS[] = {
      "HTTP /metrics /healthz /readyz in continuous (0 = off)"},
     {"METRICS_FILE", VT_STRING, F(metrics_file), NULL, 0, CONFIG_STR_MAX - 1, false, NULL,
      "Prometheus textfile written after each cycle"},
+    {"METRICS_BIND_ADDRESS", VT_STRING, F(metrics_bind_address), "0.0.0.0", 1, 63, false, NULL,
+     "IP address the METRICS_PORT endpoint binds (0.0.0.0: all, for Kubernetes probes)"},
     {"ORCHESTRATOR_INSTANCE_ID", VT_STRING, F(orchestrator_instance_id), NULL, 0,
      CONFIG_ITEM_MAX - 1, false, NULL, "source id in logs and the journal"},
 };

@@ -91,6 +91,7 @@ typedef struct {
     int db_log_retention_hours;
     int metrics_port;
     char metrics_file[CONFIG_STR_MAX];
+    char metrics_bind_address[64]; /* METRICS_BIND_ADDRESS: IP literal the HTTP endpoint binds */
     char orchestrator_instance_id[CONFIG_ITEM_MAX];
 } Config;
 
