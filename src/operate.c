@@ -1,0 +1,307 @@
+/* operate.c -- operator commands that work on the queue and the logs: `submit` and `logs`.
+ *
+ * Shell module: parses flags, reads files, talks to PostgreSQL through db.h. Validation of
+ * tasks is the pure taskfile module, so a bad file is refused before anything is inserted.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "commands.h"
+#include "db.h"
+#include "log.h"
+#include "taskfile.h"
+
+#define SUBMIT_FILE_MAX (64u << 20)
+
+static int usage(const char *cmd, const char *msg, const char *arg)
+{
+    fprintf(stderr, "orchestrator %s: %s%s%s; see `orchestrator %s --help`\n", cmd, msg,
+            arg ? " " : "", arg ? arg : "", cmd);
+    return 0;
+}
+
+/* Reads a whole file (at most SUBMIT_FILE_MAX bytes). Returns a malloc'd buffer or NULL after
+ * printing why. "-" is standard input. */
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "orchestrator submit: cannot open %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 65536, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        if (n + 1 >= cap) {
+            if (cap >= SUBMIT_FILE_MAX) {
+                fprintf(stderr, "orchestrator submit: %s is larger than %u MiB\n", path,
+                        SUBMIT_FILE_MAX >> 20);
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            char *bigger = realloc(buf, cap * 2);
+            if (!bigger) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = bigger;
+            cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - 1 - n, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    if (buf && ferror(f)) {
+        fprintf(stderr, "orchestrator submit: error reading %s\n", path);
+        free(buf);
+        buf = NULL;
+    }
+    if (f != stdin)
+        fclose(f);
+    if (buf) {
+        buf[n] = '\0';
+        *len = n;
+    }
+    return buf;
+}
+
+static void print_errors(const TaskfileErrors *errs)
+{
+    for (size_t i = 0; i < errs->count && i < TASKFILE_ERRORS_MAX; i++)
+        fprintf(stderr, "orchestrator submit: %s\n", errs->messages[i]);
+    if (errs->count > TASKFILE_ERRORS_MAX)
+        fprintf(stderr, "orchestrator submit: ... and %zu more\n",
+                errs->count - TASKFILE_ERRORS_MAX);
+    fprintf(stderr, "orchestrator submit: nothing was inserted\n");
+}
+
+Status cmd_submit(int argc, char **argv)
+{
+    const char *type = NULL, *params = NULL, *run_type = NULL, *deps = NULL, *file = NULL;
+    const char *format = NULL;
+    int max_attempts = 0;
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char **target = NULL;
+        if (strcmp(a, "--type") == 0)
+            target = &type;
+        else if (strcmp(a, "--params") == 0)
+            target = &params;
+        else if (strcmp(a, "--run-type") == 0)
+            target = &run_type;
+        else if (strcmp(a, "--depends-on") == 0)
+            target = &deps;
+        else if (strcmp(a, "--file") == 0)
+            target = &file;
+        else if (strcmp(a, "--format") == 0)
+            target = &format;
+        else if (strcmp(a, "--json") == 0) {
+            json = true;
+            continue;
+        } else if (strcmp(a, "--max-attempts") == 0) {
+            char *end = NULL;
+            long v = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : 0;
+            if (i + 1 >= argc || !end || *end || v < 1 || v > 100) {
+                usage("submit", "--max-attempts needs a number in [1, 100]", NULL);
+                return STATUS_ERR_USAGE;
+            }
+            max_attempts = (int)v;
+            i++;
+            continue;
+        } else {
+            usage("submit", "unknown argument", a);
+            return STATUS_ERR_USAGE;
+        }
+        if (i + 1 >= argc) {
+            usage("submit", "missing value after", a);
+            return STATUS_ERR_USAGE;
+        }
+        *target = argv[++i];
+    }
+    if ((file != NULL) == (type != NULL)) {
+        usage("submit", "give either --type (one task) or --file (many)", NULL);
+        return STATUS_ERR_USAGE;
+    }
+    if (file && (params || run_type || deps || max_attempts)) {
+        usage("submit", "--params, --run-type, --depends-on and --max-attempts go with --type",
+              NULL);
+        return STATUS_ERR_USAGE;
+    }
+
+    /* Validate everything before touching the database. */
+    static TaskfileErrors errs;
+    memset(&errs, 0, sizeof errs);
+    cJSON *tasks = NULL;
+    Status st;
+    if (type) {
+        tasks = cJSON_CreateArray();
+        if (!tasks)
+            return STATUS_ERR_NOMEM;
+        st = taskfile_add(tasks, type, params, run_type, deps, max_attempts, "--type", &errs);
+    } else {
+        TaskfileFormat fmt = TASKFILE_JSONL;
+        const char *dot = strrchr(file, '.');
+        if (format ? strcasecmp(format, "csv") == 0 : (dot && strcasecmp(dot, ".csv") == 0))
+            fmt = TASKFILE_CSV;
+        else if (format && strcasecmp(format, "jsonl") != 0) {
+            usage("submit", "--format must be csv or jsonl, not", format);
+            return STATUS_ERR_USAGE;
+        }
+        size_t len = 0;
+        char *data = read_file(file, &len);
+        if (!data)
+            return STATUS_ERR_USAGE;
+        st = taskfile_parse(data, len, fmt, &tasks, &errs);
+        free(data);
+    }
+    if (st != STATUS_OK) {
+        print_errors(&errs);
+        cJSON_Delete(tasks);
+        return st == STATUS_ERR_NOMEM ? st : STATUS_ERR_USAGE;
+    }
+
+    Config *cfg = NULL;
+    st = commands_load_config(CONFIG_NEED_DB, &cfg);
+    if (st != STATUS_OK) {
+        cJSON_Delete(tasks);
+        return st;
+    }
+    char *text = cJSON_PrintUnformatted(tasks);
+    size_t n = (size_t)cJSON_GetArraySize(tasks);
+    cJSON_Delete(tasks);
+    PGconn *conn = NULL;
+    cJSON *ids = NULL;
+    if (!text)
+        st = STATUS_ERR_NOMEM;
+    if (st == STATUS_OK && cfg->safe_mode) {
+        fprintf(stderr,
+                "orchestrator submit: SAFE_MODE is on: %zu task%s validated, nothing "
+                "inserted\n",
+                n, n == 1 ? "" : "s");
+        goto out;
+    }
+    if (st == STATUS_OK)
+        st = db_connect(cfg, &conn);
+    if (st == STATUS_OK)
+        st = db_insert_tasks(conn, text, cfg->max_task_attempts, &ids);
+    if (st == STATUS_OK) {
+        if (json) {
+            char *s = cJSON_PrintUnformatted(ids);
+            printf("{\"inserted\":%zu,\"ids\":%s}\n", n, s ? s : "[]");
+            free(s);
+        } else {
+            for (cJSON *e = ids->child; e; e = e->next)
+                printf("%s\n", e->valuestring);
+        }
+        log_info("tasks.submitted", "count=%zu", n);
+    }
+out:
+    cJSON_Delete(ids);
+    free(text);
+    if (conn)
+        PQfinish(conn);
+    free(cfg);
+    return st;
+}
+
+Status cmd_logs(int argc, char **argv)
+{
+    LogQuery q = {.limit = 200};
+    bool json = false;
+    static const char *levels[] = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--json") == 0) {
+            json = true;
+            continue;
+        }
+        if (!v) {
+            usage("logs", "missing value after", a);
+            return STATUS_ERR_USAGE;
+        }
+        i++;
+        if (strcmp(a, "--worker") == 0) {
+            q.worker_id = v;
+        } else if (strcmp(a, "--task") == 0) {
+            if (!taskfile_is_uuid(v)) {
+                usage("logs", "--task needs a task id (a UUID), not", v);
+                return STATUS_ERR_USAGE;
+            }
+            q.task_id = v;
+        } else if (strcmp(a, "--cycle") == 0) {
+            char *end = NULL;
+            q.cycle = strtoll(v, &end, 10);
+            if (!end || *end || q.cycle < 1) {
+                usage("logs", "--cycle needs a cycle number, not", v);
+                return STATUS_ERR_USAGE;
+            }
+        } else if (strcmp(a, "--level") == 0) {
+            for (size_t k = 0; k < 5; k++)
+                if (strcasecmp(v, levels[k]) == 0 || (k == 2 && strcasecmp(v, "WARN") == 0))
+                    q.min_level = levels[k];
+            if (!q.min_level) {
+                usage("logs", "--level must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not", v);
+                return STATUS_ERR_USAGE;
+            }
+        } else if (strcmp(a, "--since") == 0) {
+            if (taskfile_parse_duration(v, &q.since_sec) != 0 || q.since_sec == 0) {
+                usage("logs", "--since needs a duration such as 30s, 15m, 2h or 7d, not", v);
+                return STATUS_ERR_USAGE;
+            }
+        } else if (strcmp(a, "--limit") == 0) {
+            char *end = NULL;
+            long n = strtol(v, &end, 10);
+            if (!end || *end || n < 1 || n > 100000) {
+                usage("logs", "--limit needs a number in [1, 100000], not", v);
+                return STATUS_ERR_USAGE;
+            }
+            q.limit = (int)n;
+        } else {
+            usage("logs", "unknown argument", a);
+            return STATUS_ERR_USAGE;
+        }
+    }
+    Config *cfg = NULL;
+    Status st = commands_load_config(CONFIG_NEED_DB, &cfg);
+    if (st != STATUS_OK)
+        return st;
+    PGconn *conn = NULL;
+    cJSON *rows = NULL;
+    st = db_connect(cfg, &conn);
+    if (st == STATUS_OK)
+        st = db_query_logs(conn, &q, &rows);
+    if (st == STATUS_OK) {
+        if (json) {
+            for (cJSON *r = rows->child; r; r = r->next) {
+                char *s = cJSON_PrintUnformatted(r);
+                printf("%s\n", s ? s : "{}");
+                free(s);
+            }
+        } else {
+            printf("%-24s %-8s %-22s %-30s %s\n", "TIME", "LEVEL", "SOURCE", "WORKER/TASK",
+                   "MESSAGE");
+            for (cJSON *r = rows->child; r; r = r->next) {
+                const char *w = cJSON_GetObjectItem(r, "worker_id")->valuestring;
+                const char *t = cJSON_GetObjectItem(r, "task_id")->valuestring;
+                printf("%-24s %-8s %-22.22s %-30.30s %s\n",
+                       cJSON_GetObjectItem(r, "time")->valuestring,
+                       cJSON_GetObjectItem(r, "level")->valuestring,
+                       cJSON_GetObjectItem(r, "source_id")->valuestring, w[0] ? w : t,
+                       cJSON_GetObjectItem(r, "message")->valuestring);
+            }
+        }
+    }
+    cJSON_Delete(rows);
+    if (conn)
+        PQfinish(conn);
+    free(cfg);
+    return st;
+}

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# ops_test.sh: `submit` and `logs` against the test PostgreSQL: exit codes, output shape, and
+# `submit` refusing a bad file without inserting anything.
+set -uo pipefail
+bin=${ORCH_BINARY:?ORCH_BINARY is not set}
+[ -n "${PGHOST:-}" ] || { echo "not ok - PGHOST is not set: run through scripts/test.sh"; echo "0 passed, 1 failed"; exit 1; }
+pass=0
+fail=0
+tmp=$(mktemp -d)
+db="ops_$$"
+trap 'dropdb --force "$db" 2>/dev/null; rm -rf "$tmp"' EXIT
+check() { if [ "$2" -eq 0 ]; then pass=$((pass + 1)); echo "ok - $1"; else fail=$((fail + 1)); echo "not ok - $1"; fi; }
+createdb -T "${ORCH_TEST_TEMPLATE_DB:-orch_tpl}" "$db"
+export DATABASE_URL="postgresql:///$db?host=$PGHOST&port=${PGPORT:-5432}&user=${PGUSER:-postgres}"
+q() { psql -qAt -d "$db" -c "$1"; }
+uuid_re='^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+
+"$bin" submit --type render --params '{"duration_sec": 2}' >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "submit --type exits 0 and prints one id" $([ $rc -eq 0 ] && [ "$(wc -l <"$tmp/out")" -eq 1 ] && grep -Eq "$uuid_re" "$tmp/out"; echo $?)
+id=$(cat "$tmp/out")
+check "  ...the task is Queued with its params" $([ "$(q "SELECT status || ':' || (params->>'duration_sec') || ':' || run_type FROM tasks WHERE id = '$id'")" = "Queued:2:gpu" ]; echo $?)
+
+printf 'task_type,params,depends_on\nstitch,"{""n"": 1}",%s\nstitch,,\nupscale,"{}",\n' "$id" >"$tmp/good.csv"
+"$bin" submit --file "$tmp/good.csv" >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "submit --file CSV inserts 3 and prints 3 ids" $([ $rc -eq 0 ] && [ "$(grep -cE "$uuid_re" "$tmp/out")" -eq 3 ]; echo $?)
+first=$(head -n 1 "$tmp/out")
+check "  ...in file order, with the dependency" $([ "$(q "SELECT task_type || ':' || dependant_on[1] FROM tasks WHERE id = '$first'")" = "stitch:$id" ]; echo $?)
+
+before=$(q "SELECT count(*) FROM tasks")
+printf 'task_type,params\nok,{}\nbad,[1]\nalso_ok,{}\n' >"$tmp/bad.csv"
+"$bin" submit --file "$tmp/bad.csv" >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "submit refuses a file with one bad row (exit 2)" $([ $rc -eq 2 ]; echo $?)
+check "  ...names the line and the problem" $(grep -q 'line 3: params is not a JSON object' "$tmp/err"; echo $?)
+check "  ...and inserts nothing" $([ "$(q "SELECT count(*) FROM tasks")" = "$before" ]; echo $?)
+
+printf '{"task_type":"a","depends_on":["%s"]}\n# comment\n{"task_type":"b","run_type":"api","max_attempts":5}\n' "$id" >"$tmp/good.jsonl"
+"$bin" submit --file "$tmp/good.jsonl" --json >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "submit --file JSON lines --json" $([ $rc -eq 0 ] && /usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d["inserted"]==2 and len(d["ids"])==2 else 1)' "$tmp/out"; echo $?)
+check "  ...run_type and max_attempts kept" $([ "$(q "SELECT count(*) FROM tasks WHERE task_type = 'b' AND run_type = 'api' AND max_attempts = 5")" = 1 ]; echo $?)
+"$bin" submit --type x --depends-on not-a-uuid >/dev/null 2>"$tmp/err"; rc=$?
+check "submit --depends-on with a bad id exits 2" $([ $rc -eq 2 ] && grep -q 'not a task id' "$tmp/err"; echo $?)
+"$bin" submit >/dev/null 2>&1; rc=$?
+check "submit without --type or --file exits 2" $([ $rc -eq 2 ]; echo $?)
+
+q "SELECT func_insert_logs_batch('[{\"source_type\":\"worker\",\"source_id\":\"gpu-a\",\"worker_id\":\"gpu-a\",\"log_level\":\"INFO\",\"message\":\"hello\"},
+   {\"source_type\":\"worker\",\"source_id\":\"gpu-a\",\"worker_id\":\"gpu-a\",\"log_level\":\"ERROR\",\"message\":\"boom\"},
+   {\"source_type\":\"worker\",\"source_id\":\"gpu-b\",\"worker_id\":\"gpu-b\",\"log_level\":\"INFO\",\"message\":\"other\"}]'::jsonb)" >/dev/null
+"$bin" logs --worker gpu-a >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "logs --worker shows that worker's lines only" $([ $rc -eq 0 ] && grep -q hello "$tmp/out" && grep -q boom "$tmp/out" && ! grep -q other "$tmp/out"; echo $?)
+"$bin" logs --level error --json >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "logs --level error --json: one JSON object per line, errors only" $([ $rc -eq 0 ] && [ "$(wc -l <"$tmp/out")" -eq 1 ] && /usr/bin/python3 -c 'import json,sys; d=json.loads(open(sys.argv[1]).readline()); sys.exit(0 if d["message"]=="boom" and d["level"]=="ERROR" else 1)' "$tmp/out"; echo $?)
+"$bin" logs --since 1h >"$tmp/out" 2>&1; rc=$?
+check "logs --since 1h shows all three" $([ $rc -eq 0 ] && [ "$(grep -c 'gpu-' "$tmp/out")" -eq 3 ]; echo $?)
+"$bin" logs --since yesterday >/dev/null 2>"$tmp/err"; rc=$?
+check "logs --since with a bad duration exits 2" $([ $rc -eq 2 ] && grep -q 'duration' "$tmp/err"; echo $?)
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]
