@@ -397,7 +397,10 @@ Status actuator_apply(App *app, const Snapshot *snap, const Plan *plan, ActResul
             break;
         }
         case ACTION_DRAIN_WORKER:
-            s = db_drain_worker(app->conn, a->worker_id, reason_str(a->reason), &applied);
+            s = a->force
+                    ? db_force_drain_worker(app->conn, a->worker_id, a->from_state,
+                                            reason_str(a->reason), &applied)
+                    : db_drain_worker(app->conn, a->worker_id, reason_str(a->reason), &applied);
             if (s == STATUS_OK && applied) {
                 res->workers_drained++;
                 log_info("worker.draining", "worker_id=%s reason=%s detail=%s", a->worker_id,

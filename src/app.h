@@ -7,6 +7,7 @@
 #include <stdbool.h>
 
 #include "config.h"
+#include "planner.h"
 
 struct RunpodClient;
 struct MetricsState; /* metrics.h */
@@ -21,6 +22,7 @@ typedef struct {
     char config_hash[17];
     struct MetricsState *metrics; /* owned by the command; NULL = no metrics (issue 6) */
     struct HttpServer *http;      /* owned by the command; NULL = no HTTP endpoint */
+    const ManualRequest *manual;  /* an operator's request planned instead of the cycle */
 } App;
 
 #endif

@@ -24,6 +24,13 @@ static const CliCommand COMMANDS[] = {
     {"reconcile", "[--terminate] [--json]",
      "RunPod pods vs worker rows: leaked and vanished pods, $/h; --terminate cleans up",
      cmd_reconcile},
+    {"spawn", "[--count N] [--dry-run]",
+     "spawns workers by hand (the scale-up path: MAX_ACTIVE_GPUS, breaker, spend cap hold)",
+     cmd_spawn},
+    {"terminate", "WORKER_ID [--dry-run]", "drains and terminates one worker, re-queues its tasks",
+     cmd_terminate},
+    {"shutdown-all", "[--yes] [--dry-run]",
+     "terminates every worker pod (asks, or needs --yes when not on a terminal)", cmd_shutdown_all},
     {"submit",
      "--type T [--params JSON] [--run-type R] [--depends-on IDS] [--max-attempts N] | --file "
      "F.csv|F.jsonl [--format csv|jsonl]",
@@ -81,7 +88,7 @@ static Status cmd_help(int argc, char **argv)
            "usage: orchestrator COMMAND [ARGS]\n\ncommands:\n",
            ORCH_VERSION);
     for (size_t i = 0; i < N_COMMANDS; i++)
-        printf("  %-11s %-16s %s\n", COMMANDS[i].name, COMMANDS[i].args, COMMANDS[i].summary);
+        printf("  %-13s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
     printf("\n`orchestrator COMMAND --help` for one command, `orchestrator help config` for the "
            "environment variables.\nExit codes: 0 ok, 1 internal, 2 usage, 3 configuration, "
            "4 database, 5 RunPod API, 6 partial.\n");

@@ -161,18 +161,17 @@ static void app_close(App *app)
     curl_global_cleanup();
 }
 
-static Status run_one_cycle(int argc, char **argv, bool force_dry_run)
+/* One cycle (or an operator's request planned like one), its summary printed on stdout. */
+static Status run_cycle(const char *command, bool dry_run, bool force_dry_run,
+                        const ManualRequest *manual)
 {
-    Flags f;
-    Status st = parse_flags(argc, argv, force_dry_run ? "" : "dry-run", &f);
-    if (st != STATUS_OK)
-        return st;
     Config *cfg = NULL;
-    st = load_config(CONFIG_NEED_DB | CONFIG_NEED_API, &cfg);
+    Status st = load_config(CONFIG_NEED_DB | CONFIG_NEED_API, &cfg);
     if (st != STATUS_OK)
         return st;
     App app;
-    st = app_open(&app, cfg, argv[0], f.dry_run || force_dry_run);
+    st = app_open(&app, cfg, command, dry_run || force_dry_run);
+    app.manual = manual;
     /* issue 6: METRICS_FILE, rewritten by loop_cycle; counters continue from the last run. */
     if (st == STATUS_OK && !force_dry_run && cfg->metrics_file[0] &&
         metrics_new(cfg, &app.metrics) == STATUS_OK)
@@ -192,7 +191,23 @@ static Status run_one_cycle(int argc, char **argv, bool force_dry_run)
     metrics_free(app.metrics); /* issue 6 */
     app_close(&app);
     free(cfg);
+    if (st == STATUS_LOCKED && manual) {
+        fprintf(stderr,
+                "orchestrator %s: another cycle held the lock for 30 s; nothing was "
+                "done, try again\n",
+                command);
+        return STATUS_ERR_DB;
+    }
     return st == STATUS_LOCKED ? STATUS_OK : st;
+}
+
+static Status run_one_cycle(int argc, char **argv, bool force_dry_run)
+{
+    Flags f;
+    Status st = parse_flags(argc, argv, force_dry_run ? "" : "dry-run", &f);
+    if (st != STATUS_OK)
+        return st;
+    return run_cycle(argv[0], f.dry_run, force_dry_run, NULL);
 }
 
 Status cmd_single(int argc, char **argv)
@@ -203,6 +218,89 @@ Status cmd_single(int argc, char **argv)
 Status cmd_plan(int argc, char **argv)
 {
     return run_one_cycle(argc, argv, true);
+}
+
+Status cmd_spawn(int argc, char **argv)
+{
+    ManualRequest req = {.kind = MANUAL_SPAWN, .count = 1};
+    bool dry_run = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--dry-run") == 0) {
+            dry_run = true;
+        } else if (strcmp(argv[i], "--count") == 0 && i + 1 < argc) {
+            char *end = NULL;
+            long n = strtol(argv[++i], &end, 10);
+            if (!end || *end || n < 1 || n > 1000) {
+                fprintf(stderr, "orchestrator spawn: --count needs a number in [1, 1000]\n");
+                return STATUS_ERR_USAGE;
+            }
+            req.count = (int)n;
+        } else {
+            fprintf(stderr,
+                    "orchestrator spawn: unknown argument '%s'; see `orchestrator spawn "
+                    "--help`\n",
+                    argv[i]);
+            return STATUS_ERR_USAGE;
+        }
+    }
+    return run_cycle("spawn", dry_run, false, &req);
+}
+
+Status cmd_terminate(int argc, char **argv)
+{
+    ManualRequest req = {.kind = MANUAL_TERMINATE};
+    bool dry_run = false;
+    const char *id = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--dry-run") == 0)
+            dry_run = true;
+        else if (argv[i][0] != '-' && !id)
+            id = argv[i];
+        else {
+            fprintf(stderr,
+                    "orchestrator terminate: unexpected argument '%s'; usage: "
+                    "orchestrator terminate WORKER_ID [--dry-run]\n",
+                    argv[i]);
+            return STATUS_ERR_USAGE;
+        }
+    }
+    if (!id || strlen(id) >= sizeof req.worker_id) {
+        fprintf(stderr, "orchestrator terminate: give one WORKER_ID (see `orchestrator status`)\n");
+        return STATUS_ERR_USAGE;
+    }
+    snprintf(req.worker_id, sizeof req.worker_id, "%s", id);
+    return run_cycle("terminate", dry_run, false, &req);
+}
+
+Status cmd_shutdown_all(int argc, char **argv)
+{
+    ManualRequest req = {.kind = MANUAL_SHUTDOWN_ALL};
+    bool dry_run = false, yes = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--dry-run") == 0)
+            dry_run = true;
+        else if (strcmp(argv[i], "--yes") == 0)
+            yes = true;
+        else {
+            fprintf(stderr, "orchestrator shutdown-all: unknown argument '%s'\n", argv[i]);
+            return STATUS_ERR_USAGE;
+        }
+    }
+    if (!yes && !dry_run) {
+        if (!isatty(STDIN_FILENO)) {
+            fprintf(stderr, "orchestrator shutdown-all: refusing to terminate every worker "
+                            "without --yes (standard input is not a terminal to ask on); "
+                            "use --dry-run to see what would happen\n");
+            return STATUS_ERR_USAGE;
+        }
+        fprintf(stderr, "Terminate EVERY worker pod and re-queue their tasks? Type 'yes': ");
+        char answer[16] = "";
+        if (!fgets(answer, sizeof answer, stdin) || strcmp(answer, "yes\n") != 0) {
+            fprintf(stderr, "orchestrator shutdown-all: not confirmed; nothing done\n");
+            return STATUS_ERR_USAGE;
+        }
+    }
+    return run_cycle("shutdown-all", dry_run, false, &req);
 }
 
 Status cmd_continuous(int argc, char **argv)

@@ -13,6 +13,9 @@ Status cmd_config(int argc, char **argv);
 Status cmd_version(int argc, char **argv);
 Status cmd_status(int argc, char **argv);
 Status cmd_reconcile(int argc, char **argv);
+Status cmd_spawn(int argc, char **argv);
+Status cmd_terminate(int argc, char **argv);
+Status cmd_shutdown_all(int argc, char **argv);
 
 /* Parses the configuration from the environment (printing every error, exit 3) and sets up
  * logging and secret scrubbing; *out is malloc'd (free it). Shared by the operator commands. */

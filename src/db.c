@@ -477,6 +477,24 @@ rollback:
     return st;
 }
 
+Status db_force_drain_worker(PGconn *conn, const char *id, WorkerState from, const char *reason,
+                             bool *applied)
+{
+    const char *p[] = {id, worker_state_str(from), reason};
+    int rows = 0;
+    Status st = exec_command(
+        conn, "force_drain_worker",
+        "UPDATE workers SET status = 'terminating',"
+        " metadata = metadata || jsonb_build_object('terminating_at',"
+        "   extract(epoch FROM now()), 'terminating_reason', $3::text),"
+        " ended_at = coalesce(ended_at, now()), end_kind = coalesce(end_kind, 'expected')"
+        " WHERE id = $1 AND status = $2::worker_status",
+        3, p, &rows);
+    if (st == STATUS_OK)
+        *applied = rows == 1;
+    return st;
+}
+
 Status db_mark_terminated(PGconn *conn, const char *id, WorkerState from, const char *reason,
                           bool *applied)
 {

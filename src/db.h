@@ -48,6 +48,11 @@ Status db_fail_worker(PGconn *conn, const char *id, WorkerState from, const char
  * In Progress task (claims lock the row too, so none can slip in). */
 Status db_drain_worker(PGconn *conn, const char *id, const char *reason, bool *applied);
 
+/* from -> terminating by an operator, without proving the worker holds no task (its tasks are
+ * recovered next). */
+Status db_force_drain_worker(PGconn *conn, const char *id, WorkerState from, const char *reason,
+                             bool *applied);
+
 /* from -> terminated, metadata.terminated_at, ended_at (kept if set). */
 Status db_mark_terminated(PGconn *conn, const char *id, WorkerState from, const char *reason,
                           bool *applied);

@@ -171,6 +171,12 @@ Status loop_cycle(App *app, cJSON **summary)
     }
     bool got = false;
     st = db_try_cycle_lock(app->conn, &got);
+    /* An operator's request waits for a running cycle (up to 30 s) instead of skipping. */
+    for (int waited = 0; st == STATUS_OK && !got && app->manual && waited < 60; waited++) {
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 500000000L};
+        nanosleep(&ts, NULL);
+        st = db_try_cycle_lock(app->conn, &got);
+    }
     if (st != STATUS_OK)
         goto out;
     if (!got) {
@@ -199,10 +205,13 @@ Status loop_cycle(App *app, cJSON **summary)
 
     Policy policy;
     policy_from_config(cfg, &policy);
-    if (need_pods(snap, &policy))
-        list_pods(app, snap, errors);
-
-    planner_decide(snap, &policy, plan);
+    if (app->manual) {
+        planner_manual(snap, &policy, app->manual, plan);
+    } else {
+        if (need_pods(snap, &policy))
+            list_pods(app, snap, errors);
+        planner_decide(snap, &policy, plan);
+    }
     log_plan(plan);
 
     if (app->dry_run) {

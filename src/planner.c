@@ -99,6 +99,7 @@ const char *reason_str(Reason reason)
         [REASON_KEEP_IDLE] = "keep_idle",
         [REASON_LEAKED_POD] = "leaked_pod",
         [REASON_ADOPT_ORPHAN_POD] = "adopt_orphan_pod",
+        [REASON_OPERATOR] = "operator",
     };
     if ((size_t)reason < sizeof names / sizeof names[0] && names[reason])
         return names[reason];
@@ -150,7 +151,8 @@ typedef struct {
     const Policy *policy;
     Plan *plan;
     View view[SNAP_WORKERS_MAX];
-    long long requeued; /* tasks this plan puts back into the queue */
+    long long requeued;      /* tasks this plan puts back into the queue */
+    long long want_override; /* operator spawn count; -1 = from desired */
     long long new_unexpected;
 } Ctx;
 
@@ -571,7 +573,9 @@ static void step_scale_up(Ctx *c)
             memcpy(p->gpu_types[p->n_gpu_types++], pol->gpu_types[g], SNAP_NAME_MAX);
     }
 
-    long long want = desired - (active + spawning);
+    long long want = c->want_override >= 0 ? c->want_override : desired - (active + spawning);
+    if (c->want_override >= 0)
+        why = REASON_OPERATOR;
     if (want <= 0)
         return;
     long long room = pol->max_active - (active + spawning + terminating);
@@ -671,13 +675,15 @@ void policy_from_config(const Config *cfg, Policy *out)
                  cfg->runpod_gpu_types.items[g]);
 }
 
-void planner_decide(const Snapshot *snap, const Policy *policy, Plan *out)
+/* Resets the plan and builds the working view. Returns false when the snapshot is unsafe to act
+ * on (more live workers than it holds): the plan then stays empty. */
+static bool ctx_init(Ctx *c, const Snapshot *snap, const Policy *policy, Plan *out)
 {
-    Ctx c;
-    memset(&c, 0, sizeof c);
-    c.snap = snap;
-    c.policy = policy;
-    c.plan = out;
+    memset(c, 0, sizeof *c);
+    c->snap = snap;
+    c->policy = policy;
+    c->plan = out;
+    c->want_override = -1;
     out->count = 0;
     out->truncated = false;
     out->queued = out->running = out->spawning = out->active = out->idle = out->busy = 0;
@@ -694,18 +700,25 @@ void planner_decide(const Snapshot *snap, const Policy *policy, Plan *out)
     if (snap->workers_truncated) {
         /* More live workers than we can see: any decision could be wrong. Fail closed. */
         out->spawn_limit = SPAWN_LIMIT_UNSAFE_SNAPSHOT;
-        return;
+        return false;
     }
-
     for (size_t i = 0; i < snap->n_workers; i++) {
-        c.view[i].state = snap->workers[i].state;
-        c.view[i].has_pod = snap->workers[i].runpod_id[0] != '\0';
+        c->view[i].state = snap->workers[i].state;
+        c->view[i].has_pod = snap->workers[i].runpod_id[0] != '\0';
     }
     for (size_t t = 0; t < snap->n_tasks; t++) {
         long long w = find_worker(snap, snap->tasks[t].worker_id);
         if (w >= 0)
-            c.view[w].tasks_held++;
+            c->view[w].tasks_held++;
     }
+    return true;
+}
+
+void planner_decide(const Snapshot *snap, const Policy *policy, Plan *out)
+{
+    Ctx c;
+    if (!ctx_init(&c, snap, policy, out))
+        return;
 
     step_spawning(&c);
     step_health(&c);
@@ -717,4 +730,63 @@ void planner_decide(const Snapshot *snap, const Policy *policy, Plan *out)
         step_reconcile(&c);
         out->reconcile_ran = true;
     }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Operator requests                                                                           */
+
+/* Drains worker i by hand, recovers its tasks and terminates it (its pod, then the row). */
+static void manual_terminate(Ctx *c, size_t i)
+{
+    const Snapshot *snap = c->snap;
+    const SnapWorker *w = &snap->workers[i];
+    View *v = &c->view[i];
+    if (v->state == WORKER_CRASHED) {
+        fail_worker(c, i, REASON_OPERATOR, "Terminated by operator");
+        c->plan->actions[c->plan->count - 1].unexpected = false;
+        c->new_unexpected--;
+    } else if (v->state == WORKER_SPAWNING || v->state == WORKER_ACTIVE ||
+               v->state == WORKER_INACTIVE) {
+        Action *a = add_action(c, ACTION_DRAIN_WORKER, REASON_OPERATOR, w);
+        if (!a)
+            return;
+        a->force = true;
+        a->from_state = v->state;
+        snprintf(a->detail, sizeof a->detail, "terminated by operator");
+        v->state = WORKER_TERMINATING;
+    }
+    for (size_t t = 0; t < snap->n_tasks; t++)
+        if (strcmp(snap->tasks[t].worker_id, w->id) == 0)
+            recover_task(c, &snap->tasks[t], REASON_OPERATOR);
+    Action *a = add_action(c, ACTION_TERMINATE_WORKER, REASON_OPERATOR, w);
+    if (!a)
+        return;
+    a->from_state = v->state;
+    snprintf(a->pod_id, sizeof a->pod_id, "%s", worker_pod_id(c, i));
+    v->terminated_in_plan = true;
+}
+
+void planner_manual(const Snapshot *snap, const Policy *policy, const ManualRequest *req, Plan *out)
+{
+    Ctx c;
+    if (!ctx_init(&c, snap, policy, out))
+        return;
+    switch (req->kind) {
+    case MANUAL_SPAWN:
+        c.want_override = req->count > 0 ? req->count : 0;
+        break;
+    case MANUAL_TERMINATE: {
+        long long i = find_worker(snap, req->worker_id);
+        if (i >= 0)
+            manual_terminate(&c, (size_t)i);
+        c.want_override = 0; /* step 6 below only fills the counts */
+        break;
+    }
+    case MANUAL_SHUTDOWN_ALL:
+        for (size_t i = 0; i < snap->n_workers; i++)
+            manual_terminate(&c, i);
+        c.want_override = 0;
+        break;
+    }
+    step_scale_up(&c);
 }

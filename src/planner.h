@@ -51,6 +51,7 @@ typedef enum {
     REASON_KEEP_IDLE,        /* scale-up for MACHINES_TO_KEEP_IDLE */
     REASON_LEAKED_POD,
     REASON_ADOPT_ORPHAN_POD,
+    REASON_OPERATOR, /* spawn, terminate, shutdown-all by hand */
 } Reason;
 
 /* Why scale-up spawned fewer workers than desired (SPAWN_LIMIT_NONE when it did not). */
@@ -72,6 +73,7 @@ typedef struct {
     WorkerState from_state; /* compare-and-swap guard for worker updates */
     bool task_to_failed;    /* RECOVER_TASK: attempts exhausted -> Failed */
     bool unexpected;        /* FAIL_WORKER: counts toward the circuit breaker */
+    bool force;             /* DRAIN_WORKER by an operator: no proof that it holds no task */
     char detail[PLAN_DETAIL_MAX];
 } Action;
 
@@ -126,6 +128,25 @@ void policy_from_config(const Config *cfg, Policy *out);
 /* Decides one cycle. Reads only snap and policy; writes only *out (fully overwritten).
  * Cannot fail: capacity limits are reported in out->truncated / out->spawn_limit. */
 void planner_decide(const Snapshot *snap, const Policy *policy, Plan *out);
+
+/* Operator requests, planned with the same actions and guards as the cycle. */
+typedef enum {
+    MANUAL_SPAWN = 1,   /* count workers, within MAX_ACTIVE_GPUS, the breaker, the spend cap
+                           and the GPU backoff, exactly as a scale-up */
+    MANUAL_TERMINATE,   /* one worker: drain, recover its tasks, terminate its pod */
+    MANUAL_SHUTDOWN_ALL /* every live worker, as MANUAL_TERMINATE */
+} ManualKind;
+
+typedef struct {
+    ManualKind kind;
+    int count;                   /* MANUAL_SPAWN */
+    char worker_id[SNAP_ID_MAX]; /* MANUAL_TERMINATE */
+} ManualRequest;
+
+/* Plans an operator request. Pure, like planner_decide. A MANUAL_TERMINATE of a worker that is
+ * not live gives an empty plan. Cannot fail. */
+void planner_manual(const Snapshot *snap, const Policy *policy, const ManualRequest *req,
+                    Plan *out);
 
 /* Number of actions of a kind in the plan. Cannot fail. */
 size_t plan_count(const Plan *plan, ActionKind kind);

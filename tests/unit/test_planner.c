@@ -1255,6 +1255,69 @@ START_TEST(test_planner_counts)
 END_TEST
 
 /* ------------------------------------------------------------------------------------------ */
+/* Operator requests (planner_manual)                                                          */
+
+static void setup_manual_fleet(void)
+{
+    add_busy("w1");                                    /* active, holds t1 */
+    add_worker("w2", WORKER_SPAWNING, 10, -1, -1, -1); /* still booting */
+    add_worker("w3", WORKER_ERROR, 500, 400, 450, -1);
+    add_worker("w4", WORKER_CRASHED, 500, 400, 450, -1);
+}
+
+static const struct {
+    const char *name;
+    void (*setup)(void);
+    ManualKind kind;
+    int count;
+    const char *worker;
+    int max_active;
+    const char *want;
+} MANUAL_CASES[] = {
+    {"spawn 2", NULL, MANUAL_SPAWN, 2, "", 10, "spawn_worker:operator spawn_worker:operator"},
+    {"spawn within MAX", setup_manual_fleet, MANUAL_SPAWN, 5, "", 3, "spawn_worker:operator"},
+    {"spawn at MAX (active + spawning)", setup_manual_fleet, MANUAL_SPAWN, 1, "", 2, ""},
+    {"terminate a busy worker: drain, recover its task, terminate", setup_manual_fleet,
+     MANUAL_TERMINATE, 0, "w1", 10,
+     "drain_worker:operator:w1 recover_task:operator:t-w1 terminate_worker:operator:w1"},
+    {"terminate a spawning worker", setup_manual_fleet, MANUAL_TERMINATE, 0, "w2", 10,
+     "drain_worker:operator:w2 terminate_worker:operator:w2"},
+    {"terminate an error worker", setup_manual_fleet, MANUAL_TERMINATE, 0, "w3", 10,
+     "terminate_worker:operator:w3"},
+    {"terminate a crashed worker goes through error", setup_manual_fleet, MANUAL_TERMINATE, 0, "w4",
+     10, "fail_worker:operator:w4 terminate_worker:operator:w4"},
+    {"terminate an unknown worker: nothing", setup_manual_fleet, MANUAL_TERMINATE, 0, "zz", 10, ""},
+    {"shutdown-all: every live worker, no spawn even below MIN", setup_manual_fleet,
+     MANUAL_SHUTDOWN_ALL, 0, "", 10,
+     "drain_worker:operator:w1 recover_task:operator:t-w1 terminate_worker:operator:w1 "
+     "drain_worker:operator:w2 terminate_worker:operator:w2 terminate_worker:operator:w3 "
+     "fail_worker:operator:w4 terminate_worker:operator:w4"},
+};
+
+START_TEST(test_planner_manual)
+{
+    reset();
+    pol.min_active = 2; /* manual plans never add the cycle's own scale-up */
+    pol.max_active = MANUAL_CASES[_i].max_active;
+    if (MANUAL_CASES[_i].setup)
+        MANUAL_CASES[_i].setup();
+    ManualRequest req = {.kind = MANUAL_CASES[_i].kind, .count = MANUAL_CASES[_i].count};
+    snprintf(req.worker_id, sizeof req.worker_id, "%s", MANUAL_CASES[_i].worker);
+    planner_manual(&snap, &pol, &req, &plan);
+    check_plan(MANUAL_CASES[_i].name, MANUAL_CASES[_i].want);
+    for (size_t i = 0; i < plan.count; i++) {
+        const Action *a = &plan.actions[i];
+        ck_assert_msg(!a->unexpected, "%s: operator actions never count toward the breaker",
+                      MANUAL_CASES[_i].name);
+        if (a->kind == ACTION_DRAIN_WORKER)
+            ck_assert_msg(a->force, "%s: operator drains are forced", MANUAL_CASES[_i].name);
+        if (a->kind == ACTION_TERMINATE_WORKER && strcmp(a->worker_id, "w1") == 0)
+            ck_assert_str_eq(a->pod_id, "pod-w1");
+    }
+}
+END_TEST
+
+/* ------------------------------------------------------------------------------------------ */
 
 static void add_loop(Suite *s, const char *name, const TTest *test, size_t rows)
 {
@@ -1284,6 +1347,7 @@ static Suite *planner_suite(void)
     add_loop(s, "test_planner_gpu_backoff", test_planner_gpu_backoff, ARRAY_LEN(BACKOFF_CASES));
     add_loop(s, "test_planner_fail_closed", test_planner_fail_closed, ARRAY_LEN(TRUNCATED_CASES));
     add_loop(s, "test_planner_counts", test_planner_counts, ARRAY_LEN(COUNT_CASES));
+    add_loop(s, "test_planner_manual", test_planner_manual, ARRAY_LEN(MANUAL_CASES));
     return s;
 }
 

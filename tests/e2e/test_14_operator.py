@@ -1,0 +1,77 @@
+"""Operator commands against the fake RunPod: `spawn`, `terminate`, `shutdown-all` (SPEC 2).
+They are planned like a cycle (same actions, guards and limits) and print a JSON summary."""
+
+import unittest
+
+from e2e_lib import E2ETestCase
+
+
+class TestOperatorCommands(E2ETestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.config.update(MIN_ACTIVE_GPUS="0", MAX_ACTIVE_GPUS="3", GPU_IDLE_TIMEOUT_SEC="60",
+                           WORKER_GRACE_PERIOD_SEC="60", TASKS_PER_GPU_THRESHOLD="1")
+        self.start_fake()
+
+    def posts(self):
+        return [r for r in self.fake.api_requests("POST")]
+
+    def test_spawn_respects_max_and_terminate_requeues_the_task(self):
+        res = self.run_binary("spawn", "--count", "5")
+        self.assertEqual(res.rc, 0, res.describe())
+        # MAX_ACTIVE_GPUS=3 holds for a manual spawn too.
+        self.assertEqual(res.action("workers_spawned"), 3, res.describe())
+        self.assertEqual(res.status("spawn_limit"), "max_active_gpus")
+        self.assertEqual(len(self.posts()), 3)
+        self.assertEqual(res.summary["command"], "spawn")
+
+        task_id = self.db.insert_task("generate", {"duration_sec": 60})
+        self.run_cycles_until(lambda: self.db.task(task_id)["status"] == "In Progress",
+                              timeout=30, what="a worker claims the long task")
+        holder = self.db.task(task_id)["worker_id"]
+        pod = self.db.worker(holder)["runpod_id"]
+
+        dry = self.run_binary("terminate", holder, "--dry-run")
+        self.assertEqual(dry.rc, 0, dry.describe())
+        kinds = [a["action"] for a in dry.summary["plan"]]
+        self.assertEqual(kinds, ["drain_worker", "recover_task", "terminate_worker"], kinds)
+        self.assertEqual(self.db.worker(holder)["status"], "active", "dry run changed nothing")
+
+        res = self.run_binary("terminate", holder)
+        self.assertEqual(res.rc, 0, res.describe())
+        self.assertEqual(self.db.worker(holder)["status"], "terminated")
+        t = self.db.task(task_id)
+        self.assertEqual((t["status"], t["attempts"], t["worker_id"]), ("Queued", 1, None), t)
+        deletes = [r for r in self.fake.api_requests("DELETE") if r["path"].endswith(pod)]
+        self.assertEqual(len(deletes), 1, "its pod is deleted")
+
+        res = self.run_binary("terminate", "gpu-no-such-worker")
+        self.assertEqual(res.rc, 0)
+        self.assertEqual(res.summary["plan"], [], "an unknown worker plans nothing")
+        self.assertEqual(self.run_binary("terminate").rc, 2, "no worker id is a usage error")
+
+    def test_shutdown_all_needs_yes(self):
+        res = self.run_binary("spawn", "--count", "2")
+        self.assertEqual(res.action("workers_spawned"), 2, res.describe())
+        before = self.db.dump()
+
+        refused = self.run_binary("shutdown-all")  # stdin is not a terminal
+        self.assertEqual(refused.rc, 2)
+        self.assertIn("without --yes", refused.stderr)
+        dry = self.run_binary("shutdown-all", "--dry-run")
+        self.assertEqual(dry.rc, 0, dry.describe())
+        self.assertEqual(sum(1 for a in dry.summary["plan"] if a["action"] == "terminate_worker"),
+                         2)
+        self.assertEqual(self.db.dump(), before, "refusal and dry run change nothing")
+        self.assertEqual(len(self.fake.api_requests("DELETE")), 0)
+
+        res = self.run_binary("shutdown-all", "--yes")
+        self.assertEqual(res.rc, 0, res.describe())
+        self.assertEqual(res.action("workers_terminated"), 2)
+        self.assertEqual({w["status"] for w in self.db.workers()}, {"terminated"})
+        self.assertEqual(self.fake.stats()["pods_alive"], 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
