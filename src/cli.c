@@ -19,7 +19,7 @@ static const CliCommand COMMANDS[] = {
      cmd_plan},
     {"migrate", "", "applies the embedded SQL migrations in order, idempotently, under a lock",
      cmd_migrate},
-    {"status", "[--json]", "queue, workers, heartbeat ages, VRAM, current task, cost per hour",
+    {"status", "[--json] [--watch S]", "queue, workers, heartbeat ages, VRAM, current task, cost per hour",
      cmd_status},
     {"reconcile", "[--terminate] [--json]",
      "RunPod pods vs worker rows: leaked and vanished pods, $/h; --terminate cleans up",

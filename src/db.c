@@ -180,7 +180,8 @@ static const char SQL_SNAPSHOT_SUMMARY[] =
     " (SELECT count(*) FROM workers WHERE ended_at > now() - make_interval(mins => $1::int)"
     "    AND end_kind = 'unexpected') AS unexpected_in_window,"
     " (SELECT coalesce(max(cost_per_hr), 0)::float8 FROM workers"
-    "    WHERE cost_per_hr IS NOT NULL AND status <> 'terminated') AS max_live_cost"
+    "    WHERE cost_per_hr IS NOT NULL AND status <> 'terminated') AS max_live_cost,"
+    " extract(epoch FROM now() - s.last_success_at)::float8 AS since_success"
     " FROM orchestrator_state s WHERE s.id = 1";
 
 static const char SQL_SNAPSHOT_WORKERS[] =
@@ -237,7 +238,8 @@ static Status load_summary(PGconn *conn, const Config *cfg, Snapshot *snap)
         cell_ll(res, 0, 4, &snap->in_progress_total) || cell_ll(res, 0, 5, &last_cycle) ||
         cell_double(res, 0, 6, &since) || cell_ll(res, 0, 8, &snap->ended_in_window) ||
         cell_ll(res, 0, 9, &snap->unexpected_in_window) ||
-        cell_double(res, 0, 10, &snap->max_known_pod_cost))
+        cell_double(res, 0, 10, &snap->max_known_pod_cost) ||
+        cell_ll(res, 0, 11, &snap->since_success_sec))
         goto out;
     snap->now_epoch = now;
     snap->cycle_number = (last_cycle < 0 ? 0 : last_cycle) + 1;

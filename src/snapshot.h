@@ -100,6 +100,7 @@ typedef struct {
 
     /* persisted controller state */
     long long since_reconcile_sec; /* -1 never */
+    long long since_success_sec;   /* since the last successful cycle; -1 never */
     long long ended_in_window;     /* workers that ended within FAILURE_WINDOW_MINUTES */
     long long unexpected_in_window;
     bool breaker_was_open;

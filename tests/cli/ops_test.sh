@@ -54,5 +54,28 @@ check "logs --since 1h shows all three" $([ $rc -eq 0 ] && [ "$(grep -c 'gpu-' "
 "$bin" logs --since yesterday >/dev/null 2>"$tmp/err"; rc=$?
 check "logs --since with a bad duration exits 2" $([ $rc -eq 2 ] && grep -q 'duration' "$tmp/err"; echo $?)
 
+q "INSERT INTO workers (id, status) VALUES ('gpu-status-1', 'spawning')" >/dev/null
+q "UPDATE workers SET status = 'active', last_heartbeat = now(), cost_per_hr = 0.69,
+     metadata = metadata || '{\"vram_total_mb\": 24564, \"vram_used_mb\": 12282}' WHERE id = 'gpu-status-1'" >/dev/null
+q "UPDATE tasks SET status = 'In Progress', worker_id = 'gpu-status-1', generation_started_at = now()
+     WHERE id = '$id'" >/dev/null
+"$bin" status >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "status exits 0 with the queue, fleet and breaker lines" $([ $rc -eq 0 ] && grep -q '^queue ' "$tmp/out" && grep -q '^fleet ' "$tmp/out" && grep -q 'breaker closed' "$tmp/out"; echo $?)
+check "  ...one row per live worker with VRAM percent and its task" $(grep -E '^gpu-status-1 +active .* 12282/24564 +50% +'"${id:0:8}" "$tmp/out" >/dev/null; echo $?)
+check "  ...every line fits 100 columns" $(awk 'length($0) > 100 { bad = 1 } END { exit bad }' "$tmp/out"; echo $?)
+"$bin" status --json >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "status --json has the documented keys" $([ $rc -eq 0 ] && /usr/bin/python3 - "$tmp/out" "$id" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert set(d) == {"queue", "fleet", "breaker", "gpu_backoff", "cycles", "workers"}, d.keys()
+w = d["workers"][0]
+assert w["id"] == "gpu-status-1" and w["status"] == "active", w
+assert w["task_id"] == sys.argv[2] and abs(w["vram_percent"] - 50) < 0.01, w
+assert d["fleet"]["active"] == 1 and d["fleet"]["busy"] == 1 and d["fleet"]["cost_per_hr"] == 0.69, d["fleet"]
+PY
+echo $?)
+"$bin" status --watch 0 >/dev/null 2>&1; rc=$?
+check "status --watch 0 exits 2" $([ $rc -eq 2 ]; echo $?)
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
