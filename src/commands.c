@@ -15,6 +15,7 @@
 #include "app.h"
 #include "config.h"
 #include "db.h"
+#include "dblog.h"
 #include "http.h" /* issue 6 */
 #include "log.h"
 #include "metrics.h" /* issue 6 */
@@ -145,6 +146,7 @@ static Status app_open(App *app, Config *cfg, const char *command, bool dry_run)
         if (st != STATUS_OK)
             return st;
     }
+    dblog_start(cfg);
     log_info("run.start", "version=%s command=%s safe_mode=%s dry_run=%s config_hash=%s",
              ORCH_VERSION, command, cfg->safe_mode ? "true" : "false",
              app->dry_run ? "true" : "false", app->config_hash);
@@ -153,6 +155,7 @@ static Status app_open(App *app, Config *cfg, const char *command, bool dry_run)
 
 static void app_close(App *app)
 {
+    dblog_stop();
     if (app->conn)
         PQfinish(app->conn);
     app->conn = NULL;

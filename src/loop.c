@@ -16,6 +16,7 @@
 
 #include "actuator.h"
 #include "db.h"
+#include "dblog.h"
 #include "http.h" /* issue 6 */
 #include "log.h"
 #include "metrics.h" /* issue 6 */
@@ -199,6 +200,7 @@ Status loop_cycle(App *app, cJSON **summary)
         goto out;
     }
     log_set_cycle(snap->cycle_number);
+    dblog_set_cycle(snap->cycle_number);
     log_info("cycle.start", "dry_run=%s workers=%zu queued=%lld in_progress=%lld",
              app->dry_run ? "true" : "false", snap->n_workers, snap->queued_claimable,
              snap->in_progress_total);
@@ -284,6 +286,10 @@ out:;
     if (st != STATUS_LOCKED)
         log_info("cycle.end", "status=%s duration_ms=%lld sql_statements=%lld", status_str(st),
                  duration_ms, db_statement_count() - statements0);
+    /* ENABLE_DB_LOGGING: this cycle's lines into system_logs (never in a dry run). */
+    if (locked && !app->dry_run)
+        dblog_flush(app->conn, cfg);
+    dblog_set_cycle(0);
     /* Metrics (issue 6): count this cycle, rewrite METRICS_FILE (not after a lock skip: the
      * instance that holds the lock writes it), publish to the HTTP endpoint. No-ops when off. */
     metrics_observe_cycle(app->metrics, snap, plan, have_act ? &act : NULL, st,

@@ -1,6 +1,8 @@
 /* summary.c -- cycle summary and journal documents (see summary.h). */
 #include "summary.h"
 
+#include "dblog.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -148,6 +150,15 @@ cJSON *summary_build(const App *app, const Snapshot *snap, const Plan *plan, con
         cJSON_AddItemToObject(root, "outcomes", cJSON_Duplicate(act->outcomes, 1));
     cJSON_AddItemToObject(root, "errors",
                           errors ? cJSON_Duplicate(errors, 1) : cJSON_CreateArray());
+    if (app->cfg->enable_db_logging) {
+        DblogStats d = dblog_stats();
+        cJSON *dl = cJSON_AddObjectToObject(root, "db_logging");
+        if (dl) {
+            add_count(dl, "written", d.written);
+            add_count(dl, "dropped", d.dropped);
+            add_count(dl, "pending", d.pending);
+        }
+    }
     add_count(root, "duration_ms", duration_ms);
     add_count(root, "sql_statements", sql_statements);
     return root;

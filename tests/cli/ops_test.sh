@@ -77,5 +77,18 @@ echo $?)
 "$bin" status --watch 0 >/dev/null 2>&1; rc=$?
 check "status --watch 0 exits 2" $([ $rc -eq 2 ]; echo $?)
 
+# ENABLE_DB_LOGGING: the cycle's own lines land in system_logs (never in a dry run).
+q "DELETE FROM system_logs" >/dev/null
+dbl=(env ENABLE_DB_LOGGING=true RUNPOD_API_KEY=rk-OPS-SECRET-KEY RUNPOD_API_BASE_URL=http://127.0.0.1:9
+     RUNPOD_CONNECT_TIMEOUT_SEC=1 RUNPOD_MAX_RETRIES=0 MIN_ACTIVE_GPUS=0 MAX_ACTIVE_GPUS=0)
+"${dbl[@]}" SAFE_MODE=true "$bin" single >/dev/null 2>&1
+check "ENABLE_DB_LOGGING writes nothing in SAFE_MODE" $([ "$(q "SELECT count(*) FROM system_logs")" = 0 ]; echo $?)
+"${dbl[@]}" "$bin" single >"$tmp/out" 2>"$tmp/err"; rc=$?
+cyc=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["cycle"])' "$tmp/out" 2>/dev/null)
+check "ENABLE_DB_LOGGING: the cycle's lines are in system_logs" $([ $rc -eq 0 ] && [ "$(q "SELECT count(*) FROM system_logs WHERE source_type = 'orchestrator' AND cycle_number = ${cyc:-0} AND message LIKE 'cycle.start%'")" = 1 ]; echo $?)
+check "  ...with the event in metadata, and never the API key" $([ "$(q "SELECT count(*) FROM system_logs WHERE metadata->>'event' = 'cycle.end'")" = 1 ] && [ "$(q "SELECT count(*) FROM system_logs WHERE message LIKE '%OPS-SECRET%' OR metadata::text LIKE '%OPS-SECRET%'")" = 0 ]; echo $?)
+"$bin" logs --cycle "${cyc:-0}" >"$tmp/out" 2>&1; rc=$?
+check "logs --cycle shows that cycle's lines" $([ $rc -eq 0 ] && grep -q 'cycle.start' "$tmp/out"; echo $?)
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
