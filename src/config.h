@@ -48,6 +48,7 @@ typedef struct {
     int graceful_shutdown_timeout_sec;
     int worker_grace_period_sec;
     int orchestrator_poll_sec;
+    bool enable_notify_wakeup;   /* ENABLE_NOTIFY_WAKEUP: LISTEN for new tasks in continuous */
     int spawn_pod_id_grace_sec;  /* SPAWN_POD_ID_GRACE_SEC: spawning row without pod id */
     int pod_not_found_grace_sec; /* POD_NOT_FOUND_GRACE_SEC: 404 right after create */
 

@@ -398,7 +398,7 @@ Status loop_continuous(App *app, int interval_sec)
             return st;
         if (st != STATUS_OK && st != STATUS_LOCKED)
             log_warn("loop.cycle_failed", "status=%s msg=\"retrying next tick\"", status_str(st));
-        if (app->conn && !had_conn)
+        if (app->conn && !had_conn && app->cfg->enable_notify_wakeup)
             listen_wakeups(app);
         wait_for_wakeup(app, (long long)interval_sec * 1000);
     }
