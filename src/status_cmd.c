@@ -158,7 +158,7 @@ static cJSON *status_json(const Snapshot *snap, const Plan *plan, const Config *
 
 static void status_text(const Snapshot *snap, const Plan *plan, const Config *cfg)
 {
-    char age[16], a2[16], a3[16];
+    char age[32], a2[32], a3[32];
     fmt_age(snap->oldest_queued_age_sec, age, sizeof age);
     printf("queue    %lld claimable, %lld queued (oldest %s), %lld running\n",
            snap->queued_claimable, snap->queued_total, age, snap->in_progress_total);
@@ -185,7 +185,7 @@ static void status_text(const Snapshot *snap, const Plan *plan, const Config *cf
     for (size_t i = 0; i < snap->n_workers; i++) {
         const SnapWorker *w = &snap->workers[i];
         const SnapTask *t = task_of(snap, w->id);
-        char vram[32], run[16];
+        char vram[64], run[32];
         if (w->vram_total_mb > 0 && w->vram_used_mb >= 0)
             snprintf(vram, sizeof vram, "%lld/%lld %3.0f%%", w->vram_used_mb, w->vram_total_mb,
                      100.0 * (double)w->vram_used_mb / (double)w->vram_total_mb);
