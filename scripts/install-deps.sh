@@ -22,7 +22,8 @@ PACKAGES=(
     time
     # metrics tests: promtool and a real Prometheus server, curl for the HTTP endpoint
     prometheus curl
-    # fuzzing (libFuzzer)
+    # style check and fuzzing (libFuzzer)
+    clang-format
     clang libclang-rt-14-dev
 )
 
