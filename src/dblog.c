@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "taskfile.h"
 
 static struct {
     bool on;
@@ -17,19 +18,6 @@ static struct {
     cJSON *batch; /* array of system_logs entries */
     DblogStats stats;
 } g_db;
-
-static bool is_uuid(const char *s)
-{
-    if (!s || strlen(s) != 36)
-        return false;
-    for (int i = 0; i < 36; i++) {
-        char c = s[i];
-        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-        if (dash ? c != '-' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-            return false;
-    }
-    return true;
-}
 
 static void sink(void *ctx, LogLevel level, const char *event, const char *message,
                  const char *fields_json)
@@ -61,7 +49,7 @@ static void sink(void *ctx, LogLevel level, const char *event, const char *messa
     if (cJSON_IsString(w) && w->valuestring[0])
         cJSON_AddStringToObject(e, "worker_id", w->valuestring);
     cJSON *t = cJSON_GetObjectItemCaseSensitive(fields, "task_id");
-    if (cJSON_IsString(t) && is_uuid(t->valuestring))
+    if (cJSON_IsString(t) && taskfile_is_uuid(t->valuestring))
         cJSON_AddStringToObject(e, "task_id", t->valuestring);
     if (g_db.cycle > 0)
         cJSON_AddNumberToObject(e, "cycle_number", (double)g_db.cycle);

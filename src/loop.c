@@ -55,7 +55,7 @@ static SnapPodStatus pod_status_to_snap(PodStatus s)
 /* Does this cycle need the pod list? Reconcile due, or a spawning worker to check. */
 static bool need_pods(const Snapshot *snap, const Policy *pol)
 {
-    if (snap->since_reconcile_sec < 0 || snap->since_reconcile_sec >= pol->reconcile_interval_sec)
+    if (planner_reconcile_due(snap, pol))
         return true;
     for (size_t i = 0; i < snap->n_workers; i++)
         if (snap->workers[i].state == WORKER_SPAWNING)

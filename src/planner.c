@@ -675,6 +675,12 @@ void policy_from_config(const Config *cfg, Policy *out)
                  cfg->runpod_gpu_types.items[g]);
 }
 
+bool planner_reconcile_due(const Snapshot *snap, const Policy *policy)
+{
+    return snap->since_reconcile_sec < 0 ||
+           snap->since_reconcile_sec >= policy->reconcile_interval_sec;
+}
+
 /* Resets the plan and builds the working view. Returns false when the snapshot is unsafe to act
  * on (more live workers than it holds): the plan then stays empty. */
 static bool ctx_init(Ctx *c, const Snapshot *snap, const Policy *policy, Plan *out)
@@ -693,8 +699,7 @@ static bool ctx_init(Ctx *c, const Snapshot *snap, const Policy *policy, Plan *o
     out->failure_rate = 0;
     out->fleet_cost_per_hr = 0;
     out->n_gpu_types = 0;
-    out->reconcile_due = snap->since_reconcile_sec < 0 ||
-                         snap->since_reconcile_sec >= policy->reconcile_interval_sec;
+    out->reconcile_due = planner_reconcile_due(snap, policy);
     out->reconcile_ran = false;
 
     if (snap->workers_truncated) {

@@ -125,6 +125,9 @@ typedef struct {
 /* Fills the policy from a validated configuration. Cannot fail. */
 void policy_from_config(const Config *cfg, Policy *out);
 
+/* True when reconcile is due: never done, or RECONCILE_INTERVAL_SEC has passed. */
+bool planner_reconcile_due(const Snapshot *snap, const Policy *policy);
+
 /* Decides one cycle. Reads only snap and policy; writes only *out (fully overwritten).
  * Cannot fail: capacity limits are reported in out->truncated / out->spawn_limit. */
 void planner_decide(const Snapshot *snap, const Policy *policy, Plan *out);
