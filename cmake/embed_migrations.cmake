@@ -1,4 +1,4 @@
-# embed_migrations.cmake: turns sql/migrations/*.sql into a C source that src/migrate.c links
+# embed_migrations.cmake: turns sql/migrations/*.sql into a C source that src/shell/migrate.c links
 # against, so `orchestrator migrate` needs no files at run time (any directory, any container).
 #
 # Run in script mode at build time:

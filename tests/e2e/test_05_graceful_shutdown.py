@@ -23,7 +23,7 @@ class TestGracefulShutdown(E2ETestCase):
                               timeout=20, what="the worker claims the task")
         worker_id = self.db.task(task_id)["worker_id"]
         if drain_metadata:
-            # Byte for byte what db_drain_worker (src/db.c) writes, minus its "holds no task"
+            # Byte for byte what db_drain_worker (src/shell/db.c) writes, minus its "holds no task"
             # guard: this is the claim-vs-drain race the guard and the claim lock prevent.
             sql = ("UPDATE workers SET status = 'terminating', metadata = metadata || "
                    "jsonb_build_object('terminating_at', extract(epoch FROM now()), "

@@ -10,12 +10,12 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 flags=(-std=c11 -D_POSIX_C_SOURCE=200809L -DORCH_VERSION=\"fuzz\" -g -O1
        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-       -I"$src/src" $(pkg-config --cflags libcjson))
+       -I"$src/src/core" $(pkg-config --cflags libcjson))
 libs=($(pkg-config --libs libcjson) -lm)
 clang "${flags[@]}" -o "$work/fuzz_runpod_json" "$src/tests/fuzz/fuzz_runpod_json.c" \
-    "$src/src/runpod_json.c" "$src/src/status.c" "${libs[@]}"
+    "$src/src/core/runpod_json.c" "$src/src/core/status.c" "${libs[@]}"
 clang "${flags[@]}" -o "$work/fuzz_config" "$src/tests/fuzz/fuzz_config.c" \
-    "$src/src/config.c" "$src/src/status.c" "${libs[@]}"
+    "$src/src/core/config.c" "$src/src/core/status.c" "${libs[@]}"
 
 mkdir -p "$work/corpus_json" "$work/corpus_config"
 cp "$src"/tests/fixtures/runpod/v2_*.json "$work/corpus_json/"

@@ -90,7 +90,7 @@ SELECT id, 'cc-' || :client_id, worker_id FROM func_claim_next_task('cc-' || :cl
 SELECT func_mark_task_complete(t.id, t.worker_id, '{}', 'out')
   FROM tasks t WHERE t.worker_id = 'cc-' || :client_id AND t.status = 'In Progress';
 SQL
-# The orchestrator's drain (src/db.c db_drain_worker), on a random worker. ended_at is taken
+# The orchestrator's drain (src/shell/db.c db_drain_worker), on a random worker. ended_at is taken
 # from clock_timestamp() once the row lock is held (now() would be the BEGIN time), so "claimed
 # after the drain" can be checked exactly.
 cat >"$sqltest_tmp/drain.sql" <<SQL
