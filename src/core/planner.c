@@ -1,162 +1,55 @@
-/* planner.c -- pure decision function of the control cycle (SPEC section 6).
+/* planner.c -- pure decision function of the control cycle (SPEC section 6): the working view,
+ * the cycle's steps 1-7 and planner_decide.
  *
- * Pure: reads only its arguments; no I/O, clock, environment, allocation or logging. The
- * planner keeps a small "view" of each worker's state so that later steps see the effect of
- * earlier ones within the same cycle (a worker failed in step 2 has its tasks recovered in
- * step 3 and its pod terminated in step 5), exactly as the actuator will apply them in order.
+ * Pure: reads only its arguments; no I/O, clock, environment, allocation or logging. Operator
+ * requests are planner_manual.c; names and the policy planner_names.c.
  */
-#include "planner.h"
+#include "planner_ctx.h"
 
 #include <math.h>
-
-#include "config.h"
 #include <stdio.h>
 #include <string.h>
 
 /* ------------------------------------------------------------------------------------------ */
-/* Names                                                                                       */
-
-const char *worker_state_str(WorkerState s)
-{
-    switch (s) {
-    case WORKER_INACTIVE:
-        return "inactive";
-    case WORKER_SPAWNING:
-        return "spawning";
-    case WORKER_ACTIVE:
-        return "active";
-    case WORKER_TERMINATING:
-        return "terminating";
-    case WORKER_ERROR:
-        return "error";
-    case WORKER_TERMINATED:
-        return "terminated";
-    case WORKER_CRASHED:
-        return "crashed";
-    }
-    return "unknown";
-}
-
-int worker_state_parse(const char *s, WorkerState *out)
-{
-    static const WorkerState all[] = {WORKER_INACTIVE,    WORKER_SPAWNING, WORKER_ACTIVE,
-                                      WORKER_TERMINATING, WORKER_ERROR,    WORKER_TERMINATED,
-                                      WORKER_CRASHED};
-    for (size_t i = 0; s && i < sizeof all / sizeof all[0]; i++) {
-        if (strcmp(s, worker_state_str(all[i])) == 0) {
-            *out = all[i];
-            return 0;
-        }
-    }
-    return -1;
-}
-
-const char *action_kind_str(ActionKind kind)
-{
-    switch (kind) {
-    case ACTION_PROMOTE_WORKER:
-        return "promote_worker";
-    case ACTION_FAIL_WORKER:
-        return "fail_worker";
-    case ACTION_RECOVER_TASK:
-        return "recover_task";
-    case ACTION_DRAIN_WORKER:
-        return "drain_worker";
-    case ACTION_TERMINATE_WORKER:
-        return "terminate_worker";
-    case ACTION_SPAWN_WORKER:
-        return "spawn_worker";
-    case ACTION_ADOPT_POD:
-        return "adopt_pod";
-    case ACTION_TERMINATE_POD:
-        return "terminate_pod";
-    }
-    return "unknown";
-}
-
-const char *reason_str(Reason reason)
-{
-    static const char *names[] = {
-        [REASON_NONE] = "none",
-        [REASON_FIRST_HEARTBEAT] = "first_heartbeat",
-        [REASON_NO_POD_ID] = "no_pod_id",
-        [REASON_POD_ERROR] = "pod_error",
-        [REASON_POD_EXITED] = "pod_exited",
-        [REASON_POD_TERMINATED] = "pod_terminated",
-        [REASON_POD_GONE] = "pod_gone",
-        [REASON_SPAWNING_TIMEOUT] = "spawning_timeout",
-        [REASON_STALE_HEARTBEAT] = "stale_heartbeat",
-        [REASON_STUCK_TASK] = "stuck_task",
-        [REASON_GPU_NOT_VISIBLE] = "gpu_not_visible",
-        [REASON_WORKER_CRASHED] = "worker_crashed",
-        [REASON_WORKER_FAILED] = "worker_failed",
-        [REASON_GRACEFUL_TIMEOUT] = "graceful_timeout",
-        [REASON_IDLE] = "idle",
-        [REASON_DRAINED] = "drained",
-        [REASON_ERROR_CLEANUP] = "error_cleanup",
-        [REASON_BACKLOG] = "backlog",
-        [REASON_MIN_FLOOR] = "min_floor",
-        [REASON_KEEP_IDLE] = "keep_idle",
-        [REASON_LEAKED_POD] = "leaked_pod",
-        [REASON_ADOPT_ORPHAN_POD] = "adopt_orphan_pod",
-        [REASON_OPERATOR] = "operator",
-    };
-    if ((size_t)reason < sizeof names / sizeof names[0] && names[reason])
-        return names[reason];
-    return "unknown";
-}
-
-const char *spawn_limit_str(SpawnLimit limit)
-{
-    switch (limit) {
-    case SPAWN_LIMIT_NONE:
-        return "none";
-    case SPAWN_LIMIT_MAX_ACTIVE:
-        return "max_active_gpus";
-    case SPAWN_LIMIT_BREAKER:
-        return "circuit_breaker";
-    case SPAWN_LIMIT_SPEND_CAP:
-        return "spend_cap";
-    case SPAWN_LIMIT_GPU_BACKOFF:
-        return "gpu_capacity_backoff";
-    case SPAWN_LIMIT_UNSAFE_SNAPSHOT:
-        return "unsafe_snapshot";
-    }
-    return "unknown";
-}
-
-size_t plan_count(const Plan *plan, ActionKind kind)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < plan->count; i++)
-        if (plan->actions[i].kind == kind)
-            n++;
-    return n;
-}
-
-/* ------------------------------------------------------------------------------------------ */
 /* Working view                                                                                */
 
-typedef struct {
-    WorkerState state;      /* after this plan's transitions so far */
-    int tasks_held;         /* In Progress tasks in the snapshot held by this worker */
-    bool has_pod;           /* a pod id is recorded (or adopted in this plan) */
-    const SnapPod *adopted; /* the pod adopted in this plan (the row has no pod id yet) */
-    bool promoted_in_plan;
-    bool terminated_in_plan;
-} View;
+bool planner_ctx_init(Ctx *c, const Snapshot *snap, const Policy *policy, Plan *out)
+{
+    memset(c, 0, sizeof *c);
+    c->snap = snap;
+    c->policy = policy;
+    c->plan = out;
+    c->want_override = -1;
+    out->count = 0;
+    out->truncated = false;
+    out->queued = out->running = out->spawning = out->active = out->idle = out->busy = 0;
+    out->terminating = out->desired = out->to_spawn = 0;
+    out->spawn_limit = SPAWN_LIMIT_NONE;
+    out->breaker_open = false;
+    out->failure_rate = 0;
+    out->fleet_cost_per_hr = 0;
+    out->n_gpu_types = 0;
+    out->reconcile_due = planner_reconcile_due(snap, policy);
+    out->reconcile_ran = false;
 
-typedef struct {
-    const Snapshot *snap;
-    const Policy *policy;
-    Plan *plan;
-    View view[SNAP_WORKERS_MAX];
-    long long requeued;      /* tasks this plan puts back into the queue */
-    long long want_override; /* operator spawn count; -1 = from desired */
-    long long new_unexpected;
-} Ctx;
+    if (snap->workers_truncated) {
+        /* More live workers than we can see: any decision could be wrong. Fail closed. */
+        out->spawn_limit = SPAWN_LIMIT_UNSAFE_SNAPSHOT;
+        return false;
+    }
+    for (size_t i = 0; i < snap->n_workers; i++) {
+        c->view[i].state = snap->workers[i].state;
+        c->view[i].has_pod = snap->workers[i].runpod_id[0] != '\0';
+    }
+    for (size_t t = 0; t < snap->n_tasks; t++) {
+        long long w = planner_find_worker(snap, snap->tasks[t].worker_id);
+        if (w >= 0)
+            c->view[w].tasks_held++;
+    }
+    return true;
+}
 
-static Action *add_action(Ctx *c, ActionKind kind, Reason reason, const SnapWorker *w)
+Action *planner_add_action(Ctx *c, ActionKind kind, Reason reason, const SnapWorker *w)
 {
     Plan *p = c->plan;
     if (p->count >= PLAN_MAX_ACTIONS) {
@@ -175,7 +68,7 @@ static Action *add_action(Ctx *c, ActionKind kind, Reason reason, const SnapWork
     return a;
 }
 
-static long long find_worker(const Snapshot *snap, const char *id)
+long long planner_find_worker(const Snapshot *snap, const char *id)
 {
     if (!id[0])
         return -1;
@@ -201,18 +94,17 @@ static const SnapPod *find_pod_by_name(const Snapshot *snap, const char *name)
     return NULL;
 }
 
-/* The pod id of worker i: recorded, or adopted earlier in this plan; "" when none. */
-static const char *worker_pod_id(const Ctx *c, size_t i)
+const char *planner_worker_pod_id(const Ctx *c, size_t i)
 {
     return c->view[i].adopted ? c->view[i].adopted->id : c->snap->workers[i].runpod_id;
 }
 
 /* Fails worker i: -> error with a reason. Its tasks are recovered in step 3 and its pod is
  * terminated in step 5. */
-static void fail_worker(Ctx *c, size_t i, Reason reason, const char *detail)
+void planner_fail_worker(Ctx *c, size_t i, Reason reason, const char *detail)
 {
     const SnapWorker *w = &c->snap->workers[i];
-    Action *a = add_action(c, ACTION_FAIL_WORKER, reason, w);
+    Action *a = planner_add_action(c, ACTION_FAIL_WORKER, reason, w);
     if (!a)
         return;
     a->from_state = c->view[i].state;
@@ -244,9 +136,9 @@ static int effective_max_attempts(const Policy *policy, const SnapTask *t)
     return m;
 }
 
-static void recover_task(Ctx *c, const SnapTask *t, Reason reason)
+void planner_recover_task(Ctx *c, const SnapTask *t, Reason reason)
 {
-    Action *a = add_action(c, ACTION_RECOVER_TASK, reason, NULL);
+    Action *a = planner_add_action(c, ACTION_RECOVER_TASK, reason, NULL);
     if (!a)
         return;
     memcpy(a->task_id, t->id, sizeof a->task_id);
@@ -276,7 +168,7 @@ static void step_spawning(Ctx *c)
              * promotion: recording the id requires the row to be still spawning. */
             pod = find_pod_by_name(snap, w->id);
             if (pod) {
-                Action *a = add_action(c, ACTION_ADOPT_POD, REASON_ADOPT_ORPHAN_POD, w);
+                Action *a = planner_add_action(c, ACTION_ADOPT_POD, REASON_ADOPT_ORPHAN_POD, w);
                 if (a)
                     memcpy(a->pod_id, pod->id, sizeof a->pod_id);
                 c->view[i].has_pod = true;
@@ -284,37 +176,37 @@ static void step_spawning(Ctx *c)
             }
         }
         if (w->heartbeat_age_sec >= 0 && w->heartbeat_after_create) {
-            add_action(c, ACTION_PROMOTE_WORKER, REASON_FIRST_HEARTBEAT, w);
+            planner_add_action(c, ACTION_PROMOTE_WORKER, REASON_FIRST_HEARTBEAT, w);
             c->view[i].state = WORKER_ACTIVE;
             c->view[i].promoted_in_plan = true;
             continue;
         }
         if (!c->view[i].has_pod) {
             if (w->age_sec > pol->pod_id_grace_sec) {
-                fail_worker(c, i, REASON_NO_POD_ID, "No Runpod ID");
+                planner_fail_worker(c, i, REASON_NO_POD_ID, "No Runpod ID");
                 continue;
             }
         } else if (snap->pods_listed && !pod) {
             pod = find_pod_by_id(snap, w->runpod_id);
             if (!pod && w->age_sec > pol->pod_not_found_grace_sec) {
-                fail_worker(c, i, REASON_POD_GONE, "Pod not found in RunPod");
+                planner_fail_worker(c, i, REASON_POD_GONE, "Pod not found in RunPod");
                 continue;
             }
         }
         if (pod && pod->status == SNAP_POD_ERROR) {
-            fail_worker(c, i, REASON_POD_ERROR, "Pod failed");
+            planner_fail_worker(c, i, REASON_POD_ERROR, "Pod failed");
             continue;
         }
         if (pod && pod->status == SNAP_POD_EXITED) {
-            fail_worker(c, i, REASON_POD_EXITED, "Pod exited");
+            planner_fail_worker(c, i, REASON_POD_EXITED, "Pod exited");
             continue;
         }
         if (pod && pod->status == SNAP_POD_TERMINATED) {
-            fail_worker(c, i, REASON_POD_TERMINATED, "Pod terminated");
+            planner_fail_worker(c, i, REASON_POD_TERMINATED, "Pod terminated");
             continue;
         }
         if (w->age_sec > pol->spawning_timeout_sec)
-            fail_worker(c, i, REASON_SPAWNING_TIMEOUT, "Spawning timeout");
+            planner_fail_worker(c, i, REASON_SPAWNING_TIMEOUT, "Spawning timeout");
     }
 }
 
@@ -328,7 +220,7 @@ static void step_health(Ctx *c)
         const SnapWorker *w = &snap->workers[i];
         WorkerState st = c->view[i].state;
         if (st == WORKER_CRASHED) {
-            fail_worker(c, i, REASON_WORKER_CRASHED, "Worker crashed");
+            planner_fail_worker(c, i, REASON_WORKER_CRASHED, "Worker crashed");
             continue;
         }
         if (st != WORKER_ACTIVE && st != WORKER_TERMINATING)
@@ -348,36 +240,37 @@ static void step_health(Ctx *c)
                          hb);
             else
                 snprintf(detail, sizeof detail, "Stale heartbeat (%llds old)", hb);
-            fail_worker(c, i, REASON_STALE_HEARTBEAT, detail);
+            planner_fail_worker(c, i, REASON_STALE_HEARTBEAT, detail);
             continue;
         }
         const SnapTask *t = oldest_task_of(snap, w->id, false);
         if (t && t->age_sec > pol->stuck_timeout_sec) {
             snprintf(detail, sizeof detail, "Stuck task %s (timeout: %llds)", t->id,
                      pol->stuck_timeout_sec);
-            fail_worker(c, i, REASON_STUCK_TASK, detail);
+            planner_fail_worker(c, i, REASON_STUCK_TASK, detail);
             continue;
         }
         if (w->vram_total_mb == 0) {
-            fail_worker(c, i, REASON_GPU_NOT_VISIBLE, "GPU not visible (vram_total_mb = 0)");
+            planner_fail_worker(c, i, REASON_GPU_NOT_VISIBLE,
+                                "GPU not visible (vram_total_mb = 0)");
             continue;
         }
         if (snap->pods_listed && c->view[i].has_pod) {
-            const SnapPod *pod = find_pod_by_id(snap, worker_pod_id(c, i));
+            const SnapPod *pod = find_pod_by_id(snap, planner_worker_pod_id(c, i));
             if (!pod && w->age_sec > pol->pod_not_found_grace_sec) {
-                fail_worker(c, i, REASON_POD_GONE,
-                            "Pod externally terminated - not found in RunPod");
+                planner_fail_worker(c, i, REASON_POD_GONE,
+                                    "Pod externally terminated - not found in RunPod");
                 continue;
             }
             if (pod && (pod->status == SNAP_POD_EXITED || pod->status == SNAP_POD_ERROR ||
                         pod->status == SNAP_POD_TERMINATED)) {
-                fail_worker(c, i,
-                            pod->status == SNAP_POD_ERROR    ? REASON_POD_ERROR
-                            : pod->status == SNAP_POD_EXITED ? REASON_POD_EXITED
-                                                             : REASON_POD_TERMINATED,
-                            pod->status == SNAP_POD_ERROR    ? "Pod failed"
-                            : pod->status == SNAP_POD_EXITED ? "Pod exited"
-                                                             : "Pod terminated");
+                planner_fail_worker(c, i,
+                                    pod->status == SNAP_POD_ERROR    ? REASON_POD_ERROR
+                                    : pod->status == SNAP_POD_EXITED ? REASON_POD_EXITED
+                                                                     : REASON_POD_TERMINATED,
+                                    pod->status == SNAP_POD_ERROR    ? "Pod failed"
+                                    : pod->status == SNAP_POD_EXITED ? "Pod exited"
+                                                                     : "Pod terminated");
                 continue;
             }
         }
@@ -393,9 +286,9 @@ static void step_orphans(Ctx *c)
         const SnapTask *task = &snap->tasks[t];
         if (!task->worker_id[0])
             continue;
-        long long w = find_worker(snap, task->worker_id);
+        long long w = planner_find_worker(snap, task->worker_id);
         if (w < 0 || c->view[w].state == WORKER_ERROR)
-            recover_task(c, task, REASON_WORKER_FAILED);
+            planner_recover_task(c, task, REASON_WORKER_FAILED);
     }
 }
 
@@ -479,7 +372,7 @@ static void step_scale_down(Ctx *c)
         if (pick < 0)
             break;
         const SnapWorker *w = &snap->workers[pick];
-        Action *a = add_action(c, ACTION_DRAIN_WORKER, REASON_IDLE, w);
+        Action *a = planner_add_action(c, ACTION_DRAIN_WORKER, REASON_IDLE, w);
         if (!a)
             break;
         snprintf(a->detail, sizeof a->detail, "idle %llds", idle_age(w));
@@ -504,7 +397,7 @@ static void step_shutdown(Ctx *c)
             } else if (w->terminating_age_sec > pol->graceful_timeout_sec) {
                 for (size_t t = 0; t < snap->n_tasks; t++)
                     if (strcmp(snap->tasks[t].worker_id, w->id) == 0)
-                        recover_task(c, &snap->tasks[t], REASON_GRACEFUL_TIMEOUT);
+                        planner_recover_task(c, &snap->tasks[t], REASON_GRACEFUL_TIMEOUT);
                 reason = REASON_GRACEFUL_TIMEOUT;
             }
         } else if (v->state == WORKER_ERROR) {
@@ -512,18 +405,18 @@ static void step_shutdown(Ctx *c)
         }
         if (reason == REASON_NONE)
             continue;
-        Action *a = add_action(c, ACTION_TERMINATE_WORKER, reason, w);
+        Action *a = planner_add_action(c, ACTION_TERMINATE_WORKER, reason, w);
         if (!a)
             return;
         a->from_state = v->state;
-        snprintf(a->pod_id, sizeof a->pod_id, "%s", worker_pod_id(c, i));
+        snprintf(a->pod_id, sizeof a->pod_id, "%s", planner_worker_pod_id(c, i));
         v->terminated_in_plan = true;
     }
 }
 
 /* Step 6: scale up, within MAX_ACTIVE_GPUS, the circuit breaker, the spend cap and the GPU
  * capacity backoff. */
-static void step_scale_up(Ctx *c)
+void planner_step_scale_up(Ctx *c)
 {
     const Snapshot *snap = c->snap;
     const Policy *pol = c->policy;
@@ -606,7 +499,7 @@ static void step_scale_up(Ctx *c)
         p->spawn_limit = SPAWN_LIMIT_GPU_BACKOFF;
     }
     for (long long k = 0; k < n; k++) {
-        Action *a = add_action(c, ACTION_SPAWN_WORKER, why, NULL);
+        Action *a = planner_add_action(c, ACTION_SPAWN_WORKER, why, NULL);
         if (!a)
             break;
         snprintf(a->detail, sizeof a->detail, "desired %lld, have %lld", desired,
@@ -632,13 +525,13 @@ static void step_reconcile(Ctx *c)
          * after the look-up by name) is not owned: the row's pod is the recorded one. */
         bool owned = false;
         for (size_t i = 0; i < snap->n_workers && !owned; i++) {
-            const char *pid = worker_pod_id(c, i);
+            const char *pid = planner_worker_pod_id(c, i);
             owned =
                 pid[0] ? strcmp(pid, pod->id) == 0 : strcmp(snap->workers[i].id, pod->name) == 0;
         }
         if (owned || pod->age_sec < 0 || pod->age_sec <= pol->orphan_pod_grace_sec)
             continue;
-        Action *a = add_action(c, ACTION_TERMINATE_POD, REASON_LEAKED_POD, NULL);
+        Action *a = planner_add_action(c, ACTION_TERMINATE_POD, REASON_LEAKED_POD, NULL);
         if (!a)
             return;
         memcpy(a->pod_id, pod->id, sizeof a->pod_id);
@@ -649,80 +542,10 @@ static void step_reconcile(Ctx *c)
 
 /* ------------------------------------------------------------------------------------------ */
 
-void policy_from_config(const Config *cfg, Policy *out)
-{
-    memset(out, 0, sizeof *out);
-    out->min_active = cfg->min_active_gpus;
-    out->max_active = cfg->max_active_gpus;
-    out->tasks_per_gpu = cfg->tasks_per_gpu_threshold;
-    out->keep_idle = cfg->machines_to_keep_idle;
-    out->idle_timeout_sec = cfg->gpu_idle_timeout_sec;
-    out->stuck_timeout_sec = cfg->task_stuck_timeout_sec;
-    out->spawning_timeout_sec = cfg->spawning_timeout_sec;
-    out->graceful_timeout_sec = cfg->graceful_shutdown_timeout_sec;
-    out->grace_period_sec = cfg->worker_grace_period_sec;
-    out->pod_id_grace_sec = cfg->spawn_pod_id_grace_sec;
-    out->pod_not_found_grace_sec = cfg->pod_not_found_grace_sec;
-    out->max_task_attempts = cfg->max_task_attempts;
-    out->max_failure_rate = cfg->max_worker_failure_rate;
-    out->min_workers_for_rate = cfg->min_workers_for_rate_check;
-    out->max_hourly_spend = cfg->max_hourly_spend_usd;
-    out->reconcile_interval_sec = cfg->reconcile_interval_sec;
-    out->orphan_pod_grace_sec = cfg->orphan_pod_grace_sec;
-    snprintf(out->worker_prefix, sizeof out->worker_prefix, "%s", cfg->worker_id_prefix);
-    for (size_t g = 0; g < cfg->runpod_gpu_types.count && g < PLAN_GPU_TYPES_MAX; g++)
-        snprintf(out->gpu_types[out->n_gpu_types++], SNAP_NAME_MAX, "%s",
-                 cfg->runpod_gpu_types.items[g]);
-}
-
-bool planner_reconcile_due(const Snapshot *snap, const Policy *policy)
-{
-    return snap->since_reconcile_sec < 0 ||
-           snap->since_reconcile_sec >= policy->reconcile_interval_sec;
-}
-
-/* Resets the plan and builds the working view. Returns false when the snapshot is unsafe to act
- * on (more live workers than it holds): the plan then stays empty. */
-static bool ctx_init(Ctx *c, const Snapshot *snap, const Policy *policy, Plan *out)
-{
-    memset(c, 0, sizeof *c);
-    c->snap = snap;
-    c->policy = policy;
-    c->plan = out;
-    c->want_override = -1;
-    out->count = 0;
-    out->truncated = false;
-    out->queued = out->running = out->spawning = out->active = out->idle = out->busy = 0;
-    out->terminating = out->desired = out->to_spawn = 0;
-    out->spawn_limit = SPAWN_LIMIT_NONE;
-    out->breaker_open = false;
-    out->failure_rate = 0;
-    out->fleet_cost_per_hr = 0;
-    out->n_gpu_types = 0;
-    out->reconcile_due = planner_reconcile_due(snap, policy);
-    out->reconcile_ran = false;
-
-    if (snap->workers_truncated) {
-        /* More live workers than we can see: any decision could be wrong. Fail closed. */
-        out->spawn_limit = SPAWN_LIMIT_UNSAFE_SNAPSHOT;
-        return false;
-    }
-    for (size_t i = 0; i < snap->n_workers; i++) {
-        c->view[i].state = snap->workers[i].state;
-        c->view[i].has_pod = snap->workers[i].runpod_id[0] != '\0';
-    }
-    for (size_t t = 0; t < snap->n_tasks; t++) {
-        long long w = find_worker(snap, snap->tasks[t].worker_id);
-        if (w >= 0)
-            c->view[w].tasks_held++;
-    }
-    return true;
-}
-
 void planner_decide(const Snapshot *snap, const Policy *policy, Plan *out)
 {
     Ctx c;
-    if (!ctx_init(&c, snap, policy, out))
+    if (!planner_ctx_init(&c, snap, policy, out))
         return;
 
     step_spawning(&c);
@@ -730,68 +553,9 @@ void planner_decide(const Snapshot *snap, const Policy *policy, Plan *out)
     step_orphans(&c);
     step_scale_down(&c);
     step_shutdown(&c);
-    step_scale_up(&c);
+    planner_step_scale_up(&c);
     if (out->reconcile_due && snap->pods_listed) {
         step_reconcile(&c);
         out->reconcile_ran = true;
     }
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Operator requests                                                                           */
-
-/* Drains worker i by hand, recovers its tasks and terminates it (its pod, then the row). */
-static void manual_terminate(Ctx *c, size_t i)
-{
-    const Snapshot *snap = c->snap;
-    const SnapWorker *w = &snap->workers[i];
-    View *v = &c->view[i];
-    if (v->state == WORKER_CRASHED) {
-        fail_worker(c, i, REASON_OPERATOR, "Terminated by operator");
-        c->plan->actions[c->plan->count - 1].unexpected = false;
-        c->new_unexpected--;
-    } else if (v->state == WORKER_SPAWNING || v->state == WORKER_ACTIVE ||
-               v->state == WORKER_INACTIVE) {
-        Action *a = add_action(c, ACTION_DRAIN_WORKER, REASON_OPERATOR, w);
-        if (!a)
-            return;
-        a->force = true;
-        a->from_state = v->state;
-        snprintf(a->detail, sizeof a->detail, "terminated by operator");
-        v->state = WORKER_TERMINATING;
-    }
-    for (size_t t = 0; t < snap->n_tasks; t++)
-        if (strcmp(snap->tasks[t].worker_id, w->id) == 0)
-            recover_task(c, &snap->tasks[t], REASON_OPERATOR);
-    Action *a = add_action(c, ACTION_TERMINATE_WORKER, REASON_OPERATOR, w);
-    if (!a)
-        return;
-    a->from_state = v->state;
-    snprintf(a->pod_id, sizeof a->pod_id, "%s", worker_pod_id(c, i));
-    v->terminated_in_plan = true;
-}
-
-void planner_manual(const Snapshot *snap, const Policy *policy, const ManualRequest *req, Plan *out)
-{
-    Ctx c;
-    if (!ctx_init(&c, snap, policy, out))
-        return;
-    switch (req->kind) {
-    case MANUAL_SPAWN:
-        c.want_override = req->count > 0 ? req->count : 0;
-        break;
-    case MANUAL_TERMINATE: {
-        long long i = find_worker(snap, req->worker_id);
-        if (i >= 0)
-            manual_terminate(&c, (size_t)i);
-        c.want_override = 0; /* step 6 below only fills the counts */
-        break;
-    }
-    case MANUAL_SHUTDOWN_ALL:
-        for (size_t i = 0; i < snap->n_workers; i++)
-            manual_terminate(&c, i);
-        c.want_override = 0;
-        break;
-    }
-    step_scale_up(&c);
 }

@@ -1,0 +1,58 @@
+/* planner_ctx.h -- the planner's working view of one decision (internal to planner*.c).
+ *
+ * Pure. planner_decide (planner.c) and planner_manual (planner_manual.c) share it: the state each
+ * worker has after this plan's own transitions so far, so that later steps see the effect of
+ * earlier ones (a worker failed in step 2 has its tasks recovered in step 3 and its pod
+ * terminated in step 5), exactly as the actuator applies them in order.
+ */
+#ifndef ORCH_PLANNER_CTX_H
+#define ORCH_PLANNER_CTX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "planner.h"
+
+typedef struct {
+    WorkerState state;      /* after this plan's transitions so far */
+    int tasks_held;         /* In Progress tasks in the snapshot held by this worker */
+    bool has_pod;           /* a pod id is recorded (or adopted in this plan) */
+    const SnapPod *adopted; /* the pod adopted in this plan (the row has no pod id yet) */
+    bool promoted_in_plan;
+    bool terminated_in_plan;
+} View;
+
+typedef struct {
+    const Snapshot *snap;
+    const Policy *policy;
+    Plan *plan;
+    View view[SNAP_WORKERS_MAX];
+    long long requeued;      /* tasks this plan puts back into the queue */
+    long long want_override; /* operator spawn count; -1 = from desired */
+    long long new_unexpected;
+} Ctx;
+
+/* Resets the plan and builds the working view. Returns false when the snapshot is unsafe to act
+ * on (more live workers than it holds): the plan then stays empty. */
+bool planner_ctx_init(Ctx *c, const Snapshot *snap, const Policy *policy, Plan *out);
+
+/* Appends an action about worker w (may be NULL); NULL when the plan is full (then
+ * plan->truncated is set). */
+Action *planner_add_action(Ctx *c, ActionKind kind, Reason reason, const SnapWorker *w);
+
+/* Index of the live worker named id in the snapshot, or -1. */
+long long planner_find_worker(const Snapshot *snap, const char *id);
+
+/* The pod id of worker i: recorded, or adopted earlier in this plan; "" when none. */
+const char *planner_worker_pod_id(const Ctx *c, size_t i);
+
+/* Fails worker i: -> error with a reason (counted as unexpected). */
+void planner_fail_worker(Ctx *c, size_t i, Reason reason, const char *detail);
+
+/* Recovers an In Progress task: back to Queued (attempt counted) or Failed for good. */
+void planner_recover_task(Ctx *c, const SnapTask *t, Reason reason);
+
+/* Step 6: scale up (or, with want_override, an operator's spawn), and the plan's counts. */
+void planner_step_scale_up(Ctx *c);
+
+#endif
