@@ -1,0 +1,140 @@
+/* config_table.c -- one row per configuration variable (SPEC section 3): name, type, field,
+ * default, bounds, secrecy and help. Names and defaults of the first block are the original
+ * system's.
+ *
+ * Pure: data, and the accessors tests and docs read it through.
+ */
+#include "config_table.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#define F(field) offsetof(Config, field), sizeof(((Config *)0)->field)
+
+/* One row per variable. Names and defaults of the first block are the original system's. */
+const VarSpec CONFIG_VARS[] = {
+    {"DATABASE_URL", VT_STRING, F(database_url), NULL, 0, CONFIG_URL_MAX - 1, true, NULL,
+     "libpq connection URI or conninfo; the standard PG* variables also work"},
+    {"RUNPOD_API_KEY", VT_STRING, F(runpod_api_key), NULL, 0, CONFIG_STR_MAX - 1, true, NULL,
+     "bearer key for the RunPod REST API (required unless SAFE_MODE)"},
+    {"MIN_ACTIVE_GPUS", VT_INT, F(min_active_gpus), "2", 0, 1000, false, NULL,
+     "floor of the fleet (0 allowed: scale to zero)"},
+    {"MAX_ACTIVE_GPUS", VT_INT, F(max_active_gpus), "10", 0, 1000, false, NULL,
+     "hard ceiling, counting spawning and terminating pods (0 = kill switch: never spawn)"},
+    {"TASKS_PER_GPU_THRESHOLD", VT_INT, F(tasks_per_gpu_threshold), "3", 1, 100000, false, NULL,
+     "queued tasks tolerated per GPU before scaling up (1 = one GPU per task)"},
+    {"MACHINES_TO_KEEP_IDLE", VT_INT, F(machines_to_keep_idle), "0", 0, 1000, false, NULL,
+     "idle GPUs kept ready beyond the busy ones"},
+    {"GPU_IDLE_TIMEOUT_SEC", VT_INT, F(gpu_idle_timeout_sec), "300", 1, 604800, false, NULL,
+     "heartbeat expiry; also how long a GPU may sit idle before scale-down"},
+    {"TASK_STUCK_TIMEOUT_SEC", VT_INT, F(task_stuck_timeout_sec), "300", 1, 604800, false, NULL,
+     "a task running longer than this marks its worker failed"},
+    {"SPAWNING_TIMEOUT_SEC", VT_INT, F(spawning_timeout_sec), "300", 1, 604800, false, NULL,
+     "a pod with no first heartbeat after this is failed and terminated"},
+    {"GRACEFUL_SHUTDOWN_TIMEOUT_SEC", VT_INT, F(graceful_shutdown_timeout_sec), "600", 0, 604800,
+     false, NULL, "how long a terminating worker may finish its task"},
+    {"WORKER_GRACE_PERIOD_SEC", VT_INT, F(worker_grace_period_sec), "120", 0, 604800, false, NULL,
+     "no idle scale-down within this time after promotion"},
+    {"ORCHESTRATOR_POLL_SEC", VT_INT, F(orchestrator_poll_sec), "30", 1, 86400, false, NULL,
+     "interval of `continuous`"},
+    {"ENABLE_NOTIFY_WAKEUP", VT_BOOL, F(enable_notify_wakeup), "true", 0, 0, false, NULL,
+     "continuous LISTENs for new tasks and starts a cycle at once (turn off behind a "
+     "transaction-pooling PgBouncer, where LISTEN does not work)"},
+    {"SPAWN_POD_ID_GRACE_SEC", VT_INT, F(spawn_pod_id_grace_sec), "120", 1, 86400, false, NULL,
+     "a spawning row still without a pod id after this (and not adopted) is failed"},
+    {"POD_NOT_FOUND_GRACE_SEC", VT_INT, F(pod_not_found_grace_sec), "60", 0, 86400, false, NULL,
+     "RunPod answering 404 for a pod younger than this is not yet taken as gone"},
+    {"RUNPOD_API_BASE_URL", VT_URL, F(runpod_api_base_url), "https://api.runpod.io", 0,
+     CONFIG_URL_MAX - 1, false, NULL, "REST v2 base (paths start with /v2/); tests use the fake"},
+    {"RUNPOD_GPU_TYPE", VT_STRING, F(runpod_gpu_type), "NVIDIA GeForce RTX 4090", 1,
+     CONFIG_ITEM_MAX - 1, false, NULL, "GPU type id"},
+    {"RUNPOD_GPU_TYPES", VT_LIST, F(runpod_gpu_types), NULL, 0, 0, false, NULL,
+     "ordered fallback list of GPU type ids (comma list); when set it replaces RUNPOD_GPU_TYPE"},
+    {"RUNPOD_WORKER_IMAGE", VT_STRING, F(runpod_worker_image),
+     "runpod/pytorch:2.4.0-py3.11-cuda12.4.1-devel-ubuntu22.04", 1, CONFIG_STR_MAX - 1, false, NULL,
+     "container image; its entrypoint starts the worker"},
+    {"RUNPOD_CLOUD_TYPE", VT_ENUM, F(runpod_cloud_type), "SECURE", 0, 0, false, "SECURE|COMMUNITY",
+     "SECURE or COMMUNITY"},
+    {"RUNPOD_DATA_CENTER_IDS", VT_LIST, F(runpod_data_center_ids), NULL, 0, 0, false, NULL,
+     "optional comma list of data center ids"},
+    {"RUNPOD_CONTAINER_DISK_GB", VT_INT, F(runpod_container_disk_gb), "50", 1, 10000, false, NULL,
+     "container disk in GB"},
+    {"RUNPOD_NETWORK_VOLUME_ID", VT_STRING, F(runpod_network_volume_id), NULL, 0,
+     CONFIG_ITEM_MAX - 1, false, NULL, "optional network volume id"},
+    {"RUNPOD_VOLUME_MOUNT_PATH", VT_STRING, F(runpod_volume_mount_path), "/workspace", 1,
+     CONFIG_ITEM_MAX - 1, false, NULL, "mount path of the network volume"},
+    {"RUNPOD_PORTS", VT_LIST, F(runpod_ports), "22/tcp,8888/http", 0, 0, false, NULL,
+     "exposed ports"},
+    {"RUNPOD_CONNECT_TIMEOUT_SEC", VT_INT, F(runpod_connect_timeout_sec), "10", 1, 300, false, NULL,
+     "connect timeout of each RunPod call"},
+    {"RUNPOD_REQUEST_TIMEOUT_SEC", VT_INT, F(runpod_request_timeout_sec), "30", 1, 600, false, NULL,
+     "total timeout of each RunPod call"},
+    {"RUNPOD_MAX_RETRIES", VT_INT, F(runpod_max_retries), "3", 0, 10, false, NULL,
+     "retries of a RunPod call after 429, 5xx or a transport error"},
+    {"WORKER_ID_PREFIX", VT_STRING, F(worker_id_prefix), "gpu-", 1, 24, false, NULL,
+     "worker ids and pod names are <prefix><UTC yyyymmdd_HHMMSS>-<8 hex>"},
+    {"STUCK_EXEMPT_TASK_TYPES", VT_STRING, F(stuck_exempt_task_types), "%_orchestrator", 0,
+     CONFIG_ITEM_MAX - 1, false, NULL,
+     "SQL LIKE pattern of long-running parent tasks exempt from the stuck check (empty: none)"},
+    {"MAX_TASK_ATTEMPTS", VT_INT, F(max_task_attempts), "3", 1, 100, false, NULL,
+     "attempts before a task is Failed for good"},
+    {"MAX_WORKER_FAILURE_RATE", VT_DOUBLE, F(max_worker_failure_rate), "0.8", 0, 1, false, NULL,
+     "spawn circuit breaker: share of unexpected endings that pauses spawning"},
+    {"FAILURE_WINDOW_MINUTES", VT_INT, F(failure_window_minutes), "5", 1, 1440, false, NULL,
+     "spawn circuit breaker window"},
+    {"MIN_WORKERS_FOR_RATE_CHECK", VT_INT, F(min_workers_for_rate_check), "5", 1, 10000, false,
+     NULL, "endings needed in the window before the breaker may open"},
+    {"MAX_HOURLY_SPEND_USD", VT_DOUBLE, F(max_hourly_spend_usd), "0", 0, 1000000, false, NULL,
+     "no spawn may push the fleet's cost per hour above this (0 = off)"},
+    {"RECONCILE_INTERVAL_SEC", VT_INT, F(reconcile_interval_sec), "300", 0, 86400, false, NULL,
+     "leaked-pod sweep cadence (0 = every cycle)"},
+    {"ORPHAN_POD_GRACE_SEC", VT_INT, F(orphan_pod_grace_sec), "300", 0, 86400, false, NULL,
+     "age before a pod with our prefix and no worker row is terminated"},
+    {"CAPACITY_BACKOFF_BASE_SEC", VT_INT, F(capacity_backoff_base_sec), "300", 1, 86400, false,
+     NULL, "first backoff of a GPU type after a no-capacity answer (doubles per failure)"},
+    {"CAPACITY_BACKOFF_MAX_SEC", VT_INT, F(capacity_backoff_max_sec), "1800", 1, 86400, false, NULL,
+     "longest backoff of a GPU type"},
+    {"SAFE_MODE", VT_BOOL, F(safe_mode), "false", 0, 0, false, NULL,
+     "read-only: plan and report, never write or call a mutating API"},
+    {"LOG_LEVEL", VT_ENUM, F(log_level), "INFO", 0, 0, false, "DEBUG|INFO|WARN|WARNING|ERROR",
+     "DEBUG, INFO, WARNING or ERROR"},
+    {"LOG_FORMAT", VT_ENUM, F(log_format), "json", 0, 0, false, "json|text",
+     "json (one object per line) or text"},
+    {"ENABLE_DB_LOGGING", VT_BOOL, F(enable_db_logging), "false", 0, 0, false, NULL,
+     "also write logs to system_logs"},
+    {"DB_LOG_RETENTION_HOURS", VT_INT, F(db_log_retention_hours), "48", 1, 87600, false, NULL,
+     "system_logs retention"},
+    {"METRICS_PORT", VT_INT, F(metrics_port), "0", 0, 65535, false, NULL,
+     "HTTP /metrics /healthz /readyz in continuous (0 = off)"},
+    {"METRICS_FILE", VT_STRING, F(metrics_file), NULL, 0, CONFIG_STR_MAX - 1, false, NULL,
+     "Prometheus textfile written after each cycle"},
+    {"METRICS_BIND_ADDRESS", VT_STRING, F(metrics_bind_address), "0.0.0.0", 1, 63, false, NULL,
+     "IP address the METRICS_PORT endpoint binds (0.0.0.0: all, for Kubernetes probes)"},
+    {"ORCHESTRATOR_INSTANCE_ID", VT_STRING, F(orchestrator_instance_id), NULL, 0,
+     CONFIG_ITEM_MAX - 1, false, NULL, "source id in logs and the journal"},
+};
+
+const size_t CONFIG_N_VARS = sizeof CONFIG_VARS / sizeof CONFIG_VARS[0];
+
+size_t config_var_count(void)
+{
+    return CONFIG_N_VARS;
+}
+
+const char *config_var_name(size_t i)
+{
+    return i < CONFIG_N_VARS ? CONFIG_VARS[i].name : NULL;
+}
+
+void config_var_info(size_t i, ConfigVarInfo *out)
+{
+    static const char kinds[] = {
+        [VT_INT] = 'i',  [VT_DOUBLE] = 'd', [VT_BOOL] = 'b', [VT_STRING] = 's',
+        [VT_LIST] = 'l', [VT_ENUM] = 'e',   [VT_URL] = 'u'};
+    if (i >= CONFIG_N_VARS) {
+        memset(out, 0, sizeof *out);
+        return;
+    }
+    const VarSpec *v = &CONFIG_VARS[i];
+    *out = (ConfigVarInfo){v->name, kinds[v->type], v->min, v->max, v->def, v->choices, v->secret};
+}
