@@ -1,0 +1,24 @@
+/* db_exec.h -- running one parameterised statement (internal to the db_*.c modules).
+ *
+ * Shell module. Every statement is counted (db_statement_count) and every failure is logged
+ * here, once, as db.query_failed with the statement's name and SQLSTATE.
+ */
+#ifndef ORCH_DB_EXEC_H
+#define ORCH_DB_EXEC_H
+
+#include <libpq-fe.h>
+
+#include "status.h"
+
+/* Runs one parameterised statement (n text parameters). Returns the result (caller PQclears)
+ * when its status is `want`; otherwise logs db.query_failed naming the statement and returns
+ * NULL. */
+PGresult *db_exec_params(PGconn *conn, const char *name, const char *sql, int n,
+                         const char *const *params, ExecStatusType want);
+
+/* Runs a statement that returns no rows; *rows (may be NULL) gets the affected row count.
+ * Returns STATUS_OK or STATUS_ERR_DB (logged). */
+Status db_exec_command(PGconn *conn, const char *name, const char *sql, int n,
+                       const char *const *params, int *rows);
+
+#endif

@@ -1,0 +1,308 @@
+/* db_snapshot.c -- the snapshot: a fixed number of set-based statements in one read-only,
+ * repeatable-read transaction (see db.h, db_load_snapshot).
+ *
+ * Shell module. Never keeps pointers into a PGresult; a malformed cell is a database error
+ * naming the column, never a crash.
+ */
+#include "db.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db_exec.h"
+#include "log.h"
+
+/* ------------------------------------------------------------------------------------------ */
+/* Snapshot                                                                                    */
+
+/* Cell readers: a malformed value is a database error naming the column, never a crash. */
+static int cell_double(const PGresult *res, int row, int col, double *out)
+{
+    if (PQgetisnull(res, row, col)) {
+        *out = -1;
+        return 0;
+    }
+    const char *s = PQgetvalue(res, row, col);
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end != '\0') {
+        log_error("db.bad_value", "column=%s value=%s", PQfname(res, col), s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Ages and counts: NULL (never) is -1; a negative age (a timestamp slightly in the future) is 0. */
+static int cell_ll(const PGresult *res, int row, int col, long long *out)
+{
+    double d;
+    if (cell_double(res, row, col, &d) != 0)
+        return -1;
+    if (PQgetisnull(res, row, col))
+        *out = -1;
+    else
+        *out = d < 0 ? 0 : (long long)d;
+    return 0;
+}
+
+static void cell_str(const PGresult *res, int row, int col, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", PQgetisnull(res, row, col) ? "" : PQgetvalue(res, row, col));
+}
+
+static bool cell_bool(const PGresult *res, int row, int col)
+{
+    return !PQgetisnull(res, row, col) && strcmp(PQgetvalue(res, row, col), "t") == 0;
+}
+
+static const char SQL_SNAPSHOT_SUMMARY[] =
+    "SELECT extract(epoch FROM now())::float8 AS now_epoch,"
+    /* Claimable = no dependency, or every dependency Complete; counted in two parts so the
+     * first (almost every task) is an index-only scan of idx_tasks_queued_nodeps and only
+     * tasks with dependencies get the probe (0004_snapshot_claimable_indexes.sql).
+     * available_at is NOT NULL, as in func_claim_next_task. */
+    " (SELECT count(*) FROM tasks t WHERE t.status = 'Queued' AND t.run_type = 'gpu'"
+    "    AND t.available_at <= now() AND t.dependant_on IS NULL)"
+    " + (SELECT count(*) FROM tasks t WHERE t.status = 'Queued' AND t.run_type = 'gpu'"
+    "    AND t.available_at <= now() AND t.dependant_on IS NOT NULL AND NOT EXISTS ("
+    "      SELECT 1 FROM unnest(t.dependant_on) AS d(id) LEFT JOIN tasks p ON p.id = d.id"
+    "      WHERE p.status IS DISTINCT FROM 'Complete')) AS queued_claimable,"
+    " (SELECT count(*) FROM tasks WHERE status = 'Queued') AS queued_total,"
+    " (SELECT extract(epoch FROM now() - min(created_at))::float8"
+    "    FROM tasks WHERE status = 'Queued') AS oldest_queued_age,"
+    " (SELECT count(*) FROM tasks WHERE status = 'In Progress') AS in_progress,"
+    " s.last_cycle_number,"
+    " coalesce(extract(epoch FROM now() - s.last_reconcile_at), -1)::float8 AS since_reconcile,"
+    " s.breaker_open,"
+    " (SELECT count(*) FROM workers WHERE ended_at > now() - make_interval(mins => $1::int))"
+    "   AS ended_in_window,"
+    " (SELECT count(*) FROM workers WHERE ended_at > now() - make_interval(mins => $1::int)"
+    "    AND end_kind = 'unexpected') AS unexpected_in_window,"
+    " (SELECT coalesce(max(cost_per_hr), 0)::float8 FROM workers"
+    "    WHERE cost_per_hr IS NOT NULL AND status <> 'terminated') AS max_live_cost,"
+    " extract(epoch FROM now() - s.last_success_at)::float8 AS since_success"
+    " FROM orchestrator_state s WHERE s.id = 1";
+
+static const char SQL_SNAPSHOT_WORKERS[] =
+    "SELECT id, status::text, coalesce(runpod_id, ''),"
+    " extract(epoch FROM now() - created_at)::float8,"
+    " extract(epoch FROM now() - last_heartbeat)::float8,"
+    " coalesce(last_heartbeat > created_at, false),"
+    " extract(epoch FROM now() - promoted_at)::float8,"
+    " extract(epoch FROM now() - last_task_activity_at)::float8,"
+    " CASE WHEN jsonb_typeof(metadata -> 'terminating_at') = 'number'"
+    "   THEN greatest(extract(epoch FROM now())::float8"
+    "                 - (metadata ->> 'terminating_at')::float8, 0)"
+    "   WHEN status = 'terminating'" /* moved there by someone else: the trigger's ended_at */
+    "   THEN extract(epoch FROM now() - ended_at)::float8 END,"
+    " CASE WHEN jsonb_typeof(metadata -> 'vram_total_mb') = 'number'"
+    "   THEN greatest((metadata ->> 'vram_total_mb')::float8, 0) END,"
+    " CASE WHEN jsonb_typeof(metadata -> 'vram_used_mb') = 'number'"
+    "   THEN greatest((metadata ->> 'vram_used_mb')::float8, 0) END,"
+    " coalesce(cost_per_hr, 0)::float8, coalesce(gpu_type, '')"
+    " FROM workers WHERE status <> 'terminated' ORDER BY created_at, id LIMIT $1::int";
+
+static const char SQL_SNAPSHOT_TASKS[] =
+    "SELECT id::text, coalesce(worker_id, ''), coalesce(task_type, ''),"
+    " ($1::text <> '' AND coalesce(task_type, '') LIKE $1::text),"
+    " extract(epoch FROM now() - generation_started_at)::float8,"
+    " coalesce(attempts, 0), coalesce(max_attempts, 0)"
+    " FROM tasks WHERE status = 'In Progress'"
+    " ORDER BY generation_started_at NULLS FIRST, id LIMIT $2::int";
+
+static const char SQL_SNAPSHOT_BACKOFF[] =
+    "SELECT gpu_type, extract(epoch FROM backoff_until - now())::float8, failures"
+    " FROM gpu_capacity_backoff WHERE backoff_until > now() ORDER BY gpu_type LIMIT $1::int";
+
+static Status load_summary(PGconn *conn, const Config *cfg, Snapshot *snap)
+{
+    char window[16];
+    snprintf(window, sizeof window, "%d", cfg->failure_window_minutes);
+    const char *p[] = {window};
+    PGresult *res =
+        db_exec_params(conn, "snapshot_summary", SQL_SNAPSHOT_SUMMARY, 1, p, PGRES_TUPLES_OK);
+    if (!res)
+        return STATUS_ERR_DB;
+    Status st = STATUS_ERR_DB;
+    if (PQntuples(res) != 1) {
+        log_error("db.bad_state", "msg=\"orchestrator_state has no row 1: run `orchestrator "
+                                  "migrate`\"");
+        goto out;
+    }
+    double now, since;
+    long long last_cycle;
+    if (cell_double(res, 0, 0, &now) || cell_ll(res, 0, 1, &snap->queued_claimable) ||
+        cell_ll(res, 0, 2, &snap->queued_total) ||
+        cell_ll(res, 0, 3, &snap->oldest_queued_age_sec) ||
+        cell_ll(res, 0, 4, &snap->in_progress_total) || cell_ll(res, 0, 5, &last_cycle) ||
+        cell_double(res, 0, 6, &since) || cell_ll(res, 0, 8, &snap->ended_in_window) ||
+        cell_ll(res, 0, 9, &snap->unexpected_in_window) ||
+        cell_double(res, 0, 10, &snap->max_known_pod_cost) ||
+        cell_ll(res, 0, 11, &snap->since_success_sec))
+        goto out;
+    snap->now_epoch = now;
+    snap->cycle_number = (last_cycle < 0 ? 0 : last_cycle) + 1;
+    snap->since_reconcile_sec = since < 0 ? -1 : (long long)since;
+    snap->breaker_was_open = cell_bool(res, 0, 7);
+    st = STATUS_OK;
+out:
+    PQclear(res);
+    return st;
+}
+
+static Status load_workers(PGconn *conn, Snapshot *snap)
+{
+    char limit[16];
+    snprintf(limit, sizeof limit, "%d", SNAP_WORKERS_MAX + 1);
+    const char *p[] = {limit};
+    PGresult *res =
+        db_exec_params(conn, "snapshot_workers", SQL_SNAPSHOT_WORKERS, 1, p, PGRES_TUPLES_OK);
+    if (!res)
+        return STATUS_ERR_DB;
+    Status st = STATUS_ERR_DB;
+    int rows = PQntuples(res);
+    snap->workers_truncated = rows > SNAP_WORKERS_MAX;
+    if (snap->workers_truncated) {
+        log_error("snapshot.too_many_workers",
+                  "limit=%d msg=\"more live worker rows than the snapshot holds; acting on "
+                  "nothing this cycle. Terminate stale rows (orchestrator reconcile) or raise "
+                  "SNAP_WORKERS_MAX\"",
+                  SNAP_WORKERS_MAX);
+        rows = SNAP_WORKERS_MAX;
+    }
+    snap->n_workers = 0;
+    for (int r = 0; r < rows; r++) {
+        SnapWorker *w = &snap->workers[snap->n_workers];
+        memset(w, 0, sizeof *w);
+        cell_str(res, r, 0, w->id, sizeof w->id);
+        if (worker_state_parse(PQgetvalue(res, r, 1), &w->state) != 0) {
+            log_error("db.bad_value", "column=status worker_id=%s value=%s", w->id,
+                      PQgetvalue(res, r, 1));
+            goto out;
+        }
+        cell_str(res, r, 2, w->runpod_id, sizeof w->runpod_id);
+        if (cell_ll(res, r, 3, &w->age_sec) || cell_ll(res, r, 4, &w->heartbeat_age_sec) ||
+            cell_ll(res, r, 6, &w->promoted_age_sec) || cell_ll(res, r, 7, &w->activity_age_sec) ||
+            cell_ll(res, r, 8, &w->terminating_age_sec) || cell_ll(res, r, 9, &w->vram_total_mb) ||
+            cell_ll(res, r, 10, &w->vram_used_mb) || cell_double(res, r, 11, &w->cost_per_hr))
+            goto out;
+        w->heartbeat_after_create = cell_bool(res, r, 5);
+        cell_str(res, r, 12, w->gpu_type, sizeof w->gpu_type);
+        snap->n_workers++;
+    }
+    st = STATUS_OK;
+out:
+    PQclear(res);
+    return st;
+}
+
+static Status load_tasks(PGconn *conn, const Config *cfg, Snapshot *snap)
+{
+    char limit[16];
+    snprintf(limit, sizeof limit, "%d", SNAP_TASKS_MAX + 1);
+    const char *p[] = {cfg->stuck_exempt_task_types, limit};
+    PGresult *res =
+        db_exec_params(conn, "snapshot_tasks", SQL_SNAPSHOT_TASKS, 2, p, PGRES_TUPLES_OK);
+    if (!res)
+        return STATUS_ERR_DB;
+    Status st = STATUS_ERR_DB;
+    int rows = PQntuples(res);
+    snap->tasks_truncated = rows > SNAP_TASKS_MAX;
+    if (snap->tasks_truncated) {
+        log_warn("snapshot.tasks_truncated",
+                 "limit=%d msg=\"more In Progress tasks than the snapshot holds; the oldest are "
+                 "checked this cycle, the rest in later cycles\"",
+                 SNAP_TASKS_MAX);
+        rows = SNAP_TASKS_MAX;
+    }
+    snap->n_tasks = 0;
+    for (int r = 0; r < rows; r++) {
+        SnapTask *t = &snap->tasks[snap->n_tasks];
+        memset(t, 0, sizeof *t);
+        cell_str(res, r, 0, t->id, sizeof t->id);
+        cell_str(res, r, 1, t->worker_id, sizeof t->worker_id);
+        cell_str(res, r, 2, t->task_type, sizeof t->task_type);
+        t->exempt = cell_bool(res, r, 3);
+        long long attempts, max_attempts;
+        if (cell_ll(res, r, 4, &t->age_sec) || cell_ll(res, r, 5, &attempts) ||
+            cell_ll(res, r, 6, &max_attempts))
+            goto out;
+        t->attempts = (int)(attempts < 0 ? 0 : attempts > 1000000 ? 1000000 : attempts);
+        t->max_attempts = (int)(max_attempts < 0         ? 0
+                                : max_attempts > 1000000 ? 1000000
+                                                         : max_attempts);
+        snap->n_tasks++;
+    }
+    st = STATUS_OK;
+out:
+    PQclear(res);
+    return st;
+}
+
+static Status load_backoffs(PGconn *conn, Snapshot *snap)
+{
+    char limit[16];
+    snprintf(limit, sizeof limit, "%d", SNAP_GPU_BACKOFF_MAX);
+    const char *p[] = {limit};
+    PGresult *res =
+        db_exec_params(conn, "snapshot_backoff", SQL_SNAPSHOT_BACKOFF, 1, p, PGRES_TUPLES_OK);
+    if (!res)
+        return STATUS_ERR_DB;
+    Status st = STATUS_ERR_DB;
+    snap->n_backoffs = 0;
+    for (int r = 0; r < PQntuples(res); r++) {
+        SnapGpuBackoff *b = &snap->backoffs[snap->n_backoffs];
+        long long failures;
+        cell_str(res, r, 0, b->gpu_type, sizeof b->gpu_type);
+        if (cell_ll(res, r, 1, &b->remaining_sec) || cell_ll(res, r, 2, &failures))
+            goto out;
+        b->failures = (int)(failures > 1000000 ? 1000000 : failures);
+        snap->n_backoffs++;
+    }
+    st = STATUS_OK;
+out:
+    PQclear(res);
+    return st;
+}
+
+Status db_load_snapshot(PGconn *conn, const Config *cfg, Snapshot *out)
+{
+    /* One consistent view: every count and row from the same MVCC snapshot and now(). */
+    Snapshot *snap = calloc(1, sizeof *snap);
+    if (!snap)
+        return STATUS_ERR_NOMEM;
+    Status st = db_exec_command(conn, "snapshot_begin",
+                                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, NULL);
+    if (st != STATUS_OK)
+        goto out;
+    /* No JIT for the snapshot: the planner charges the claimable count a dependency probe per
+     * queued row, so from ~1,200 queued tasks its cost passes jit_above_cost (100,000), from
+     * ~6,000 the inline/optimize thresholds, and compiling then takes ~270 ms for a ~10 ms
+     * query (structure_docs/performance.md). SET LOCAL: this transaction only, so it is also
+     * right behind a transaction-pooling PgBouncer. */
+    st = db_exec_command(conn, "snapshot_no_jit", "SET LOCAL jit = off", 0, NULL, NULL);
+    if (st == STATUS_OK)
+        st = load_summary(conn, cfg, snap);
+    if (st == STATUS_OK)
+        st = load_workers(conn, snap);
+    if (st == STATUS_OK)
+        st = load_tasks(conn, cfg, snap);
+    if (st == STATUS_OK)
+        st = load_backoffs(conn, snap);
+    Status end = db_exec_command(conn, "snapshot_end", st == STATUS_OK ? "COMMIT" : "ROLLBACK", 0,
+                                 NULL, NULL);
+    if (st == STATUS_OK)
+        st = end;
+    if (st == STATUS_OK) {
+        snap->pods_listed = false; /* the caller lists pods when it needs them */
+        snap->n_pods = 0;
+        memcpy(out, snap, sizeof *snap);
+    }
+out:
+    free(snap);
+    return st;
+}
