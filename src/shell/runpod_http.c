@@ -1,0 +1,372 @@
+/* runpod_http.c -- the RunPod client object and one HTTP exchange over libcurl (see
+ * runpod_http.h, runpod.h).
+ *
+ * Shell module: HTTP, sleeping and jitter live here. It must not log the API key, follow
+ * redirects (the bearer header would travel with them) or turn TLS verification off.
+ */
+#include "runpod_http.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* curl writes up to CURL_ERROR_SIZE bytes into the error buffer. */
+_Static_assert(sizeof(((HttpResp *)0)->error) >= CURL_ERROR_SIZE, "HttpResp.error too small");
+
+#ifndef ORCH_VERSION
+#define ORCH_VERSION "0.0.0"
+#endif
+
+#define DEFAULT_CONNECT_TIMEOUT_MS 10000L
+#define DEFAULT_REQUEST_TIMEOUT_MS 30000L
+#define DEFAULT_MAX_RESPONSE_BYTES ((size_t)4 << 20)
+#define DEFAULT_BACKOFF_BASE_MS 500L
+#define DEFAULT_BACKOFF_MAX_MS 8000L
+#define URL_MAX 1024
+
+struct RunpodClient {
+    char base_url[URL_MAX]; /* without a trailing slash */
+    char *auth_header;      /* "Authorization: Bearer <key>" (heap, wiped on free) */
+    char user_agent[96];
+    long connect_timeout_ms;
+    long request_timeout_ms;
+    int max_retries;
+    size_t max_response_bytes;
+    long backoff_base_ms;
+    long backoff_max_ms;
+    long retry_after_max_ms;
+    pthread_mutex_t rng_lock; /* jitter source shared by the create threads */
+    uint64_t rng;
+};
+
+/* ---------------------------------------------------------------------------------------- */
+/* time, sleep, jitter */
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void runpod_http_sleep_ms(long ms)
+{
+    if (ms <= 0)
+        return;
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static uint32_t next_random(RunpodClient *c)
+{
+    pthread_mutex_lock(&c->rng_lock);
+    /* xorshift64*: jitter only needs to spread clients apart, not be unpredictable. */
+    uint64_t x = c->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    c->rng = x;
+    pthread_mutex_unlock(&c->rng_lock);
+    return (uint32_t)((x * 2685821657736338717ULL) >> 32);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* client */
+
+static bool has_control_chars(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s == 0x7f)
+            return true;
+    return false;
+}
+
+Status runpod_client_new(const RunpodOptions *opts, RunpodClient **out)
+{
+    if (!opts || !out)
+        return STATUS_ERR_INTERNAL;
+    const char *url = opts->base_url;
+    if (!url || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) ||
+        has_control_chars(url)) {
+        log_error("runpod.config_invalid",
+                  "msg=\"RUNPOD_API_BASE_URL must start with https:// (or http:// for a local "
+                  "fake)\" base_url=%s",
+                  url ? url : "(null)");
+        return STATUS_ERR_CONFIG;
+    }
+    if (!opts->api_key || !opts->api_key[0] || has_control_chars(opts->api_key) ||
+        strchr(opts->api_key, ' ')) {
+        log_error("runpod.config_invalid",
+                  "msg=\"RUNPOD_API_KEY is empty or contains spaces or control characters\"");
+        return STATUS_ERR_CONFIG;
+    }
+    RunpodClient *c = calloc(1, sizeof *c);
+    if (!c)
+        return STATUS_ERR_NOMEM;
+    int n = snprintf(c->base_url, sizeof c->base_url, "%s", url);
+    if (n < 0 || (size_t)n >= sizeof c->base_url - 64) {
+        free(c);
+        log_error("runpod.config_invalid", "msg=\"RUNPOD_API_BASE_URL is too long\"");
+        return STATUS_ERR_CONFIG;
+    }
+    while (n > 0 && c->base_url[n - 1] == '/')
+        c->base_url[--n] = '\0';
+    size_t hlen = strlen("Authorization: Bearer ") + strlen(opts->api_key) + 1;
+    c->auth_header = malloc(hlen);
+    if (!c->auth_header) {
+        free(c);
+        return STATUS_ERR_NOMEM;
+    }
+    snprintf(c->auth_header, hlen, "Authorization: Bearer %s", opts->api_key);
+    snprintf(c->user_agent, sizeof c->user_agent, "orchestrator/%s (libcurl/%s)", ORCH_VERSION,
+             curl_version_info(CURLVERSION_NOW)->version);
+    c->connect_timeout_ms =
+        opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
+    c->request_timeout_ms =
+        opts->request_timeout_ms > 0 ? opts->request_timeout_ms : DEFAULT_REQUEST_TIMEOUT_MS;
+    c->max_retries = opts->max_retries > 0 ? opts->max_retries : 0;
+    c->max_response_bytes =
+        opts->max_response_bytes > 0 ? opts->max_response_bytes : DEFAULT_MAX_RESPONSE_BYTES;
+    c->backoff_base_ms =
+        opts->backoff_base_ms > 0 ? opts->backoff_base_ms : DEFAULT_BACKOFF_BASE_MS;
+    c->backoff_max_ms = opts->backoff_max_ms > 0 ? opts->backoff_max_ms : DEFAULT_BACKOFF_MAX_MS;
+    c->retry_after_max_ms =
+        opts->retry_after_max_ms > 0 ? opts->retry_after_max_ms : RETRY_AFTER_DEFAULT_MAX_MS;
+    if (pthread_mutex_init(&c->rng_lock, NULL) != 0) {
+        free(c->auth_header);
+        free(c);
+        return STATUS_ERR_INTERNAL;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    c->rng = ((uint64_t)ts.tv_sec * 1000000007ULL) ^ (uint64_t)ts.tv_nsec ^
+             ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)c;
+    if (c->rng == 0)
+        c->rng = 0x9e3779b97f4a7c15ULL;
+    *out = c;
+    return STATUS_OK;
+}
+
+void runpod_client_free(RunpodClient *c)
+{
+    if (!c)
+        return;
+    if (c->auth_header) {
+        /* volatile stores so the wipe is not optimised away */
+        volatile char *p = c->auth_header;
+        while (*p)
+            *p++ = '\0';
+        free(c->auth_header);
+    }
+    pthread_mutex_destroy(&c->rng_lock);
+    free(c);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* one HTTP exchange */
+
+static size_t write_cb(char *data, size_t size, size_t nmemb, void *userp)
+{
+    HttpResp *r = userp;
+    size_t n = size * nmemb;
+    if (r->len + n > r->limit) {
+        r->too_big = true;
+        return 0; /* makes curl abort with CURLE_WRITE_ERROR */
+    }
+    if (r->len + n + 1 > r->cap) {
+        size_t ncap = r->cap ? r->cap : 4096;
+        while (ncap < r->len + n + 1)
+            ncap *= 2;
+        char *nb = realloc(r->body, ncap);
+        if (!nb)
+            return 0;
+        r->body = nb;
+        r->cap = ncap;
+    }
+    memcpy(r->body + r->len, data, n);
+    r->len += n;
+    r->body[r->len] = '\0';
+    return n;
+}
+
+static size_t header_cb(char *data, size_t size, size_t nitems, void *userp)
+{
+    HttpResp *r = userp;
+    size_t n = size * nitems;
+    static const char name[] = "retry-after:";
+    size_t nl = sizeof name - 1;
+    if (n > nl && strncasecmp(data, name, nl) == 0) {
+        size_t i = nl, j = 0;
+        while (i < n && (data[i] == ' ' || data[i] == '\t'))
+            i++;
+        while (i < n && data[i] != '\r' && data[i] != '\n' && j + 1 < sizeof r->retry_after)
+            r->retry_after[j++] = data[i++];
+        r->retry_after[j] = '\0';
+        r->has_retry_after = true;
+    }
+    return n;
+}
+
+static void resp_reset(HttpResp *r, size_t limit)
+{
+    free(r->body);
+    memset(r, 0, sizeof *r);
+    r->limit = limit;
+}
+
+void runpod_http_resp_free(HttpResp *r)
+{
+    free(r->body);
+    r->body = NULL;
+}
+
+/* Sends one request; fills r->xport, r->status, r->body. Never retries. */
+static void http_once(RunpodClient *c, const char *method, const char *path, const char *body,
+                      HttpResp *r)
+{
+    long long t0 = now_ms();
+    char url[URL_MAX + 128];
+    snprintf(url, sizeof url, "%s%s", c->base_url, path);
+    struct curl_slist *hdrs = NULL, *tmp;
+    const char *lines[] = {c->auth_header, "Content-Type: application/json",
+                           "Accept: application/json, application/problem+json", "Expect:"};
+    CURL *h = curl_easy_init();
+    r->xport = RP_XPORT_ERROR;
+    if (!h) {
+        snprintf(r->error, sizeof r->error, "curl_easy_init failed");
+        goto out;
+    }
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
+        tmp = curl_slist_append(hdrs, lines[i]);
+        if (!tmp) {
+            snprintf(r->error, sizeof r->error, "out of memory building headers");
+            goto out;
+        }
+        hdrs = tmp;
+    }
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, c->user_agent);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->request_timeout_ms);
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_cb);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, r->error);
+    if (strcmp(method, "POST") == 0) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? strlen(body) : 0));
+    } else if (strcmp(method, "GET") != 0) {
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    }
+    CURLcode rc = curl_easy_perform(h);
+    if (rc == CURLE_OK) {
+        r->xport = RP_XPORT_OK;
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+    } else if (rc == CURLE_OPERATION_TIMEDOUT) {
+        r->xport = RP_XPORT_TIMEOUT;
+    } else if (rc == CURLE_WRITE_ERROR && r->too_big) {
+        r->xport = RP_XPORT_TOO_LARGE;
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+        snprintf(r->error, sizeof r->error, "response larger than %zu bytes", r->limit);
+    }
+    if (rc != CURLE_OK && !r->error[0])
+        snprintf(r->error, sizeof r->error, "%s", curl_easy_strerror(rc));
+out:
+    curl_slist_free_all(hdrs);
+    if (h)
+        curl_easy_cleanup(h);
+    r->duration_ms = now_ms() - t0;
+}
+
+/* Sends one request and classifies it; updates info (attempts, status, class, detail). */
+RunpodErrorClass runpod_http_attempt(RunpodClient *c, RunpodOp op, const char *method,
+                                     const char *path, const char *body, HttpResp *r,
+                                     RunpodCallInfo *info, int attempt)
+{
+    resp_reset(r, c->max_response_bytes);
+    http_once(c, method, path, body, r);
+    RunpodErrorClass cls = retry_classify(op, r->xport, r->status);
+    info->attempts++;
+    info->http_status = (int)r->status;
+    info->error = cls;
+    info->detail[0] = '\0';
+    if (cls != RP_OK) {
+        char title[128] = "", detail[400] = "";
+        if (r->xport == RP_XPORT_OK && r->body &&
+            runpod_json_parse_problem(r->body, r->len, title, sizeof title, detail,
+                                      sizeof detail) == STATUS_OK &&
+            (title[0] || detail[0]))
+            snprintf(info->detail, sizeof info->detail, "%.100s%s%.390s", title,
+                     title[0] && detail[0] ? ": " : "", detail);
+        else if (r->xport != RP_XPORT_OK)
+            snprintf(info->detail, sizeof info->detail, "%s", r->error);
+        else
+            snprintf(info->detail, sizeof info->detail, "HTTP %ld", r->status);
+    }
+    log_debug("runpod.request", "method=%s path=%s status=%ld attempt=%d duration_ms=%lld error=%s",
+              method, path, r->status, attempt, r->duration_ms, runpod_error_str(cls));
+    return cls;
+}
+
+/* The wait before repeating after decision d. */
+long runpod_http_delay_ms(RunpodClient *c, RetryDecision d, int attempt, const HttpResp *r)
+{
+    if (d == RETRY_AFTER_HEADER) {
+        long ms = retry_after_ms(r->retry_after, c->retry_after_max_ms);
+        if (ms >= 0)
+            return ms;
+    }
+    return retry_backoff_ms(attempt, c->backoff_base_ms, c->backoff_max_ms, next_random(c));
+}
+
+/* Runs one call with the retry policy of SPEC 7. On return r holds the last response. */
+RunpodErrorClass runpod_http_call(RunpodClient *c, RunpodOp op, const char *method,
+                                  const char *path, const char *body, HttpResp *r,
+                                  RunpodCallInfo *info)
+{
+    for (int attempt = 1;; attempt++) {
+        RunpodErrorClass cls = runpod_http_attempt(c, op, method, path, body, r, info, attempt);
+        if (cls == RP_OK)
+            return cls;
+        RetryDecision d = retry_decide(cls, attempt, c->max_retries, r->has_retry_after);
+        if (d == RETRY_NO)
+            return cls;
+        long delay = runpod_http_delay_ms(c, d, attempt, r);
+        log_warn("runpod.retry",
+                 "method=%s path=%s status=%ld attempt=%d error=%s delay_ms=%ld detail=%s", method,
+                 path, r->status, attempt, runpod_error_str(cls), delay, info->detail);
+        runpod_http_sleep_ms(delay);
+    }
+}
+
+void runpod_http_log_final_error(const char *method, const char *path, const RunpodCallInfo *info)
+{
+    log_warn("runpod.error", "method=%s path=%s status=%d error=%s attempts=%d detail=%s", method,
+             path, info->http_status, runpod_error_str(info->error), info->attempts, info->detail);
+}
+
+int runpod_http_max_retries(const RunpodClient *c)
+{
+    return c->max_retries;
+}

@@ -1,0 +1,60 @@
+/* runpod_http.h -- one RunPod HTTP exchange and its retry policy (internal to the shell).
+ *
+ * Shell module, used by runpod.c only: the client object, libcurl, timeouts, the response cap,
+ * Retry-After and backoff with jitter. What an answer means is decided by the pure retry.c and
+ * runpod_json.c; which calls to make by runpod.c.
+ */
+#ifndef ORCH_RUNPOD_HTTP_H
+#define ORCH_RUNPOD_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "retry.h"
+#include "runpod.h"
+
+/* One HTTP exchange's answer. Start it as {0}; free the body with runpod_http_resp_free. */
+typedef struct {
+    RunpodTransport xport;
+    long status;
+    char *body; /* NUL-terminated, heap */
+    size_t len;
+    size_t cap;
+    size_t limit;
+    bool too_big;
+    bool has_retry_after;
+    char retry_after[32];
+    char error[256];
+    long long duration_ms;
+} HttpResp;
+
+/* Frees r's body. NULL-safe. */
+void runpod_http_resp_free(HttpResp *r);
+
+/* Sends one request (no retry) and classifies the answer; info gets the attempt counted, the
+ * HTTP status, the class and a detail (problem+json title/detail, transport error or status).
+ * r holds the response. Returns the class. */
+RunpodErrorClass runpod_http_attempt(RunpodClient *c, RunpodOp op, const char *method,
+                                     const char *path, const char *body, HttpResp *r,
+                                     RunpodCallInfo *info, int attempt);
+
+/* runpod_http_attempt repeated under the retry policy of SPEC 7 (5xx, transport, timeout with
+ * backoff and jitter; 429 after Retry-After), at most max_retries times. Returns the last
+ * class; r holds the last response. */
+RunpodErrorClass runpod_http_call(RunpodClient *c, RunpodOp op, const char *method,
+                                  const char *path, const char *body, HttpResp *r,
+                                  RunpodCallInfo *info);
+
+/* The wait before repeating after decision d (Retry-After, or backoff with jitter). */
+long runpod_http_delay_ms(RunpodClient *c, RetryDecision d, int attempt, const HttpResp *r);
+
+/* The client's retry budget (RUNPOD_MAX_RETRIES). Cannot fail. */
+int runpod_http_max_retries(const RunpodClient *c);
+
+/* Sleeps ms milliseconds (restarting after signals). */
+void runpod_http_sleep_ms(long ms);
+
+/* Logs runpod.error for a call that failed for good. */
+void runpod_http_log_final_error(const char *method, const char *path, const RunpodCallInfo *info);
+
+#endif
