@@ -182,25 +182,131 @@ static void build_spec(const Config *cfg, const char *worker_id, PodCreateSpec *
     }
 }
 
-static Status apply_spawns(App *app, const Plan *plan, size_t n, ActResult *res,
-                           long long failed_terminations)
+/* A created (or found) pod: record its id on the row, or compensate when the row changed. */
+static void record_created(App *app, ActResult *res, const Action *proto, const char *id,
+                           const PodCreateResult *r)
+{
+    bool applied = false;
+    Status dst =
+        db_record_pod(app->conn, id, r->pod.id, r->gpu_type_used, r->pod.cost_per_hr, &applied);
+    if (dst != STATUS_OK) {
+        /* The pod exists and is named after the row: the next reconcile adopts it. */
+        res->db_failed = true;
+        record(res, proto, id, "failed", "pod created; recording its id failed");
+        return;
+    }
+    if (!applied) {
+        /* The row changed meanwhile (failed by another actor): do not leak the pod. */
+        log_warn("pod.compensate",
+                 "worker_id=%s pod_id=%s msg=\"worker row changed during create; terminating "
+                 "the new pod\"",
+                 id, r->pod.id);
+        terminate_pod(app, res, r->pod.id, id, "compensate");
+        record(res, proto, id, "skipped", "worker row changed during create");
+        res->skipped++;
+        return;
+    }
+    db_clear_capacity_backoff(app->conn, r->gpu_type_used);
+    log_info("pod.created",
+             "worker_id=%s pod_id=%s gpu_type=%s cost_per_hr=%.3f attempts=%d found_existing=%s",
+             id, r->pod.id, r->gpu_type_used, r->pod.cost_per_hr, r->info.attempts,
+             r->found_existing ? "true" : "false");
+    res->workers_spawned++;
+    Action a = *proto;
+    snprintf(a.pod_id, sizeof a.pod_id, "%s", r->pod.id);
+    record(res, &a, id, "applied", r->gpu_type_used);
+}
+
+/* A create whose outcome is unknown: the pod may exist or still appear. The row stays spawning
+ * (it holds its slot under MAX_ACTIVE_GPUS); the next cycle adopts the pod by name, or fails
+ * the row after SPAWN_POD_ID_GRACE_SEC ("No Runpod ID"). */
+static void record_unknown(ActResult *res, const Action *proto, const char *id,
+                           const PodCreateResult *r)
+{
+    char msg[PLAN_DETAIL_MAX];
+    snprintf(msg, sizeof msg,
+             "create outcome unknown (%s): kept spawning, adopted by name or failed after "
+             "SPAWN_POD_ID_GRACE_SEC",
+             runpod_error_str(r->info.error));
+    log_warn("pod.create_unknown", "worker_id=%s error=%s detail=%s", id,
+             runpod_error_str(r->info.error), r->info.detail);
+    res->spawn_failures++;
+    res->failed++;
+    record(res, proto, id, "unknown", msg);
+    add_error(res, msg);
+}
+
+/* Not created: the row fails (unexpectedly, unless RunPod had no capacity). */
+static void record_not_created(App *app, ActResult *res, const Action *proto, const char *id,
+                               const PodCreateResult *r)
+{
+    RunpodErrorClass ec = r->info.error;
+    bool capacity = ec == RP_NO_CAPACITY;
+    char reason[PLAN_DETAIL_MAX];
+    snprintf(reason, sizeof reason, "Failed to spawn Runpod instance: %s%s%.100s",
+             runpod_error_str(ec), r->info.detail[0] ? ": " : "", r->info.detail);
+    log_error("pod.create_failed", "worker_id=%s error=%s http_status=%d detail=%s", id,
+              runpod_error_str(ec), r->info.http_status, r->info.detail);
+    if (ec == RP_AUTH)
+        res->api_auth_failed = true;
+    if (ec == RP_BALANCE)
+        res->api_balance_failed = true;
+    if (ec == RP_RETIRED)
+        res->api_retired = true;
+    bool applied = false;
+    if (db_fail_worker(app->conn, id, WORKER_SPAWNING, reason, !capacity, &applied) != STATUS_OK)
+        res->db_failed = true;
+    res->spawn_failures++;
+    if (!capacity)
+        res->failed++;
+    record(res, proto, id, capacity ? "no_capacity" : "failed", reason);
+    add_error(res, reason);
+}
+
+/* Records one create's outcome: capacity backoffs, then created, unknown or not created. */
+static void record_spawn(App *app, ActResult *res, const Action *proto, const char *id,
+                         const PodCreateResult *r)
 {
     const Config *cfg = app->cfg;
+    for (size_t k = 0; k < r->n_no_capacity; k++) {
+        log_warn("gpu.no_capacity", "gpu_type=%s worker_id=%s", r->no_capacity_types[k], id);
+        if (db_record_capacity_failure(app->conn, r->no_capacity_types[k],
+                                       cfg->capacity_backoff_base_sec,
+                                       cfg->capacity_backoff_max_sec, "no capacity") != STATUS_OK)
+            res->db_failed = true;
+    }
+    if (r->status == STATUS_OK && r->pod.id[0])
+        record_created(app, res, proto, id, r);
+    else if (r->outcome_unknown)
+        record_unknown(res, proto, id, r);
+    else
+        record_not_created(app, res, proto, id, r);
+}
+
+/* The plan's first spawn action: the reason and detail every spawn of this cycle reports. */
+static Action spawn_proto(const Plan *plan)
+{
     Action proto;
     memset(&proto, 0, sizeof proto);
     proto.kind = ACTION_SPAWN_WORKER;
     for (size_t i = 0; i < plan->count; i++)
-        if (plan->actions[i].kind == ACTION_SPAWN_WORKER) {
-            proto = plan->actions[i];
-            break;
-        }
+        if (plan->actions[i].kind == ACTION_SPAWN_WORKER)
+            return plan->actions[i];
+    return proto;
+}
+
+/* Spawns n workers, register-before-create: every row first, then the pods concurrently, then
+ * each outcome. */
+static Status apply_spawns(App *app, const Plan *plan, size_t n, ActResult *res,
+                           long long failed_terminations)
+{
+    const Config *cfg = app->cfg;
+    Action proto = spawn_proto(plan);
     /* Pods whose termination failed this cycle still exist: keep MAX_ACTIVE_GPUS true. */
     if (failed_terminations > 0) {
         size_t cut = (size_t)failed_terminations > n ? n : (size_t)failed_terminations;
         log_warn("scale.spawn_reduced",
-                 "planned=%zu reduced_by=%zu msg=\"pod terminations failed "
-                 "this cycle\"",
-                 n, cut);
+                 "planned=%zu reduced_by=%zu msg=\"pod terminations failed this cycle\"", n, cut);
         n -= cut;
     }
     if (n == 0)
@@ -244,90 +350,8 @@ static Status apply_spawns(App *app, const Plan *plan, size_t n, ActResult *res,
     crash_point("after_create");
 
     /* 3. Record each outcome. */
-    for (size_t i = 0; i < registered; i++) {
-        PodCreateResult *r = &results[i];
-        for (size_t k = 0; k < r->n_no_capacity; k++) {
-            log_warn("gpu.no_capacity", "gpu_type=%s worker_id=%s", r->no_capacity_types[k],
-                     ids[i]);
-            if (db_record_capacity_failure(
-                    app->conn, r->no_capacity_types[k], cfg->capacity_backoff_base_sec,
-                    cfg->capacity_backoff_max_sec, "no capacity") != STATUS_OK)
-                res->db_failed = true;
-        }
-        if (r->status == STATUS_OK && r->pod.id[0]) {
-            bool applied = false;
-            Status dst = db_record_pod(app->conn, ids[i], r->pod.id, r->gpu_type_used,
-                                       r->pod.cost_per_hr, &applied);
-            if (dst != STATUS_OK) {
-                /* The pod exists and is named after the row: the next reconcile adopts it. */
-                res->db_failed = true;
-                record(res, &proto, ids[i], "failed", "pod created; recording its id failed");
-                continue;
-            }
-            if (!applied) {
-                /* The row changed meanwhile (failed by another actor): do not leak the pod. */
-                log_warn("pod.compensate",
-                         "worker_id=%s pod_id=%s msg=\"worker row changed "
-                         "during create; terminating the new pod\"",
-                         ids[i], r->pod.id);
-                terminate_pod(app, res, r->pod.id, ids[i], "compensate");
-                record(res, &proto, ids[i], "skipped", "worker row changed during create");
-                res->skipped++;
-                continue;
-            }
-            db_clear_capacity_backoff(app->conn, r->gpu_type_used);
-            log_info("pod.created",
-                     "worker_id=%s pod_id=%s gpu_type=%s cost_per_hr=%.3f attempts=%d "
-                     "found_existing=%s",
-                     ids[i], r->pod.id, r->gpu_type_used, r->pod.cost_per_hr, r->info.attempts,
-                     r->found_existing ? "true" : "false");
-            res->workers_spawned++;
-            Action a = proto;
-            snprintf(a.pod_id, sizeof a.pod_id, "%s", r->pod.id);
-            record(res, &a, ids[i], "applied", r->gpu_type_used);
-            continue;
-        }
-        if (r->status != STATUS_OK && r->outcome_unknown) {
-            /* The pod may exist or still appear: keep the row spawning (it holds its slot
-             * under MAX_ACTIVE_GPUS); the next cycle adopts the pod by name, or fails the row
-             * after SPAWN_POD_ID_GRACE_SEC ("No Runpod ID"). */
-            char msg[PLAN_DETAIL_MAX];
-            snprintf(msg, sizeof msg,
-                     "create outcome unknown (%s): kept spawning, adopted by "
-                     "name or failed after SPAWN_POD_ID_GRACE_SEC",
-                     runpod_error_str(r->info.error));
-            log_warn("pod.create_unknown", "worker_id=%s error=%s detail=%s", ids[i],
-                     runpod_error_str(r->info.error), r->info.detail);
-            res->spawn_failures++;
-            res->failed++;
-            record(res, &proto, ids[i], "unknown", msg);
-            add_error(res, msg);
-            continue;
-        }
-        /* Not created. */
-        RunpodErrorClass ec = r->info.error;
-        bool capacity = ec == RP_NO_CAPACITY;
-        char reason[PLAN_DETAIL_MAX];
-        snprintf(reason, sizeof reason, "Failed to spawn Runpod instance: %s%s%.100s",
-                 runpod_error_str(ec), r->info.detail[0] ? ": " : "", r->info.detail);
-        log_error("pod.create_failed", "worker_id=%s error=%s http_status=%d detail=%s", ids[i],
-                  runpod_error_str(ec), r->info.http_status, r->info.detail);
-        if (ec == RP_AUTH)
-            res->api_auth_failed = true;
-        if (ec == RP_BALANCE)
-            res->api_balance_failed = true;
-        if (ec == RP_RETIRED)
-            res->api_retired = true;
-        bool applied = false;
-        if (db_fail_worker(app->conn, ids[i], WORKER_SPAWNING, reason, !capacity, &applied) !=
-            STATUS_OK)
-            res->db_failed = true;
-        res->spawn_failures++;
-        if (!capacity)
-            res->failed++;
-        record(res, &proto, ids[i], capacity ? "no_capacity" : "failed", reason);
-        add_error(res, reason);
-    }
+    for (size_t i = 0; i < registered; i++)
+        record_spawn(app, res, &proto, ids[i], &results[i]);
 out:
     free(specs);
     free(results);
