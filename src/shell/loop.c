@@ -148,6 +148,102 @@ static Status ensure_connection(App *app)
     return db_connect(app->cfg, &app->conn);
 }
 
+/* Takes the cycle lock. An operator's request waits for a running cycle (up to 30 s) instead of
+ * skipping. Returns STATUS_OK (lock held), STATUS_LOCKED, or the database failure. */
+static Status take_cycle_lock(App *app)
+{
+    bool got = false;
+    Status st = db_try_cycle_lock(app->conn, &got);
+    for (int waited = 0; st == STATUS_OK && !got && app->manual && waited < 60; waited++) {
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 500000000L};
+        nanosleep(&ts, NULL);
+        st = db_try_cycle_lock(app->conn, &got);
+    }
+    if (st != STATUS_OK)
+        return st;
+    if (!got) {
+        log_info("cycle.skipped_locked",
+                 "msg=\"another orchestrator cycle holds the lock; nothing to do\"");
+        return STATUS_LOCKED;
+    }
+    return STATUS_OK;
+}
+
+/* Observe and decide: the snapshot, the pod list when needed, and the plan (pure). */
+static Status observe_and_decide(App *app, Snapshot *snap, Plan *plan, cJSON *errors)
+{
+    Status st = db_load_snapshot(app->conn, app->cfg, snap);
+    if (st != STATUS_OK) {
+        cJSON_AddItemToArray(errors, cJSON_CreateString("snapshot load failed: no actions"));
+        return st;
+    }
+    log_set_cycle(snap->cycle_number);
+    dblog_set_cycle(snap->cycle_number);
+    log_info("cycle.start", "dry_run=%s workers=%zu queued=%lld in_progress=%lld",
+             app->dry_run ? "true" : "false", snap->n_workers, snap->queued_claimable,
+             snap->in_progress_total);
+    Policy policy;
+    policy_from_config(app->cfg, &policy);
+    if (app->manual) {
+        planner_manual(snap, &policy, app->manual, plan);
+    } else {
+        if (need_pods(snap, &policy))
+            list_pods(app, snap, errors);
+        planner_decide(snap, &policy, plan);
+    }
+    log_plan(plan);
+    return STATUS_OK;
+}
+
+/* Persists the controller state and writes the journal row. Not after a database failure: the
+ * connection may be gone and the state would be a guess. */
+static void record_cycle(App *app, const Snapshot *snap, const Plan *plan, const ActResult *act,
+                         const cJSON *errors, Status st, long long duration_ms)
+{
+    const Config *cfg = app->cfg;
+    if (st == STATUS_ERR_DB)
+        return;
+    CycleStateUpdate u = {
+        .success = st == STATUS_OK,
+        .reconciled = plan && plan->reconcile_ran,
+        .scaled_up = act && act->workers_spawned > 0,
+        .scaled_down = act && act->workers_drained > 0,
+        .breaker_open = plan && plan->breaker_open,
+        .breaker_reason =
+            plan && plan->breaker_open ? "failure rate above MAX_WORKER_FAILURE_RATE" : NULL,
+    };
+    db_save_state(app->conn, snap->cycle_number, &u);
+    char *snap_json = summary_snapshot_json(snap);
+    char *plan_json = summary_plan_json(plan);
+    char *out_json = act ? cJSON_PrintUnformatted(act->outcomes) : NULL;
+    char *err_json = cJSON_PrintUnformatted(errors);
+    JournalEntry e = {
+        .cycle_number = snap->cycle_number,
+        .instance_id = cfg->orchestrator_instance_id,
+        .command = app->command,
+        .config_hash = app->config_hash,
+        .safe_mode = cfg->safe_mode,
+        .dry_run = app->dry_run,
+        .duration_ms = duration_ms,
+        .snapshot_json = snap_json ? snap_json : "{}",
+        .plan_json = plan_json ? plan_json : "[]",
+        .outcomes_json = out_json ? out_json : "[]",
+        .errors_json = err_json ? err_json : "[]",
+        .exit_status = status_str(st),
+        .exit_code = status_exit_code(st),
+    };
+    db_insert_journal(app->conn, &e);
+    free(snap_json);
+    free(plan_json);
+    free(out_json);
+    free(err_json);
+}
+
+static bool connected(const App *app)
+{
+    return app->conn && PQstatus(app->conn) == CONNECTION_OK;
+}
+
 Status loop_cycle(App *app, cJSON **summary)
 {
     const Config *cfg = app->cfg;
@@ -170,22 +266,9 @@ Status loop_cycle(App *app, cJSON **summary)
         cJSON_AddItemToArray(errors, cJSON_CreateString("database connection failed"));
         goto out;
     }
-    bool got = false;
-    st = db_try_cycle_lock(app->conn, &got);
-    /* An operator's request waits for a running cycle (up to 30 s) instead of skipping. */
-    for (int waited = 0; st == STATUS_OK && !got && app->manual && waited < 60; waited++) {
-        struct timespec ts = {.tv_sec = 0, .tv_nsec = 500000000L};
-        nanosleep(&ts, NULL);
-        st = db_try_cycle_lock(app->conn, &got);
-    }
+    st = take_cycle_lock(app);
     if (st != STATUS_OK)
         goto out;
-    if (!got) {
-        log_info("cycle.skipped_locked",
-                 "msg=\"another orchestrator cycle holds the lock; nothing to do\"");
-        st = STATUS_LOCKED;
-        goto out;
-    }
     locked = true;
 
     snap = calloc(1, sizeof *snap);
@@ -194,32 +277,9 @@ Status loop_cycle(App *app, cJSON **summary)
         st = STATUS_ERR_NOMEM;
         goto out;
     }
-    st = db_load_snapshot(app->conn, cfg, snap);
-    if (st != STATUS_OK) {
-        cJSON_AddItemToArray(errors, cJSON_CreateString("snapshot load failed: no actions"));
+    st = observe_and_decide(app, snap, plan, errors);
+    if (st != STATUS_OK || app->dry_run)
         goto out;
-    }
-    log_set_cycle(snap->cycle_number);
-    dblog_set_cycle(snap->cycle_number);
-    log_info("cycle.start", "dry_run=%s workers=%zu queued=%lld in_progress=%lld",
-             app->dry_run ? "true" : "false", snap->n_workers, snap->queued_claimable,
-             snap->in_progress_total);
-
-    Policy policy;
-    policy_from_config(cfg, &policy);
-    if (app->manual) {
-        planner_manual(snap, &policy, app->manual, plan);
-    } else {
-        if (need_pods(snap, &policy))
-            list_pods(app, snap, errors);
-        planner_decide(snap, &policy, plan);
-    }
-    log_plan(plan);
-
-    if (app->dry_run) {
-        st = STATUS_OK;
-        goto out;
-    }
 
     st = act_result_init(&act);
     if (st != STATUS_OK)
@@ -231,55 +291,16 @@ Status loop_cycle(App *app, cJSON **summary)
 
 out:;
     long long duration_ms = monotonic_ms() - t0;
-
     /* Record the cycle: state and journal, unless nothing may be written or nothing ran. */
-    if (locked && !app->dry_run && snap && snap->cycle_number > 0 && app->conn &&
-        PQstatus(app->conn) == CONNECTION_OK) {
-        CycleStateUpdate u = {
-            .success = st == STATUS_OK,
-            .reconciled = plan && plan->reconcile_ran && st != STATUS_ERR_DB,
-            .scaled_up = have_act && act.workers_spawned > 0,
-            .scaled_down = have_act && act.workers_drained > 0,
-            .breaker_open = plan && plan->breaker_open,
-            .breaker_reason = plan && plan->breaker_open ? "failure rate above "
-                                                           "MAX_WORKER_FAILURE_RATE"
-                                                         : NULL,
-        };
-        if (st != STATUS_ERR_DB) {
-            db_save_state(app->conn, snap->cycle_number, &u);
-            char *snap_json = summary_snapshot_json(snap);
-            char *plan_json = summary_plan_json(plan);
-            char *out_json = have_act ? cJSON_PrintUnformatted(act.outcomes) : NULL;
-            char *err_json = cJSON_PrintUnformatted(errors);
-            JournalEntry e = {
-                .cycle_number = snap->cycle_number,
-                .instance_id = cfg->orchestrator_instance_id,
-                .command = app->command,
-                .config_hash = app->config_hash,
-                .safe_mode = cfg->safe_mode,
-                .dry_run = app->dry_run,
-                .duration_ms = duration_ms,
-                .snapshot_json = snap_json ? snap_json : "{}",
-                .plan_json = plan_json ? plan_json : "[]",
-                .outcomes_json = out_json ? out_json : "[]",
-                .errors_json = err_json ? err_json : "[]",
-                .exit_status = status_str(st),
-                .exit_code = status_exit_code(st),
-            };
-            db_insert_journal(app->conn, &e);
-            free(snap_json);
-            free(plan_json);
-            free(out_json);
-            free(err_json);
-        }
-    }
+    if (locked && !app->dry_run && snap && snap->cycle_number > 0 && connected(app))
+        record_cycle(app, snap, plan, have_act ? &act : NULL, errors, st, duration_ms);
     /* Built after the journal so sql_statements counts every statement of the cycle (the
      * lock release that follows adds one). */
     *summary = summary_build(app, snap, plan, have_act ? &act : NULL, errors, st, duration_ms,
                              db_statement_count() - statements0);
-    if (locked && app->conn && PQstatus(app->conn) == CONNECTION_OK)
+    if (locked && connected(app))
         db_release_cycle_lock(app->conn);
-    if (app->conn && PQstatus(app->conn) != CONNECTION_OK) {
+    if (app->conn && !connected(app)) {
         PQfinish(app->conn); /* reconnect next time */
         app->conn = NULL;
     }
@@ -290,8 +311,8 @@ out:;
     if (locked && !app->dry_run)
         dblog_flush(app->conn, cfg);
     dblog_set_cycle(0);
-    /* Metrics (issue 6): count this cycle, rewrite METRICS_FILE (not after a lock skip: the
-     * instance that holds the lock writes it), publish to the HTTP endpoint. No-ops when off. */
+    /* Metrics: count this cycle, rewrite METRICS_FILE (not after a lock skip: the instance that
+     * holds the lock writes it), publish to the HTTP endpoint. No-ops when off. */
     metrics_observe_cycle(app->metrics, snap, plan, have_act ? &act : NULL, st,
                           (double)duration_ms / 1000.0);
     if (st != STATUS_LOCKED)
