@@ -97,8 +97,12 @@ static Status cmd_help(int argc, char **argv)
 
 Status cli_run(int argc, char **argv)
 {
-    if (argc < 2)
-        return cmd_help(1, argv);
+    if (argc < 2) {
+        fprintf(stderr, "usage: orchestrator COMMAND [ARGS]\n"
+                        "orchestrator: no command given; run `orchestrator help` for the "
+                        "commands\n");
+        return STATUS_ERR_USAGE;
+    }
     const char *name = argv[1];
     if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0)
         return cmd_help(argc - 1, argv + 1);

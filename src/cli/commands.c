@@ -16,9 +16,9 @@
 #include "config.h"
 #include "db.h"
 #include "dblog.h"
-#include "http.h" /* issue 6 */
+#include "http.h"
 #include "log.h"
-#include "metrics.h" /* issue 6 */
+#include "metrics.h"
 #include "loop.h"
 #include "migrate.h"
 #include "planner.h"
@@ -167,7 +167,7 @@ static Status run_cycle(const char *command, bool dry_run, bool force_dry_run,
     App app;
     st = commands_app_open(&app, cfg, command, dry_run || force_dry_run);
     app.manual = manual;
-    /* issue 6: METRICS_FILE, rewritten by loop_cycle; counters continue from the last run. */
+    /* METRICS_FILE, rewritten by loop_cycle; counters continue from the last run. */
     if (st == STATUS_OK && !force_dry_run && cfg->metrics_file[0] &&
         metrics_new(cfg, &app.metrics) == STATUS_OK)
         metrics_file_load(app.metrics, cfg->metrics_file);
@@ -183,7 +183,10 @@ static Status run_cycle(const char *command, bool dry_run, bool force_dry_run,
             cJSON_Delete(summary);
         }
     }
-    metrics_free(app.metrics); /* issue 6 */
+    metrics_free(app.metrics);
+    ManualResult found = app.manual_result;
+    bool pods_listed = app.manual_pods_listed;
+    bool was_dry_run = app.dry_run;
     commands_app_close(&app);
     free(cfg);
     if (st == STATUS_LOCKED && manual) {
@@ -192,6 +195,33 @@ static Status run_cycle(const char *command, bool dry_run, bool force_dry_run,
                 "done, try again\n",
                 command);
         return STATUS_ERR_DB;
+    }
+    if (manual && manual->kind == MANUAL_TERMINATE &&
+        (found == MANUAL_RESULT_NOT_FOUND || found == MANUAL_RESULT_NOT_OURS)) {
+        /* An operator's typo while stopping a runaway pod must not look like success. */
+        if (found == MANUAL_RESULT_NOT_OURS)
+            fprintf(stderr,
+                    "orchestrator terminate: pod %s is not one of ours (its name is not "
+                    "<WORKER_ID_PREFIX><yyyymmdd_HHMMSS>-<8 hex>); nothing done. Stop it in the "
+                    "RunPod console if you mean it\n",
+                    manual->worker_id);
+        else
+            fprintf(stderr,
+                    "orchestrator terminate: no live worker and no pod of ours has the id %s "
+                    "(unknown, or already terminated)%s; nothing done. See `orchestrator "
+                    "status` and `orchestrator reconcile`\n",
+                    manual->worker_id,
+                    pods_listed ? ""
+                                : "; the RunPod pod list could not be read, so pod ids were "
+                                  "not checked");
+        return STATUS_ERR_USAGE;
+    }
+    if (manual && manual->kind == MANUAL_SHUTDOWN_ALL && !was_dry_run && !pods_listed &&
+        st == STATUS_OK) {
+        /* The kill switch stopped every worker's pod, but pods without a row stay unknown. */
+        fprintf(stderr, "orchestrator shutdown-all: the RunPod pod list could not be read: pods "
+                        "of ours without a worker row were not checked; run it again\n");
+        return STATUS_ERR_API;
     }
     return st == STATUS_LOCKED ? STATUS_OK : st;
 }
@@ -311,7 +341,7 @@ Status cmd_continuous(int argc, char **argv)
     App app;
     st = commands_app_open(&app, cfg, "continuous", false);
     int interval = f.interval_sec > 0 ? f.interval_sec : cfg->orchestrator_poll_sec;
-    if (st == STATUS_OK) /* issue 6: metrics state, METRICS_FILE, the METRICS_PORT endpoint */
+    if (st == STATUS_OK) /* metrics state, METRICS_FILE, the METRICS_PORT endpoint */
         st = metrics_new(cfg, &app.metrics);
     if (st == STATUS_OK)
         metrics_file_load(app.metrics, cfg->metrics_file);
@@ -338,7 +368,20 @@ Status cmd_migrate(int argc, char **argv)
         return st;
     PGconn *conn = NULL;
     st = db_connect(cfg, &conn);
-    if (st == STATUS_OK) {
+    if (st == STATUS_OK && cfg->safe_mode) {
+        /* SAFE_MODE writes nothing, migrations included: say what would be applied. */
+        MigratePending *pending = calloc(1, sizeof *pending);
+        st = pending ? migrate_pending(conn, pending) : STATUS_ERR_NOMEM;
+        if (st == STATUS_OK) {
+            printf("{\"applied\":0,\"safe_mode\":true,\"pending\":[");
+            for (size_t i = 0; i < pending->count && i < MIGRATE_MAX_FILES; i++)
+                printf("%s\"%s\"", i ? "," : "", pending->versions[i]);
+            printf("]}\n");
+            log_info("migrate.safe_mode", "pending=%zu msg=\"SAFE_MODE: nothing applied\"",
+                     pending->count);
+        }
+        free(pending);
+    } else if (st == STATUS_OK) {
         MigrateReport report;
         memset(&report, 0, sizeof report);
         st = migrate_apply(conn, &report);

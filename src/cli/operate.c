@@ -190,7 +190,7 @@ Status cmd_submit(int argc, char **argv)
     if (st == STATUS_OK)
         st = db_connect(cfg, &conn);
     if (st == STATUS_OK)
-        st = db_insert_tasks(conn, text, cfg->max_task_attempts, &ids);
+        st = db_insert_tasks(conn, text, &ids);
     if (st == STATUS_OK) {
         if (json) {
             char *s = cJSON_PrintUnformatted(ids);
@@ -238,9 +238,12 @@ Status cmd_logs(int argc, char **argv)
             q.task_id = v;
         } else if (strcmp(a, "--cycle") == 0) {
             char *end = NULL;
+            errno = 0;
             q.cycle = strtoll(v, &end, 10);
-            if (!end || *end || q.cycle < 1) {
-                usage("logs", "--cycle needs a cycle number, not", v);
+            /* system_logs.cycle_number is an integer: a larger number matches nothing and
+             * would fail inside SQL. */
+            if (errno || !end || *end || q.cycle < 1 || q.cycle > 2147483647LL) {
+                usage("logs", "--cycle needs a cycle number in [1, 2147483647], not", v);
                 return STATUS_ERR_USAGE;
             }
         } else if (strcmp(a, "--level") == 0) {

@@ -1,10 +1,10 @@
 /* reconcile_cmd.c -- `orchestrator reconcile [--terminate] [--json]`: RunPod pods against worker
  * rows.
  *
- * Reports every pod with our prefix (its row, or LEAKED), every live row whose pod is missing
- * (VANISHED), and the fleet's and the leaked pods' cost per hour. --terminate terminates the
- * leaked pods the cycle's step 7 would terminate (the same planner rule, applied by the
- * actuator) and marks vanished rows `error` (the next cycle recovers their tasks and retires
+ * Reports every pod whose name has our worker-id shape (its row, or LEAKED), every live row whose
+ * pod is missing (VANISHED), and the fleet's and the leaked pods' cost per hour. --terminate
+ * terminates the leaked pods the cycle's step 7 would terminate (the same planner rule, applied by
+ * the actuator) and marks vanished rows `error` (the next cycle recovers their tasks and retires
  * them). Without --terminate nothing is written and no mutating call is made. Pods without our
  * prefix are never touched.
  */
@@ -18,6 +18,7 @@
 #include "log.h"
 #include "loop.h"
 #include "planner.h"
+#include "worker_name.h"
 
 static const char *snap_pod_status_str(SnapPodStatus s)
 {
@@ -82,14 +83,13 @@ typedef struct {
 static void report_pods(const Config *cfg, const Snapshot *snap, const Plan *plan, bool json,
                         cJSON *pods, Totals *t)
 {
-    size_t plen = strlen(cfg->worker_id_prefix);
     if (!json)
         printf("%-16s %-36s %-12s %8s %7s  %s\n", "POD", "NAME", "STATUS", "AGE", "$/H",
                "WORKER ROW");
     for (size_t k = 0; k < snap->n_pods; k++) {
         const SnapPod *p = &snap->pods[k];
-        if (plen == 0 || strncmp(p->name, cfg->worker_id_prefix, plen) != 0) {
-            t->other++;
+        if (!worker_name_matches(cfg->worker_id_prefix, p->name)) {
+            t->other++; /* not of our worker-id shape: somebody else's, never touched */
             continue;
         }
         t->ours++;

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "worker_name.h"
+
 /* ------------------------------------------------------------------------------------------ */
 /* Working view                                                                                */
 
@@ -31,20 +33,20 @@ bool planner_ctx_init(Ctx *c, const Snapshot *snap, const Policy *policy, Plan *
     out->n_gpu_types = 0;
     out->reconcile_due = planner_reconcile_due(snap, policy);
     out->reconcile_ran = false;
+    out->foreign_held_tasks = 0;
+    out->manual_result = MANUAL_RESULT_NONE;
 
     if (snap->workers_truncated) {
         /* More live workers than we can see: any decision could be wrong. Fail closed. */
         out->spawn_limit = SPAWN_LIMIT_UNSAFE_SNAPSHOT;
         return false;
     }
+    /* tasks_held comes from SQL over every In Progress task, not from the bounded task list:
+     * a worker whose tasks lie past SNAP_TASKS_MAX is still busy, never drained as idle. */
     for (size_t i = 0; i < snap->n_workers; i++) {
         c->view[i].state = snap->workers[i].state;
         c->view[i].has_pod = snap->workers[i].runpod_id[0] != '\0';
-    }
-    for (size_t t = 0; t < snap->n_tasks; t++) {
-        long long w = planner_find_worker(snap, snap->tasks[t].worker_id);
-        if (w >= 0)
-            c->view[w].tasks_held++;
+        c->view[i].tasks_held = snap->workers[i].tasks_held;
     }
     return true;
 }
@@ -114,26 +116,11 @@ void planner_fail_worker(Ctx *c, size_t i, Reason reason, const char *detail)
     c->new_unexpected++;
 }
 
-/* The oldest non-exempt In Progress task held by worker id, or NULL. */
-static const SnapTask *oldest_task_of(const Snapshot *snap, const char *id, bool include_exempt)
-{
-    const SnapTask *best = NULL;
-    for (size_t t = 0; t < snap->n_tasks; t++) {
-        const SnapTask *task = &snap->tasks[t];
-        if (strcmp(task->worker_id, id) != 0 || (task->exempt && !include_exempt))
-            continue;
-        if (!best || task->age_sec > best->age_sec)
-            best = task;
-    }
-    return best;
-}
-
+/* The attempt limit: the task's own max_attempts when set, else MAX_TASK_ATTEMPTS (the rule of
+ * func_task_max_attempts, 0007_hardening.sql, which the worker's func_mark_task_failed uses). */
 static int effective_max_attempts(const Policy *policy, const SnapTask *t)
 {
-    int m = policy->max_task_attempts;
-    if (t->max_attempts > 0 && t->max_attempts < m)
-        m = t->max_attempts;
-    return m;
+    return t->max_attempts > 0 ? t->max_attempts : policy->max_task_attempts;
 }
 
 void planner_recover_task(Ctx *c, const SnapTask *t, Reason reason)
@@ -153,28 +140,47 @@ void planner_recover_task(Ctx *c, const SnapTask *t, Reason reason)
 /* ------------------------------------------------------------------------------------------ */
 /* Steps                                                                                       */
 
-/* Step 1: promote or fail spawning workers. */
+/* Step 0: a live row without a pod id whose pod RunPod lists under the row's name gets that
+ * pod adopted (its id recorded) before anything else is decided about it: a create that
+ * timed out or crashed before recording, or a legacy row. Whatever happens to the row next
+ * (promotion, failure, termination) then acts on the pod by id. */
+static void step_adopt(Ctx *c)
+{
+    const Snapshot *snap = c->snap;
+    if (!snap->pods_listed)
+        return;
+    for (size_t i = 0; i < snap->n_workers; i++) {
+        const SnapWorker *w = &snap->workers[i];
+        if (c->view[i].has_pod || w->state == WORKER_TERMINATED)
+            continue;
+        const SnapPod *pod = find_pod_by_name(snap, w->id);
+        if (!pod || pod->status == SNAP_POD_TERMINATED)
+            continue;
+        Action *a = planner_add_action(c, ACTION_ADOPT_POD, REASON_ADOPT_ORPHAN_POD, w);
+        if (!a)
+            return;
+        memcpy(a->pod_id, pod->id, sizeof a->pod_id);
+        memcpy(a->gpu_type, pod->gpu_type, sizeof a->gpu_type);
+        a->cost_per_hr = pod->cost_per_hr;
+        c->view[i].has_pod = true;
+        c->view[i].adopted = pod;
+    }
+}
+
+/* Step 1: promote or fail spawning workers. A row without a pod id is failed only when the pod
+ * list positively shows no pod of its name after SPAWN_POD_ID_GRACE_SEC (RunPod's list lags a
+ * create by seconds): until then its create may still surface, so it keeps its slot under
+ * MAX_ACTIVE_GPUS and nothing is created in its name. A row failed that way has no pod to
+ * terminate; should one appear later, reconcile terminates it as a pod of an ended row. */
 static void step_spawning(Ctx *c)
 {
     const Snapshot *snap = c->snap;
     const Policy *pol = c->policy;
+    char detail[PLAN_DETAIL_MAX];
     for (size_t i = 0; i < snap->n_workers; i++) {
         const SnapWorker *w = &snap->workers[i];
         if (c->view[i].state != WORKER_SPAWNING)
             continue;
-        const SnapPod *pod = NULL;
-        if (!c->view[i].has_pod && snap->pods_listed) {
-            /* Created, but the pod id was never recorded (crash, timeout). Adopted before a
-             * promotion: recording the id requires the row to be still spawning. */
-            pod = find_pod_by_name(snap, w->id);
-            if (pod) {
-                Action *a = planner_add_action(c, ACTION_ADOPT_POD, REASON_ADOPT_ORPHAN_POD, w);
-                if (a)
-                    memcpy(a->pod_id, pod->id, sizeof a->pod_id);
-                c->view[i].has_pod = true;
-                c->view[i].adopted = pod;
-            }
-        }
         if (w->heartbeat_age_sec >= 0 && w->heartbeat_after_create) {
             planner_add_action(c, ACTION_PROMOTE_WORKER, REASON_FIRST_HEARTBEAT, w);
             c->view[i].state = WORKER_ACTIVE;
@@ -182,11 +188,16 @@ static void step_spawning(Ctx *c)
             continue;
         }
         if (!c->view[i].has_pod) {
-            if (w->age_sec > pol->pod_id_grace_sec) {
-                planner_fail_worker(c, i, REASON_NO_POD_ID, "No Runpod ID");
-                continue;
+            if (snap->pods_listed && w->age_sec > pol->pod_id_grace_sec) {
+                snprintf(detail, sizeof detail,
+                         "No Runpod ID: no pod named %.64s listed %llds after its %s", w->id,
+                         w->age_sec, w->create_unknown ? "ambiguous create" : "registration");
+                planner_fail_worker(c, i, REASON_NO_POD_ID, detail);
             }
-        } else if (snap->pods_listed && !pod) {
+            continue; /* unknown yet: wait, holding its slot */
+        }
+        const SnapPod *pod = c->view[i].adopted;
+        if (snap->pods_listed && !pod) {
             pod = find_pod_by_id(snap, w->runpod_id);
             if (!pod && w->age_sec > pol->pod_not_found_grace_sec) {
                 planner_fail_worker(c, i, REASON_POD_GONE, "Pod not found in RunPod");
@@ -243,9 +254,8 @@ static void step_health(Ctx *c)
             planner_fail_worker(c, i, REASON_STALE_HEARTBEAT, detail);
             continue;
         }
-        const SnapTask *t = oldest_task_of(snap, w->id, false);
-        if (t && t->age_sec > pol->stuck_timeout_sec) {
-            snprintf(detail, sizeof detail, "Stuck task %s (timeout: %llds)", t->id,
+        if (w->oldest_task_id[0] && w->oldest_task_age_sec > pol->stuck_timeout_sec) {
+            snprintf(detail, sizeof detail, "Stuck task %s (timeout: %llds)", w->oldest_task_id,
                      pol->stuck_timeout_sec);
             planner_fail_worker(c, i, REASON_STUCK_TASK, detail);
             continue;
@@ -277,8 +287,17 @@ static void step_health(Ctx *c)
     }
 }
 
-/* Step 3: In Progress tasks held by an error worker, or by no live worker, go back to the
- * queue (attempt counted) or fail for good. Tasks without a worker id are not ours. */
+/* Whether task t's holder is, or was, one of our workers: a row of ours (live or ended), or a
+ * name of our worker-id shape (a row deleted by hand). */
+static bool held_by_ours(const Ctx *c, const SnapTask *t)
+{
+    return t->holder_known || worker_name_matches(c->policy->worker_prefix, t->worker_id);
+}
+
+/* Step 3: In Progress tasks held by one of our workers that failed (error), is a legacy
+ * inactive row, or is no longer live go back to the queue (attempt counted) or fail for good.
+ * A task held by a claimer that never was one of our workers (an API worker, another system)
+ * is not ours to take back: it is counted (foreign_held_tasks) and left alone. */
 static void step_orphans(Ctx *c)
 {
     const Snapshot *snap = c->snap;
@@ -287,8 +306,13 @@ static void step_orphans(Ctx *c)
         if (!task->worker_id[0])
             continue;
         long long w = planner_find_worker(snap, task->worker_id);
-        if (w < 0 || c->view[w].state == WORKER_ERROR)
-            planner_recover_task(c, task, REASON_WORKER_FAILED);
+        if (w >= 0 && c->view[w].state != WORKER_ERROR && c->view[w].state != WORKER_INACTIVE)
+            continue;
+        if (w < 0 && !held_by_ours(c, task)) {
+            c->plan->foreign_held_tasks++;
+            continue;
+        }
+        planner_recover_task(c, task, REASON_WORKER_FAILED);
     }
 }
 
@@ -402,6 +426,10 @@ static void step_shutdown(Ctx *c)
             }
         } else if (v->state == WORKER_ERROR) {
             reason = REASON_ERROR_CLEANUP;
+        } else if (v->state == WORKER_INACTIVE) {
+            /* A legacy row (the replaced system's pre-create insert): its tasks went back to
+             * the queue in step 3; its pod, if any, is terminated and the row ends. */
+            reason = REASON_LEGACY_INACTIVE;
         }
         if (reason == REASON_NONE)
             continue;
@@ -508,35 +536,42 @@ void planner_step_scale_up(Ctx *c)
     }
 }
 
-/* Step 7: leaked pods -- our prefix, no live worker row, older than the grace. */
+/* Whether a live row owns pod: its recorded (or adopted) pod id is the pod's, or a row named
+ * like the pod has no pod id yet. A second pod with a row's name (a create that timed out and
+ * still happened after the look-up by name) is not owned: the row's pod is the recorded one. */
+bool planner_pod_owned(const Ctx *c, const SnapPod *pod)
+{
+    for (size_t i = 0; i < c->snap->n_workers; i++) {
+        const char *pid = planner_worker_pod_id(c, i);
+        if (pid[0] ? strcmp(pid, pod->id) == 0 : strcmp(c->snap->workers[i].id, pod->name) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Step 7: leaked pods -- a name of our worker-id shape, no live worker row owning it, and
+ * either older than ORPHAN_POD_GRACE_SEC or named after a worker row that has ended (ours for
+ * certain, and no longer wanted: no grace). Pods of any other name are never touched, nor an
+ * entry whose name could not be read. */
 static void step_reconcile(Ctx *c)
 {
     const Snapshot *snap = c->snap;
     const Policy *pol = c->policy;
-    size_t plen = strlen(pol->worker_prefix);
     for (size_t k = 0; k < snap->n_pods; k++) {
         const SnapPod *pod = &snap->pods[k];
-        if (plen == 0 || strncmp(pod->name, pol->worker_prefix, plen) != 0)
+        if (!worker_name_matches(pol->worker_prefix, pod->name))
             continue; /* never touch pods that are not ours */
-        if (pod->status == SNAP_POD_TERMINATED)
+        if (pod->status == SNAP_POD_TERMINATED || planner_pod_owned(c, pod))
             continue;
-        /* Owned: a live row records this pod's id, or a row named like the pod has no pod id
-         * yet. A second pod with a row's name (a create that timed out and still happened
-         * after the look-up by name) is not owned: the row's pod is the recorded one. */
-        bool owned = false;
-        for (size_t i = 0; i < snap->n_workers && !owned; i++) {
-            const char *pid = planner_worker_pod_id(c, i);
-            owned =
-                pid[0] ? strcmp(pid, pod->id) == 0 : strcmp(snap->workers[i].id, pod->name) == 0;
-        }
-        if (owned || pod->age_sec < 0 || pod->age_sec <= pol->orphan_pod_grace_sec)
+        bool aged = pod->age_sec >= 0 && pod->age_sec > pol->orphan_pod_grace_sec;
+        if (!aged && !pod->ended_row)
             continue;
         Action *a = planner_add_action(c, ACTION_TERMINATE_POD, REASON_LEAKED_POD, NULL);
         if (!a)
             return;
         memcpy(a->pod_id, pod->id, sizeof a->pod_id);
-        snprintf(a->detail, sizeof a->detail, "pod %.64s (%.40s) age %llds, no worker row",
-                 pod->name, pod->id, pod->age_sec);
+        snprintf(a->detail, sizeof a->detail, "pod %.64s (%.40s) age %llds, %s", pod->name, pod->id,
+                 pod->age_sec, pod->ended_row ? "its worker row has ended" : "no worker row");
     }
 }
 
@@ -548,6 +583,7 @@ void planner_decide(const Snapshot *snap, const Policy *policy, Plan *out)
     if (!planner_ctx_init(&c, snap, policy, out))
         return;
 
+    step_adopt(&c);
     step_spawning(&c);
     step_health(&c);
     step_orphans(&c);

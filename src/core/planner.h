@@ -51,7 +51,8 @@ typedef enum {
     REASON_KEEP_IDLE,        /* scale-up for MACHINES_TO_KEEP_IDLE */
     REASON_LEAKED_POD,
     REASON_ADOPT_ORPHAN_POD,
-    REASON_OPERATOR, /* spawn, terminate, shutdown-all by hand */
+    REASON_OPERATOR,        /* spawn, terminate, shutdown-all by hand */
+    REASON_LEGACY_INACTIVE, /* a legacy `inactive` row: its pod terminated, the row ended */
 } Reason;
 
 /* Why scale-up spawned fewer workers than desired (SPAWN_LIMIT_NONE when it did not). */
@@ -75,7 +76,18 @@ typedef struct {
     bool unexpected;        /* FAIL_WORKER: counts toward the circuit breaker */
     bool force;             /* DRAIN_WORKER by an operator: no proof that it holds no task */
     char detail[PLAN_DETAIL_MAX];
+    char gpu_type[SNAP_NAME_MAX]; /* ADOPT_POD: the pod's GPU type, as RunPod lists it */
+    double cost_per_hr;           /* ADOPT_POD: the pod's price (0 unknown), for the spend cap */
 } Action;
+
+/* What an operator's request found (MANUAL_RESULT_NONE for a cycle). */
+typedef enum {
+    MANUAL_RESULT_NONE = 0,
+    MANUAL_RESULT_WORKER,    /* terminate: a live worker (by worker id or its pod id) */
+    MANUAL_RESULT_POD,       /* terminate: a pod of ours that no live row owns */
+    MANUAL_RESULT_NOT_FOUND, /* terminate: no live worker and no listed pod of ours by that id */
+    MANUAL_RESULT_NOT_OURS,  /* terminate: a listed pod whose name is not of our worker shape */
+} ManualResult;
 
 /* The policy: the part of Config the planner needs, as plain numbers. */
 typedef struct {
@@ -116,6 +128,8 @@ typedef struct {
     bool reconcile_ran; /* due and the pod list was available */
     size_t n_gpu_types; /* types to try, in order, with backed-off ones removed */
     char gpu_types[PLAN_GPU_TYPES_MAX][SNAP_NAME_MAX];
+    long long foreign_held_tasks; /* In Progress tasks held by a claimer that is not ours */
+    ManualResult manual_result;   /* operator requests: whether the target was found */
 
     size_t count;
     bool truncated; /* more actions than PLAN_MAX_ACTIONS: the rest wait for the next cycle */
@@ -143,11 +157,15 @@ typedef enum {
 typedef struct {
     ManualKind kind;
     int count;                   /* MANUAL_SPAWN */
-    char worker_id[SNAP_ID_MAX]; /* MANUAL_TERMINATE */
+    char worker_id[SNAP_ID_MAX]; /* MANUAL_TERMINATE: a worker id, or a RunPod pod id */
 } ManualRequest;
 
-/* Plans an operator request. Pure, like planner_decide. A MANUAL_TERMINATE of a worker that is
- * not live gives an empty plan. Cannot fail. */
+/* Plans an operator request. Pure, like planner_decide. MANUAL_TERMINATE takes a live worker's
+ * id or its pod id (the worker is drained, its tasks recovered, its pod terminated), or the id
+ * of a listed pod of ours that no live row owns (the pod is terminated); anything else gives an
+ * empty plan and out->manual_result NOT_FOUND or NOT_OURS. MANUAL_SHUTDOWN_ALL terminates every
+ * live worker and, when the pod list is in the snapshot, every pod of ours no row owns. Cannot
+ * fail. */
 void planner_manual(const Snapshot *snap, const Policy *policy, const ManualRequest *req,
                     Plan *out);
 

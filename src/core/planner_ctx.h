@@ -15,7 +15,7 @@
 
 typedef struct {
     WorkerState state;      /* after this plan's transitions so far */
-    int tasks_held;         /* In Progress tasks in the snapshot held by this worker */
+    long long tasks_held;   /* In Progress tasks this worker holds (all of them, from SQL) */
     bool has_pod;           /* a pod id is recorded (or adopted in this plan) */
     const SnapPod *adopted; /* the pod adopted in this plan (the row has no pod id yet) */
     bool promoted_in_plan;
@@ -51,6 +51,10 @@ void planner_fail_worker(Ctx *c, size_t i, Reason reason, const char *detail);
 
 /* Recovers an In Progress task: back to Queued (attempt counted) or Failed for good. */
 void planner_recover_task(Ctx *c, const SnapTask *t, Reason reason);
+
+/* Whether a live row owns pod (its recorded or adopted pod id, or its name when the row has
+ * no pod id yet). */
+bool planner_pod_owned(const Ctx *c, const SnapPod *pod);
 
 /* Step 6: scale up (or, with want_override, an operator's spawn), and the plan's counts. */
 void planner_step_scale_up(Ctx *c);

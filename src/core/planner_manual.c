@@ -8,18 +8,23 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Drains worker i by hand, recovers its tasks and terminates it (its pod, then the row). */
+#include "worker_name.h"
+
+/* Drains worker i by hand, recovers its tasks and terminates it (its pod, then the row). A
+ * crashed row goes to error first; a legacy inactive row, which may not become terminating,
+ * is terminated directly. */
 static void manual_terminate(Ctx *c, size_t i)
 {
     const Snapshot *snap = c->snap;
     const SnapWorker *w = &snap->workers[i];
     View *v = &c->view[i];
+    if (v->terminated_in_plan)
+        return;
     if (v->state == WORKER_CRASHED) {
         planner_fail_worker(c, i, REASON_OPERATOR, "Terminated by operator");
         c->plan->actions[c->plan->count - 1].unexpected = false;
         c->new_unexpected--;
-    } else if (v->state == WORKER_SPAWNING || v->state == WORKER_ACTIVE ||
-               v->state == WORKER_INACTIVE) {
+    } else if (v->state == WORKER_SPAWNING || v->state == WORKER_ACTIVE) {
         Action *a = planner_add_action(c, ACTION_DRAIN_WORKER, REASON_OPERATOR, w);
         if (!a)
             return;
@@ -39,6 +44,46 @@ static void manual_terminate(Ctx *c, size_t i)
     v->terminated_in_plan = true;
 }
 
+/* Terminates a pod of ours that no live row owns (a leaked pod, stopped by hand). */
+static void manual_terminate_pod(Ctx *c, const SnapPod *pod)
+{
+    Action *a = planner_add_action(c, ACTION_TERMINATE_POD, REASON_OPERATOR, NULL);
+    if (!a)
+        return;
+    memcpy(a->pod_id, pod->id, sizeof a->pod_id);
+    snprintf(a->detail, sizeof a->detail, "pod %.64s (%.40s), no live worker row", pod->name,
+             pod->id);
+}
+
+/* `terminate ID`: a live worker by its id or its pod id, else a listed pod of ours no row
+ * owns. Anything else plans nothing and says why. */
+static void manual_terminate_id(Ctx *c, const char *id)
+{
+    const Snapshot *snap = c->snap;
+    long long i = planner_find_worker(snap, id);
+    for (size_t k = 0; i < 0 && id[0] && k < snap->n_workers; k++)
+        if (strcmp(planner_worker_pod_id(c, k), id) == 0)
+            i = (long long)k;
+    if (i >= 0) {
+        c->plan->manual_result = MANUAL_RESULT_WORKER;
+        manual_terminate(c, (size_t)i);
+        return;
+    }
+    for (size_t k = 0; k < snap->n_pods; k++) {
+        const SnapPod *pod = &snap->pods[k];
+        if (strcmp(pod->id, id) != 0 && strcmp(pod->name, id) != 0)
+            continue;
+        if (!worker_name_matches(c->policy->worker_prefix, pod->name)) {
+            c->plan->manual_result = MANUAL_RESULT_NOT_OURS;
+            return;
+        }
+        c->plan->manual_result = MANUAL_RESULT_POD;
+        manual_terminate_pod(c, pod);
+        return;
+    }
+    c->plan->manual_result = MANUAL_RESULT_NOT_FOUND;
+}
+
 void planner_manual(const Snapshot *snap, const Policy *policy, const ManualRequest *req, Plan *out)
 {
     Ctx c;
@@ -48,16 +93,20 @@ void planner_manual(const Snapshot *snap, const Policy *policy, const ManualRequ
     case MANUAL_SPAWN:
         c.want_override = req->count > 0 ? req->count : 0;
         break;
-    case MANUAL_TERMINATE: {
-        long long i = planner_find_worker(snap, req->worker_id);
-        if (i >= 0)
-            manual_terminate(&c, (size_t)i);
+    case MANUAL_TERMINATE:
+        manual_terminate_id(&c, req->worker_id);
         c.want_override = 0; /* step 6 below only fills the counts */
         break;
-    }
     case MANUAL_SHUTDOWN_ALL:
         for (size_t i = 0; i < snap->n_workers; i++)
             manual_terminate(&c, i);
+        /* The kill switch stops every pod of ours it can see, rows or not. */
+        for (size_t k = 0; k < snap->n_pods; k++) {
+            const SnapPod *pod = &snap->pods[k];
+            if (worker_name_matches(policy->worker_prefix, pod->name) &&
+                pod->status != SNAP_POD_TERMINATED && !planner_pod_owned(&c, pod))
+                manual_terminate_pod(&c, pod);
+        }
         c.want_override = 0;
         break;
     }

@@ -92,6 +92,7 @@ const char *reason_str(Reason reason)
         [REASON_LEAKED_POD] = "leaked_pod",
         [REASON_ADOPT_ORPHAN_POD] = "adopt_orphan_pod",
         [REASON_OPERATOR] = "operator",
+        [REASON_LEGACY_INACTIVE] = "legacy_inactive",
     };
     if ((size_t)reason < sizeof names / sizeof names[0] && names[reason])
         return names[reason];

@@ -172,8 +172,35 @@ static bool fits_ll(double v)
     return isfinite(v) && v >= -9.2e18 && v <= 9.2e18;
 }
 
-/* Fills *out from one Pod object. where names the object in messages ("pod", "pods[3]"). */
-static Status pod_from_json(const cJSON *o, Pod *out, const char *where, char *err, size_t errcap)
+/* A field that cannot be used. Strict parsing (a single pod) refuses the pod with the message;
+ * lenient parsing (an entry of the account's pod list) keeps the pod with the field's default,
+ * marks it partial and keeps the first message. */
+static bool field_defect(Pod *p, bool lenient, char *err, size_t errcap, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static bool field_defect(Pod *p, bool lenient, char *err, size_t errcap, const char *fmt, ...)
+{
+    char msg[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (!lenient) {
+        set_err(err, errcap, "%s", msg);
+        return false;
+    }
+    if (!p->partial)
+        snprintf(p->defect, sizeof p->defect, "%s", msg);
+    p->partial = true;
+    return true;
+}
+
+/* Fills *out from one Pod object. where names the object in messages ("pod", "pods[3]").
+ * id must be a non-empty string that fits; every other field is checked for type. With
+ * lenient, a bad field is replaced by its default (name "", status UNKNOWN, cost 0 = unknown,
+ * createdAt unknown, no runtime) and the pod is marked partial; without, it fails the pod. */
+static Status pod_from_json(const cJSON *o, Pod *out, const char *where, bool lenient, char *err,
+                            size_t errcap)
 {
     Pod p;
     memset(&p, 0, sizeof p);
@@ -195,82 +222,91 @@ static Status pod_from_json(const cJSON *o, Pod *out, const char *where, char *e
         return STATUS_ERR_PARSE;
     }
     if (!cJSON_IsString(name)) {
-        set_err(err, errcap, "%s (id %s): \"name\" is %s, expected a string", where, p.id,
-                name ? "of the wrong type" : "missing");
-        return STATUS_ERR_PARSE;
-    }
-    if (!copy_str(p.name, sizeof p.name, name->valuestring)) {
-        set_err(err, errcap, "%s (id %s): \"name\" longer than %zu bytes", where, p.id,
-                sizeof p.name - 1);
-        return STATUS_ERR_PARSE;
+        if (!field_defect(&p, lenient, err, errcap, "%s (id %s): \"name\" is %s, expected a string",
+                          where, p.id, name ? "of the wrong type" : "missing"))
+            return STATUS_ERR_PARSE;
+    } else if (!copy_str(p.name, sizeof p.name, name->valuestring)) {
+        /* A truncated name could look like one of ours: keep none. */
+        p.name[0] = '\0';
+        if (!field_defect(&p, lenient, err, errcap, "%s (id %s): \"name\" longer than %zu bytes",
+                          where, p.id, sizeof p.name - 1))
+            return STATUS_ERR_PARSE;
     }
     if (!cJSON_IsString(status)) {
-        set_err(err, errcap, "%s (id %s): \"status\" is %s, expected a string", where, p.id,
-                status ? "of the wrong type" : "missing");
-        return STATUS_ERR_PARSE;
+        if (!field_defect(&p, lenient, err, errcap,
+                          "%s (id %s): \"status\" is %s, expected a string", where, p.id,
+                          status ? "of the wrong type" : "missing"))
+            return STATUS_ERR_PARSE;
+    } else {
+        p.status = pod_status_parse(status->valuestring);
     }
-    p.status = pod_status_parse(status->valuestring);
 
     const cJSON *cost = cJSON_GetObjectItemCaseSensitive(o, "cost");
     if (cost && !cJSON_IsNull(cost)) {
         if (!cJSON_IsNumber(cost) || !isfinite(cost->valuedouble) || cost->valuedouble < 0) {
-            set_err(err, errcap, "%s (id %s): \"cost\" is not a non-negative number", where, p.id);
-            return STATUS_ERR_PARSE;
+            if (!field_defect(&p, lenient, err, errcap,
+                              "%s (id %s): \"cost\" is not a non-negative number", where, p.id))
+                return STATUS_ERR_PARSE;
+        } else {
+            p.cost_per_hr = cost->valuedouble;
         }
-        p.cost_per_hr = cost->valuedouble;
     }
 
     const cJSON *gpu = cJSON_GetObjectItemCaseSensitive(o, "gpu");
     if (gpu && !cJSON_IsNull(gpu)) {
         const cJSON *gid = cJSON_GetObjectItemCaseSensitive(gpu, "id");
         if (!cJSON_IsObject(gpu) || (gid && !cJSON_IsString(gid))) {
-            set_err(err, errcap, "%s (id %s): \"gpu\" is not an object with a string id", where,
-                    p.id);
-            return STATUS_ERR_PARSE;
-        }
-        if (gid)
+            if (!field_defect(&p, lenient, err, errcap,
+                              "%s (id %s): \"gpu\" is not an object with a string id", where, p.id))
+                return STATUS_ERR_PARSE;
+        } else if (gid) {
             copy_str(p.gpu_id, sizeof p.gpu_id, gid->valuestring); /* truncation harmless */
+        }
     }
 
     const cJSON *image = cJSON_GetObjectItemCaseSensitive(o, "image");
     if (image && !cJSON_IsNull(image)) {
         if (!cJSON_IsString(image)) {
-            set_err(err, errcap, "%s (id %s): \"image\" is not a string", where, p.id);
-            return STATUS_ERR_PARSE;
+            if (!field_defect(&p, lenient, err, errcap, "%s (id %s): \"image\" is not a string",
+                              where, p.id))
+                return STATUS_ERR_PARSE;
+        } else {
+            copy_str(p.image, sizeof p.image, image->valuestring); /* display only */
         }
-        copy_str(p.image, sizeof p.image, image->valuestring); /* display only */
     }
 
     const cJSON *created = cJSON_GetObjectItemCaseSensitive(o, "createdAt");
     if (created && !cJSON_IsNull(created)) {
         if (!cJSON_IsString(created)) {
-            set_err(err, errcap, "%s (id %s): \"createdAt\" is not a string", where, p.id);
-            return STATUS_ERR_PARSE;
+            if (!field_defect(&p, lenient, err, errcap, "%s (id %s): \"createdAt\" is not a string",
+                              where, p.id))
+                return STATUS_ERR_PARSE;
+        } else {
+            copy_str(p.created_at, sizeof p.created_at, created->valuestring);
+            /* An unparseable timestamp is not fatal: the age is unknown (-1), and the caller
+             * ages the pod from when this system first saw it. */
+            p.created_at_epoch = runpod_json_parse_time(created->valuestring);
         }
-        copy_str(p.created_at, sizeof p.created_at, created->valuestring);
-        /* An unparseable timestamp is not fatal: the age is unknown (-1), and the caller
-         * treats an unknown age conservatively. */
-        p.created_at_epoch = runpod_json_parse_time(created->valuestring);
     }
 
     const cJSON *rt = cJSON_GetObjectItemCaseSensitive(o, "runtime");
     if (rt && !cJSON_IsNull(rt)) {
+        const cJSON *up =
+            cJSON_IsObject(rt) ? cJSON_GetObjectItemCaseSensitive(rt, "uptime") : NULL;
         if (!cJSON_IsObject(rt)) {
-            set_err(err, errcap, "%s (id %s): \"runtime\" is neither an object nor null", where,
-                    p.id);
-            return STATUS_ERR_PARSE;
-        }
-        p.has_runtime = true;
-        const cJSON *up = cJSON_GetObjectItemCaseSensitive(rt, "uptime");
-        if (up && !cJSON_IsNull(up)) {
-            if (!cJSON_IsNumber(up) || !fits_ll(up->valuedouble) || up->valuedouble < 0) {
-                set_err(err, errcap,
-                        "%s (id %s): \"runtime.uptime\" is not a non-negative "
-                        "number",
-                        where, p.id);
+            if (!field_defect(&p, lenient, err, errcap,
+                              "%s (id %s): \"runtime\" is neither an object nor null", where, p.id))
                 return STATUS_ERR_PARSE;
-            }
-            p.uptime_sec = (long long)up->valuedouble;
+        } else if (up && !cJSON_IsNull(up) &&
+                   (!cJSON_IsNumber(up) || !fits_ll(up->valuedouble) || up->valuedouble < 0)) {
+            if (!field_defect(&p, lenient, err, errcap,
+                              "%s (id %s): \"runtime.uptime\" is not a non-negative number", where,
+                              p.id))
+                return STATUS_ERR_PARSE;
+        } else {
+            p.has_runtime = true;
+            if (up && !cJSON_IsNull(up))
+                p.uptime_sec = (long long)up->valuedouble;
         }
     }
     *out = p;
@@ -282,7 +318,7 @@ Status runpod_json_parse_pod(const char *body, size_t len, Pod *out, char *err, 
     cJSON *root = parse_body(body, len, err, errcap);
     if (!root)
         return STATUS_ERR_PARSE;
-    Status st = pod_from_json(root, out, "pod", err, errcap);
+    Status st = pod_from_json(root, out, "pod", false, err, errcap);
     cJSON_Delete(root);
     return st;
 }
@@ -291,6 +327,8 @@ Status runpod_json_parse_list(const char *body, size_t len, PodList *out, char *
 {
     Status st = STATUS_ERR_PARSE;
     Pod *pods = NULL;
+    PodList list;
+    memset(&list, 0, sizeof list);
     cJSON *root = parse_body(body, len, err, errcap);
     if (!root)
         return STATUS_ERR_PARSE;
@@ -312,19 +350,34 @@ Status runpod_json_parse_list(const char *body, size_t len, PodList *out, char *
             goto out;
         }
     }
-    size_t i = 0;
+    /* The list is foreign data from a shared account: one bad entry never blinds the rest. An
+     * entry without a usable id is skipped (nothing can be done with it); any other defect
+     * keeps the pod with defaults, marked partial. */
+    size_t i = 0, index = 0;
     const cJSON *item;
     cJSON_ArrayForEach(item, arr)
     {
-        char where[32];
-        snprintf(where, sizeof where, "pods[%zu]", i);
-        if (pod_from_json(item, &pods[i], where, err, errcap) != STATUS_OK)
-            goto out;
+        char where[32], msg[PODLIST_PROBLEM_LEN];
+        snprintf(where, sizeof where, "pods[%zu]", index++);
+        if (pod_from_json(item, &pods[i], where, true, msg, sizeof msg) != STATUS_OK) {
+            if (list.n_problems < PODLIST_PROBLEMS_MAX)
+                snprintf(list.problems[list.n_problems++], PODLIST_PROBLEM_LEN, "skipped: %.180s",
+                         msg);
+            list.skipped++;
+            continue;
+        }
+        if (pods[i].partial) {
+            if (list.n_problems < PODLIST_PROBLEMS_MAX)
+                snprintf(list.problems[list.n_problems++], PODLIST_PROBLEM_LEN, "%s",
+                         pods[i].defect);
+            list.partial++;
+        }
         i++;
     }
-    out->count = i;
-    out->pods = pods;
+    list.count = i;
+    list.pods = pods;
     pods = NULL;
+    *out = list;
     st = STATUS_OK;
 out:
     free(pods);
@@ -337,8 +390,7 @@ void pod_list_clear(PodList *list)
     if (!list)
         return;
     free(list->pods);
-    list->pods = NULL;
-    list->count = 0;
+    memset(list, 0, sizeof *list);
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -44,11 +44,20 @@ typedef struct {
     long long created_at_epoch; /* seconds since 1970 (UTC), -1 if absent or unparseable */
     bool has_runtime;           /* "runtime" is an object (false for null/absent) */
     long long uptime_sec;       /* runtime.uptime, 0 without runtime */
+    bool partial;               /* list entry with an unusable field, kept with its default */
+    char defect[160];           /* the first such field's message */
 } Pod;
+
+#define PODLIST_PROBLEMS_MAX 16
+#define PODLIST_PROBLEM_LEN 200
 
 typedef struct {
     size_t count;
-    Pod *pods; /* heap; pod_list_clear() frees */
+    Pod *pods;      /* heap; pod_list_clear() frees */
+    size_t skipped; /* entries dropped: not an object, or no usable id */
+    size_t partial; /* entries kept with a defective field replaced by its default */
+    size_t n_problems;
+    char problems[PODLIST_PROBLEMS_MAX][PODLIST_PROBLEM_LEN]; /* the first messages, in order */
 } PodList;
 
 /* What to create (the CreatePodRequest fields we send). Empty strings and zero counts mean
@@ -101,10 +110,17 @@ Status runpod_json_build_create(const PodCreateSpec *spec, char **out_json);
  * leaves *out untouched. */
 Status runpod_json_parse_pod(const char *body, size_t len, Pod *out, char *err, size_t errcap);
 
-/* Parses {"pods": [Pod, ...]}. On success *out owns a heap array (free with pod_list_clear);
- * any previous content of *out is not freed. An empty list gives count 0 and pods NULL. Errors
- * as runpod_json_parse_pod (the message names the index of a bad pod); STATUS_ERR_NOMEM when
- * allocation fails. */
+/* Parses {"pods": [Pod, ...]}, the account's pod list: foreign data, so one bad entry never
+ * fails the list. An entry that is not an object or has no usable id (a non-empty string of at
+ * most 63 bytes) is skipped and counted (out->skipped); an entry with any other defective field
+ * (name too long or not a string, status, cost, gpu, image, createdAt or runtime of the wrong
+ * type) is kept with that field's default -- name "" (so it never matches one of ours by
+ * name), status UNKNOWN, cost 0, createdAt unknown, no runtime -- marked partial and counted
+ * (out->partial). The first messages, naming each entry's index and id, are in
+ * out->problems. On success *out owns a heap array (free with pod_list_clear); any previous
+ * content of *out is not freed. An empty list gives count 0 and pods NULL. Returns
+ * STATUS_ERR_PARSE (message in err) only when the body is not a {"pods": [...]} document
+ * within the limits; STATUS_ERR_NOMEM when allocation fails. */
 Status runpod_json_parse_list(const char *body, size_t len, PodList *out, char *err, size_t errcap);
 
 /* Parses an RFC 9457 problem body {title, status, detail, errors?}. title and detail receive

@@ -42,6 +42,11 @@ typedef struct {
     long long vram_used_mb;        /* -1 unknown */
     double cost_per_hr;            /* 0 unknown */
     char gpu_type[SNAP_NAME_MAX];
+    /* Computed in SQL over every In Progress task, so they hold however many tasks run: */
+    long long tasks_held;                  /* In Progress tasks this worker holds */
+    char oldest_task_id[SNAP_TASK_ID_MAX]; /* its oldest non-exempt one; "" none */
+    long long oldest_task_age_sec;         /* since its generation_started_at; -1 none */
+    bool create_unknown; /* spawning, no pod id, its create's outcome unknown (may exist) */
 } SnapWorker;
 
 typedef struct {
@@ -51,8 +56,9 @@ typedef struct {
     bool exempt;       /* task_type matches STUCK_EXEMPT_TASK_TYPES */
     long long age_sec; /* since generation_started_at; -1 unknown */
     int attempts;
-    int max_attempts;
-} SnapTask; /* an In Progress task */
+    int max_attempts;  /* 0 = not set: MAX_TASK_ATTEMPTS applies */
+    bool holder_known; /* worker_id names a row of workers (live or ended): one of ours */
+} SnapTask;            /* an In Progress task */
 
 typedef enum {
     SNAP_POD_UNKNOWN = 0,
@@ -66,10 +72,14 @@ typedef enum {
 
 typedef struct {
     char id[SNAP_ID_MAX];
-    char name[SNAP_NAME_MAX];
+    char name[SNAP_NAME_MAX]; /* "" when RunPod's name could not be read */
     SnapPodStatus status;
-    long long age_sec; /* from RunPod's createdAt against the database clock; -1 unknown */
+    long long age_sec; /* from RunPod's createdAt against the database clock, or from when this
+                          system first saw the pod when createdAt is unreadable; -1 unknown */
     double cost_per_hr;
+    char gpu_type[SNAP_NAME_MAX];
+    bool partial;   /* a field of the entry was unreadable (kept with its default) */
+    bool ended_row; /* its name is a worker row that has ended: ours, and unwanted */
 } SnapPod;
 
 typedef struct {
@@ -93,7 +103,8 @@ typedef struct {
     SnapWorker workers[SNAP_WORKERS_MAX];
     bool workers_truncated; /* more live rows than SNAP_WORKERS_MAX: act on nothing */
 
-    /* In Progress tasks (bounded; the oldest first) */
+    /* In Progress tasks (bounded; the oldest first). Only the recovery of tasks reads this list;
+     * per-worker facts come from SnapWorker, computed over every task. */
     size_t n_tasks;
     SnapTask tasks[SNAP_TASKS_MAX];
     bool tasks_truncated;
@@ -113,6 +124,8 @@ typedef struct {
     bool pods_listed;
     size_t n_pods;
     SnapPod pods[SNAP_PODS_MAX];
+    size_t pods_skipped; /* list entries dropped (no usable id) */
+    size_t pods_partial; /* list entries kept with an unreadable field */
 } Snapshot;
 
 /* Lower-case database name of a worker state ("spawning", ...). Cannot fail. */

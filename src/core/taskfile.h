@@ -24,7 +24,8 @@ typedef enum { TASKFILE_CSV, TASKFILE_JSONL } TaskfileFormat;
 /* Adds one task to *tasks (a cJSON array of objects {task_type, params, run_type, dependant_on,
  * max_attempts?}) after validating it: task_type non-empty (at most 200 characters), params a
  * JSON object (NULL or "" = {}), run_type of [a-z0-9_] (NULL or "" = "gpu"), depends_on a
- * comma list of UUIDs (NULL or "" = none), max_attempts in [1, 100] (0 = the column default).
+ * comma list of UUIDs (NULL or "" = none), max_attempts in [1, 100] (0 = not set: the task
+ * follows MAX_TASK_ATTEMPTS).
  * where names the source ("--type", "line 3") in error messages. Returns STATUS_OK or
  * STATUS_ERR_USAGE (errs says why), STATUS_ERR_NOMEM. */
 Status taskfile_add(cJSON *tasks, const char *task_type, const char *params_json,

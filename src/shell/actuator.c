@@ -18,6 +18,7 @@
 #include "db.h"
 #include "log.h"
 #include "runpod.h"
+#include "worker_name.h"
 
 Status act_result_init(ActResult *res)
 {
@@ -57,14 +58,21 @@ static void record(ActResult *res, const Action *a, const char *worker_id, const
     if (a->pod_id[0])
         cJSON_AddStringToObject(o, "pod_id", a->pod_id);
     cJSON_AddStringToObject(o, "result", result);
-    if (detail && detail[0])
-        cJSON_AddStringToObject(o, "detail", detail);
+    if (detail && detail[0]) {
+        /* RunPod's problem detail lands here: scrubbed like a log line before it reaches the
+         * journal and the summary. */
+        char clean[PLAN_DETAIL_MAX * 2];
+        log_scrub(detail, clean, sizeof clean);
+        cJSON_AddStringToObject(o, "detail", clean);
+    }
     cJSON_AddItemToArray(res->outcomes, o);
 }
 
 static void add_error(ActResult *res, const char *msg)
 {
-    cJSON_AddItemToArray(res->errors, cJSON_CreateString(msg));
+    char clean[512];
+    log_scrub(msg, clean, sizeof clean);
+    cJSON_AddItemToArray(res->errors, cJSON_CreateString(clean));
 }
 
 /* Workers whose earlier action was skipped or failed: later actions about them wait for the
@@ -136,18 +144,13 @@ static int terminate_pod(App *app, ActResult *res, const char *pod_id, const cha
 /* ------------------------------------------------------------------------------------------ */
 /* Spawns                                                                                      */
 
+/* A fresh worker id (= pod name): the UTC time and 4 random bytes (worker_name.h). */
 static void make_worker_id(const char *prefix, char out[SNAP_ID_MAX])
 {
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    char stamp[32];
-    if (strftime(stamp, sizeof stamp, "%Y%m%d_%H%M%S", &tm) == 0)
-        stamp[0] = '\0';
     uuid_t u;
     uuid_generate_random(u);
-    snprintf(out, SNAP_ID_MAX, "%.24s%.15s-%02x%02x%02x%02x", prefix, stamp, u[0], u[1], u[2],
-             u[3]);
+    if (!worker_name_format(prefix, (long long)time(NULL), u, out, SNAP_ID_MAX))
+        snprintf(out, SNAP_ID_MAX, "%s", prefix); /* cannot happen: the prefix is <= 24 chars */
 }
 
 static void build_spec(const Config *cfg, const char *worker_id, PodCreateSpec *spec)
@@ -220,7 +223,7 @@ static void record_created(App *app, ActResult *res, const Action *proto, const 
 /* A create whose outcome is unknown: the pod may exist or still appear. The row stays spawning
  * (it holds its slot under MAX_ACTIVE_GPUS); the next cycle adopts the pod by name, or fails
  * the row after SPAWN_POD_ID_GRACE_SEC ("No Runpod ID"). */
-static void record_unknown(ActResult *res, const Action *proto, const char *id,
+static void record_unknown(App *app, ActResult *res, const Action *proto, const char *id,
                            const PodCreateResult *r)
 {
     char msg[PLAN_DETAIL_MAX];
@@ -230,21 +233,29 @@ static void record_unknown(ActResult *res, const Action *proto, const char *id,
              runpod_error_str(r->info.error));
     log_warn("pod.create_unknown", "worker_id=%s error=%s detail=%s", id,
              runpod_error_str(r->info.error), r->info.detail);
+    char clean[sizeof r->info.detail];
+    log_scrub(r->info.detail, clean, sizeof clean);
+    if (db_mark_create_unknown(app->conn, id, clean) != STATUS_OK &&
+        PQstatus(app->conn) != CONNECTION_OK)
+        res->db_failed = true;
     res->spawn_failures++;
     res->failed++;
     record(res, proto, id, "unknown", msg);
     add_error(res, msg);
 }
 
-/* Not created: the row fails (unexpectedly, unless RunPod had no capacity). */
+/* Not created: the row fails (unexpectedly, unless RunPod had no capacity or rate-limited). */
 static void record_not_created(App *app, ActResult *res, const Action *proto, const char *id,
                                const PodCreateResult *r)
 {
     RunpodErrorClass ec = r->info.error;
-    bool capacity = ec == RP_NO_CAPACITY;
-    char reason[PLAN_DETAIL_MAX];
-    snprintf(reason, sizeof reason, "Failed to spawn Runpod instance: %s%s%.100s",
-             runpod_error_str(ec), r->info.detail[0] ? ": " : "", r->info.detail);
+    /* No capacity, or a rate limit that outlasted the retries: RunPod said no, the worker did
+     * not fail. Neither counts toward the circuit breaker. */
+    bool expected = ec == RP_NO_CAPACITY || ec == RP_RATE_LIMITED;
+    char raw[PLAN_DETAIL_MAX], reason[PLAN_DETAIL_MAX];
+    snprintf(raw, sizeof raw, "Failed to spawn Runpod instance: %s%s%.100s", runpod_error_str(ec),
+             r->info.detail[0] ? ": " : "", r->info.detail);
+    log_scrub(raw, reason, sizeof reason); /* RunPod's detail goes into the row's metadata */
     log_error("pod.create_failed", "worker_id=%s error=%s http_status=%d detail=%s", id,
               runpod_error_str(ec), r->info.http_status, r->info.detail);
     if (ec == RP_AUTH)
@@ -254,31 +265,48 @@ static void record_not_created(App *app, ActResult *res, const Action *proto, co
     if (ec == RP_RETIRED)
         res->api_retired = true;
     bool applied = false;
-    if (db_fail_worker(app->conn, id, WORKER_SPAWNING, reason, !capacity, &applied) != STATUS_OK)
+    if (db_fail_worker(app->conn, id, WORKER_SPAWNING, reason, !expected, &applied) != STATUS_OK &&
+        PQstatus(app->conn) != CONNECTION_OK)
         res->db_failed = true;
     res->spawn_failures++;
-    if (!capacity)
+    if (ec != RP_NO_CAPACITY)
         res->failed++;
-    record(res, proto, id, capacity ? "no_capacity" : "failed", reason);
+    record(res, proto, id, ec == RP_NO_CAPACITY ? "no_capacity" : "failed", reason);
     add_error(res, reason);
 }
 
-/* Records one create's outcome: capacity backoffs, then created, unknown or not created. */
+/* Records a no-capacity answer once per GPU type per cycle, however many concurrent creates
+ * got it: the backoff doubles per cycle that found no capacity, not per request. */
+static void record_capacity(App *app, ActResult *res, const PodCreateResult *results, size_t n,
+                            char (*ids)[SNAP_ID_MAX])
+{
+    const Config *cfg = app->cfg;
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < results[i].n_no_capacity; k++) {
+            const char *type = results[i].no_capacity_types[k];
+            bool seen = false;
+            for (size_t j = 0; j <= i && !seen; j++)
+                for (size_t m = 0; m < results[j].n_no_capacity && !seen; m++)
+                    seen = (j < i || m < k) && strcmp(results[j].no_capacity_types[m], type) == 0;
+            log_warn("gpu.no_capacity", "gpu_type=%s worker_id=%s", type, ids[i]);
+            if (seen)
+                continue;
+            if (db_record_capacity_failure(app->conn, type, cfg->capacity_backoff_base_sec,
+                                           cfg->capacity_backoff_max_sec,
+                                           "no capacity") != STATUS_OK &&
+                PQstatus(app->conn) != CONNECTION_OK)
+                res->db_failed = true;
+        }
+}
+
+/* Records one create's outcome: created, unknown or not created. */
 static void record_spawn(App *app, ActResult *res, const Action *proto, const char *id,
                          const PodCreateResult *r)
 {
-    const Config *cfg = app->cfg;
-    for (size_t k = 0; k < r->n_no_capacity; k++) {
-        log_warn("gpu.no_capacity", "gpu_type=%s worker_id=%s", r->no_capacity_types[k], id);
-        if (db_record_capacity_failure(app->conn, r->no_capacity_types[k],
-                                       cfg->capacity_backoff_base_sec,
-                                       cfg->capacity_backoff_max_sec, "no capacity") != STATUS_OK)
-            res->db_failed = true;
-    }
     if (r->status == STATUS_OK && r->pod.id[0])
         record_created(app, res, proto, id, r);
     else if (r->outcome_unknown)
-        record_unknown(res, proto, id, r);
+        record_unknown(app, res, proto, id, r);
     else
         record_not_created(app, res, proto, id, r);
 }
@@ -298,15 +326,18 @@ static Action spawn_proto(const Plan *plan)
 /* Spawns n workers, register-before-create: every row first, then the pods concurrently, then
  * each outcome. */
 static Status apply_spawns(App *app, const Plan *plan, size_t n, ActResult *res,
-                           long long failed_terminations)
+                           long long not_terminated)
 {
     const Config *cfg = app->cfg;
     Action proto = spawn_proto(plan);
-    /* Pods whose termination failed this cycle still exist: keep MAX_ACTIVE_GPUS true. */
-    if (failed_terminations > 0) {
-        size_t cut = (size_t)failed_terminations > n ? n : (size_t)failed_terminations;
+    /* Pods whose planned termination did not happen this cycle still exist: keep
+     * MAX_ACTIVE_GPUS true. */
+    if (not_terminated > 0) {
+        size_t cut = (size_t)not_terminated > n ? n : (size_t)not_terminated;
         log_warn("scale.spawn_reduced",
-                 "planned=%zu reduced_by=%zu msg=\"pod terminations failed this cycle\"", n, cut);
+                 "planned=%zu reduced_by=%zu msg=\"planned terminations did not happen this "
+                 "cycle\"",
+                 n, cut);
         n -= cut;
     }
     if (n == 0)
@@ -350,6 +381,7 @@ static Status apply_spawns(App *app, const Plan *plan, size_t n, ActResult *res,
     crash_point("after_create");
 
     /* 3. Record each outcome. */
+    record_capacity(app, res, results, registered, ids);
     for (size_t i = 0; i < registered; i++)
         record_spawn(app, res, &proto, ids[i], &results[i]);
 out:
@@ -361,17 +393,149 @@ out:
 
 /* ------------------------------------------------------------------------------------------ */
 
+typedef enum {
+    OUT_APPLIED,
+    OUT_SKIPPED, /* the guard failed: the row changed since the snapshot */
+    OUT_FAILED,  /* this action failed (a RunPod call, or a statement the database refused) */
+    OUT_DB_LOST, /* the database connection is gone: nothing more can be done this cycle */
+} Outcome;
+
+/* A failed statement: the connection lost ends the cycle; any other database error (a
+ * constraint, a trigger refusing a transition) fails this action only. */
+static Outcome db_failure(App *app, ActResult *res, const Action *a)
+{
+    char msg[512], clean[512];
+    const char *err = app->conn ? PQerrorMessage(app->conn) : "no connection";
+    snprintf(msg, sizeof msg, "%s %.64s%s%.40s: database error: %.300s", action_kind_str(a->kind),
+             a->worker_id, a->task_id[0] ? " task " : "", a->task_id, err);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        msg[--n] = '\0';
+    log_scrub(msg, clean, sizeof clean);
+    add_error(res, clean);
+    if (!app->conn || PQstatus(app->conn) != CONNECTION_OK) {
+        res->db_failed = true;
+        record(res, a, NULL, "failed", "database connection lost");
+        return OUT_DB_LOST;
+    }
+    res->failed++;
+    record(res, a, NULL, "failed", "database error (see errors)");
+    return OUT_FAILED;
+}
+
+/* Applies one non-spawn action. Records its outcome, except for OUT_APPLIED/OUT_SKIPPED, which
+ * the caller records. */
+static Outcome apply_one(App *app, const Action *a, ActResult *res)
+{
+    const Config *cfg = app->cfg;
+    bool applied = false;
+    Status s = STATUS_OK;
+    char new_status[16] = "";
+    switch (a->kind) {
+    case ACTION_PROMOTE_WORKER:
+        s = db_promote_worker(app->conn, a->worker_id, &applied);
+        if (s == STATUS_OK && applied) {
+            res->workers_promoted++;
+            log_info("worker.promoted", "worker_id=%s", a->worker_id);
+        }
+        break;
+    case ACTION_FAIL_WORKER:
+        s = db_fail_worker(app->conn, a->worker_id, a->from_state, a->detail, a->unexpected,
+                           &applied);
+        if (s == STATUS_OK && applied) {
+            res->workers_failed++;
+            log_warn("worker.failed", "worker_id=%s from=%s reason=%s error_reason=%s",
+                     a->worker_id, worker_state_str(a->from_state), reason_str(a->reason),
+                     a->detail);
+        }
+        break;
+    case ACTION_RECOVER_TASK: {
+        char why[PLAN_DETAIL_MAX + 48];
+        snprintf(why, sizeof why, "Reset - orphaned from failed worker (%s)",
+                 reason_str(a->reason));
+        s = db_recover_task(app->conn, a->task_id, a->worker_id, cfg->max_task_attempts, why,
+                            &applied, new_status);
+        if (s == STATUS_OK && applied) {
+            if (strcmp(new_status, "Failed") == 0)
+                res->tasks_failed++;
+            else
+                res->tasks_reset++;
+            log_warn("task.recovered", "task_id=%s worker_id=%s reason=%s new_status=%s",
+                     a->task_id, a->worker_id, reason_str(a->reason), new_status);
+        }
+        break;
+    }
+    case ACTION_DRAIN_WORKER:
+        s = a->force ? db_force_drain_worker(app->conn, a->worker_id, a->from_state,
+                                             reason_str(a->reason), &applied)
+                     : db_drain_worker(app->conn, a->worker_id, reason_str(a->reason), &applied);
+        if (s == STATUS_OK && applied) {
+            res->workers_drained++;
+            log_info("worker.draining", "worker_id=%s reason=%s detail=%s", a->worker_id,
+                     reason_str(a->reason), a->detail);
+        }
+        break;
+    case ACTION_TERMINATE_WORKER:
+        if (terminate_pod(app, res, a->pod_id, a->worker_id, reason_str(a->reason)) != 0) {
+            res->failed++;
+            record(res, a, NULL, "failed", "pod termination failed; retried next cycle");
+            return OUT_FAILED;
+        }
+        s = db_mark_terminated(app->conn, a->worker_id, a->from_state, reason_str(a->reason),
+                               &applied);
+        if (s == STATUS_OK && applied) {
+            res->workers_terminated++;
+            log_info("worker.terminated", "worker_id=%s reason=%s", a->worker_id,
+                     reason_str(a->reason));
+        }
+        break;
+    case ACTION_ADOPT_POD:
+        s = db_adopt_pod(app->conn, a->worker_id, a->pod_id, a->gpu_type, a->cost_per_hr, &applied);
+        if (s == STATUS_OK && applied) {
+            res->pods_adopted++;
+            log_info("pod.adopted", "worker_id=%s pod_id=%s gpu_type=%s cost_per_hr=%.3f",
+                     a->worker_id, a->pod_id, a->gpu_type, a->cost_per_hr);
+        }
+        break;
+    case ACTION_TERMINATE_POD:
+        if (terminate_pod(app, res, a->pod_id, "", reason_str(a->reason)) != 0) {
+            res->failed++;
+            record(res, a, NULL, "failed", "pod termination failed");
+            return OUT_FAILED;
+        }
+        applied = true;
+        res->leaked_pods_terminated++;
+        log_warn("pod.leak_terminated", "pod_id=%s reason=%s detail=%s", a->pod_id,
+                 reason_str(a->reason), a->detail);
+        break;
+    case ACTION_SPAWN_WORKER:
+        break;
+    }
+    if (s != STATUS_OK)
+        return db_failure(app, res, a);
+    return applied ? OUT_APPLIED : OUT_SKIPPED;
+}
+
+static bool is_termination(const Action *a)
+{
+    return a->kind == ACTION_TERMINATE_WORKER || a->kind == ACTION_TERMINATE_POD;
+}
+
 Status actuator_apply(App *app, const Snapshot *snap, const Plan *plan, ActResult *res)
 {
     (void)snap;
     Blocked *blocked = calloc(1, sizeof *blocked);
     if (!blocked)
         return STATUS_ERR_NOMEM;
-    const Config *cfg = app->cfg;
     size_t spawns = 0;
-    long long failed_terminations = 0;
+    /* Planned terminations that did not happen (failed, skipped, or blocked by an earlier
+     * action on the same worker): those pods still run, so this cycle's spawns shrink by as
+     * many and MAX_ACTIVE_GPUS holds. */
+    long long not_terminated = 0;
     Status st = STATUS_OK;
 
+    /* One failed action never stops the unrelated actions after it; only a lost database
+     * connection ends the cycle early. */
     for (size_t i = 0; i < plan->count && !res->db_failed; i++) {
         const Action *a = &plan->actions[i];
         if (a->kind == ACTION_SPAWN_WORKER) {
@@ -381,111 +545,26 @@ Status actuator_apply(App *app, const Snapshot *snap, const Plan *plan, ActResul
         if (is_blocked(blocked, a->worker_id)) {
             record(res, a, NULL, "skipped", "an earlier action on this worker did not apply");
             res->skipped++;
+            not_terminated += is_termination(a);
             continue;
         }
-        bool applied = false;
-        Status s = STATUS_OK;
-        char new_status[16] = "";
-        switch (a->kind) {
-        case ACTION_PROMOTE_WORKER:
-            s = db_promote_worker(app->conn, a->worker_id, &applied);
-            if (s == STATUS_OK && applied) {
-                res->workers_promoted++;
-                log_info("worker.promoted", "worker_id=%s", a->worker_id);
-            }
-            break;
-        case ACTION_FAIL_WORKER:
-            s = db_fail_worker(app->conn, a->worker_id, a->from_state, a->detail, a->unexpected,
-                               &applied);
-            if (s == STATUS_OK && applied) {
-                res->workers_failed++;
-                log_warn("worker.failed", "worker_id=%s from=%s reason=%s error_reason=%s",
-                         a->worker_id, worker_state_str(a->from_state), reason_str(a->reason),
-                         a->detail);
-            }
-            break;
-        case ACTION_RECOVER_TASK: {
-            char why[PLAN_DETAIL_MAX + 48];
-            snprintf(why, sizeof why, "Reset - orphaned from failed worker (%s)",
-                     reason_str(a->reason));
-            s = db_recover_task(app->conn, a->task_id, a->worker_id, cfg->max_task_attempts, why,
-                                &applied, new_status);
-            if (s == STATUS_OK && applied) {
-                if (strcmp(new_status, "Failed") == 0)
-                    res->tasks_failed++;
-                else
-                    res->tasks_reset++;
-                log_warn("task.recovered", "task_id=%s worker_id=%s reason=%s new_status=%s",
-                         a->task_id, a->worker_id, reason_str(a->reason), new_status);
-            }
-            break;
+        Outcome o = apply_one(app, a, res);
+        if (o == OUT_APPLIED) {
+            record(res, a, NULL, "applied", a->detail);
+            continue;
         }
-        case ACTION_DRAIN_WORKER:
-            s = a->force
-                    ? db_force_drain_worker(app->conn, a->worker_id, a->from_state,
-                                            reason_str(a->reason), &applied)
-                    : db_drain_worker(app->conn, a->worker_id, reason_str(a->reason), &applied);
-            if (s == STATUS_OK && applied) {
-                res->workers_drained++;
-                log_info("worker.draining", "worker_id=%s reason=%s detail=%s", a->worker_id,
-                         reason_str(a->reason), a->detail);
-            }
-            break;
-        case ACTION_TERMINATE_WORKER:
-            if (terminate_pod(app, res, a->pod_id, a->worker_id, reason_str(a->reason)) != 0) {
-                failed_terminations++;
-                res->failed++;
-                record(res, a, NULL, "failed", "pod termination failed; retried next cycle");
-                block(blocked, a->worker_id);
-                continue;
-            }
-            s = db_mark_terminated(app->conn, a->worker_id, a->from_state, reason_str(a->reason),
-                                   &applied);
-            if (s == STATUS_OK && applied) {
-                res->workers_terminated++;
-                log_info("worker.terminated", "worker_id=%s reason=%s", a->worker_id,
-                         reason_str(a->reason));
-            }
-            break;
-        case ACTION_ADOPT_POD:
-            s = db_record_pod(app->conn, a->worker_id, a->pod_id, NULL, 0, &applied);
-            if (s == STATUS_OK && applied) {
-                res->pods_adopted++;
-                log_info("pod.adopted", "worker_id=%s pod_id=%s", a->worker_id, a->pod_id);
-            }
-            break;
-        case ACTION_TERMINATE_POD:
-            if (terminate_pod(app, res, a->pod_id, "", "leaked_pod") != 0) {
-                failed_terminations++;
-                res->failed++;
-                record(res, a, NULL, "failed", "pod termination failed");
-                continue;
-            }
-            applied = true;
-            res->leaked_pods_terminated++;
-            log_warn("pod.leak_terminated", "pod_id=%s detail=%s", a->pod_id, a->detail);
-            break;
-        case ACTION_SPAWN_WORKER:
-            break;
-        }
-        if (s != STATUS_OK) {
-            res->db_failed = true;
-            record(res, a, NULL, "failed", "database error");
-            break;
-        }
-        if (!applied) {
+        not_terminated += is_termination(a);
+        if (o == OUT_SKIPPED) {
             res->skipped++;
             record(res, a, NULL, "skipped", "row changed since the snapshot");
             log_info("action.skipped", "action=%s worker_id=%s task_id=%s",
                      action_kind_str(a->kind), a->worker_id, a->task_id);
-            block(blocked, a->worker_id);
-            continue;
         }
-        record(res, a, NULL, "applied", a->detail);
+        block(blocked, a->worker_id);
     }
 
     if (!res->db_failed && spawns > 0) {
-        Status s = apply_spawns(app, plan, spawns, res, failed_terminations);
+        Status s = apply_spawns(app, plan, spawns, res, not_terminated);
         if (s != STATUS_OK && st == STATUS_OK)
             st = s;
     }

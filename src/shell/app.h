@@ -23,6 +23,8 @@ typedef struct {
     struct MetricsState *metrics; /* owned by the command; NULL = no metrics (issue 6) */
     struct HttpServer *http;      /* owned by the command; NULL = no HTTP endpoint */
     const ManualRequest *manual;  /* an operator's request planned instead of the cycle */
+    ManualResult manual_result;   /* set by loop_cycle: what the operator's request found */
+    bool manual_pods_listed;      /* set by loop_cycle: the pod list was read for it */
 } App;
 
 #endif

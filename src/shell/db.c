@@ -148,43 +148,16 @@ Status db_fail_worker(PGconn *conn, const char *id, WorkerState from, const char
 
 Status db_drain_worker(PGconn *conn, const char *id, const char *reason, bool *applied)
 {
-    const char *p[] = {id};
-    const char *p2[] = {id, reason};
-    Status st = db_exec_command(conn, "drain_begin", "BEGIN", 0, NULL, NULL);
-    if (st != STATUS_OK)
-        return st;
-    /* Lock the worker row first: func_claim_next_task locks it too (FOR NO KEY UPDATE) before
-     * claiming, so once we hold it no claim is in flight and none can start. */
-    PGresult *res = db_exec_params(conn, "drain_lock",
-                                   "SELECT status::text FROM workers WHERE id = $1 FOR UPDATE", 1,
-                                   p, PGRES_TUPLES_OK);
-    bool ok = res && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "active") == 0;
+    /* One statement: orchestrator_drain_worker (0007_hardening.sql) locks the worker row, as
+     * func_claim_next_task does before claiming, and proves it holds no task. */
+    const char *p[] = {id, reason};
+    PGresult *res = db_exec_params(conn, "drain_worker", "SELECT orchestrator_drain_worker($1, $2)",
+                                   2, p, PGRES_TUPLES_OK);
+    if (!res)
+        return STATUS_ERR_DB;
+    *applied = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     PQclear(res);
-    if (!res) {
-        st = STATUS_ERR_DB;
-        goto rollback;
-    }
-    int rows = 0;
-    if (ok) {
-        st = db_exec_command(
-            conn, "drain_worker",
-            "UPDATE workers SET status = 'terminating',"
-            " metadata = metadata || jsonb_build_object('terminating_at',"
-            "   extract(epoch FROM now()), 'terminating_reason', $2::text),"
-            " ended_at = coalesce(ended_at, now()), end_kind = coalesce(end_kind, 'expected')"
-            " WHERE id = $1 AND status = 'active' AND NOT EXISTS ("
-            "   SELECT 1 FROM tasks WHERE worker_id = $1 AND status = 'In Progress')",
-            2, p2, &rows);
-        if (st != STATUS_OK)
-            goto rollback;
-    }
-    st = db_exec_command(conn, "drain_commit", "COMMIT", 0, NULL, NULL);
-    if (st == STATUS_OK)
-        *applied = rows == 1;
-    return st;
-rollback:
-    db_exec_command(conn, "drain_rollback", "ROLLBACK", 0, NULL, NULL);
-    return st;
+    return STATUS_OK;
 }
 
 Status db_force_drain_worker(PGconn *conn, const char *id, WorkerState from, const char *reason,
@@ -245,6 +218,28 @@ Status db_record_pod(PGconn *conn, const char *id, const char *pod_id, const cha
     return st;
 }
 
+Status db_adopt_pod(PGconn *conn, const char *id, const char *pod_id, const char *gpu_type,
+                    double cost_per_hr, bool *applied)
+{
+    char cost[32];
+    snprintf(cost, sizeof cost, "%.6f", cost_per_hr);
+    const char *p[] = {id, pod_id, gpu_type && gpu_type[0] ? gpu_type : NULL,
+                       cost_per_hr > 0 ? cost : NULL};
+    int rows = 0;
+    Status st = db_exec_command(
+        conn, "adopt_pod",
+        "UPDATE workers SET runpod_id = $2, gpu_type = coalesce($3::text, gpu_type),"
+        " cost_per_hr = coalesce($4::numeric, cost_per_hr),"
+        " metadata = metadata || jsonb_build_object('runpod_id', $2::text, 'adopted', true)"
+        "   || CASE WHEN $4::numeric IS NULL THEN '{}'::jsonb"
+        "      ELSE jsonb_build_object('cost_per_hr', $4::numeric) END"
+        " WHERE id = $1 AND runpod_id IS NULL AND status <> 'terminated'",
+        4, p, &rows);
+    if (st == STATUS_OK)
+        *applied = rows == 1;
+    return st;
+}
+
 Status db_insert_spawning_worker(PGconn *conn, const char *id, const char *gpu_type)
 {
     const char *p[] = {id, gpu_type};
@@ -261,20 +256,24 @@ Status db_recover_task(PGconn *conn, const char *task_id, const char *worker_id,
 {
     char maxa[16];
     snprintf(maxa, sizeof maxa, "%d", max_task_attempts);
-    const char *p[] = {task_id, worker_id, maxa, reason};
+    const char *p[] = {task_id, worker_id, reason, maxa};
+    /* The attempt limit: the task's max_attempts when set, else MAX_TASK_ATTEMPTS (the rule of
+     * func_task_max_attempts, which func_mark_task_failed uses with the value each cycle
+     * records in orchestrator_state). */
     PGresult *res = db_exec_params(
         conn, "recover_task",
         "UPDATE tasks SET attempts = attempts + 1,"
-        " status = CASE WHEN attempts + 1 >= least(coalesce(nullif(max_attempts, 0), $3::int),"
-        "   $3::int) THEN 'Failed'::task_status ELSE 'Queued'::task_status END,"
-        " worker_id = CASE WHEN attempts + 1 >= least(coalesce(nullif(max_attempts, 0), $3::int),"
-        "   $3::int) THEN worker_id ELSE NULL END,"
-        " generation_started_at = CASE WHEN attempts + 1 >= least(coalesce(nullif(max_attempts,"
-        "   0), $3::int), $3::int) THEN generation_started_at ELSE NULL END,"
-        " generation_processed_at = CASE WHEN attempts + 1 >= least(coalesce(nullif("
-        "   max_attempts, 0), $3::int), $3::int) THEN now() ELSE NULL END,"
+        " status = CASE WHEN attempts + 1 >= coalesce(nullif(max_attempts, 0), $4::int)"
+        "   THEN 'Failed'::task_status ELSE 'Queued'::task_status END,"
+        " worker_id = CASE WHEN attempts + 1 >= coalesce(nullif(max_attempts, 0), $4::int)"
+        "   THEN worker_id ELSE NULL END,"
+        " generation_started_at = CASE WHEN attempts + 1 >= coalesce(nullif(max_attempts, 0), "
+        "$4::int)"
+        "   THEN generation_started_at ELSE NULL END,"
+        " generation_processed_at = CASE WHEN attempts + 1 >= coalesce(nullif(max_attempts, 0),"
+        "   $4::int) THEN now() ELSE NULL END,"
         " available_at = now(),"
-        " error_message = $4"
+        " error_message = $3"
         " WHERE id = $1::uuid AND worker_id = $2 AND status = 'In Progress'"
         " RETURNING status::text",
         4, p, PGRES_TUPLES_OK);
@@ -287,20 +286,35 @@ Status db_recover_task(PGconn *conn, const char *task_id, const char *worker_id,
     return STATUS_OK;
 }
 
+/* Marks a spawning row whose create's outcome is unknown (metadata only). */
+Status db_mark_create_unknown(PGconn *conn, const char *id, const char *detail)
+{
+    const char *p[] = {id, detail};
+    return db_exec_command(
+        conn, "mark_create_unknown",
+        "UPDATE workers SET metadata = metadata || jsonb_build_object("
+        "  'create_outcome_unknown', true, 'create_unknown_at', now(), 'create_unknown_detail',"
+        "  $2::text)"
+        " WHERE id = $1 AND status = 'spawning' AND runpod_id IS NULL",
+        2, p, NULL);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* State, backoff, journal                                                                     */
 
 Status db_save_state(PGconn *conn, long long cycle_number, const CycleStateUpdate *u)
 {
-    char cycle[32];
+    char cycle[32], maxa[16];
     snprintf(cycle, sizeof cycle, "%lld", cycle_number);
+    snprintf(maxa, sizeof maxa, "%d", u->max_task_attempts > 0 ? u->max_task_attempts : 3);
     const char *p[] = {cycle,
                        u->success ? "t" : "f",
                        u->reconciled ? "t" : "f",
                        u->scaled_up ? "t" : "f",
                        u->scaled_down ? "t" : "f",
                        u->breaker_open ? "t" : "f",
-                       u->breaker_reason};
+                       u->breaker_reason,
+                       maxa};
     return db_exec_command(
         conn, "save_state",
         "UPDATE orchestrator_state SET"
@@ -313,9 +327,10 @@ Status db_save_state(PGconn *conn, long long cycle_number, const CycleStateUpdat
         " breaker_opened_at = CASE WHEN $6::bool AND NOT breaker_open THEN now()"
         "   WHEN NOT $6::bool THEN NULL ELSE breaker_opened_at END,"
         " breaker_open = $6::bool,"
-        " breaker_reason = $7::text"
+        " breaker_reason = $7::text,"
+        " max_task_attempts = $8::int"
         " WHERE id = 1",
-        7, p, NULL);
+        8, p, NULL);
 }
 
 Status db_record_capacity_failure(PGconn *conn, const char *gpu_type, int base_sec, int max_sec,

@@ -35,6 +35,13 @@ Status db_release_cycle_lock(PGconn *conn);
  * any failed read fails the whole load (fail closed). Does not touch out->pods. */
 Status db_load_snapshot(PGconn *conn, const Config *cfg, Snapshot *out);
 
+/* What the database knows about the pods listed in snap: pods without a readable createdAt get
+ * an age counted from when this system first saw them (pods_first_seen: recorded now unless
+ * read_only; -1 stays when never recorded), and pods of our worker-name shape that no live row
+ * names but a terminated row does get ended_row. At most two statements, none when no pod needs
+ * them. On failure the pods keep what they had (unknown ages never make a pod leaked). */
+Status db_annotate_pods(PGconn *conn, Snapshot *snap, const char *prefix, bool read_only);
+
 /* ---- guarded worker transitions (each sets *applied) ---- */
 
 /* spawning -> active, promoted_at = now(). */
@@ -44,8 +51,8 @@ Status db_promote_worker(PGconn *conn, const char *id, bool *applied);
 Status db_fail_worker(PGconn *conn, const char *id, WorkerState from, const char *reason,
                       bool unexpected, bool *applied);
 
-/* active -> terminating in one transaction that locks the worker row and proves it holds no
- * In Progress task (claims lock the row too, so none can slip in). */
+/* active -> terminating in one statement (orchestrator_drain_worker) that locks the worker row
+ * and proves it holds no In Progress task (claims lock the row too, so none can slip in). */
 Status db_drain_worker(PGconn *conn, const char *id, const char *reason, bool *applied);
 
 /* from -> terminating by an operator, without proving the worker holds no task (its tasks are
@@ -61,17 +68,27 @@ Status db_mark_terminated(PGconn *conn, const char *id, WorkerState from, const 
 Status db_record_pod(PGconn *conn, const char *id, const char *pod_id, const char *gpu_type,
                      double cost_per_hr, bool *applied);
 
+/* Records the pod id (and its GPU type and price, when known) of a live row that has none: a
+ * pod found by the row's name (adoption), whatever the row's state. */
+Status db_adopt_pod(PGconn *conn, const char *id, const char *pod_id, const char *gpu_type,
+                    double cost_per_hr, bool *applied);
+
 /* Inserts a new worker row: spawning, no pod id. */
 Status db_insert_spawning_worker(PGconn *conn, const char *id, const char *gpu_type);
 
 /* ---- tasks ---- */
 
 /* Recovers an In Progress task held by worker_id: attempts + 1, then Failed when attempts reach
- * least(max_attempts, max_task_attempts), else Queued (worker cleared). Guarded by id, holder and
+ * the task's limit (its max_attempts when set, else max_task_attempts = MAX_TASK_ATTEMPTS: the
+ * rule of func_task_max_attempts), else Queued (worker cleared). Guarded by id, holder and
  * status. *new_status gets "Queued" or "Failed" when applied. */
 Status db_recover_task(PGconn *conn, const char *task_id, const char *worker_id,
                        int max_task_attempts, const char *reason, bool *applied,
                        char new_status[16]);
+
+/* Marks a spawning row without a pod id whose create's outcome is unknown (metadata
+ * create_outcome_unknown, create_unknown_at, create_unknown_detail). Metadata only. */
+Status db_mark_create_unknown(PGconn *conn, const char *id, const char *detail);
 
 /* ---- controller state, capacity backoff, journal ---- */
 
@@ -82,6 +99,7 @@ typedef struct {
     bool scaled_down; /* a drain happened */
     bool breaker_open;
     const char *breaker_reason;
+    int max_task_attempts; /* MAX_TASK_ATTEMPTS, recorded for tasks whose max_attempts is NULL */
 } CycleStateUpdate;
 
 /* Persists the controller state after a cycle (cycle counter, timestamps, breaker). */
@@ -117,9 +135,10 @@ Status db_insert_journal(PGconn *conn, const JournalEntry *e);
 /* ---- operator commands ---- */
 
 /* Inserts the tasks of a JSON array (objects with task_type, params, run_type, dependant_on,
- * max_attempts; see taskfile.h) in ONE statement: all or none. *ids receives the new ids in
- * input order (a cJSON array of strings; caller deletes). */
-Status db_insert_tasks(PGconn *conn, const char *tasks_json, int default_max_attempts, cJSON **ids);
+ * max_attempts; see taskfile.h) in ONE statement: all or none. A task without max_attempts
+ * gets NULL: it follows MAX_TASK_ATTEMPTS. *ids receives the new ids in input order (a cJSON
+ * array of strings; caller deletes). */
+Status db_insert_tasks(PGconn *conn, const char *tasks_json, cJSON **ids);
 
 typedef struct {
     const char *worker_id; /* NULL = any */

@@ -14,22 +14,20 @@
 /* ------------------------------------------------------------------------------------------ */
 /* Operator commands                                                                           */
 
-Status db_insert_tasks(PGconn *conn, const char *tasks_json, int default_max_attempts, cJSON **ids)
+Status db_insert_tasks(PGconn *conn, const char *tasks_json, cJSON **ids)
 {
-    char maxa[16];
-    snprintf(maxa, sizeof maxa, "%d", default_max_attempts);
-    const char *p[] = {tasks_json, maxa};
+    const char *p[] = {tasks_json};
     /* One statement: all rows or none. */
     PGresult *res = db_exec_params(
         conn, "insert_tasks",
         "INSERT INTO tasks (task_type, params, run_type, dependant_on, max_attempts)"
         " SELECT r.task_type, coalesce(r.params, '{}'::jsonb), coalesce(r.run_type, 'gpu'),"
-        "   r.dependant_on, coalesce(r.max_attempts, $2::int)"
+        "   r.dependant_on, r.max_attempts"
         " FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(doc, n),"
         "   jsonb_to_record(e.doc) AS r(task_type text, params jsonb, run_type text,"
         "     dependant_on uuid[], max_attempts int)"
         " ORDER BY e.n RETURNING id::text",
-        2, p, PGRES_TUPLES_OK);
+        1, p, PGRES_TUPLES_OK);
     if (!res)
         return STATUS_ERR_DB;
     cJSON *arr = cJSON_CreateArray();

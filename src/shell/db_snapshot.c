@@ -13,6 +13,7 @@
 
 #include "db_exec.h"
 #include "log.h"
+#include "worker_name.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* Snapshot                                                                                    */
@@ -88,31 +89,46 @@ static const char SQL_SNAPSHOT_SUMMARY[] =
     " FROM orchestrator_state s WHERE s.id = 1";
 
 static const char SQL_SNAPSHOT_WORKERS[] =
-    "SELECT id, status::text, coalesce(runpod_id, ''),"
-    " extract(epoch FROM now() - created_at)::float8,"
-    " extract(epoch FROM now() - last_heartbeat)::float8,"
-    " coalesce(last_heartbeat > created_at, false),"
-    " extract(epoch FROM now() - promoted_at)::float8,"
-    " extract(epoch FROM now() - last_task_activity_at)::float8,"
-    " CASE WHEN jsonb_typeof(metadata -> 'terminating_at') = 'number'"
+    "SELECT w.id, w.status::text, coalesce(w.runpod_id, ''),"
+    " extract(epoch FROM now() - w.created_at)::float8,"
+    " extract(epoch FROM now() - w.last_heartbeat)::float8,"
+    " coalesce(w.last_heartbeat > w.created_at, false),"
+    " extract(epoch FROM now() - w.promoted_at)::float8,"
+    " extract(epoch FROM now() - w.last_task_activity_at)::float8,"
+    " CASE WHEN jsonb_typeof(w.metadata -> 'terminating_at') = 'number'"
     "   THEN greatest(extract(epoch FROM now())::float8"
-    "                 - (metadata ->> 'terminating_at')::float8, 0)"
-    "   WHEN status = 'terminating'" /* moved there by someone else: the trigger's ended_at */
-    "   THEN extract(epoch FROM now() - ended_at)::float8 END,"
-    " CASE WHEN jsonb_typeof(metadata -> 'vram_total_mb') = 'number'"
-    "   THEN greatest((metadata ->> 'vram_total_mb')::float8, 0) END,"
-    " CASE WHEN jsonb_typeof(metadata -> 'vram_used_mb') = 'number'"
-    "   THEN greatest((metadata ->> 'vram_used_mb')::float8, 0) END,"
-    " coalesce(cost_per_hr, 0)::float8, coalesce(gpu_type, '')"
-    " FROM workers WHERE status <> 'terminated' ORDER BY created_at, id LIMIT $1::int";
+    "                 - (w.metadata ->> 'terminating_at')::float8, 0)"
+    "   WHEN w.status = 'terminating'" /* moved there by someone else: the trigger's ended_at */
+    "   THEN extract(epoch FROM now() - w.ended_at)::float8 END,"
+    " CASE WHEN jsonb_typeof(w.metadata -> 'vram_total_mb') = 'number'"
+    "   THEN greatest((w.metadata ->> 'vram_total_mb')::float8, 0) END,"
+    " CASE WHEN jsonb_typeof(w.metadata -> 'vram_used_mb') = 'number'"
+    "   THEN greatest((w.metadata ->> 'vram_used_mb')::float8, 0) END,"
+    " coalesce(w.cost_per_hr, 0)::float8, coalesce(w.gpu_type, ''),"
+    /* Per-worker task facts over every In Progress task (idx_tasks_in_progress_worker), so
+     * they are right however many tasks run: how many it holds, and its oldest non-exempt
+     * one (the stuck check). */
+    " (SELECT count(*) FROM tasks t WHERE t.worker_id = w.id AND t.status = 'In Progress'),"
+    " o.id, o.age,"
+    " coalesce(w.metadata -> 'create_outcome_unknown' = 'true'::jsonb, false)"
+    " FROM workers w"
+    " LEFT JOIN LATERAL (SELECT t.id::text AS id,"
+    "     extract(epoch FROM now() - t.generation_started_at)::float8 AS age"
+    "   FROM tasks t WHERE t.worker_id = w.id AND t.status = 'In Progress'"
+    "     AND NOT ($2::text <> '' AND coalesce(t.task_type, '') LIKE $2::text)"
+    "   ORDER BY t.generation_started_at NULLS LAST, t.id LIMIT 1) o ON true"
+    " WHERE w.status <> 'terminated' ORDER BY w.created_at, w.id LIMIT $1::int";
 
 static const char SQL_SNAPSHOT_TASKS[] =
-    "SELECT id::text, coalesce(worker_id, ''), coalesce(task_type, ''),"
-    " ($1::text <> '' AND coalesce(task_type, '') LIKE $1::text),"
-    " extract(epoch FROM now() - generation_started_at)::float8,"
-    " coalesce(attempts, 0), coalesce(max_attempts, 0)"
-    " FROM tasks WHERE status = 'In Progress'"
-    " ORDER BY generation_started_at NULLS FIRST, id LIMIT $2::int";
+    "SELECT t.id::text, coalesce(t.worker_id, ''), coalesce(t.task_type, ''),"
+    " ($1::text <> '' AND coalesce(t.task_type, '') LIKE $1::text),"
+    " extract(epoch FROM now() - t.generation_started_at)::float8,"
+    " coalesce(t.attempts, 0), coalesce(t.max_attempts, 0),"
+    /* Whether the holder is, or was, one of our workers: only those tasks are ever recovered
+     * (a task held by an API worker or another system is not ours to re-queue). */
+    " EXISTS (SELECT 1 FROM workers w WHERE w.id = t.worker_id)"
+    " FROM tasks t WHERE t.status = 'In Progress'"
+    " ORDER BY t.generation_started_at NULLS FIRST, t.id LIMIT $2::int";
 
 static const char SQL_SNAPSHOT_BACKOFF[] =
     "SELECT gpu_type, extract(epoch FROM backoff_until - now())::float8, failures"
@@ -154,13 +170,13 @@ out:
     return st;
 }
 
-static Status load_workers(PGconn *conn, Snapshot *snap)
+static Status load_workers(PGconn *conn, const Config *cfg, Snapshot *snap)
 {
     char limit[16];
     snprintf(limit, sizeof limit, "%d", SNAP_WORKERS_MAX + 1);
-    const char *p[] = {limit};
+    const char *p[] = {limit, cfg->stuck_exempt_task_types};
     PGresult *res =
-        db_exec_params(conn, "snapshot_workers", SQL_SNAPSHOT_WORKERS, 1, p, PGRES_TUPLES_OK);
+        db_exec_params(conn, "snapshot_workers", SQL_SNAPSHOT_WORKERS, 2, p, PGRES_TUPLES_OK);
     if (!res)
         return STATUS_ERR_DB;
     Status st = STATUS_ERR_DB;
@@ -192,6 +208,12 @@ static Status load_workers(PGconn *conn, Snapshot *snap)
             goto out;
         w->heartbeat_after_create = cell_bool(res, r, 5);
         cell_str(res, r, 12, w->gpu_type, sizeof w->gpu_type);
+        if (cell_ll(res, r, 13, &w->tasks_held) || cell_ll(res, r, 15, &w->oldest_task_age_sec))
+            goto out;
+        cell_str(res, r, 14, w->oldest_task_id, sizeof w->oldest_task_id);
+        if (!w->oldest_task_id[0])
+            w->oldest_task_age_sec = -1;
+        w->create_unknown = cell_bool(res, r, 16);
         snap->n_workers++;
     }
     st = STATUS_OK;
@@ -235,6 +257,7 @@ static Status load_tasks(PGconn *conn, const Config *cfg, Snapshot *snap)
         t->max_attempts = (int)(max_attempts < 0         ? 0
                                 : max_attempts > 1000000 ? 1000000
                                                          : max_attempts);
+        t->holder_known = cell_bool(res, r, 7);
         snap->n_tasks++;
     }
     st = STATUS_OK;
@@ -288,7 +311,7 @@ Status db_load_snapshot(PGconn *conn, const Config *cfg, Snapshot *out)
     if (st == STATUS_OK)
         st = load_summary(conn, cfg, snap);
     if (st == STATUS_OK)
-        st = load_workers(conn, snap);
+        st = load_workers(conn, cfg, snap);
     if (st == STATUS_OK)
         st = load_tasks(conn, cfg, snap);
     if (st == STATUS_OK)
@@ -304,5 +327,130 @@ Status db_load_snapshot(PGconn *conn, const Config *cfg, Snapshot *out)
     }
 out:
     free(snap);
+    return st;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* What the database knows about listed pods                                                   */
+
+typedef struct {
+    const Snapshot *snap;
+    const char *prefix;
+} PodPick;
+
+/* A pod whose createdAt could not be read. */
+static bool age_unknown(const SnapPod *p, const PodPick *pick)
+{
+    (void)pick;
+    return p->age_sec < 0;
+}
+
+/* A pod named like one of our workers that is not a live row. */
+static bool ours_without_live_row(const SnapPod *p, const PodPick *pick)
+{
+    if (!worker_name_matches(pick->prefix, p->name))
+        return false;
+    for (size_t i = 0; i < pick->snap->n_workers; i++)
+        if (strcmp(pick->snap->workers[i].id, p->name) == 0)
+            return false;
+    return true;
+}
+
+/* A JSON array of the ids (or names) of the listed pods that want() picks; *n their number. */
+static char *pick_json(const PodPick *pick, bool (*want)(const SnapPod *, const PodPick *),
+                       bool names, size_t *n)
+{
+    cJSON *arr = cJSON_CreateArray();
+    *n = 0;
+    for (size_t k = 0; arr && k < pick->snap->n_pods; k++) {
+        const SnapPod *p = &pick->snap->pods[k];
+        if (!want(p, pick))
+            continue;
+        cJSON_AddItemToArray(arr, cJSON_CreateString(names ? p->name : p->id));
+        (*n)++;
+    }
+    char *s = arr ? cJSON_PrintUnformatted(arr) : NULL;
+    cJSON_Delete(arr);
+    return s;
+}
+
+/* Ages of pods without a readable createdAt, from pods_first_seen (recorded now unless
+ * read_only, together with the removal of entries unseen for a week). */
+static Status first_seen_ages(PGconn *conn, Snapshot *snap, const PodPick *pick, bool read_only)
+{
+    size_t n = 0;
+    char *ids = pick_json(pick, age_unknown, false, &n);
+    if (!ids)
+        return STATUS_ERR_NOMEM;
+    Status st = STATUS_OK;
+    if (n == 0)
+        goto out;
+    const char *p[] = {ids};
+    PGresult *res = db_exec_params(
+        conn, "pods_first_seen",
+        read_only ? "SELECT s.pod_id, extract(epoch FROM now() - s.first_seen_at)::float8"
+                    " FROM pods_first_seen s"
+                    " WHERE s.pod_id IN (SELECT jsonb_array_elements_text($1::jsonb))"
+                  : "WITH gone AS (DELETE FROM pods_first_seen"
+                    "   WHERE last_seen_at < now() - interval '7 days'),"
+                    " seen AS (INSERT INTO pods_first_seen (pod_id)"
+                    "   SELECT DISTINCT jsonb_array_elements_text($1::jsonb)"
+                    "   ON CONFLICT (pod_id) DO UPDATE SET last_seen_at = now()"
+                    "   RETURNING pod_id, first_seen_at)"
+                    " SELECT pod_id, extract(epoch FROM now() - first_seen_at)::float8 FROM seen",
+        1, p, PGRES_TUPLES_OK);
+    if (!res) {
+        st = STATUS_ERR_DB;
+        goto out;
+    }
+    for (int r = 0; r < PQntuples(res); r++) {
+        long long age;
+        if (cell_ll(res, r, 1, &age) != 0)
+            continue;
+        for (size_t k = 0; k < snap->n_pods; k++)
+            if (snap->pods[k].age_sec < 0 && strcmp(snap->pods[k].id, PQgetvalue(res, r, 0)) == 0)
+                snap->pods[k].age_sec = age;
+    }
+    PQclear(res);
+out:
+    free(ids);
+    return st;
+}
+
+/* Marks pods named after a worker row that has ended (terminated): ours, and unwanted. */
+static Status ended_rows(PGconn *conn, Snapshot *snap, const PodPick *pick)
+{
+    size_t n = 0;
+    char *names = pick_json(pick, ours_without_live_row, true, &n);
+    if (!names)
+        return STATUS_ERR_NOMEM;
+    Status st = STATUS_OK;
+    if (n == 0)
+        goto out;
+    const char *p[] = {names};
+    PGresult *res = db_exec_params(conn, "pods_ended_rows",
+                                   "SELECT w.id FROM workers w WHERE w.status = 'terminated'"
+                                   " AND w.id IN (SELECT jsonb_array_elements_text($1::jsonb))",
+                                   1, p, PGRES_TUPLES_OK);
+    if (!res) {
+        st = STATUS_ERR_DB;
+        goto out;
+    }
+    for (int r = 0; r < PQntuples(res); r++)
+        for (size_t k = 0; k < snap->n_pods; k++)
+            if (strcmp(snap->pods[k].name, PQgetvalue(res, r, 0)) == 0)
+                snap->pods[k].ended_row = true;
+    PQclear(res);
+out:
+    free(names);
+    return st;
+}
+
+Status db_annotate_pods(PGconn *conn, Snapshot *snap, const char *prefix, bool read_only)
+{
+    PodPick pick = {snap, prefix};
+    Status st = first_seen_ages(conn, snap, &pick, read_only);
+    if (st == STATUS_OK)
+        st = ended_rows(conn, snap, &pick);
     return st;
 }

@@ -2,6 +2,7 @@
 #include "dblog.h"
 
 #include <cJSON.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,10 +20,13 @@ static struct {
     DblogStats stats;
 } g_db;
 
-static void sink(void *ctx, LogLevel level, const char *event, const char *message,
-                 const char *fields_json)
+/* The RunPod create threads log concurrently: the batch and the counters are only touched
+ * under this lock. */
+static pthread_mutex_t g_db_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void sink_locked(LogLevel level, const char *event, const char *message,
+                        const char *fields_json)
 {
-    (void)ctx;
     if (!g_db.on || g_db.flushing || !g_db.batch)
         return;
     if (g_db.stats.pending >= DBLOG_BUFFER_MAX) {
@@ -60,6 +64,15 @@ static void sink(void *ctx, LogLevel level, const char *event, const char *messa
     g_db.stats.pending++;
 }
 
+static void sink(void *ctx, LogLevel level, const char *event, const char *message,
+                 const char *fields_json)
+{
+    (void)ctx;
+    pthread_mutex_lock(&g_db_lock);
+    sink_locked(level, event, message, fields_json);
+    pthread_mutex_unlock(&g_db_lock);
+}
+
 void dblog_start(const Config *cfg)
 {
     if (!cfg->enable_db_logging || g_db.on)
@@ -79,7 +92,10 @@ void dblog_set_cycle(long long cycle)
 
 DblogStats dblog_stats(void)
 {
-    return g_db.stats;
+    pthread_mutex_lock(&g_db_lock);
+    DblogStats st = g_db.stats;
+    pthread_mutex_unlock(&g_db_lock);
+    return st;
 }
 
 void dblog_stop(void)
@@ -97,10 +113,19 @@ void dblog_flush(PGconn *conn, const Config *cfg)
 {
     if (!g_db.on || !conn || PQstatus(conn) != CONNECTION_OK)
         return;
+    /* Take the pending lines out under the lock; write them without it. */
+    pthread_mutex_lock(&g_db_lock);
     g_db.flushing = true;
-    if (g_db.stats.pending > 0) {
-        char *text = cJSON_PrintUnformatted(g_db.batch);
-        long long n = g_db.stats.pending;
+    cJSON *batch = NULL;
+    long long n = g_db.stats.pending;
+    if (n > 0) {
+        batch = g_db.batch;
+        g_db.batch = cJSON_CreateArray();
+        g_db.stats.pending = 0;
+    }
+    pthread_mutex_unlock(&g_db_lock);
+    if (batch) {
+        char *text = cJSON_PrintUnformatted(batch);
         const char *p[] = {text};
         PGresult *res = text ? PQexecParams(conn, "SELECT func_insert_logs_batch($1::jsonb)::text",
                                             1, NULL, p, NULL, NULL, 0)
@@ -113,19 +138,20 @@ void dblog_flush(PGconn *conn, const Config *cfg)
                 inserted = (long long)ins->valuedouble;
             cJSON_Delete(r);
         }
+        pthread_mutex_lock(&g_db_lock);
         if (inserted < 0) {
             g_db.stats.dropped += n;
-            log_warn("dblog.write_failed", "lines=%lld error=%s", n,
-                     res ? PQresultErrorMessage(res) : "out of memory");
         } else {
             g_db.stats.written += inserted;
             g_db.stats.dropped += n - inserted;
         }
+        pthread_mutex_unlock(&g_db_lock);
+        if (inserted < 0)
+            log_warn("dblog.write_failed", "lines=%lld error=%s", n,
+                     res ? PQresultErrorMessage(res) : "out of memory");
         PQclear(res);
         free(text);
-        cJSON_Delete(g_db.batch);
-        g_db.batch = cJSON_CreateArray();
-        g_db.stats.pending = 0;
+        cJSON_Delete(batch);
     }
     /* Retention, at most hourly across every instance and cron run. */
     char hours[16];
@@ -143,5 +169,7 @@ void dblog_flush(PGconn *conn, const Config *cfg)
     else if (PQntuples(res) == 1)
         log_info("dblog.cleanup", "result=%s", PQgetvalue(res, 0, 0));
     PQclear(res);
+    pthread_mutex_lock(&g_db_lock);
     g_db.flushing = false;
+    pthread_mutex_unlock(&g_db_lock);
 }

@@ -182,7 +182,7 @@ void log_json_escape(char *buf, size_t cap, size_t *len, const char *s)
 }
 
 /* Replaces every registered secret in s (in place, into out) by "***". */
-static void scrub_secrets(const char *s, char *out, size_t cap)
+void log_scrub(const char *s, char *out, size_t cap)
 {
     size_t len = 0;
     out[0] = '\0';
@@ -333,7 +333,7 @@ static void emit_field(char *json, size_t jcap, size_t *jlen, char *text, size_t
         buf_puts(text, tcap, tlen, val);
     } else {
         char scrubbed[LOG_VALUE_MAX];
-        scrub_secrets(val, scrubbed, sizeof scrubbed);
+        log_scrub(val, scrubbed, sizeof scrubbed);
         log_json_escape(json, jcap, jlen, scrubbed);
         text_value(text, tcap, tlen, scrubbed);
     }
@@ -397,7 +397,7 @@ void log_write(LogLevel level, const char *file, int line, const char *event, co
             val[n] = '\0';
         }
         if (keylen == 3 && strncmp(key, "msg", 3) == 0 && kind == VAL_STRING)
-            scrub_secrets(val, message, sizeof message);
+            log_scrub(val, message, sizeof message);
         emit_field(json, sizeof json, &jlen, text, sizeof text, &tlen, key, keylen, val, kind);
     }
     va_end(ap);

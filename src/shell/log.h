@@ -45,6 +45,11 @@ void log_set_cycle(long long cycle);
  * ignored (they would scrub ordinary words). Copied; at most 16 are kept. */
 void log_add_secret(const char *secret);
 
+/* Copies s into out (cap bytes, truncated, NUL-terminated) with every registered secret
+ * replaced by "***": for text that leaves the process other than through the logger (the
+ * journal, the summary). Cannot fail. */
+void log_scrub(const char *s, char *out, size_t cap);
+
 /* Forgets all registered secrets (tests). */
 void log_clear_secrets(void);
 

@@ -17,9 +17,9 @@
 #include "actuator.h"
 #include "db.h"
 #include "dblog.h"
-#include "http.h" /* issue 6 */
+#include "http.h"
 #include "log.h"
-#include "metrics.h" /* issue 6 */
+#include "metrics.h"
 #include "planner.h"
 #include "runpod.h"
 #include "summary.h"
@@ -52,18 +52,49 @@ static SnapPodStatus pod_status_to_snap(PodStatus s)
     return SNAP_POD_UNKNOWN;
 }
 
-/* Does this cycle need the pod list? Reconcile due, or a spawning worker to check. */
-static bool need_pods(const Snapshot *snap, const Policy *pol)
+/* Does this cycle need the pod list? Reconcile due, a spawning worker to check, a live row
+ * without a pod id to adopt, or an operator's terminate/shutdown-all (pod ids, leaked pods). */
+static bool need_pods(const App *app, const Snapshot *snap, const Policy *pol)
 {
+    if (app->manual)
+        return app->manual->kind != MANUAL_SPAWN;
     if (planner_reconcile_due(snap, pol))
         return true;
     for (size_t i = 0; i < snap->n_workers; i++)
-        if (snap->workers[i].state == WORKER_SPAWNING)
+        if (snap->workers[i].state == WORKER_SPAWNING || !snap->workers[i].runpod_id[0])
             return true;
     return false;
 }
 
-/* Lists pods into the snapshot. A failure leaves pods_listed false: unknown, never "gone". */
+/* Logs each defective entry of the pod list once per process (a foreign pod with odd fields
+ * stays in the account for days; one line per cycle would drown the log). */
+static void log_list_problems(const PodList *list)
+{
+    enum { SEEN_MAX = 128 };
+    static char seen[SEEN_MAX][PODLIST_PROBLEM_LEN];
+    static size_t n_seen, next;
+    for (size_t i = 0; i < list->n_problems; i++) {
+        const char *msg = list->problems[i];
+        bool known = false;
+        for (size_t k = 0; k < n_seen && !known; k++)
+            known = strcmp(seen[k], msg) == 0;
+        if (known) {
+            log_debug("pods.entry_defect", "detail=%s", msg);
+            continue;
+        }
+        log_warn("pods.entry_defect",
+                 "detail=%s msg=\"a pod list entry could not be fully read; the other entries are "
+                 "used, this one is kept with defaults or skipped\"",
+                 msg);
+        snprintf(seen[next], PODLIST_PROBLEM_LEN, "%s", msg);
+        next = (next + 1) % SEEN_MAX;
+        if (n_seen < SEEN_MAX)
+            n_seen++;
+    }
+}
+
+/* Lists pods into the snapshot. A failure leaves pods_listed false: unknown, never "gone". One
+ * defective entry never blinds the rest (runpod_json_parse_list). */
 static void list_pods(App *app, Snapshot *snap, cJSON *errors)
 {
     if (!app->rp)
@@ -89,6 +120,9 @@ static void list_pods(App *app, Snapshot *snap, cJSON *errors)
         pod_list_clear(&list);
         return;
     }
+    log_list_problems(&list);
+    snap->pods_skipped = list.skipped;
+    snap->pods_partial = list.partial;
     snap->n_pods = 0;
     for (size_t i = 0; i < list.count; i++) {
         const Pod *p = &list.pods[i];
@@ -96,16 +130,24 @@ static void list_pods(App *app, Snapshot *snap, cJSON *errors)
         memset(sp, 0, sizeof *sp);
         snprintf(sp->id, sizeof sp->id, "%s", p->id);
         snprintf(sp->name, sizeof sp->name, "%s", p->name);
+        snprintf(sp->gpu_type, sizeof sp->gpu_type, "%s", p->gpu_id);
         sp->status = pod_status_to_snap(p->status);
         sp->cost_per_hr = p->cost_per_hr;
+        sp->partial = p->partial;
         sp->age_sec = p->created_at_epoch >= 0
                           ? (long long)(snap->now_epoch - (double)p->created_at_epoch)
                           : -1;
-        if (sp->age_sec < -1)
+        if (p->created_at_epoch >= 0 && sp->age_sec < 0)
             sp->age_sec = 0; /* clocks disagree a little: a just-created pod */
     }
     snap->pods_listed = true;
     pod_list_clear(&list);
+    /* Ages of pods without a readable createdAt (from when we first saw them), and pods named
+     * after ended rows. A failure leaves both unknown: such pods are then left alone. */
+    if (app->conn &&
+        db_annotate_pods(app->conn, snap, app->cfg->worker_id_prefix, app->dry_run) != STATUS_OK)
+        log_warn("pods.annotate_failed",
+                 "msg=\"pod first-seen ages and ended rows unknown this cycle\"");
 }
 
 Status loop_list_pods(App *app, Snapshot *snap, cJSON *errors)
@@ -185,9 +227,13 @@ static Status observe_and_decide(App *app, Snapshot *snap, Plan *plan, cJSON *er
     Policy policy;
     policy_from_config(app->cfg, &policy);
     if (app->manual) {
+        if (need_pods(app, snap, &policy))
+            list_pods(app, snap, errors);
         planner_manual(snap, &policy, app->manual, plan);
+        app->manual_result = plan->manual_result;
+        app->manual_pods_listed = snap->pods_listed;
     } else {
-        if (need_pods(snap, &policy))
+        if (need_pods(app, snap, &policy))
             list_pods(app, snap, errors);
         planner_decide(snap, &policy, plan);
     }

@@ -88,6 +88,10 @@ static const CounterFamily COUNTERS[] = {
      offsetof(MetricsState, tasks_recovered)},
     {"cycles_total", "result", "Control cycles run, by result (ok, locked, database, ...).",
      offsetof(MetricsState, cycles)},
+    {"pod_list_entries_skipped_total", "kind",
+     "Entries of RunPod's pod list that could not be fully read: skipped (no usable id) or "
+     "partial (kept, a field replaced by its default). The rest of the list is still used.",
+     offsetof(MetricsState, pod_list_defects)},
 };
 #define N_COUNTERS (sizeof COUNTERS / sizeof COUNTERS[0])
 
@@ -134,6 +138,8 @@ void metrics_init(MetricsState *m, const Config *cfg)
     counter_add(&m->pod_create_failures, "outcome_unknown", 0);
     counter_add(&m->tasks_recovered, "requeued", 0);
     counter_add(&m->tasks_recovered, "failed", 0);
+    counter_add(&m->pod_list_defects, "skipped", 0);
+    counter_add(&m->pod_list_defects, "partial", 0);
 }
 
 Status metrics_new(const Config *cfg, MetricsState **out)
@@ -231,6 +237,11 @@ void metrics_observe_cycle(MetricsState *m, const Snapshot *snap, const Plan *pl
         m->breaker_open = plan->breaker_open;
         m->spawn_limit = plan->spawn_limit;
         m->fleet_cost_per_hr = plan->fleet_cost_per_hr;
+        m->tasks_foreign_held = plan->foreign_held_tasks;
+        if (snap->pods_listed) {
+            counter_add(&m->pod_list_defects, "skipped", (double)snap->pods_skipped);
+            counter_add(&m->pod_list_defects, "partial", (double)snap->pods_partial);
+        }
     }
     if (act) {
         for (const cJSON *o = act->outcomes ? act->outcomes->child : NULL; o; o = o->next)
@@ -381,6 +392,10 @@ char *metrics_render(const MetricsState *m)
         }
         gauge(&b, "fleet_cost_per_hour_usd", "Summed RunPod cost per hour of the live fleet.",
               m->fleet_cost_per_hr);
+        gauge(&b, "tasks_held_by_others",
+              "In Progress tasks held by a claimer that never was one of our workers (never "
+              "recovered by the orchestrator).",
+              (double)m->tasks_foreign_held);
     }
     if (m->cycle_seen)
         gauge(&b, "cycle_duration_seconds", "Wall time of the last cycle.", m->cycle_duration_sec);

@@ -55,6 +55,7 @@ typedef struct MetricsState {
     bool breaker_open;
     SpawnLimit spawn_limit;
     double fleet_cost_per_hr;
+    long long tasks_foreign_held; /* In Progress tasks held by a claimer that is not ours */
 
     /* the last cycle of any result */
     bool cycle_seen;
@@ -68,6 +69,7 @@ typedef struct MetricsState {
     MetricsCounter workers_failed;      /* reason: stale_heartbeat, stuck_task, ... */
     MetricsCounter tasks_recovered;     /* outcome: requeued, failed */
     MetricsCounter cycles;              /* result: ok, locked, database, runpod_api, partial... */
+    MetricsCounter pod_list_defects;    /* kind: skipped (no usable id), partial (a bad field) */
 } MetricsState;
 
 /* Initialises m from a validated configuration: gauges unknown, counters at zero for every

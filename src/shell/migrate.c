@@ -484,3 +484,42 @@ out:
     closedir(d);
     return st;
 }
+
+/* ------------------------------------------------------------------------------------------ */
+/* Read-only: what would be applied (SAFE_MODE)                                                */
+
+Status migrate_pending(PGconn *conn, MigratePending *out)
+{
+    size_t n = 0;
+    const MigrateFile *files = migrate_embedded_files(&n);
+    PGresult *res = NULL;
+    Status st = exec_tuples(conn, "pending_table",
+                            "SELECT to_regclass('schema_migrations') IS NOT NULL", 0, NULL, &res);
+    if (st != STATUS_OK)
+        return st;
+    bool have_table = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    res = NULL;
+    /* No schema_migrations yet: every migration is pending (an empty result stands for it). */
+    st = exec_tuples(conn, "pending",
+                     have_table ? "SELECT version FROM schema_migrations"
+                                : "SELECT NULL::text WHERE false",
+                     0, NULL, &res);
+    if (st != STATUS_OK)
+        return st;
+    MigratePending p;
+    memset(&p, 0, sizeof p);
+    for (size_t i = 0; i < n; i++) {
+        bool done = false;
+        for (int r = 0; r < PQntuples(res) && !done; r++)
+            done = !PQgetisnull(res, r, 0) && strcmp(PQgetvalue(res, r, 0), files[i].version) == 0;
+        if (done)
+            continue;
+        if (p.count < MIGRATE_MAX_FILES)
+            snprintf(p.versions[p.count], MIGRATE_VERSION_MAX, "%s", files[i].version);
+        p.count++;
+    }
+    PQclear(res);
+    *out = p;
+    return STATUS_OK;
+}

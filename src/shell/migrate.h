@@ -70,6 +70,14 @@ Status migrate_apply(PGconn *conn, MigrateReport *report);
  * written only on success. conn is borrowed; notices are silenced while it runs. */
 Status migrate_apply_files(PGconn *conn, const MigrateFile *files, size_t n, MigrateReport *report);
 
+/* The embedded migrations not yet recorded in schema_migrations (all of them when the table
+ * does not exist), in order. Read-only: what `migrate` would apply (SAFE_MODE). */
+typedef struct {
+    size_t count;
+    char versions[MIGRATE_MAX_FILES][MIGRATE_VERSION_MAX];
+} MigratePending;
+Status migrate_pending(PGconn *conn, MigratePending *out);
+
 /* Like migrate_apply() but reads dir/NNNN_name.sql (other names ignored), in name order. At
  * most MIGRATE_MAX_FILES files of at most MIGRATE_MAX_FILE_BYTES each (STATUS_ERR_CAPACITY).
  * Returns STATUS_ERR_CONFIG when dir cannot be read or holds no migration (logged as

@@ -187,9 +187,13 @@ static CreateStep on_rate_limited(RunpodClient *c, const PodCreateSpec *s, const
     return STEP_REPEAT;
 }
 
-/* An ambiguous answer (5xx, timeout, transport, unreadable 2xx): the pod may exist. Waits
- * first (gives the API time to list it), then looks it up by its unique name before creating
- * again. */
+/* An ambiguous answer (5xx, timeout, transport, unreadable 2xx): the pod may exist, now or in a
+ * few seconds (RunPod's list lags a create). The name is never POSTed again in this call: one
+ * look-up by name (after a backoff, when the retry budget allows one) either finds the pod, or
+ * the outcome stays unknown and the caller keeps the worker row spawning -- counted toward
+ * MAX_ACTIVE_GPUS -- until a later cycle's pod list adopts the pod or positively shows it absent
+ * after SPAWN_POD_ID_GRACE_SEC. A second POST under the same name could make a second pod that
+ * answers to the same WORKER_ID. */
 static CreateStep on_ambiguous(RunpodClient *c, const PodCreateSpec *s, const char *type,
                                RunpodErrorClass cls, int attempt, const HttpResp *r,
                                PodCreateResult *out)
@@ -201,9 +205,9 @@ static CreateStep on_ambiguous(RunpodClient *c, const PodCreateSpec *s, const ch
     snprintf(saved_detail, sizeof saved_detail, "%s", out->info.detail);
     if (d != RETRY_NO) {
         long delay = runpod_http_delay_ms(c, d, attempt, r);
-        log_warn("runpod.retry",
-                 "method=POST path=/v2/pods name=%s status=%ld attempt=%d error=%s "
-                 "delay_ms=%ld detail=%s msg=\"looking the pod up by name first\"",
+        log_warn("runpod.create_ambiguous",
+                 "name=%s status=%ld attempt=%d error=%s delay_ms=%ld detail=%s msg=\"looking "
+                 "the pod up by name; never creating it again\"",
                  s->name, r->status, attempt, runpod_error_str(cls), delay, saved_detail);
         runpod_http_sleep_ms(delay);
     }
@@ -217,39 +221,23 @@ static CreateStep on_ambiguous(RunpodClient *c, const PodCreateSpec *s, const ch
         out->status = STATUS_OK;
         out->info.error = RP_OK;
         snprintf(out->info.detail, sizeof out->info.detail,
-                 "created by an earlier attempt that failed with %s", runpod_error_str(cls));
+                 "created by an attempt that failed with %s", runpod_error_str(cls));
         snprintf(out->gpu_type_used, sizeof out->gpu_type_used, "%s",
                  out->pod.gpu_id[0] ? out->pod.gpu_id : type);
         log_warn("runpod.create_found_existing", "name=%s pod_id=%s after=%s", s->name, out->pod.id,
                  runpod_error_str(cls));
         return STEP_DONE;
     }
-    if (found < 0) {
+    if (found < 0)
         snprintf(out->info.detail, sizeof out->info.detail,
-                 "create outcome unknown (%.150s); pod list failed: %.200s; not creating again",
-                 saved_detail, why);
-        out->outcome_unknown = true;
-        create_fail(out, cls, s->name, type);
-        return STEP_DONE;
-    }
-    if (cls == RP_TIMEOUT || cls == RP_TRANSPORT) {
-        /* No answer: the request may still be running at RunPod and create the pod after this
-         * look-up. Creating again could give one name two pods (and the fleet one pod above
-         * MAX_ACTIVE_GPUS); the next cycle's pod list adopts the pod by name instead, or the
-         * row fails after SPAWN_POD_ID_GRACE_SEC. */
+                 "create outcome unknown (%.150s); pod list failed: %.200s", saved_detail, why);
+    else
         snprintf(out->info.detail, sizeof out->info.detail,
-                 "create outcome unknown (%.150s); not listed by name yet; not creating again",
+                 "create outcome unknown (%.150s); not listed by name yet (the list lags)",
                  saved_detail);
-        out->outcome_unknown = true;
-        create_fail(out, cls, s->name, type);
-        return STEP_DONE;
-    }
-    snprintf(out->info.detail, sizeof out->info.detail, "%s", saved_detail);
-    if (d == RETRY_NO) {
-        create_fail(out, cls, s->name, type);
-        return STEP_DONE;
-    }
-    return STEP_REPEAT;
+    out->outcome_unknown = true;
+    create_fail(out, cls, s->name, type);
+    return STEP_DONE;
 }
 
 /* POSTs body for one GPU type until it is created, found, refused for good or out of

@@ -80,20 +80,22 @@ typedef struct {
     char gpu_type_used[128]; /* on success: the GPU type the pod was created with */
     size_t n_no_capacity;    /* GPU types that answered 400 (no capacity), in order */
     char no_capacity_types[16][128];
-    bool found_existing;  /* created by an earlier ambiguous attempt, found by name */
-    bool outcome_unknown; /* failed, yet the pod may exist or still appear (no answer, or the
-                             look-up by name failed): keep its worker row to adopt it */
+    bool found_existing;  /* created by an ambiguous attempt, found by name */
+    bool outcome_unknown; /* the answer was ambiguous (5xx, timeout, transport, an unreadable
+                             2xx) and the look-up by name did not find the pod: it may exist or
+                             still appear. Keep the worker row spawning; never POST the name
+                             again */
 } PodCreateResult;
 
 /* Creates one pod named spec->name (spec->gpu_type is ignored: the types come from gpu_types,
  * tried in order). 400 moves on to the next type and records it in no_capacity_types; 429 waits
  * Retry-After and repeats; 401/403/402/410/422 (and any other final class) stop at once. After
- * an ambiguous failure (5xx, timeout, transport, or a 2xx whose body cannot be read) the client
- * lists pods and looks for spec->name before creating again, and stops without creating again
- * (out->outcome_unknown set) when that look-up fails, or when a timeout or transport error left
- * the request possibly still running at RunPod, so one name never has two pods. A pod found that
- * way is returned with found_existing set. *out is always written. Returns out->status: STATUS_OK,
- * or STATUS_ERR_API (out->info.error says why; RP_NO_CAPACITY when every type answered 400),
+ * an ambiguous answer (5xx, timeout, transport, or a 2xx whose body cannot be read) the name is
+ * never POSTed again: the client looks it up by name once (after a backoff when retries are
+ * allowed); a pod found that way is returned with found_existing set, otherwise the result is
+ * out->outcome_unknown, since RunPod's list lags a create and the pod may still appear. So one
+ * name never has two pods. *out is always written. Returns out->status: STATUS_OK, or
+ * STATUS_ERR_API (out->info.error says why; RP_NO_CAPACITY when every type answered 400),
  * STATUS_ERR_CONFIG for a spec that cannot be encoded, STATUS_ERR_USAGE for no GPU types. */
 Status runpod_create_pod(RunpodClient *c, const PodCreateSpec *spec, const char *const *gpu_types,
                          size_t n_gpu_types, PodCreateResult *out);

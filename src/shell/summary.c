@@ -133,6 +133,13 @@ cJSON *summary_build(const App *app, const Snapshot *snap, const Plan *plan, con
         cJSON_AddStringToObject(status, "spawn_limit", spawn_limit_str(plan->spawn_limit));
         cJSON_AddNumberToObject(status, "fleet_cost_per_hr", plan->fleet_cost_per_hr);
         cJSON_AddBoolToObject(status, "reconciled", plan->reconcile_ran);
+        add_count(status, "tasks_held_by_others", plan->foreign_held_tasks);
+    }
+    cJSON *pl = snap && snap->pods_listed ? cJSON_AddObjectToObject(root, "pod_list") : NULL;
+    if (pl) {
+        add_count(pl, "pods", (long long)snap->n_pods);
+        add_count(pl, "entries_skipped", (long long)snap->pods_skipped);
+        add_count(pl, "entries_partial", (long long)snap->pods_partial);
     }
     cJSON *breaker = cJSON_AddObjectToObject(root, "breaker");
     if (breaker && plan && snap) {

@@ -789,11 +789,18 @@ def binary_has_test_hooks(binary=None):
         return False
 
 
+def is_ours(prefix, name):
+    """Whether a pod name has our worker-id shape: <prefix><yyyymmdd_HHMMSS>-<8 lower hex>
+    (src/core/worker_name.c). A name that merely starts with the prefix is somebody else's."""
+    return isinstance(name, str) and re.fullmatch(
+        re.escape(prefix) + r"[0-9]{8}_[0-9]{6}-[0-9a-f]{8}", name) is not None
+
+
 def fleet_facts(db, fake, prefix="gpu-"):
     """The fleet as the invariants see it: our pods, live rows, leaked pods, vanished rows,
     task counts, lost tasks (In Progress without a live holder), double holds, the fake's
     max_pods_alive."""
-    pods = [p for p in fake.pods() if p["name"].startswith(prefix)] if fake else []
+    pods = [p for p in fake.pods() if is_ours(prefix, p["name"])] if fake else []
     rows = db.query("SELECT id, status::text, runpod_id FROM workers WHERE status <> 'terminated'")
     by_pod = {r["runpod_id"]: r for r in rows if r["runpod_id"]}
     unrecorded = {r["id"]: r for r in rows if not r["runpod_id"]}

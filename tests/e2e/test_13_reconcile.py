@@ -42,10 +42,12 @@ class TestReconcileCommand(SafetyTestCase):
         self.run_cycles_until(lambda: self.db.count_by_status("workers").get("active") == 2,
                               timeout=20, what="two active workers")
         a, b = [w for w in self.db.workers() if w["status"] == "active"]
-        old = fake.inject_pod("gpu-20200101_000000-0ld0ld00", age_sec=GRACE + 70)
-        young = fake.inject_pod("gpu-20200101_000000-y0un9000", age_sec=GRACE - 5)
+        old = fake.inject_pod("gpu-20200101_000000-01d01d00", age_sec=GRACE + 70)
+        young = fake.inject_pod("gpu-20200101_000000-a0b09000", age_sec=GRACE - 5)
         dup = fake.inject_pod(a["id"], age_sec=GRACE + 70)
         foreign = fake.inject_pod("someone-elses-pod", age_sec=100000)
+        # Issue 12.7: starting with the prefix is not enough to be ours.
+        lookalike = fake.inject_pod("gpu-shared-notebook", age_sec=100000)
         status, _ = fake.http("POST", "/_fake/pods/%s/kill" % b["runpod_id"], {"to": "gone"})
         self.assertEqual(status, 200)
         time.sleep(1.2)  # the rows pass POD_NOT_FOUND_GRACE_SEC (1 s)
@@ -61,7 +63,7 @@ class TestReconcileCommand(SafetyTestCase):
         self.assertEqual([v["worker_id"] for v in rep["vanished"]], [b["id"]])
         t = rep["totals"]
         self.assertEqual((t["pods_ours"], t["pods_not_ours"], t["matched"], t["leaked"],
-                          t["vanished"]), (4, 1, 1, 3, 1), t)
+                          t["vanished"]), (4, 2, 1, 3, 1), t)
         self.assertAlmostEqual(t["leaked_cost_per_hr"], 3 * 0.69, places=3)
         self.assertAlmostEqual(t["fleet_cost_per_hr"], 4 * 0.69, places=3)
         self.assertEqual((rep["terminate"], rep["terminated"], rep["marked_error"]),
@@ -81,7 +83,7 @@ class TestReconcileCommand(SafetyTestCase):
         self.assertEqual(sorted(rep["terminated"]), sorted([old["id"], dup["id"]]))
         self.assertEqual(rep["marked_error"], [b["id"]])
         alive = {p["id"] for p in fake.pods()}
-        self.assertTrue({a["runpod_id"], young["id"], foreign["id"]} <= alive)
+        self.assertTrue({a["runpod_id"], young["id"], foreign["id"], lookalike["id"]} <= alive)
         self.assertFalse({old["id"], dup["id"]} & alive)
         wb = self.db.worker(b["id"])
         self.assertEqual((wb["status"], wb["metadata"]["error_reason"]),
@@ -92,13 +94,13 @@ class TestReconcileCommand(SafetyTestCase):
         time.sleep(6)
         rep = json.loads(self.reconcile("--terminate", "--json").stdout)
         self.assertEqual(rep["terminated"], [young["id"]])
-        self.assertIn(foreign["id"], {p["id"] for p in fake.pods()})
-        e2e_lib.note("reconcile: leaked 3 (old, duplicate name, young), vanished 1, not ours 1; "
-                     "--terminate removed old+duplicate, then young after the grace; foreign "
-                     "kept")
+        self.assertTrue({foreign["id"], lookalike["id"]} <= {p["id"] for p in fake.pods()})
+        e2e_lib.note("reconcile: leaked 3 (old, duplicate name, young), vanished 1, not ours 2 "
+                     "(one starting with the prefix); --terminate removed old+duplicate, then "
+                     "young after the grace; foreign and look-alike kept")
         self.settle(timeout=30)
-        # 2 workers + 4 injected pods were alive together at the fake.
-        self.invariants("reconcile command", max_active=3 + 4)
+        # 2 workers + 5 injected pods were alive together at the fake.
+        self.invariants("reconcile command", max_active=3 + 5)
 
 
 if __name__ == "__main__":

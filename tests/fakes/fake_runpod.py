@@ -31,7 +31,11 @@ Control API (no auth), all JSON:
                                       fault (the rule that shaped the answer, if any)
   GET  /_fake/stats                   {"max_pods_alive", "pods_alive", "requests", "creates"}
   GET  /_fake/pods                    {"pods": [Pod + "_boot_pid"]} (no fault applies)
-  POST /_fake/pods     {name, ...}    inject a pod: name, gpu, image, status, age_sec, env, booted
+  POST /_fake/pods     {name, ...}    inject a pod: name, gpu, image, status, age_sec, env, booted;
+                                      "override": {field: value} replaces fields of every answer
+                                      about it (odd values of a foreign pod: "cost": "abc",
+                                      "gpu": {"id": 5}, "runtime": "odd", "createdAt": "x"), and
+                                      "omit": [field, ...] leaves fields out
   POST /_fake/pods/{id}/kill {"to": "EXITED"|"ERROR"|"gone"}
 
 Faults (POST /_fake/faults; each key optional; reset restores the defaults):
@@ -46,6 +50,9 @@ Faults (POST /_fake/faults; each key optional; reset restores the defaults):
   not_found_after_create_sec: T  GET /v2/pods/{id} answers 404 for T s after the pod's create
   never_boot: bool               RUNNING pods keep runtime null and the boot hook never runs
   create_latency_ms: N           every create takes N ms longer (handled concurrently)
+  list_lag_sec: T                GET /v2/pods leaves out pods created less than T s ago, as
+                                 RunPod's list lags behind creates (GET /v2/pods/{id} still
+                                 finds them)
   exit_on_crash: bool            (default true) a created pod whose boot process exits
                                  non-zero goes EXITED, as a RunPod pod whose container's main
                                  process dies; false keeps it RUNNING (a container that
@@ -88,7 +95,8 @@ DETAILS = {401: "invalid bearer token", 402: "insufficient balance", 403: "acces
            429: "rate limit exceeded for the minute window",
            500: "internal server error", 502: "bad gateway", 503: "service unavailable"}
 FAULT_DEFAULTS = {"no_capacity": [], "rules": [], "not_found_after_create_sec": 0.0,
-                  "never_boot": False, "create_latency_ms": 0, "exit_on_crash": True}
+                  "never_boot": False, "create_latency_ms": 0, "exit_on_crash": True,
+                  "list_lag_sec": 0.0}
 CREATE_KEYS = {"name", "image", "gpu", "cpu", "cloud", "dataCenterIds", "disk", "ports", "env",
                "mounts", "args", "registry", "startSsh", "startJupyter", "globalNetworking",
                "templateId"}
@@ -183,6 +191,8 @@ class FakePod:
         self.proc = None
         self.exit_code = None       # the boot process's exit status once it died (EXITED)
         self.injected = False       # POST /_fake/pods: never goes EXITED on its own
+        self.override = {}          # fields replaced in every answer (hostile foreign pods)
+        self.omit = []              # fields left out of every answer
         self.public_port_base = random.randint(10000, 60000)
 
     def runtime(self, now):
@@ -244,6 +254,9 @@ class FakePod:
             "createdAt": iso(self.created),
             "startedAt": iso(self.started) if self.started else None,
         }
+        pod.update(copy.deepcopy(self.override))
+        for k in self.omit:
+            pod.pop(k, None)
         return pod
 
 
@@ -527,7 +540,9 @@ class Handler(BaseHTTPRequestHandler):
                 with STATE.lock:
                     now = time.time()
                     STATE.advance_locked(now)
-                    pods = [p.to_json(now) for p in STATE.pods.values()]
+                    lag = float(STATE.faults["list_lag_sec"] or 0)
+                    pods = [p.to_json(now) for p in STATE.pods.values()
+                            if not lag or now - p.created >= lag]
                 return self.send(200, {"pods": pods}, rec=rec)
             if method == "POST":
                 if raw and isinstance(body, str):
@@ -639,6 +654,10 @@ class Handler(BaseHTTPRequestHandler):
             pod = STATE.add_pod(body["name"], req, created=created)
             with STATE.lock:
                 pod.injected = True
+                if isinstance(body.get("override"), dict):
+                    pod.override = body["override"]
+                if isinstance(body.get("omit"), list):
+                    pod.omit = [str(k) for k in body["omit"]]
                 if body.get("status") in ("EXITED", "ERROR"):
                     pod.forced = body["status"]
                 STATE.advance_locked(time.time())

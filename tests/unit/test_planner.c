@@ -102,6 +102,7 @@ static SnapTask *add_task(const char *id, const char *worker_id, long long age_s
     t->age_sec = age_sec;
     t->attempts = attempts;
     t->max_attempts = 3;
+    t->holder_known = true; /* held by one of ours (a live row, or one that has ended) */
     snap.in_progress_total++;
     return t;
 }
@@ -274,8 +275,39 @@ static void check_invariants(const char *name)
     }
 }
 
+/* What db_load_snapshot computes in SQL over every In Progress task: each worker's count of
+ * held tasks and its oldest non-exempt task (id, age; NULL ages last). A test that sets these
+ * fields itself (holding tasks past SNAP_TASKS_MAX) marks the worker with tasks_held < 0 first,
+ * and this leaves it alone. */
+static void derive_worker_task_facts(void)
+{
+    for (size_t i = 0; i < snap.n_workers; i++) {
+        SnapWorker *w = &snap.workers[i];
+        if (w->tasks_held < 0) {
+            w->tasks_held = -w->tasks_held;
+            continue;
+        }
+        w->tasks_held = 0;
+        w->oldest_task_id[0] = '\0';
+        w->oldest_task_age_sec = -1;
+        for (size_t t = 0; t < snap.n_tasks; t++) {
+            const SnapTask *task = &snap.tasks[t];
+            if (strcmp(task->worker_id, w->id) != 0)
+                continue;
+            w->tasks_held++;
+            if (task->exempt || task->age_sec < 0)
+                continue;
+            if (!w->oldest_task_id[0] || task->age_sec > w->oldest_task_age_sec) {
+                snprintf(w->oldest_task_id, sizeof w->oldest_task_id, "%s", task->id);
+                w->oldest_task_age_sec = task->age_sec;
+            }
+        }
+    }
+}
+
 static void decide(const char *name)
 {
+    derive_worker_task_facts();
     planner_decide(&snap, &pol, &plan);
     check_invariants(name);
 }
@@ -412,10 +444,15 @@ static const struct {
      SNAP_POD_RUNNING, "fail_worker:spawning_timeout:gpu-s1 terminate_worker:error_cleanup:gpu-s1",
      NULL, "p1"},
     {"no pod id, 90s (= grace): waits", 90, -1, 0, 0, 1, 0, SNAP_POD_RUNNING, "", NULL, NULL},
-    {"no pod id, 91s, pod not in the list: failed", 91, -1, 0, 0, 1, 0, SNAP_POD_RUNNING,
-     "fail_worker:no_pod_id:gpu-s1 terminate_worker:error_cleanup:gpu-s1", "No Runpod ID", ""},
-    {"no pod id, 91s, pods not listed: no adoption, failed", 91, -1, 0, 0, 0, 1, SNAP_POD_RUNNING,
-     "fail_worker:no_pod_id:gpu-s1 terminate_worker:error_cleanup:gpu-s1", "No Runpod ID", ""},
+    {"no pod id, 91s, pod positively absent from the list: failed", 91, -1, 0, 0, 1, 0,
+     SNAP_POD_RUNNING, "fail_worker:no_pod_id:gpu-s1 terminate_worker:error_cleanup:gpu-s1",
+     "No Runpod ID: no pod named gpu-s1 listed 91s after its registration", ""},
+    /* Issue 12.1/12.2: without the list the create's outcome is unknown; failing the row would
+     * mark it terminated without any API call while its pod may bill forever. */
+    {"no pod id, 91s, pods not listed: waits, holding its slot", 91, -1, 0, 0, 0, 1,
+     SNAP_POD_RUNNING, "", NULL, NULL},
+    {"no pod id, past SPAWNING_TIMEOUT, pods not listed: still waits", 100000, -1, 0, 0, 0, 1,
+     SNAP_POD_RUNNING, "", NULL, NULL},
     {"no pod id, pod exists by name: adopted, not failed", 91, -1, 0, 0, 1, 1, SNAP_POD_RUNNING,
      "adopt_pod:adopt_orphan_pod:gpu-s1", NULL, "p1"},
     {"no pod id, adopted pod in ERROR: adopted, failed, that pod terminated", 30, -1, 0, 0, 1, 1,
@@ -894,8 +931,10 @@ static const struct {
     {"already past the limit: Failed", 5, 3, 3, 1},
     {"task max 2 below policy 3: first", 0, 2, 3, 0},
     {"task max 2 below policy 3: second is Failed", 1, 2, 3, 1},
-    {"policy 2 below task max 5: first", 0, 5, 2, 0},
-    {"policy 2 below task max 5: second is Failed", 1, 5, 2, 1},
+    /* Issue 12.7: one rule -- the task's own max_attempts when set, MAX_TASK_ATTEMPTS when not
+     * (func_task_max_attempts), so raising the setting is not capped by a column default. */
+    {"task max 5 above policy 2: second is not Failed", 1, 5, 2, 0},
+    {"task max 5 above policy 2: fifth is Failed", 4, 5, 2, 1},
     {"task max unset (0): policy 3 applies, second", 1, 0, 3, 0},
     {"task max unset (0): policy 3 applies, third is Failed", 2, 0, 3, 1},
     {"max 1: the first recovery is Failed", 0, 1, 3, 1},
@@ -922,7 +961,10 @@ END_TEST
 /* ------------------------------------------------------------------------------------------ */
 /* Step 7: leaked pods (ORPHAN_POD_GRACE_SEC), our prefix only, owned pods never              */
 
-enum { OWNER_NONE, OWNER_BY_NAME, OWNER_BY_ID };
+enum { OWNER_NONE, OWNER_BY_NAME, OWNER_BY_ID, OWNER_ENDED };
+
+/* A name of our worker-id shape (worker_name.h). */
+#define W "gpu-20261130_120000-0a1b2c3d"
 
 static const struct {
     const char *name;
@@ -934,26 +976,35 @@ static const struct {
     int pods_listed;
     const char *want_plan;
 } LEAK_CASES[] = {
-    {"ours, no row, 501s: terminated", "gpu-x", 501, SNAP_POD_RUNNING, OWNER_NONE, -1, 1,
+    {"ours, no row, 501s: terminated", W, 501, SNAP_POD_RUNNING, OWNER_NONE, -1, 1,
      "terminate_pod:leaked_pod:px"},
-    {"ours, no row, 500s (= grace): kept", "gpu-x", 500, SNAP_POD_RUNNING, OWNER_NONE, -1, 1, ""},
-    {"ours, no row, age unknown: kept", "gpu-x", -1, SNAP_POD_RUNNING, OWNER_NONE, -1, 1, ""},
-    {"ours, EXITED, 501s: terminated", "gpu-x", 501, SNAP_POD_EXITED, OWNER_NONE, -1, 1,
+    {"ours, no row, 500s (= grace): kept", W, 500, SNAP_POD_RUNNING, OWNER_NONE, -1, 1, ""},
+    {"ours, no row, age unknown: kept", W, -1, SNAP_POD_RUNNING, OWNER_NONE, -1, 1, ""},
+    {"ours, EXITED, 501s: terminated", W, 501, SNAP_POD_EXITED, OWNER_NONE, -1, 1,
      "terminate_pod:leaked_pod:px"},
-    {"ours, already TERMINATED: kept", "gpu-x", 501, SNAP_POD_TERMINATED, OWNER_NONE, -1, 1, ""},
+    {"ours, already TERMINATED: kept", W, 501, SNAP_POD_TERMINATED, OWNER_NONE, -1, 1, ""},
     {"not our prefix, very old: never touched", "other-x", 100000, SNAP_POD_RUNNING, OWNER_NONE, -1,
      1, ""},
     {"prefix not at the start: never touched", "my-gpu-x", 100000, SNAP_POD_RUNNING, OWNER_NONE, -1,
      1, ""},
-    {"owned by a worker row (name): never touched", "gpu-x", 100000, SNAP_POD_RUNNING,
-     OWNER_BY_NAME, -1, 1, ""},
-    {"owned by a worker row (pod id): never touched", "gpu-x", 100000, SNAP_POD_RUNNING,
-     OWNER_BY_ID, -1, 1, ""},
-    {"reconcile not due (199s < 200s): kept", "gpu-x", 100000, SNAP_POD_RUNNING, OWNER_NONE, 199, 1,
-     ""},
-    {"reconcile due (201s): terminated", "gpu-x", 100000, SNAP_POD_RUNNING, OWNER_NONE, 201, 1,
+    /* Issue 12.7: a name that merely starts with the prefix is somebody else's pod. */
+    {"prefix only, not our worker-id shape: never touched", "gpu-x", 100000, SNAP_POD_RUNNING,
+     OWNER_NONE, -1, 1, ""},
+    {"our shape with upper-case hex: never touched", "gpu-20261130_120000-0A1B2C3D", 100000,
+     SNAP_POD_RUNNING, OWNER_NONE, -1, 1, ""},
+    {"owned by a worker row without pod id (name): adopted, never terminated", W, 100000,
+     SNAP_POD_RUNNING, OWNER_BY_NAME, -1, 1, "adopt_pod:adopt_orphan_pod:" W},
+    {"owned by a worker row (pod id): never touched", W, 100000, SNAP_POD_RUNNING, OWNER_BY_ID, -1,
+     1, ""},
+    {"reconcile not due (199s < 200s): kept", W, 100000, SNAP_POD_RUNNING, OWNER_NONE, 199, 1, ""},
+    {"reconcile due (201s): terminated", W, 100000, SNAP_POD_RUNNING, OWNER_NONE, 201, 1,
      "terminate_pod:leaked_pod:px"},
-    {"pods not listed: kept", "gpu-x", 100000, SNAP_POD_RUNNING, OWNER_NONE, -1, 0, ""},
+    {"pods not listed: kept", W, 100000, SNAP_POD_RUNNING, OWNER_NONE, -1, 0, ""},
+    /* Issue 12.2: a pod named after a worker row that has ended is ours and unwanted: no grace. */
+    {"named after an ended row, 5s old: terminated at once", W, 5, SNAP_POD_RUNNING, OWNER_ENDED,
+     -1, 1, "terminate_pod:leaked_pod:px"},
+    {"named after an ended row, age unknown: terminated", W, -1, SNAP_POD_RUNNING, OWNER_ENDED, -1,
+     1, "terminate_pod:leaked_pod:px"},
 };
 
 START_TEST(test_planner_leaked_pods)
@@ -962,9 +1013,11 @@ START_TEST(test_planner_leaked_pods)
     reset();
     snap.since_reconcile_sec = LEAK_CASES[_i].since_reconcile;
     snap.pods_listed = LEAK_CASES[_i].pods_listed;
-    add_pod("px", LEAK_CASES[_i].pod_name, LEAK_CASES[_i].status, LEAK_CASES[_i].pod_age);
+    SnapPod *pod =
+        add_pod("px", LEAK_CASES[_i].pod_name, LEAK_CASES[_i].status, LEAK_CASES[_i].pod_age);
+    pod->ended_row = LEAK_CASES[_i].owner == OWNER_ENDED; /* db_annotate_pods found the row */
     if (LEAK_CASES[_i].owner == OWNER_BY_NAME) /* legacy row without pod id: no pod check */
-        add_active("gpu-x", 5000)->runpod_id[0] = '\0';
+        add_active(W, 5000)->runpod_id[0] = '\0';
     if (LEAK_CASES[_i].owner == OWNER_BY_ID)
         snprintf(add_active("gpu-y", 5000)->runpod_id, SNAP_ID_MAX, "px");
     decide(name);
@@ -1303,6 +1356,7 @@ START_TEST(test_planner_manual)
         MANUAL_CASES[_i].setup();
     ManualRequest req = {.kind = MANUAL_CASES[_i].kind, .count = MANUAL_CASES[_i].count};
     snprintf(req.worker_id, sizeof req.worker_id, "%s", MANUAL_CASES[_i].worker);
+    derive_worker_task_facts();
     planner_manual(&snap, &pol, &req, &plan);
     check_plan(MANUAL_CASES[_i].name, MANUAL_CASES[_i].want);
     for (size_t i = 0; i < plan.count; i++) {

@@ -438,21 +438,47 @@ START_TEST(test_runpod_json_truncated)
 }
 END_TEST
 
+/* A name of 143 bytes: longer than any pod name we keep (127). */
+#define LONG_NAME                                                                                  \
+    "gpu-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" \
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+
+/* The pod list is foreign data from a shared account (issue 12.1): one bad entry is skipped
+ * (no usable id) or kept with defaults (partial); it never fails the list. */
 static const struct {
     const char *name;
     const char *body;
     Status want;
-    size_t count;
-    const char *err_has;
+    size_t count, skipped, partial;
+    const char *err_has; /* in err (failure) or in problems[0] (success) */
 } LISTS[] = {
-    {"empty list", "{\"pods\":[]}", STATUS_OK, 0, NULL},
-    {"bare array (v1 shape)", "[]", STATUS_ERR_PARSE, 0, "pods"},
-    {"pods null", "{\"pods\":null}", STATUS_ERR_PARSE, 0, "pods"},
-    {"pods object", "{\"pods\":{}}", STATUS_ERR_PARSE, 0, "pods"},
-    {"pods missing", "{\"items\":[]}", STATUS_ERR_PARSE, 0, "pods"},
-    {"item number", "{\"pods\":[1]}", STATUS_ERR_PARSE, 0, "pods[0]"},
-    {"second bad", "{\"pods\":[{" POD_OK "},{\"id\":1}]}", STATUS_ERR_PARSE, 0, "pods[1]"},
-    {"two", "{\"pods\":[{" POD_OK "},{" POD_OK "}],\"next\":null}", STATUS_OK, 2, NULL},
+    {"empty list", "{\"pods\":[]}", STATUS_OK, 0, 0, 0, NULL},
+    {"bare array (v1 shape)", "[]", STATUS_ERR_PARSE, 0, 0, 0, "pods"},
+    {"pods null", "{\"pods\":null}", STATUS_ERR_PARSE, 0, 0, 0, "pods"},
+    {"pods object", "{\"pods\":{}}", STATUS_ERR_PARSE, 0, 0, 0, "pods"},
+    {"pods missing", "{\"items\":[]}", STATUS_ERR_PARSE, 0, 0, 0, "pods"},
+    {"item number: skipped", "{\"pods\":[1]}", STATUS_OK, 0, 1, 0, "pods[0]"},
+    {"second without usable id: skipped, first kept", "{\"pods\":[{" POD_OK "},{\"id\":1}]}",
+     STATUS_OK, 1, 1, 0, "pods[1]"},
+    {"two", "{\"pods\":[{" POD_OK "},{" POD_OK "}],\"next\":null}", STATUS_OK, 2, 0, 0, NULL},
+    {"143-byte name: kept, name unreadable",
+     "{\"pods\":[{\"id\":\"p9\",\"name\":\"" LONG_NAME "\",\"status\":\"RUNNING\"},{" POD_OK "}]}",
+     STATUS_OK, 2, 0, 1, "name"},
+    {"cost a string: kept",
+     "{\"pods\":[{\"id\":\"p9\",\"name\":\"x\",\"status\":\"RUNNING\",\"cost\":\"abc\"}]}",
+     STATUS_OK, 1, 0, 1, "cost"},
+    {"gpu.id a number: kept",
+     "{\"pods\":[{\"id\":\"p9\",\"name\":\"x\",\"status\":\"RUNNING\",\"gpu\":{\"id\":5}}]}",
+     STATUS_OK, 1, 0, 1, "gpu"},
+    {"runtime a string: kept",
+     "{\"pods\":[{\"id\":\"p9\",\"name\":\"x\",\"status\":\"RUNNING\",\"runtime\":\"odd\"}]}",
+     STATUS_OK, 1, 0, 1, "runtime"},
+    {"status a number: kept as UNKNOWN", "{\"pods\":[{\"id\":\"p9\",\"name\":\"x\",\"status\":7}]}",
+     STATUS_OK, 1, 0, 1, "status"},
+    {"createdAt garbage: kept, age unknown, not a defect",
+     "{\"pods\":[{\"id\":\"p9\",\"name\":\"x\",\"status\":\"RUNNING\",\"createdAt\":\"yesterday\"}]"
+     "}",
+     STATUS_OK, 1, 0, 0, NULL},
 };
 
 START_TEST(test_runpod_json_list_malformed)
@@ -462,8 +488,22 @@ START_TEST(test_runpod_json_list_malformed)
     Status st = runpod_json_parse_list(LISTS[_i].body, strlen(LISTS[_i].body), &l, err, sizeof err);
     ck_assert_msg(st == LISTS[_i].want, "%s: %s (%s)", LISTS[_i].name, status_str(st), err);
     ck_assert_uint_eq(l.count, LISTS[_i].count);
+    ck_assert_msg(l.skipped == LISTS[_i].skipped && l.partial == LISTS[_i].partial,
+                  "%s: skipped %zu partial %zu", LISTS[_i].name, l.skipped, l.partial);
+    const char *where = st == STATUS_OK ? (l.n_problems ? l.problems[0] : "") : err;
     if (LISTS[_i].err_has)
-        ck_assert_msg(strstr(err, LISTS[_i].err_has) != NULL, "%s: \"%s\"", LISTS[_i].name, err);
+        ck_assert_msg(strstr(where, LISTS[_i].err_has) != NULL, "%s: \"%s\"", LISTS[_i].name,
+                      where);
+    for (size_t i = 0; i < l.count; i++) {
+        if (l.pods[i].partial || strcmp(l.pods[i].id, "p9") != 0)
+            continue;
+        ck_assert_msg(l.pods[i].created_at_epoch == -1 || l.pods[i].created_at[0], "%s: createdAt",
+                      LISTS[_i].name);
+    }
+    /* A name that could not be read is never kept, so it can never look like one of ours. */
+    for (size_t i = 0; i < l.count; i++)
+        if (strcmp(l.pods[i].id, "p9") == 0 && strstr(LISTS[_i].name, "143-byte"))
+            ck_assert_str_eq(l.pods[i].name, "");
     pod_list_clear(&l);
 }
 END_TEST

@@ -52,8 +52,8 @@ INSERT INTO tasks (task_type) VALUES ('defaults') RETURNING id \gset
 SELECT results_eq(
     format($$SELECT status::text, run_type, params, attempts, max_attempts, available_at,
                     created_at, updated_at FROM tasks WHERE id = %L$$, :'id'),
-    $$VALUES ('Queued', 'gpu', '{}'::jsonb, 0, 3, now(), now(), now())$$,
-    'task defaults: Queued, gpu, {}, 0/3 attempts, available now');
+    $$VALUES ('Queued', 'gpu', '{}'::jsonb, 0, NULL::int, now(), now(), now())$$,
+    'task defaults: Queued, gpu, {}, 0 attempts, max_attempts NULL (= MAX_TASK_ATTEMPTS), available now');
 SELECT sqltest.mk_worker('w-defaults', 'spawning');
 SELECT results_eq($$SELECT metadata, created_at FROM workers WHERE id = 'w-defaults'$$,
     $$VALUES ('{}'::jsonb, now())$$, 'worker defaults: metadata {}, created_at now()');

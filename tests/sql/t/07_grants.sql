@@ -32,7 +32,8 @@ SELECT is_empty(
     $$SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
        WHERE n.nspname = 'public' AND p.proname LIKE 'func\_%'
          AND (NOT p.prosecdef AND p.proname NOT IN ('func_task_retry_delay',
-                                                    'func_normalize_log_level')
+                                                    'func_normalize_log_level',
+                                                    'func_task_max_attempts')
               OR NOT coalesce(p.proconfig, '{}') @> ARRAY['search_path=public, pg_temp'])$$,
     'every func_* is SECURITY DEFINER (pure helpers aside) with search_path = public, pg_temp');
 
