@@ -7,9 +7,9 @@
 --     worker's func_mark_task_failed alike: tasks.max_attempts when it is set, otherwise the
 --     fleet's MAX_TASK_ATTEMPTS, which every cycle records in orchestrator_state. New tasks
 --     inserted without max_attempts follow the setting; rows that already hold a number keep it.
---   * orchestrator_drain_worker: the scale-down drain (active -> terminating only while the
---     worker holds no task) as one function, so the orchestrator and the race tests run the
---     same statement.
+--   * orchestrator_mark_terminating / orchestrator_drain_worker: the move to terminating (and
+--     the scale-down drain, which proves the worker holds no task) as functions, so the
+--     orchestrator and the race tests run the same statements.
 
 -- --------------------------------------------------------------------------------------------
 -- Pods first seen
@@ -94,6 +94,37 @@ $$;
 -- --------------------------------------------------------------------------------------------
 -- The scale-down drain
 
+-- orchestrator_mark_terminating: the one statement that moves a worker to terminating, with
+-- the bookkeeping the orchestrator reads later (metadata.terminating_at, the graceful-shutdown
+-- clock; terminating_reason; ended_at and end_kind for the circuit breaker). Only from p_from;
+-- with p_require_idle, only while the worker holds no In Progress task. Returns whether the row
+-- moved. The operator's terminate uses it without the idle proof (the tasks are recovered
+-- next), the scale-down drain with it (orchestrator_drain_worker).
+CREATE FUNCTION orchestrator_mark_terminating(p_worker_id text, p_from worker_status,
+                                              p_reason text, p_require_idle boolean)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = public, pg_temp
+AS $$
+BEGIN
+    UPDATE workers
+       SET status = 'terminating',
+           metadata = metadata || jsonb_build_object('terminating_at', extract(epoch FROM now()),
+                                                     'terminating_reason', p_reason),
+           ended_at = coalesce(ended_at, now()),
+           end_kind = coalesce(end_kind, 'expected')
+     WHERE id = p_worker_id
+       AND status = p_from
+       AND (NOT p_require_idle
+            OR NOT EXISTS (SELECT 1 FROM tasks
+                            WHERE worker_id = p_worker_id AND status = 'In Progress'));
+    RETURN FOUND;
+END;
+$$;
+
+REVOKE ALL ON FUNCTION orchestrator_mark_terminating(text, worker_status, text, boolean)
+    FROM PUBLIC;
+
 -- orchestrator_drain_worker: active -> terminating, only while the worker holds no In Progress
 -- task. The worker row is locked first (FOR UPDATE): func_claim_next_task locks it too (FOR NO
 -- KEY UPDATE) before claiming, so once we hold it no claim is in flight and none can start; the
@@ -111,17 +142,7 @@ BEGIN
     IF NOT FOUND OR v_status <> 'active' THEN
         RETURN false;
     END IF;
-    UPDATE workers
-       SET status = 'terminating',
-           metadata = metadata || jsonb_build_object('terminating_at', extract(epoch FROM now()),
-                                                     'terminating_reason', p_reason),
-           ended_at = coalesce(ended_at, now()),
-           end_kind = coalesce(end_kind, 'expected')
-     WHERE id = p_worker_id
-       AND status = 'active'
-       AND NOT EXISTS (SELECT 1 FROM tasks
-                        WHERE worker_id = p_worker_id AND status = 'In Progress');
-    RETURN FOUND;
+    RETURN orchestrator_mark_terminating(p_worker_id, 'active', p_reason, true);
 END;
 $$;
 

@@ -144,27 +144,29 @@ void planner_recover_task(Ctx *c, const SnapTask *t, Reason reason)
  * pod adopted (its id recorded) before anything else is decided about it: a create that
  * timed out or crashed before recording, or a legacy row. Whatever happens to the row next
  * (promotion, failure, termination) then acts on the pod by id. */
-static void step_adopt(Ctx *c)
+void planner_adopt(Ctx *c, size_t i)
 {
     const Snapshot *snap = c->snap;
-    if (!snap->pods_listed)
+    const SnapWorker *w = &snap->workers[i];
+    if (!snap->pods_listed || c->view[i].has_pod || w->state == WORKER_TERMINATED)
         return;
-    for (size_t i = 0; i < snap->n_workers; i++) {
-        const SnapWorker *w = &snap->workers[i];
-        if (c->view[i].has_pod || w->state == WORKER_TERMINATED)
-            continue;
-        const SnapPod *pod = find_pod_by_name(snap, w->id);
-        if (!pod || pod->status == SNAP_POD_TERMINATED)
-            continue;
-        Action *a = planner_add_action(c, ACTION_ADOPT_POD, REASON_ADOPT_ORPHAN_POD, w);
-        if (!a)
-            return;
-        memcpy(a->pod_id, pod->id, sizeof a->pod_id);
-        memcpy(a->gpu_type, pod->gpu_type, sizeof a->gpu_type);
-        a->cost_per_hr = pod->cost_per_hr;
-        c->view[i].has_pod = true;
-        c->view[i].adopted = pod;
-    }
+    const SnapPod *pod = find_pod_by_name(snap, w->id);
+    if (!pod || pod->status == SNAP_POD_TERMINATED)
+        return;
+    Action *a = planner_add_action(c, ACTION_ADOPT_POD, REASON_ADOPT_ORPHAN_POD, w);
+    if (!a)
+        return;
+    memcpy(a->pod_id, pod->id, sizeof a->pod_id);
+    memcpy(a->gpu_type, pod->gpu_type, sizeof a->gpu_type);
+    a->cost_per_hr = pod->cost_per_hr;
+    c->view[i].has_pod = true;
+    c->view[i].adopted = pod;
+}
+
+static void step_adopt(Ctx *c)
+{
+    for (size_t i = 0; i < c->snap->n_workers; i++)
+        planner_adopt(c, i);
 }
 
 /* Step 1: promote or fail spawning workers. A row without a pod id is failed only when the pod

@@ -56,6 +56,10 @@ void planner_recover_task(Ctx *c, const SnapTask *t, Reason reason);
  * no pod id yet). */
 bool planner_pod_owned(const Ctx *c, const SnapPod *pod);
 
+/* Step 0, for worker i: when it has no pod id and RunPod lists a pod under its name, records
+ * that pod (ADOPT_POD), so whatever happens to the row next acts on the pod by id. */
+void planner_adopt(Ctx *c, size_t i);
+
 /* Step 6: scale up (or, with want_override, an operator's spawn), and the plan's counts. */
 void planner_step_scale_up(Ctx *c);
 

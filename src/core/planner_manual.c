@@ -20,6 +20,7 @@ static void manual_terminate(Ctx *c, size_t i)
     View *v = &c->view[i];
     if (v->terminated_in_plan)
         return;
+    planner_adopt(c, i); /* a row terminated by hand takes its pod, recorded or by name */
     if (v->state == WORKER_CRASHED) {
         planner_fail_worker(c, i, REASON_OPERATOR, "Terminated by operator");
         c->plan->actions[c->plan->count - 1].unexpected = false;

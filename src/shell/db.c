@@ -164,18 +164,15 @@ Status db_force_drain_worker(PGconn *conn, const char *id, WorkerState from, con
                              bool *applied)
 {
     const char *p[] = {id, worker_state_str(from), reason};
-    int rows = 0;
-    Status st = db_exec_command(
-        conn, "force_drain_worker",
-        "UPDATE workers SET status = 'terminating',"
-        " metadata = metadata || jsonb_build_object('terminating_at',"
-        "   extract(epoch FROM now()), 'terminating_reason', $3::text),"
-        " ended_at = coalesce(ended_at, now()), end_kind = coalesce(end_kind, 'expected')"
-        " WHERE id = $1 AND status = $2::worker_status",
-        3, p, &rows);
-    if (st == STATUS_OK)
-        *applied = rows == 1;
-    return st;
+    PGresult *res = db_exec_params(conn, "force_drain_worker",
+                                   "SELECT orchestrator_mark_terminating($1, $2::worker_status,"
+                                   " $3, false)",
+                                   3, p, PGRES_TUPLES_OK);
+    if (!res)
+        return STATUS_ERR_DB;
+    *applied = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    return STATUS_OK;
 }
 
 Status db_mark_terminated(PGconn *conn, const char *id, WorkerState from, const char *reason,

@@ -31,8 +31,11 @@ static struct {
     size_t n_secrets;
     LogSink sink;
     void *sink_ctx;
-    int in_sink;
 } g_log = {.min_level = LOG_INFO, .format = LOG_FORMAT_JSON, .fd = 2};
+
+/* The sink must not recurse into the logger; the guard is per thread, since the RunPod create
+ * threads log concurrently (a process-wide flag made other threads' lines skip the sink). */
+static _Thread_local int t_in_sink;
 
 void log_configure(LogLevel min_level, LogFormat format)
 {
@@ -475,13 +478,13 @@ void log_write(LogLevel level, const char *file, int line, const char *event, co
         off += (size_t)w;
     }
 
-    if (g_log.sink && !g_log.in_sink) {
+    if (g_log.sink && !t_in_sink) {
         /* fields as a JSON object: json holds ",k:v,..." */
         char obj[LOG_FIELDS_MAX + 4];
         snprintf(obj, sizeof obj, "{%s}", jlen ? json + 1 : "");
-        g_log.in_sink = 1;
+        t_in_sink = 1;
         g_log.sink(g_log.sink_ctx, level, event, message[0] ? message : event, obj);
-        g_log.in_sink = 0;
+        t_in_sink = 0;
     }
     errno = saved_errno;
 }

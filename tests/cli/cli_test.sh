@@ -27,6 +27,8 @@ run "${clean_env[@]}" "$bin" single --help
 check "single --help exits 0" $([ $rc -eq 0 ] && grep -q 'usage: orchestrator single' "$tmp/out"; echo $?)
 run "${clean_env[@]}" "$bin" help config
 check "help config lists every variable" $([ $rc -eq 0 ] && grep -q 'MAX_HOURLY_SPEND_USD' "$tmp/out"; echo $?)
+run "${clean_env[@]}" "$bin"
+check "no command at all exits 2 with a usage line on stderr" $([ $rc -eq 2 ] && grep -q 'usage: orchestrator COMMAND' "$tmp/err" && grep -q 'no command given' "$tmp/err"; echo $?)
 run "${clean_env[@]}" "$bin" frobnicate
 check "unknown command exits 2 with a message" $([ $rc -eq 2 ] && grep -q "unknown command 'frobnicate'" "$tmp/err"; echo $?)
 run "${clean_env[@]}" "$bin" single --bogus
@@ -60,6 +62,19 @@ else
     db="cli_$$"
     createdb -T "${ORCH_TEST_TEMPLATE_DB:-orch_tpl}" "$db"
     url="postgresql:///$db?host=$PGHOST&port=${PGPORT:-5432}&user=${PGUSER:-postgres}"
+    # SAFE_MODE writes nothing, migrations included: it names what would be applied.
+    fresh="cli_fresh_$$"
+    createdb "$fresh"
+    furl="postgresql:///$fresh?host=$PGHOST&port=${PGPORT:-5432}&user=${PGUSER:-postgres}"
+    run env DATABASE_URL="$furl" SAFE_MODE=true "$bin" migrate
+    tables=$(psql -qAt -d "$fresh" -c "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+    check "SAFE_MODE migrate exits 0, lists the pending migrations and creates nothing" \
+        $([ $rc -eq 0 ] && [ "$tables" = 0 ] && grep -q '"safe_mode":true' "$tmp/out" && grep -q '0001_schema' "$tmp/out"; echo $?)
+    run env DATABASE_URL="$url" SAFE_MODE=true "$bin" migrate
+    check "SAFE_MODE migrate on a migrated database: nothing pending" \
+        $([ $rc -eq 0 ] && grep -q '"pending":\[\]' "$tmp/out"; echo $?)
+    dropdb "$fresh"
+
     run env DATABASE_URL="$url" SAFE_MODE=true "$bin" single
     check "SAFE_MODE single without an API key exits 0 with a dry-run summary" \
         $([ $rc -eq 0 ] && /usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d["dry_run"] and d["safe_mode"] else 1)' "$tmp/out"; echo $?)

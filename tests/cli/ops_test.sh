@@ -51,6 +51,8 @@ check "logs --worker shows that worker's lines only" $([ $rc -eq 0 ] && grep -q 
 check "logs --level error --json: one JSON object per line, errors only" $([ $rc -eq 0 ] && [ "$(wc -l <"$tmp/out")" -eq 1 ] && /usr/bin/python3 -c 'import json,sys; d=json.loads(open(sys.argv[1]).readline()); sys.exit(0 if d["message"]=="boom" and d["level"]=="ERROR" else 1)' "$tmp/out"; echo $?)
 "$bin" logs --since 1h >"$tmp/out" 2>&1; rc=$?
 check "logs --since 1h shows all three" $([ $rc -eq 0 ] && [ "$(grep -c 'gpu-' "$tmp/out")" -eq 3 ]; echo $?)
+"$bin" logs --cycle 99999999999 >/dev/null 2>"$tmp/err"; rc=$?
+check "logs --cycle beyond an integer exits 2 (not 4 from inside SQL)" $([ $rc -eq 2 ] && grep -q 'cycle number' "$tmp/err"; echo $?)
 "$bin" logs --since yesterday >/dev/null 2>"$tmp/err"; rc=$?
 check "logs --since with a bad duration exits 2" $([ $rc -eq 2 ] && grep -q 'duration' "$tmp/err"; echo $?)
 

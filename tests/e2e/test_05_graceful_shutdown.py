@@ -3,8 +3,9 @@ task keeps its pod until the task completes; if the task outlives
 GRACEFUL_SHUTDOWN_TIMEOUT_SEC, the task is recovered and the pod terminated.
 
 A worker is only chosen for drain when idle, so the race (it claimed a task just as it was
-drained) is constructed by moving the row active -> terminating directly, which is exactly the
-update the orchestrator's drain path makes. That is the only table write these tests do."""
+drained) is constructed with the orchestrator's own move to terminating
+(orchestrator_mark_terminating, the statement its drain runs after proving the worker idle), minus
+that proof. That is the only table write these tests do."""
 
 import time
 import unittest
@@ -23,16 +24,17 @@ class TestGracefulShutdown(E2ETestCase):
                               timeout=20, what="the worker claims the task")
         worker_id = self.db.task(task_id)["worker_id"]
         if drain_metadata:
-            # Byte for byte what db_drain_worker (src/shell/db.c) writes, minus its "holds no task"
-            # guard: this is the claim-vs-drain race the guard and the claim lock prevent.
-            sql = ("UPDATE workers SET status = 'terminating', metadata = metadata || "
-                   "jsonb_build_object('terminating_at', extract(epoch FROM now()), "
-                   "'terminating_reason', 'idle') WHERE id = %s AND status = 'active'")
+            # The statement the orchestrator's drain runs (0007_hardening.sql), without its
+            # "holds no task" proof: the claim-vs-drain race the proof and the claim lock
+            # prevent. Calling it, not a copy of it, keeps the test from drifting.
+            moved = self.db.scalar("SELECT orchestrator_mark_terminating(%s, 'active', 'idle', "
+                                   "false)", (worker_id,))
+            self.assertTrue(moved)
         else:
             # As an operator script or the legacy system would do it: status only.
-            sql = "UPDATE workers SET status = 'terminating' WHERE id = %s AND status = 'active'"
-        n = self.db.execute(sql, (worker_id,))
-        self.assertEqual(n, 1)
+            n = self.db.execute("UPDATE workers SET status = 'terminating' WHERE id = %s AND "
+                                "status = 'active'", (worker_id,))
+            self.assertEqual(n, 1)
         return task_id, worker_id, time.monotonic()
 
     def test_terminating_worker_keeps_pod_until_task_completes(self):

@@ -131,6 +131,62 @@ START_TEST(test_actuator_recovers_and_terminates_without_pod)
 }
 END_TEST
 
+START_TEST(test_actuator_statement_error_does_not_stop_the_rest)
+{
+    /* Issue 12.3: a statement the database refuses (here a trigger, as the state machine
+     * refused inactive -> terminating) fails that action only; the unrelated actions after it
+     * still apply, the cycle reports each failure and ends partial, not early. */
+    sql("INSERT INTO workers (id, status) VALUES ('gpu-a', 'spawning'), ('gpu-b', 'spawning'),"
+        " ('legacy-c', 'inactive')");
+    sql("UPDATE workers SET status = 'error' WHERE id IN ('gpu-a', 'gpu-b')");
+    sql("CREATE FUNCTION refuse_a() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        "  IF NEW.id = 'gpu-a' THEN RAISE EXCEPTION 'refused for the test'; END IF;"
+        "  RETURN NEW; END $$;"
+        "CREATE TRIGGER refuse_a BEFORE UPDATE ON workers FOR EACH ROW"
+        "  EXECUTE FUNCTION refuse_a()");
+    decide();
+    ck_assert_uint_eq(plan_count(&plan, ACTION_TERMINATE_WORKER), 3);
+    App app = {.cfg = &cfg, .conn = conn, .command = "test"};
+    ActResult r;
+    ck_assert_int_eq(act_result_init(&r), STATUS_OK);
+    ck_assert_int_eq(actuator_apply(&app, &snap, &plan, &r), STATUS_ERR_PARTIAL);
+    ck_assert_int_eq(r.workers_terminated, 2);
+    ck_assert_int_eq(r.failed, 1);
+    ck_assert(!r.db_failed);
+    ck_assert_int_eq(cJSON_GetArraySize(r.errors), 1);
+    ck_assert_ptr_nonnull(strstr(r.errors->child->valuestring, "refused for the test"));
+    char *v = harness_sql(conn, "SELECT string_agg(id || ':' || status, ',' ORDER BY id)"
+                                " FROM workers");
+    ck_assert_str_eq(v, "gpu-a:error,gpu-b:terminated,legacy-c:terminated");
+    free(v);
+    act_result_clear(&r);
+}
+END_TEST
+
+START_TEST(test_actuator_legacy_inactive_row_ends_terminated)
+{
+    /* Issue 12.3: a legacy inactive row holding a task: the task goes back to the queue with
+     * an attempt counted and the row ends terminated (inactive -> terminated is legal). */
+    sql("INSERT INTO workers (id, status) VALUES ('old-1', 'inactive')");
+    sql("INSERT INTO tasks (task_type, status, worker_id, generation_started_at) VALUES "
+        "('x', 'In Progress', 'old-1', now())");
+    decide();
+    App app = {.cfg = &cfg, .conn = conn, .command = "test"};
+    ActResult r;
+    ck_assert_int_eq(act_result_init(&r), STATUS_OK);
+    ck_assert_int_eq(actuator_apply(&app, &snap, &plan, &r), STATUS_OK);
+    ck_assert_int_eq(r.tasks_reset, 1);
+    ck_assert_int_eq(r.workers_terminated, 1);
+    char *v = harness_sql(conn, "SELECT status || ':' || attempts FROM tasks");
+    ck_assert_str_eq(v, "Queued:1");
+    free(v);
+    v = harness_sql(conn, "SELECT status || ':' || (metadata->>'terminated_reason') FROM workers");
+    ck_assert_str_eq(v, "terminated:legacy_inactive");
+    free(v);
+    act_result_clear(&r);
+}
+END_TEST
+
 static Suite *actuator_suite(void)
 {
     Suite *s = suite_create("actuator");
@@ -140,6 +196,8 @@ static Suite *actuator_suite(void)
     tcase_add_test(tc, test_actuator_skips_changed_row);
     tcase_add_test(tc, test_actuator_blocks_later_actions_on_the_same_worker);
     tcase_add_test(tc, test_actuator_recovers_and_terminates_without_pod);
+    tcase_add_test(tc, test_actuator_statement_error_does_not_stop_the_rest);
+    tcase_add_test(tc, test_actuator_legacy_inactive_row_ends_terminated);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -28,6 +28,7 @@ sqltest_migrate "$db"
 sqltest_sql "$db" "
 CREATE TABLE claim_log (task_id uuid, claimer text, holder text,
                         at timestamptz DEFAULT clock_timestamp());
+CREATE TABLE drain_log (worker_id text, at timestamptz);
 INSERT INTO workers (id) SELECT 'cc-' || i FROM generate_series(0, $CLAIMERS - 1) i;
 UPDATE workers SET status = 'active' WHERE id LIKE 'cc-%';
 INSERT INTO tasks (task_type, created_at)
@@ -90,18 +91,15 @@ SELECT id, 'cc-' || :client_id, worker_id FROM func_claim_next_task('cc-' || :cl
 SELECT func_mark_task_complete(t.id, t.worker_id, '{}', 'out')
   FROM tasks t WHERE t.worker_id = 'cc-' || :client_id AND t.status = 'In Progress';
 SQL
-# The orchestrator's drain (src/shell/db.c db_drain_worker), on a random worker. ended_at is taken
-# from clock_timestamp() once the row lock is held (now() would be the BEGIN time), so "claimed
-# after the drain" can be checked exactly.
+# The orchestrator's own drain (orchestrator_drain_worker, which db_drain_worker calls), on a
+# random worker: the very statement, not a copy, so a change to it is raced here too. When it
+# drained the worker, drain_log gets the time right after the drain's update, while it still
+# holds the worker row: a claim logged later than that is a claim after the drain.
 cat >"$sqltest_tmp/drain.sql" <<SQL
 \\sleep 25 ms
 \\set w random(0, $CLAIMERS - 1)
-BEGIN;
-SELECT status FROM workers WHERE id = 'cc-' || :w FOR UPDATE;
-UPDATE workers SET status = 'terminating', ended_at = clock_timestamp()
- WHERE id = 'cc-' || :w AND status = 'active'
-   AND NOT EXISTS (SELECT 1 FROM tasks WHERE worker_id = 'cc-' || :w AND status = 'In Progress');
-COMMIT;
+INSERT INTO drain_log (worker_id, at)
+SELECT 'cc-' || :w, clock_timestamp() WHERE orchestrator_drain_worker('cc-' || :w, 'race');
 SQL
 pgbench -n -c "$CLAIMERS" -j "$CLAIMERS" -t 300 -f "$sqltest_tmp/work.sql" "$db" \
     >"$sqltest_tmp/pgbench2.log" 2>&1 &
@@ -114,8 +112,8 @@ read -r drained held_by_drained late_claims doubles2 claims2 <<<"$(sqltest_sql "
 SELECT (SELECT count(*) FROM workers WHERE id LIKE 'cc-%' AND status = 'terminating'),
        (SELECT count(*) FROM tasks t JOIN workers w ON w.id = t.worker_id
          WHERE t.status = 'In Progress' AND w.status = 'terminating'),
-       (SELECT count(*) FROM claim_log l JOIN workers w ON w.id = l.claimer
-         WHERE w.status = 'terminating' AND l.at > w.ended_at),
+       (SELECT count(*) FROM claim_log l JOIN drain_log d ON d.worker_id = l.claimer
+         WHERE l.at > d.at),
        (SELECT count(*) FROM (SELECT task_id FROM claim_log GROUP BY task_id
                                HAVING count(*) > 1) d),
        (SELECT count(*) FROM claim_log)

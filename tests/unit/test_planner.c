@@ -851,6 +851,23 @@ static void setup_healthy_holder(void)
 {
     add_busy("w1");
 }
+/* Issue 12.7: a task held by a claimer that never was one of ours (an API worker). */
+static void setup_foreign_holder(void)
+{
+    add_task("t1", "api-worker-7", 10, 0)->holder_known = false;
+}
+/* A holder of our worker-id shape whose row is gone (deleted by hand): ours. */
+static void setup_deleted_row_holder(void)
+{
+    add_task("t1", "gpu-20261130_120000-0a1b2c3d", 10, 0)->holder_known = false;
+}
+/* Issue 12.3: a legacy inactive row holding a task, and one without a pod. */
+static void setup_legacy_inactive(void)
+{
+    add_worker("old1", WORKER_INACTIVE, 90000, -1, -1, -1);
+    add_task("t1", "old1", 80000, 0);
+    add_worker("old2", WORKER_INACTIVE, 90000, -1, -1, -1)->runpod_id[0] = '\0';
+}
 static void setup_two_failures(void)
 {
     add_worker("w1", WORKER_CRASHED, 5000, 5, 4000, 5);
@@ -875,6 +892,12 @@ static const struct {
      "fail_worker:gpu_not_visible:w1 recover_task:worker_failed:t-w1 "
      "terminate_worker:error_cleanup:w1 spawn_worker:backlog"},
     {"vram_total_mb -1 (unknown): healthy", setup_vram_unknown, ""},
+    {"task held by a claimer that is not ours: left alone", setup_foreign_holder, ""},
+    {"task held by a deleted row of our shape: recovered", setup_deleted_row_holder,
+     "recover_task:worker_failed:t1 spawn_worker:backlog"},
+    {"legacy inactive rows: task recovered, pods terminated, rows ended", setup_legacy_inactive,
+     "recover_task:worker_failed:t1 terminate_worker:legacy_inactive:old1 "
+     "terminate_worker:legacy_inactive:old2 spawn_worker:backlog"},
     {"vram_total_mb 24564: healthy", setup_vram_present, ""},
     {"error worker in the snapshot: task recovered, pod terminated", setup_error_with_task,
      "recover_task:worker_failed:t1 terminate_worker:error_cleanup:w1 spawn_worker:backlog"},
@@ -1318,6 +1341,20 @@ static void setup_manual_fleet(void)
     add_worker("w4", WORKER_CRASHED, 500, 400, 450, -1);
 }
 
+/* The manual fleet, a legacy inactive row, and the pod list: w1's pod, a leaked pod of ours,
+ * the legacy row's pod (found by name), and a foreign pod. */
+static void setup_manual_with_pods(void)
+{
+    setup_manual_fleet();
+    add_worker("gpu-20250101_000000-1e9ac100", WORKER_INACTIVE, 90000, -1, -1, -1)->runpod_id[0] =
+        '\0';
+    snap.pods_listed = true;
+    add_pod("pod-w1", "w1", SNAP_POD_RUNNING, 100);
+    add_pod("pleak", "gpu-20250101_000000-0eaced00", SNAP_POD_RUNNING, 10);
+    add_pod("plegacy", "gpu-20250101_000000-1e9ac100", SNAP_POD_RUNNING, 90000);
+    add_pod("pforeign", "jupyter-notebook", SNAP_POD_RUNNING, 90000);
+}
+
 static const struct {
     const char *name;
     void (*setup)(void);
@@ -1340,6 +1377,25 @@ static const struct {
     {"terminate a crashed worker goes through error", setup_manual_fleet, MANUAL_TERMINATE, 0, "w4",
      10, "fail_worker:operator:w4 terminate_worker:operator:w4"},
     {"terminate an unknown worker: nothing", setup_manual_fleet, MANUAL_TERMINATE, 0, "zz", 10, ""},
+    /* Issue 12.5: terminate takes a pod id too. */
+    {"terminate by a worker's pod id", setup_manual_with_pods, MANUAL_TERMINATE, 0, "pod-w1", 10,
+     "drain_worker:operator:w1 recover_task:operator:t-w1 terminate_worker:operator:w1"},
+    {"terminate a leaked pod of ours by its id", setup_manual_with_pods, MANUAL_TERMINATE, 0,
+     "pleak", 10, "terminate_pod:operator:pleak"},
+    {"terminate a foreign pod: refused", setup_manual_with_pods, MANUAL_TERMINATE, 0, "pforeign",
+     10, ""},
+    /* Issue 12.3: a legacy inactive row is not drained (illegal), its pod is adopted first. */
+    {"terminate a legacy inactive row: pod adopted, terminated", setup_manual_with_pods,
+     MANUAL_TERMINATE, 0, "gpu-20250101_000000-1e9ac100", 10,
+     "adopt_pod:adopt_orphan_pod:gpu-20250101_000000-1e9ac100 "
+     "terminate_worker:operator:gpu-20250101_000000-1e9ac100"},
+    {"shutdown-all with the pod list: every row, and the leaked pod of ours",
+     setup_manual_with_pods, MANUAL_SHUTDOWN_ALL, 0, "", 10,
+     "drain_worker:operator:w1 recover_task:operator:t-w1 terminate_worker:operator:w1 "
+     "drain_worker:operator:w2 terminate_worker:operator:w2 terminate_worker:operator:w3 "
+     "fail_worker:operator:w4 terminate_worker:operator:w4 "
+     "adopt_pod:adopt_orphan_pod:gpu-20250101_000000-1e9ac100 "
+     "terminate_worker:operator:gpu-20250101_000000-1e9ac100 terminate_pod:operator:pleak"},
     {"shutdown-all: every live worker, no spawn even below MIN", setup_manual_fleet,
      MANUAL_SHUTDOWN_ALL, 0, "", 10,
      "drain_worker:operator:w1 recover_task:operator:t-w1 terminate_worker:operator:w1 "
@@ -1367,7 +1423,55 @@ START_TEST(test_planner_manual)
             ck_assert_msg(a->force, "%s: operator drains are forced", MANUAL_CASES[_i].name);
         if (a->kind == ACTION_TERMINATE_WORKER && strcmp(a->worker_id, "w1") == 0)
             ck_assert_str_eq(a->pod_id, "pod-w1");
+        if (a->kind == ACTION_TERMINATE_WORKER &&
+            strcmp(a->worker_id, "gpu-20250101_000000-1e9ac100") == 0)
+            ck_assert_str_eq(a->pod_id, "plegacy"); /* the adopted pod goes with the row */
     }
+    /* What the request found: the cli turns NOT_FOUND / NOT_OURS into exit 2. */
+    if (req.kind == MANUAL_TERMINATE) {
+        ManualResult want = MANUAL_RESULT_WORKER;
+        if (strcmp(req.worker_id, "zz") == 0)
+            want = MANUAL_RESULT_NOT_FOUND;
+        else if (strcmp(req.worker_id, "pforeign") == 0)
+            want = MANUAL_RESULT_NOT_OURS;
+        else if (strcmp(req.worker_id, "pleak") == 0)
+            want = MANUAL_RESULT_POD;
+        ck_assert_msg(plan.manual_result == want, "%s: manual_result %d, want %d",
+                      MANUAL_CASES[_i].name, plan.manual_result, want);
+    }
+}
+END_TEST
+
+/* Issue 12.7: a worker whose tasks lie past SNAP_TASKS_MAX (so none is in the bounded list) is
+ * still busy: never drained as idle, and counted busy. */
+START_TEST(test_planner_busy_beyond_the_task_list)
+{
+    reset();
+    SnapWorker *w = add_idle_old("w1", 5000);
+    w->tasks_held = -3; /* derive_worker_task_facts: keep 3, computed in SQL */
+    snap.tasks_truncated = true;
+    snap.in_progress_total = SNAP_TASKS_MAX + 3;
+    decide("busy beyond the list");
+    check_plan("busy beyond the list", "");
+    ck_assert_int_eq(plan.busy, 1);
+}
+END_TEST
+
+/* Issue 12.7: an adopted pod brings its price and GPU type, so the spend cap counts it. */
+START_TEST(test_planner_adoption_carries_cost)
+{
+    reset();
+    SnapWorker *w = add_worker("gpu-s1", WORKER_SPAWNING, 30, -1, -1, -1);
+    w->runpod_id[0] = '\0';
+    snap.pods_listed = true;
+    SnapPod *p = add_pod("p1", "gpu-s1", SNAP_POD_RUNNING, 30);
+    p->cost_per_hr = 1.89;
+    snprintf(p->gpu_type, sizeof p->gpu_type, "NVIDIA A100 80GB PCIe");
+    decide("adoption carries cost");
+    const Action *a = the_action("adoption carries cost", ACTION_ADOPT_POD, "gpu-s1");
+    ck_assert_str_eq(a->pod_id, "p1");
+    ck_assert_double_eq_tol(a->cost_per_hr, 1.89, 1e-9);
+    ck_assert_str_eq(a->gpu_type, "NVIDIA A100 80GB PCIe");
 }
 END_TEST
 
@@ -1394,6 +1498,9 @@ static Suite *planner_suite(void)
     add_loop(s, "test_planner_failures", test_planner_failures, ARRAY_LEN(FAILURE_CASES));
     add_loop(s, "test_planner_attempts", test_planner_attempts, ARRAY_LEN(ATTEMPT_CASES));
     add_loop(s, "test_planner_leaked_pods", test_planner_leaked_pods, ARRAY_LEN(LEAK_CASES));
+    add_loop(s, "test_planner_busy_beyond_the_task_list", test_planner_busy_beyond_the_task_list,
+             1);
+    add_loop(s, "test_planner_adoption_carries_cost", test_planner_adoption_carries_cost, 1);
     add_loop(s, "test_planner_reconcile_due", test_planner_reconcile_due,
              ARRAY_LEN(RECONCILE_CASES));
     add_loop(s, "test_planner_breaker", test_planner_breaker, ARRAY_LEN(BREAKER_CASES));
