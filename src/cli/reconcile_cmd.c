@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "actuator.h"
 #include "commands.h"
@@ -240,14 +241,20 @@ static Status observe(App *app, bool act_now, bool *locked, Snapshot *snap, Plan
     if (st != STATUS_OK)
         return st;
     if (act_now) {
+        /* Like the other operator commands: wait up to 30 s for a running cycle. */
         bool got = false;
         st = db_try_cycle_lock(app->conn, &got);
+        for (int waited = 0; st == STATUS_OK && !got && waited < 60; waited++) {
+            struct timespec ts = {.tv_sec = 0, .tv_nsec = 500000000L};
+            nanosleep(&ts, NULL);
+            st = db_try_cycle_lock(app->conn, &got);
+        }
         if (st != STATUS_OK)
             return st;
         if (!got) {
-            fprintf(stderr, "orchestrator reconcile: a cycle holds the lock; nothing done, try "
-                            "again in a moment\n");
-            return STATUS_LOCKED;
+            fprintf(stderr, "orchestrator reconcile: another cycle held the lock for 30 s; "
+                            "nothing was done, try again\n");
+            return STATUS_ERR_DB;
         }
         *locked = true;
     }
@@ -300,9 +307,7 @@ Status cmd_reconcile(int argc, char **argv)
         fprintf(stderr, "orchestrator reconcile: SAFE_MODE is on; reporting only, nothing is "
                         "terminated\n");
     st = observe(&app, act_now, &locked, snap, plan, errors);
-    if (st == STATUS_LOCKED)
-        st = STATUS_OK;
-    if (st != STATUS_OK || (act_now && !locked))
+    if (st != STATUS_OK)
         goto done;
 
     Totals t = {0};

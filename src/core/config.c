@@ -21,10 +21,7 @@
 
 /* ------------------------------------------------------------------------------------------ */
 
-static void add_error(ConfigErrors *errs, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void add_error(ConfigErrors *errs, const char *fmt, ...)
+void config_add_error(ConfigErrors *errs, const char *fmt, ...)
 {
     if (errs->count >= CONFIG_ERRORS_MAX)
         return;
@@ -35,8 +32,7 @@ static void add_error(ConfigErrors *errs, const char *fmt, ...)
     errs->count++;
 }
 
-/* Value of NAME in envp, or NULL. Empty values count as unset. */
-static const char *env_lookup(const char *const *envp, const char *name)
+const char *config_env_lookup(const char *const *envp, const char *name)
 {
     size_t n = strlen(name);
     for (const char *const *e = envp; e && *e; e++) {
@@ -94,10 +90,9 @@ static void trim_copy(const char *start, size_t n, char *out, size_t cap)
     out[n] = '\0';
 }
 
-/* Parses one variable's value into cfg. Returns 0, or -1 after adding an error. */
-static int parse_value(const VarSpec *v, const char *s, Config *cfg, ConfigErrors *errs)
+int config_parse_value(const VarSpec *v, const char *s, void *base, ConfigErrors *errs)
 {
-    char *field = (char *)cfg + v->offset;
+    char *field = (char *)base + v->offset;
     char shown[80];
     quote_value(s, shown, sizeof shown);
     const char *display = v->secret ? "***" : shown;
@@ -111,8 +106,9 @@ static int parse_value(const VarSpec *v, const char *s, Config *cfg, ConfigError
         while (end && isspace((unsigned char)*end))
             end++;
         if (errno || !converted || *end != '\0' || x < (long long)v->min || x > (long long)v->max) {
-            add_error(errs, "config: invalid value \"%s\" for %s: expected integer in [%lld, %lld]",
-                      display, v->name, (long long)v->min, (long long)v->max);
+            config_add_error(
+                errs, "config: invalid value \"%s\" for %s: expected integer in [%lld, %lld]",
+                display, v->name, (long long)v->min, (long long)v->max);
             return -1;
         }
         *(int *)(void *)field = (int)x;
@@ -126,8 +122,9 @@ static int parse_value(const VarSpec *v, const char *s, Config *cfg, ConfigError
         while (end && isspace((unsigned char)*end))
             end++;
         if (errno || !converted || *end != '\0' || !isfinite(x) || x < v->min || x > v->max) {
-            add_error(errs, "config: invalid value \"%s\" for %s: expected number in [%g, %g]",
-                      display, v->name, v->min, v->max);
+            config_add_error(errs,
+                             "config: invalid value \"%s\" for %s: expected number in [%g, %g]",
+                             display, v->name, v->min, v->max);
             return -1;
         }
         *(double *)(void *)field = x;
@@ -136,10 +133,11 @@ static int parse_value(const VarSpec *v, const char *s, Config *cfg, ConfigError
     case VT_BOOL: {
         bool b;
         if (parse_bool(s, &b) != 0) {
-            add_error(errs,
-                      "config: invalid value \"%s\" for %s: expected true or false (also 1/0, "
-                      "yes/no, on/off)",
-                      display, v->name);
+            config_add_error(
+                errs,
+                "config: invalid value \"%s\" for %s: expected true or false (also 1/0, "
+                "yes/no, on/off)",
+                display, v->name);
             return -1;
         }
         *(bool *)(void *)field = b;
@@ -169,23 +167,24 @@ static int parse_value(const VarSpec *v, const char *s, Config *cfg, ConfigError
             }
         }
         accepted[j] = '\0';
-        add_error(errs, "config: invalid value \"%s\" for %s: expected one of %s", display, v->name,
-                  accepted);
+        config_add_error(errs, "config: invalid value \"%s\" for %s: expected one of %s", display,
+                         v->name, accepted);
         return -1;
     }
     case VT_URL:
         if (strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0) {
-            add_error(errs,
-                      "config: invalid value \"%s\" for %s: expected an http:// or https:// URL",
-                      display, v->name);
+            config_add_error(
+                errs, "config: invalid value \"%s\" for %s: expected an http:// or https:// URL",
+                display, v->name);
             return -1;
         }
         /* fall through */
     case VT_STRING: {
         size_t n = strlen(s);
         if ((double)n < v->min || (double)n > v->max || n >= v->size) {
-            add_error(errs, "config: invalid value \"%s\" for %s: expected %g to %g characters",
-                      display, v->name, v->min, v->max);
+            config_add_error(errs,
+                             "config: invalid value \"%s\" for %s: expected %g to %g characters",
+                             display, v->name, v->min, v->max);
             return -1;
         }
         memcpy(field, s, n + 1);
@@ -203,19 +202,19 @@ static int parse_value(const VarSpec *v, const char *s, Config *cfg, ConfigError
             size_t n = comma ? (size_t)(comma - p) : strlen(p);
             char item[CONFIG_ITEM_MAX + 8];
             if (n >= sizeof item) {
-                add_error(errs,
-                          "config: invalid value \"%s\" for %s: an item is longer than %d "
-                          "characters",
-                          display, v->name, CONFIG_ITEM_MAX - 1);
+                config_add_error(errs,
+                                 "config: invalid value \"%s\" for %s: an item is longer than %d "
+                                 "characters",
+                                 display, v->name, CONFIG_ITEM_MAX - 1);
                 return -1;
             }
             trim_copy(p, n, item, sizeof item);
             if (item[0]) {
                 if (list.count >= CONFIG_LIST_MAX || strlen(item) >= CONFIG_ITEM_MAX) {
-                    add_error(errs,
-                              "config: invalid value \"%s\" for %s: expected at most %d "
-                              "comma-separated items of at most %d characters",
-                              display, v->name, CONFIG_LIST_MAX, CONFIG_ITEM_MAX - 1);
+                    config_add_error(errs,
+                                     "config: invalid value \"%s\" for %s: expected at most %d "
+                                     "comma-separated items of at most %d characters",
+                                     display, v->name, CONFIG_LIST_MAX, CONFIG_ITEM_MAX - 1);
                     return -1;
                 }
                 memcpy(list.items[list.count++], item, strlen(item) + 1);
@@ -229,7 +228,7 @@ static int parse_value(const VarSpec *v, const char *s, Config *cfg, ConfigError
     return -1;
 }
 
-static bool valid_env_name(const char *s, size_t n)
+bool config_valid_env_name(const char *s, size_t n)
 {
     if (n == 0 || !(isalpha((unsigned char)s[0]) || s[0] == '_'))
         return false;
@@ -250,25 +249,28 @@ static void parse_worker_env(const char *const *envp, Config *cfg, ConfigErrors 
         if (!eq)
             continue;
         size_t n = (size_t)(eq - name);
-        if (!valid_env_name(name, n) || n >= CONFIG_ITEM_MAX) {
-            add_error(errs,
-                      "config: invalid variable name %.*s: WORKER_ENV_<NAME> needs NAME made of "
-                      "letters, digits and underscores",
-                      (int)(n + plen < 100 ? n + plen : 100), *e);
+        if (!config_valid_env_name(name, n) || n >= CONFIG_ITEM_MAX) {
+            config_add_error(
+                errs,
+                "config: invalid variable name %.*s: WORKER_ENV_<NAME> needs NAME made of "
+                "letters, digits and underscores",
+                (int)(n + plen < 100 ? n + plen : 100), *e);
             continue;
         }
         if (n == 9 && strncmp(name, "WORKER_ID", 9) == 0) {
-            add_error(errs, "config: WORKER_ENV_WORKER_ID is not allowed: the orchestrator sets "
-                            "WORKER_ID for each pod itself; remove the variable");
+            config_add_error(errs,
+                             "config: WORKER_ENV_WORKER_ID is not allowed: the orchestrator sets "
+                             "WORKER_ID for each pod itself; remove the variable");
             continue;
         }
         if (strlen(eq + 1) >= CONFIG_STR_MAX) {
-            add_error(errs, "config: value of WORKER_ENV_%.*s is longer than %d characters", (int)n,
-                      name, CONFIG_STR_MAX - 1);
+            config_add_error(errs, "config: value of WORKER_ENV_%.*s is longer than %d characters",
+                             (int)n, name, CONFIG_STR_MAX - 1);
             continue;
         }
         if (cfg->n_worker_env >= CONFIG_WORKER_ENV_MAX) {
-            add_error(errs, "config: more than %d WORKER_ENV_* variables", CONFIG_WORKER_ENV_MAX);
+            config_add_error(errs, "config: more than %d WORKER_ENV_* variables",
+                             CONFIG_WORKER_ENV_MAX);
             return;
         }
         ConfigEnvPair *pair = &cfg->worker_env[cfg->n_worker_env++];
@@ -293,17 +295,17 @@ Status config_parse(const char *const *envp, const char *hostname, unsigned need
     memset(errs, 0, sizeof *errs);
     Config *cfg = calloc(1, sizeof *cfg);
     if (!cfg) {
-        add_error(errs, "config: out of memory");
+        config_add_error(errs, "config: out of memory");
         return STATUS_ERR_NOMEM;
     }
 
     for (size_t i = 0; i < CONFIG_N_VARS; i++) {
         const VarSpec *v = &CONFIG_VARS[i];
-        const char *s = env_lookup(envp, v->name);
+        const char *s = config_env_lookup(envp, v->name);
         if (!s)
             s = v->def;
         if (s)
-            parse_value(v, s, cfg, errs);
+            config_parse_value(v, s, cfg, errs);
     }
     parse_worker_env(envp, cfg, errs);
 
@@ -314,46 +316,51 @@ Status config_parse(const char *const *envp, const char *hostname, unsigned need
                strlen(cfg->runpod_gpu_type) + 1);
     }
     if (cfg->min_active_gpus > cfg->max_active_gpus)
-        add_error(errs,
-                  "config: MIN_ACTIVE_GPUS (%d) is greater than MAX_ACTIVE_GPUS (%d): lower the "
-                  "minimum or raise the maximum",
-                  cfg->min_active_gpus, cfg->max_active_gpus);
+        config_add_error(
+            errs,
+            "config: MIN_ACTIVE_GPUS (%d) is greater than MAX_ACTIVE_GPUS (%d): lower the "
+            "minimum or raise the maximum",
+            cfg->min_active_gpus, cfg->max_active_gpus);
     if (cfg->capacity_backoff_base_sec > cfg->capacity_backoff_max_sec)
-        add_error(errs,
-                  "config: CAPACITY_BACKOFF_BASE_SEC (%d) is greater than "
-                  "CAPACITY_BACKOFF_MAX_SEC (%d)",
-                  cfg->capacity_backoff_base_sec, cfg->capacity_backoff_max_sec);
+        config_add_error(errs,
+                         "config: CAPACITY_BACKOFF_BASE_SEC (%d) is greater than "
+                         "CAPACITY_BACKOFF_MAX_SEC (%d)",
+                         cfg->capacity_backoff_base_sec, cfg->capacity_backoff_max_sec);
     if (cfg->worker_id_prefix[0] && !valid_prefix(cfg->worker_id_prefix))
-        add_error(errs,
-                  "config: invalid value \"%s\" for WORKER_ID_PREFIX: expected lower-case "
-                  "letters, digits and '-' (it becomes part of RunPod pod names)",
-                  cfg->worker_id_prefix);
+        config_add_error(errs,
+                         "config: invalid value \"%s\" for WORKER_ID_PREFIX: expected lower-case "
+                         "letters, digits and '-' (it becomes part of RunPod pod names)",
+                         cfg->worker_id_prefix);
     for (size_t i = 0; i < cfg->runpod_ports.count; i++) {
         const char *port = cfg->runpod_ports.items[i];
         char *end = NULL;
         long num = strtol(port, &end, 10);
         if (end == port || num < 1 || num > 65535 ||
             (strcmp(end, "/tcp") != 0 && strcmp(end, "/http") != 0))
-            add_error(errs,
-                      "config: invalid value \"%s\" in RUNPOD_PORTS: expected PORT/tcp or "
-                      "PORT/http with PORT in [1, 65535], e.g. 22/tcp,8888/http",
-                      port);
+            config_add_error(errs,
+                             "config: invalid value \"%s\" in RUNPOD_PORTS: expected PORT/tcp or "
+                             "PORT/http with PORT in [1, 65535], e.g. 22/tcp,8888/http",
+                             port);
     }
     for (size_t i = 0; i < cfg->runpod_data_center_ids.count; i++)
         if (strlen(cfg->runpod_data_center_ids.items[i]) > 63)
-            add_error(errs, "config: a data center id in RUNPOD_DATA_CENTER_IDS is longer than 63 "
-                            "characters");
+            config_add_error(errs,
+                             "config: a data center id in RUNPOD_DATA_CENTER_IDS is longer than 63 "
+                             "characters");
+    config_parse_pools(envp, cfg, errs);
     if (!cfg->orchestrator_instance_id[0])
         snprintf(cfg->orchestrator_instance_id, sizeof cfg->orchestrator_instance_id,
                  "orchestrator-%.100s", hostname && hostname[0] ? hostname : "unknown");
 
-    if ((needs & CONFIG_NEED_DB) && !cfg->database_url[0] && !env_lookup(envp, "PGHOST") &&
-        !env_lookup(envp, "PGDATABASE") && !env_lookup(envp, "PGSERVICE"))
-        add_error(errs, "config: DATABASE_URL is not set: set it to a libpq URI such as "
-                        "postgresql://user:password@host:5432/dbname (or set PGHOST/PGDATABASE)");
+    if ((needs & CONFIG_NEED_DB) && !cfg->database_url[0] && !config_env_lookup(envp, "PGHOST") &&
+        !config_env_lookup(envp, "PGDATABASE") && !config_env_lookup(envp, "PGSERVICE"))
+        config_add_error(errs,
+                         "config: DATABASE_URL is not set: set it to a libpq URI such as "
+                         "postgresql://user:password@host:5432/dbname (or set PGHOST/PGDATABASE)");
     if ((needs & CONFIG_NEED_API) && !cfg->safe_mode && !cfg->runpod_api_key[0])
-        add_error(errs, "config: RUNPOD_API_KEY is not set: set it to your RunPod API key, or "
-                        "set SAFE_MODE=true to plan without calling RunPod");
+        config_add_error(errs,
+                         "config: RUNPOD_API_KEY is not set: set it to your RunPod API key, or "
+                         "set SAFE_MODE=true to plan without calling RunPod");
 
     Status st = STATUS_ERR_CONFIG;
     if (errs->count == 0) {

@@ -30,6 +30,35 @@ typedef struct {
     char items[CONFIG_LIST_MAX][CONFIG_ITEM_MAX];
 } ConfigList;
 
+#define CONFIG_POOLS_MAX 16
+#define CONFIG_POOL_NAME_MAX 32
+#define CONFIG_POOL_ENV_MAX 16
+#define CONFIG_DEFAULT_POOL "default"
+
+/* One worker pool (issue 14): the kinds of task it serves, the pods it runs and its limits.
+ * Every setting is POOL_<NAME>_<SETTING>, falling back to the global variable of the same name
+ * (RUNPOD_GPU_TYPES, RUNPOD_WORKER_IMAGE, RUNPOD_CLOUD_TYPE and RUNPOD_CONTAINER_DISK_GB for
+ * GPU_TYPES, WORKER_IMAGE, CLOUD_TYPE and CONTAINER_DISK_GB). */
+typedef struct {
+    char name[CONFIG_POOL_NAME_MAX]; /* lower-case letters, digits, '_' */
+    ConfigList run_types;            /* tasks.run_type values it serves; default: its name */
+    ConfigList gpu_types;            /* ordered candidates */
+    char worker_image[CONFIG_STR_MAX];
+    char cloud_type[16];
+    int container_disk_gb;
+    int min_active_gpus;
+    int max_active_gpus;
+    int tasks_per_gpu_threshold;
+    int machines_to_keep_idle;
+    int gpu_idle_timeout_sec;
+    int worker_grace_period_sec;
+    int spawning_timeout_sec;
+    int task_stuck_timeout_sec;
+    double max_hourly_spend_usd;
+    size_t n_env; /* POOL_<NAME>_ENV_<VAR>: added after the global WORKER_ENV_* */
+    ConfigEnvPair env[CONFIG_POOL_ENV_MAX];
+} PoolConfig;
+
 typedef struct {
     /* connections and secrets */
     char database_url[CONFIG_URL_MAX];
@@ -94,6 +123,11 @@ typedef struct {
     char metrics_file[CONFIG_STR_MAX];
     char metrics_bind_address[64]; /* METRICS_BIND_ADDRESS: IP literal the HTTP endpoint binds */
     char orchestrator_instance_id[CONFIG_ITEM_MAX];
+
+    /* worker pools (issue 14): POOLS as given, and every pool resolved (never empty) */
+    ConfigList pool_names;
+    size_t n_pools;
+    PoolConfig pools[CONFIG_POOLS_MAX];
 } Config;
 
 typedef struct {
@@ -115,6 +149,17 @@ typedef enum {
  * (errs lists each problem: variable, value, what is accepted), or STATUS_ERR_NOMEM. */
 Status config_parse(const char *const *envp, const char *hostname, unsigned needs, Config *out,
                     ConfigErrors *errs);
+
+/* The pool serving run_type, or NULL when none does. Cannot fail. */
+const PoolConfig *config_pool_for_run_type(const Config *cfg, const char *run_type);
+
+/* The resolved pools as a JSON array of objects {name, RUN_TYPES, GPU_TYPES, ..., ENV} (ENV
+ * values shown as ***set***). Returns a new array (caller deletes) or NULL when out of memory.
+ * Used by `config`, the configuration hash and the journal. */
+struct cJSON *config_pools_json(const Config *cfg);
+
+/* The pool named name, or NULL. Cannot fail. */
+const PoolConfig *config_pool_named(const Config *cfg, const char *name);
 
 /* Writes the effective configuration as "NAME=value" lines (text) or a JSON object, secrets
  * shown as ***set*** or (unset); DATABASE_URL with its password masked.

@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <cJSON.h>
+#include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,6 +138,60 @@ static cJSON *json_value(const Config *cfg, const VarSpec *v)
     }
 }
 
+/* The effective settings of every pool as POOL_<NAME>_<SETTING>=value lines. */
+static void dump_pools(const Config *cfg, char *s, size_t cap, size_t *len)
+{
+    cJSON *pools = config_pools_json(cfg);
+    const cJSON *p;
+    cJSON_ArrayForEach(p, pools)
+    {
+        char up[CONFIG_POOL_NAME_MAX];
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(p, "name");
+        size_t i = 0;
+        for (; name && name->valuestring[i] && i + 1 < sizeof up; i++)
+            up[i] = (char)toupper((unsigned char)name->valuestring[i]);
+        up[i] = '\0';
+        const cJSON *f;
+        cJSON_ArrayForEach(f, p)
+        {
+            if (strcmp(f->string, "name") == 0)
+                continue;
+            char val[1024] = "";
+            if (cJSON_IsString(f)) {
+                snprintf(val, sizeof val, "%s", f->valuestring);
+            } else if (cJSON_IsNumber(f)) {
+                snprintf(val, sizeof val, "%g", f->valuedouble);
+            } else if (cJSON_IsArray(f)) {
+                size_t n = 0;
+                const cJSON *x;
+                cJSON_ArrayForEach(x, f)
+                {
+                    int w = snprintf(val + n, sizeof val - n, "%s%s", n ? "," : "", x->valuestring);
+                    if (w < 0 || (size_t)w >= sizeof val - n)
+                        break;
+                    n += (size_t)w;
+                }
+            } else if (cJSON_IsObject(f)) { /* ENV: one line per variable, values hidden */
+                const cJSON *x;
+                cJSON_ArrayForEach(x, f)
+                {
+                    int w =
+                        snprintf(s + *len, cap - *len, "POOL_%s_ENV_%s=***set***\n", up, x->string);
+                    if (w < 0 || (size_t)w >= cap - *len)
+                        break;
+                    *len += (size_t)w;
+                }
+                continue;
+            }
+            int w = snprintf(s + *len, cap - *len, "POOL_%s_%s=%s\n", up, f->string, val);
+            if (w < 0 || (size_t)w >= cap - *len)
+                break;
+            *len += (size_t)w;
+        }
+    }
+    cJSON_Delete(pools);
+}
+
 char *config_dump(const Config *cfg, bool json)
 {
     if (json) {
@@ -148,11 +203,12 @@ char *config_dump(const Config *cfg, bool json)
         cJSON *we = cJSON_AddObjectToObject(root, "WORKER_ENV");
         for (size_t i = 0; we && i < cfg->n_worker_env; i++)
             cJSON_AddStringToObject(we, cfg->worker_env[i].name, "***set***");
+        cJSON_AddItemToObject(root, "POOLS_EFFECTIVE", config_pools_json(cfg));
         char *s = cJSON_PrintUnformatted(root);
         cJSON_Delete(root);
         return s;
     }
-    size_t cap = 4096 + CONFIG_N_VARS * 256 + cfg->n_worker_env * 160;
+    size_t cap = 4096 + CONFIG_N_VARS * 256 + cfg->n_worker_env * 160 + cfg->n_pools * 8192;
     char *s = malloc(cap);
     if (!s)
         return NULL;
@@ -172,6 +228,7 @@ char *config_dump(const Config *cfg, bool json)
             break;
         len += (size_t)w;
     }
+    dump_pools(cfg, s, cap, &len);
     return s;
 }
 
@@ -195,6 +252,16 @@ void config_hash(const Config *cfg, char out[17])
             h ^= *p;
             h *= 1099511628211ULL;
         }
+    /* The resolved pools (ENV values hidden, names kept), only when POOLS is set: a
+     * configuration without pools hashes as it did before pools existed. */
+    cJSON *pools = cfg->pool_names.count ? config_pools_json(cfg) : NULL;
+    char *text = pools ? cJSON_PrintUnformatted(pools) : NULL;
+    for (const unsigned char *p = (const unsigned char *)(text ? text : ""); *p; p++) {
+        h ^= *p;
+        h *= 1099511628211ULL;
+    }
+    free(text);
+    cJSON_Delete(pools);
     snprintf(out, 17, "%016llx", (unsigned long long)h);
 }
 

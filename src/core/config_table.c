@@ -112,6 +112,13 @@ const VarSpec CONFIG_VARS[] = {
      "IP address the METRICS_PORT endpoint binds (0.0.0.0: all, for Kubernetes probes)"},
     {"ORCHESTRATOR_INSTANCE_ID", VT_STRING, F(orchestrator_instance_id), NULL, 0,
      CONFIG_ITEM_MAX - 1, false, NULL, "source id in logs and the journal"},
+    {"POOLS", VT_LIST, F(pool_names), NULL, 0, 0, false, NULL,
+     "worker pools, comma list of names (lower-case letters, digits, _); unset = one pool "
+     "`default` serving run_type gpu. Each pool takes POOL_<NAME>_<SETTING> (RUN_TYPES, "
+     "GPU_TYPES, WORKER_IMAGE, CLOUD_TYPE, CONTAINER_DISK_GB, MIN_ACTIVE_GPUS, MAX_ACTIVE_GPUS, "
+     "TASKS_PER_GPU_THRESHOLD, MACHINES_TO_KEEP_IDLE, GPU_IDLE_TIMEOUT_SEC, "
+     "WORKER_GRACE_PERIOD_SEC, SPAWNING_TIMEOUT_SEC, TASK_STUCK_TIMEOUT_SEC, "
+     "MAX_HOURLY_SPEND_USD, ENV_<VAR>), falling back to the global variable"},
 };
 
 const size_t CONFIG_N_VARS = sizeof CONFIG_VARS / sizeof CONFIG_VARS[0];
@@ -137,4 +144,12 @@ void config_var_info(size_t i, ConfigVarInfo *out)
     }
     const VarSpec *v = &CONFIG_VARS[i];
     *out = (ConfigVarInfo){v->name, kinds[v->type], v->min, v->max, v->def, v->choices, v->secret};
+}
+
+const VarSpec *config_var_spec(const char *name)
+{
+    for (size_t i = 0; i < CONFIG_N_VARS; i++)
+        if (strcmp(CONFIG_VARS[i].name, name) == 0)
+            return &CONFIG_VARS[i];
+    return NULL;
 }

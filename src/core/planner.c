@@ -6,7 +6,6 @@
  */
 #include "planner_ctx.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,13 +14,37 @@
 /* ------------------------------------------------------------------------------------------ */
 /* Working view                                                                                */
 
+/* Index of the configured pool named name, or POOL_RETIRED. */
+static int pool_index(const Policy *policy, const char *name)
+{
+    for (size_t p = 0; p < policy->n_pools && p < PLAN_POOLS_MAX; p++)
+        if (strcmp(policy->pools[p].name, name) == 0)
+            return (int)p;
+    return POOL_RETIRED;
+}
+
+/* Index of the pool serving run_type, or -1 when none does. */
+static int pool_of_run_type(const Policy *policy, const char *run_type)
+{
+    for (size_t p = 0; p < policy->n_pools && p < PLAN_POOLS_MAX; p++)
+        for (size_t r = 0; r < policy->pools[p].n_run_types; r++)
+            if (strcmp(policy->pools[p].run_types[r], run_type) == 0)
+                return (int)p;
+    return -1;
+}
+
+const PolicyPool *planner_pool_of(const Ctx *c, size_t i)
+{
+    int p = c->view[i].pool;
+    return p >= 0 ? &c->policy->pools[p] : &c->retired;
+}
+
 bool planner_ctx_init(Ctx *c, const Snapshot *snap, const Policy *policy, Plan *out)
 {
     memset(c, 0, sizeof *c);
     c->snap = snap;
     c->policy = policy;
     c->plan = out;
-    c->want_override = -1;
     out->count = 0;
     out->truncated = false;
     out->queued = out->running = out->spawning = out->active = out->idle = out->busy = 0;
@@ -35,6 +58,22 @@ bool planner_ctx_init(Ctx *c, const Snapshot *snap, const Policy *policy, Plan *
     out->reconcile_ran = false;
     out->foreign_held_tasks = 0;
     out->manual_result = MANUAL_RESULT_NONE;
+    out->n_pools = 0;
+    out->unserved_queued = 0;
+    out->n_unserved = 0;
+    for (size_t p = 0; p < PLAN_POOLS_MAX; p++)
+        c->want_override[p] = -1;
+    /* Workers of a pool no longer configured: the global settings, MIN 0, MAX 0. */
+    PolicyPool *r = &c->retired;
+    snprintf(r->name, sizeof r->name, "(retired)");
+    r->min_active = 0;
+    r->max_active = 0;
+    r->tasks_per_gpu = policy->tasks_per_gpu > 0 ? policy->tasks_per_gpu : 1;
+    r->keep_idle = 0;
+    r->idle_timeout_sec = policy->idle_timeout_sec;
+    r->stuck_timeout_sec = policy->stuck_timeout_sec;
+    r->spawning_timeout_sec = policy->spawning_timeout_sec;
+    r->grace_period_sec = policy->grace_period_sec;
 
     if (snap->workers_truncated) {
         /* More live workers than we can see: any decision could be wrong. Fail closed. */
@@ -47,6 +86,7 @@ bool planner_ctx_init(Ctx *c, const Snapshot *snap, const Policy *policy, Plan *
         c->view[i].state = snap->workers[i].state;
         c->view[i].has_pod = snap->workers[i].runpod_id[0] != '\0';
         c->view[i].tasks_held = snap->workers[i].tasks_held;
+        c->view[i].pool = pool_index(policy, snap->workers[i].pool);
     }
     return true;
 }
@@ -62,10 +102,14 @@ Action *planner_add_action(Ctx *c, ActionKind kind, Reason reason, const SnapWor
     memset(a, 0, sizeof *a);
     a->kind = kind;
     a->reason = reason;
+    a->pool = POOL_RETIRED;
     if (w) {
         memcpy(a->worker_id, w->id, sizeof a->worker_id);
         memcpy(a->pod_id, w->runpod_id, sizeof a->pod_id);
         a->from_state = w->state;
+        size_t i = (size_t)(w - c->snap->workers); /* w is one of the snapshot's workers */
+        if (i < c->snap->n_workers)
+            a->pool = c->view[i].pool;
     }
     return a;
 }
@@ -113,7 +157,8 @@ void planner_fail_worker(Ctx *c, size_t i, Reason reason, const char *detail)
     a->unexpected = true;
     snprintf(a->detail, sizeof a->detail, "%s", detail);
     c->view[i].state = WORKER_ERROR;
-    c->new_unexpected++;
+    int p = c->view[i].pool;
+    c->new_unexpected[p >= 0 ? p : PLAN_POOLS_MAX]++;
 }
 
 /* The attempt limit: the task's own max_attempts when set, else MAX_TASK_ATTEMPTS (the rule of
@@ -133,8 +178,9 @@ void planner_recover_task(Ctx *c, const SnapTask *t, Reason reason)
     a->task_to_failed = t->attempts + 1 >= effective_max_attempts(c->policy, t);
     snprintf(a->detail, sizeof a->detail, "attempt %d of %d", t->attempts + 1,
              effective_max_attempts(c->policy, t));
-    if (!a->task_to_failed)
-        c->requeued++;
+    int p = pool_of_run_type(c->policy, t->run_type);
+    if (!a->task_to_failed && p >= 0)
+        c->requeued[p]++;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -149,6 +195,10 @@ void planner_adopt(Ctx *c, size_t i)
     const Snapshot *snap = c->snap;
     const SnapWorker *w = &snap->workers[i];
     if (!snap->pods_listed || c->view[i].has_pod || w->state == WORKER_TERMINATED)
+        return;
+    /* Only a name of our worker-id shape is ours: a row named otherwise (an operator's, a
+     * legacy system's) never gets a pod of that name adopted, terminated or counted. */
+    if (!worker_name_matches(c->policy->worker_prefix, w->id))
         return;
     const SnapPod *pod = find_pod_by_name(snap, w->id);
     if (!pod || pod->status == SNAP_POD_TERMINATED)
@@ -183,6 +233,7 @@ static void step_spawning(Ctx *c)
         const SnapWorker *w = &snap->workers[i];
         if (c->view[i].state != WORKER_SPAWNING)
             continue;
+        const PolicyPool *pp = planner_pool_of(c, i);
         if (w->heartbeat_age_sec >= 0 && w->heartbeat_after_create) {
             planner_add_action(c, ACTION_PROMOTE_WORKER, REASON_FIRST_HEARTBEAT, w);
             c->view[i].state = WORKER_ACTIVE;
@@ -218,7 +269,7 @@ static void step_spawning(Ctx *c)
             planner_fail_worker(c, i, REASON_POD_TERMINATED, "Pod terminated");
             continue;
         }
-        if (w->age_sec > pol->spawning_timeout_sec)
+        if (w->age_sec > pp->spawning_timeout_sec)
             planner_fail_worker(c, i, REASON_SPAWNING_TIMEOUT, "Spawning timeout");
     }
 }
@@ -241,13 +292,14 @@ static void step_health(Ctx *c)
         bool holds = c->view[i].tasks_held > 0;
         if (st == WORKER_TERMINATING && !holds)
             continue; /* step 5 terminates it; a silent idle worker is no failure */
+        const PolicyPool *pp = planner_pool_of(c, i);
 
         /* Liveness: a heartbeat older than GPU_IDLE_TIMEOUT_SEC. A worker promoted without
          * one (legacy row) is measured from its promotion, then its creation. */
         long long hb = w->heartbeat_age_sec;
         if (hb < 0)
             hb = w->promoted_age_sec >= 0 ? w->promoted_age_sec : w->age_sec;
-        if (hb > pol->idle_timeout_sec) {
+        if (hb > pp->idle_timeout_sec) {
             if (holds)
                 snprintf(detail, sizeof detail, "Stale heartbeat with active tasks (%llds old)",
                          hb);
@@ -256,9 +308,9 @@ static void step_health(Ctx *c)
             planner_fail_worker(c, i, REASON_STALE_HEARTBEAT, detail);
             continue;
         }
-        if (w->oldest_task_id[0] && w->oldest_task_age_sec > pol->stuck_timeout_sec) {
+        if (w->oldest_task_id[0] && w->oldest_task_age_sec > pp->stuck_timeout_sec) {
             snprintf(detail, sizeof detail, "Stuck task %s (timeout: %llds)", w->oldest_task_id,
-                     pol->stuck_timeout_sec);
+                     pp->stuck_timeout_sec);
             planner_fail_worker(c, i, REASON_STUCK_TASK, detail);
             continue;
         }
@@ -318,95 +370,6 @@ static void step_orphans(Ctx *c)
     }
 }
 
-static long long count_state(const Ctx *c, WorkerState st)
-{
-    long long n = 0;
-    for (size_t i = 0; i < c->snap->n_workers; i++)
-        if (c->view[i].state == st && !c->view[i].terminated_in_plan)
-            n++;
-    return n;
-}
-
-static long long count_busy(const Ctx *c)
-{
-    long long n = 0;
-    for (size_t i = 0; i < c->snap->n_workers; i++)
-        if (c->view[i].state == WORKER_ACTIVE && c->view[i].tasks_held > 0)
-            n++;
-    return n;
-}
-
-static long long ceil_div(long long a, long long b)
-{
-    return b > 0 ? (a + b - 1) / b : a;
-}
-
-/* desired = min(MAX, max(MIN, busy + ceil(queued / T), busy + KEEP_IDLE)), and which term
- * set it. */
-static long long desired_workers(const Policy *pol, long long busy, long long queued, Reason *why)
-{
-    long long by_tasks = busy + ceil_div(queued, pol->tasks_per_gpu);
-    long long by_idle = busy + pol->keep_idle;
-    long long d = pol->min_active;
-    *why = REASON_MIN_FLOOR;
-    if (by_tasks > d) {
-        d = by_tasks;
-        *why = REASON_BACKLOG;
-    }
-    if (by_idle > d) {
-        d = by_idle;
-        *why = REASON_KEEP_IDLE;
-    }
-    if (d > pol->max_active)
-        d = pol->max_active;
-    return d;
-}
-
-/* Idle time of an active worker: from its last task activity, else its promotion, else its
- * creation -- never from its heartbeat (python-original incident 9). */
-static long long idle_age(const SnapWorker *w)
-{
-    if (w->activity_age_sec >= 0)
-        return w->activity_age_sec;
-    if (w->promoted_age_sec >= 0)
-        return w->promoted_age_sec;
-    return w->age_sec;
-}
-
-/* Step 4: drain idle workers above the desired fleet, newest first. */
-static void step_scale_down(Ctx *c)
-{
-    const Snapshot *snap = c->snap;
-    const Policy *pol = c->policy;
-    Reason why;
-    long long busy = count_busy(c);
-    long long desired = desired_workers(pol, busy, snap->queued_claimable + c->requeued, &why);
-    long long excess = count_state(c, WORKER_ACTIVE) + count_state(c, WORKER_SPAWNING) - desired;
-    while (excess > 0) {
-        long long pick = -1;
-        for (size_t i = 0; i < snap->n_workers; i++) {
-            const SnapWorker *w = &snap->workers[i];
-            if (c->view[i].state != WORKER_ACTIVE || c->view[i].tasks_held > 0 ||
-                c->view[i].promoted_in_plan)
-                continue;
-            long long since_promotion = w->promoted_age_sec >= 0 ? w->promoted_age_sec : w->age_sec;
-            if (idle_age(w) <= pol->idle_timeout_sec || since_promotion <= pol->grace_period_sec)
-                continue;
-            if (pick < 0 || w->age_sec < snap->workers[pick].age_sec)
-                pick = (long long)i; /* newest first: warmed-up workers are kept */
-        }
-        if (pick < 0)
-            break;
-        const SnapWorker *w = &snap->workers[pick];
-        Action *a = planner_add_action(c, ACTION_DRAIN_WORKER, REASON_IDLE, w);
-        if (!a)
-            break;
-        snprintf(a->detail, sizeof a->detail, "idle %llds", idle_age(w));
-        c->view[pick].state = WORKER_TERMINATING;
-        excess--;
-    }
-}
-
 /* Step 5: terminating workers without a task, and error workers, have their pods terminated.
  * A terminating worker still holding a task after the graceful timeout has it recovered. */
 static void step_shutdown(Ctx *c)
@@ -441,100 +404,6 @@ static void step_shutdown(Ctx *c)
         a->from_state = v->state;
         snprintf(a->pod_id, sizeof a->pod_id, "%s", planner_worker_pod_id(c, i));
         v->terminated_in_plan = true;
-    }
-}
-
-/* Step 6: scale up, within MAX_ACTIVE_GPUS, the circuit breaker, the spend cap and the GPU
- * capacity backoff. */
-void planner_step_scale_up(Ctx *c)
-{
-    const Snapshot *snap = c->snap;
-    const Policy *pol = c->policy;
-    Plan *p = c->plan;
-    Reason why;
-    long long active = count_state(c, WORKER_ACTIVE);
-    long long spawning = count_state(c, WORKER_SPAWNING);
-    long long terminating = count_state(c, WORKER_TERMINATING);
-    long long busy = count_busy(c);
-    long long queued = snap->queued_claimable + c->requeued;
-    long long desired = desired_workers(pol, busy, queued, &why);
-
-    p->queued = queued;
-    p->running = snap->in_progress_total;
-    p->active = active;
-    p->spawning = spawning;
-    p->terminating = terminating;
-    p->busy = busy;
-    p->idle = active - busy;
-    p->desired = desired;
-
-    /* Breaker: endings in the window, including the failures this plan records. */
-    long long ended = snap->ended_in_window + c->new_unexpected;
-    long long unexpected = snap->unexpected_in_window + c->new_unexpected;
-    p->failure_rate = ended > 0 ? (double)unexpected / (double)ended : 0.0;
-    p->breaker_open = ended >= pol->min_workers_for_rate && p->failure_rate > pol->max_failure_rate;
-
-    /* Fleet cost: known costs, spawning pods without one estimated at the highest seen. */
-    double cost = 0;
-    for (size_t i = 0; i < snap->n_workers; i++) {
-        if (c->view[i].terminated_in_plan || c->view[i].state == WORKER_TERMINATED)
-            continue;
-        const SnapWorker *w = &snap->workers[i];
-        cost += w->cost_per_hr > 0 ? w->cost_per_hr : snap->max_known_pod_cost;
-    }
-    p->fleet_cost_per_hr = cost;
-
-    /* GPU types not in capacity backoff, in the configured order. */
-    p->n_gpu_types = 0;
-    for (size_t g = 0; g < pol->n_gpu_types; g++) {
-        bool backed_off = false;
-        for (size_t b = 0; b < snap->n_backoffs; b++)
-            if (strcmp(snap->backoffs[b].gpu_type, pol->gpu_types[g]) == 0 &&
-                snap->backoffs[b].remaining_sec > 0)
-                backed_off = true;
-        if (!backed_off)
-            memcpy(p->gpu_types[p->n_gpu_types++], pol->gpu_types[g], SNAP_NAME_MAX);
-    }
-
-    long long want = c->want_override >= 0 ? c->want_override : desired - (active + spawning);
-    if (c->want_override >= 0)
-        why = REASON_OPERATOR;
-    if (want <= 0)
-        return;
-    long long room = pol->max_active - (active + spawning + terminating);
-    long long n = want;
-    if (room < n) {
-        n = room > 0 ? room : 0;
-        p->spawn_limit = SPAWN_LIMIT_MAX_ACTIVE;
-    }
-    if (n > 0 && p->breaker_open) {
-        n = 0;
-        p->spawn_limit = SPAWN_LIMIT_BREAKER;
-    }
-    if (n > 0 && pol->max_hourly_spend > 0) {
-        long long allowed;
-        if (snap->max_known_pod_cost > 0)
-            allowed = (long long)floor((pol->max_hourly_spend - cost) / snap->max_known_pod_cost);
-        else
-            allowed = cost < pol->max_hourly_spend ? 1 : 0; /* learn the price with one pod */
-        if (allowed < 0)
-            allowed = 0;
-        if (allowed < n) {
-            n = allowed;
-            p->spawn_limit = SPAWN_LIMIT_SPEND_CAP;
-        }
-    }
-    if (n > 0 && p->n_gpu_types == 0) {
-        n = 0;
-        p->spawn_limit = SPAWN_LIMIT_GPU_BACKOFF;
-    }
-    for (long long k = 0; k < n; k++) {
-        Action *a = planner_add_action(c, ACTION_SPAWN_WORKER, why, NULL);
-        if (!a)
-            break;
-        snprintf(a->detail, sizeof a->detail, "desired %lld, have %lld", desired,
-                 active + spawning);
-        p->to_spawn++;
     }
 }
 
@@ -589,7 +458,7 @@ void planner_decide(const Snapshot *snap, const Policy *policy, Plan *out)
     step_spawning(&c);
     step_health(&c);
     step_orphans(&c);
-    step_scale_down(&c);
+    planner_step_scale_down(&c);
     step_shutdown(&c);
     planner_step_scale_up(&c);
     if (out->reconcile_due && snap->pods_listed) {

@@ -16,6 +16,9 @@
 #define PLAN_MAX_ACTIONS 4096
 #define PLAN_DETAIL_MAX 160
 #define PLAN_GPU_TYPES_MAX 16
+#define PLAN_POOLS_MAX 16 /* CONFIG_POOLS_MAX */
+#define PLAN_RUN_TYPES_MAX 16
+#define PLAN_UNSERVED_MAX 8
 
 typedef enum {
     ACTION_PROMOTE_WORKER = 1, /* spawning -> active */
@@ -63,6 +66,7 @@ typedef enum {
     SPAWN_LIMIT_SPEND_CAP,       /* MAX_HOURLY_SPEND_USD */
     SPAWN_LIMIT_GPU_BACKOFF,     /* every GPU type is in capacity backoff */
     SPAWN_LIMIT_UNSAFE_SNAPSHOT, /* snapshot truncated: act on nothing */
+    SPAWN_LIMIT_FLEET_CEILING,   /* the fleet's MAX_ACTIVE_GPUS, shared with the other pools */
 } SpawnLimit;
 
 typedef struct {
@@ -78,6 +82,7 @@ typedef struct {
     char detail[PLAN_DETAIL_MAX];
     char gpu_type[SNAP_NAME_MAX]; /* ADOPT_POD: the pod's GPU type, as RunPod lists it */
     double cost_per_hr;           /* ADOPT_POD: the pod's price (0 unknown), for the spend cap */
+    int pool;                     /* SPAWN_WORKER: index into Policy.pools and Plan.pools */
 } Action;
 
 /* What an operator's request found (MANUAL_RESULT_NONE for a cycle). */
@@ -87,9 +92,31 @@ typedef enum {
     MANUAL_RESULT_POD,       /* terminate: a pod of ours that no live row owns */
     MANUAL_RESULT_NOT_FOUND, /* terminate: no live worker and no listed pod of ours by that id */
     MANUAL_RESULT_NOT_OURS,  /* terminate: a listed pod whose name is not of our worker shape */
+    MANUAL_RESULT_NO_POOL,   /* spawn: no such pool (or several pools and none named) */
 } ManualResult;
 
-/* The policy: the part of Config the planner needs, as plain numbers. */
+/* One pool's part of the policy (issue 14). */
+typedef struct {
+    char name[SNAP_POOL_NAME_MAX];
+    size_t n_run_types;
+    char run_types[PLAN_RUN_TYPES_MAX][SNAP_NAME_MAX];
+    int min_active;
+    int max_active;
+    int tasks_per_gpu;
+    int keep_idle;
+    long long idle_timeout_sec;
+    long long stuck_timeout_sec;
+    long long spawning_timeout_sec;
+    long long grace_period_sec;
+    double max_hourly_spend; /* 0 = off */
+    size_t n_gpu_types;
+    char gpu_types[PLAN_GPU_TYPES_MAX][SNAP_NAME_MAX];
+} PolicyPool;
+
+/* The policy: the part of Config the planner needs, as plain numbers. The flat fields are the
+ * global settings: max_active and max_hourly_spend are the fleet-wide ceilings, and the rest is
+ * what workers of a pool that is no longer configured are held to (they get MIN 0, MAX 0: they
+ * finish their work and go). Every configured pool has its own entry in pools. */
 typedef struct {
     int min_active;
     int max_active;
@@ -111,7 +138,28 @@ typedef struct {
     char worker_prefix[33];
     size_t n_gpu_types;
     char gpu_types[PLAN_GPU_TYPES_MAX][SNAP_NAME_MAX];
+    size_t n_pools;
+    PolicyPool pools[PLAN_POOLS_MAX];
 } Policy;
+
+/* One pool in the plan: its counts after this plan's transitions and its scale-up decision. */
+typedef struct {
+    char name[SNAP_POOL_NAME_MAX];
+    long long queued; /* claimable tasks of its run types, plus those this plan re-queues */
+    long long queued_total;
+    long long oldest_queued_age_sec;
+    long long running; /* tasks its workers hold */
+    long long spawning, active, idle, busy, terminating;
+    long long min_active, max_active;
+    long long desired;
+    long long to_spawn;
+    SpawnLimit spawn_limit;
+    bool breaker_open;
+    double failure_rate;
+    double cost_per_hr;
+    size_t n_gpu_types; /* its types to try, in order, with backed-off ones removed */
+    char gpu_types[PLAN_GPU_TYPES_MAX][SNAP_NAME_MAX];
+} PlanPool;
 
 typedef struct {
     /* counts after this plan's own transitions (what the summary reports) */
@@ -130,6 +178,11 @@ typedef struct {
     char gpu_types[PLAN_GPU_TYPES_MAX][SNAP_NAME_MAX];
     long long foreign_held_tasks; /* In Progress tasks held by a claimer that is not ours */
     ManualResult manual_result;   /* operator requests: whether the target was found */
+    size_t n_pools;               /* per pool, in Policy.pools order */
+    PlanPool pools[PLAN_POOLS_MAX];
+    long long unserved_queued; /* Queued tasks of run types no pool serves */
+    size_t n_unserved;         /* those run types (at most PLAN_UNSERVED_MAX listed) */
+    char unserved[PLAN_UNSERVED_MAX][SNAP_NAME_MAX];
 
     size_t count;
     bool truncated; /* more actions than PLAN_MAX_ACTIONS: the rest wait for the next cycle */
@@ -156,8 +209,9 @@ typedef enum {
 
 typedef struct {
     ManualKind kind;
-    int count;                   /* MANUAL_SPAWN */
-    char worker_id[SNAP_ID_MAX]; /* MANUAL_TERMINATE: a worker id, or a RunPod pod id */
+    int count;                     /* MANUAL_SPAWN */
+    char pool[SNAP_POOL_NAME_MAX]; /* MANUAL_SPAWN: the pool ("" = the only pool) */
+    char worker_id[SNAP_ID_MAX];   /* MANUAL_TERMINATE: a worker id, or a RunPod pod id */
 } ManualRequest;
 
 /* Plans an operator request. Pure, like planner_decide. MANUAL_TERMINATE takes a live worker's

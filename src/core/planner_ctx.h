@@ -13,6 +13,10 @@
 
 #include "planner.h"
 
+/* Pool index of a worker whose pool is not configured (any more): held to the global settings
+ * with MIN 0 and MAX 0 -- it finishes its work and goes, and nothing is spawned for it. */
+#define POOL_RETIRED (-1)
+
 typedef struct {
     WorkerState state;      /* after this plan's transitions so far */
     long long tasks_held;   /* In Progress tasks this worker holds (all of them, from SQL) */
@@ -20,6 +24,7 @@ typedef struct {
     const SnapPod *adopted; /* the pod adopted in this plan (the row has no pod id yet) */
     bool promoted_in_plan;
     bool terminated_in_plan;
+    int pool; /* index into Policy.pools, or POOL_RETIRED */
 } View;
 
 typedef struct {
@@ -27,10 +32,20 @@ typedef struct {
     const Policy *policy;
     Plan *plan;
     View view[SNAP_WORKERS_MAX];
-    long long requeued;      /* tasks this plan puts back into the queue */
-    long long want_override; /* operator spawn count; -1 = from desired */
-    long long new_unexpected;
+    PolicyPool retired;                 /* the policy of workers of pools no longer configured */
+    long long requeued[PLAN_POOLS_MAX]; /* tasks this plan puts back into each pool's queue */
+    long long want_override[PLAN_POOLS_MAX];      /* operator spawn count; -1 = from desired */
+    long long new_unexpected[PLAN_POOLS_MAX + 1]; /* failures this plan records; last: retired */
 } Ctx;
+
+/* The policy of worker i's pool (the retired policy for a pool no longer configured). */
+const PolicyPool *planner_pool_of(const Ctx *c, size_t i);
+
+/* Steps 4 and 6 (planner_scale.c): idle workers above each pool's desired size are drained;
+ * each pool is scaled up within its own limits, then the fleet's MAX_ACTIVE_GPUS and spend cap
+ * are shared out (every pool's MIN first, then unmet demand in proportion); the plan's per-pool
+ * and total counts are filled. */
+void planner_step_scale_down(Ctx *c);
 
 /* Resets the plan and builds the working view. Returns false when the snapshot is unsafe to act
  * on (more live workers than it holds): the plan then stays empty. */
@@ -62,5 +77,11 @@ void planner_adopt(Ctx *c, size_t i);
 
 /* Step 6: scale up (or, with want_override, an operator's spawn), and the plan's counts. */
 void planner_step_scale_up(Ctx *c);
+
+/* Counts of workers in state st (not terminated in this plan), of pool p or of every pool
+ * (p = PLANNER_ALL_POOLS), and of busy active workers. */
+#define PLANNER_ALL_POOLS (-2)
+long long planner_count_state(const Ctx *c, WorkerState st, int pool);
+long long planner_count_busy(const Ctx *c, int pool);
 
 #endif

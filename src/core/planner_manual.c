@@ -24,7 +24,7 @@ static void manual_terminate(Ctx *c, size_t i)
     if (v->state == WORKER_CRASHED) {
         planner_fail_worker(c, i, REASON_OPERATOR, "Terminated by operator");
         c->plan->actions[c->plan->count - 1].unexpected = false;
-        c->new_unexpected--;
+        c->new_unexpected[v->pool >= 0 ? v->pool : PLAN_POOLS_MAX]--;
     } else if (v->state == WORKER_SPAWNING || v->state == WORKER_ACTIVE) {
         Action *a = planner_add_action(c, ACTION_DRAIN_WORKER, REASON_OPERATOR, w);
         if (!a)
@@ -85,18 +85,37 @@ static void manual_terminate_id(Ctx *c, const char *id)
     c->plan->manual_result = MANUAL_RESULT_NOT_FOUND;
 }
 
+/* The pool an operator spawns into: the one named, or the only pool when none is named; -1
+ * when there is no such pool, or several and none was named. */
+static int manual_pool(const Policy *policy, const char *name)
+{
+    if (!name[0])
+        return policy->n_pools == 1 ? 0 : -1;
+    for (size_t p = 0; p < policy->n_pools && p < PLAN_POOLS_MAX; p++)
+        if (strcmp(policy->pools[p].name, name) == 0)
+            return (int)p;
+    return -1;
+}
+
 void planner_manual(const Snapshot *snap, const Policy *policy, const ManualRequest *req, Plan *out)
 {
     Ctx c;
     if (!planner_ctx_init(&c, snap, policy, out))
         return;
+    /* Step 6 below only fills the counts, except for the pool an operator spawns into. */
+    for (size_t p = 0; p < PLAN_POOLS_MAX; p++)
+        c.want_override[p] = 0;
     switch (req->kind) {
-    case MANUAL_SPAWN:
-        c.want_override = req->count > 0 ? req->count : 0;
+    case MANUAL_SPAWN: {
+        int p = manual_pool(policy, req->pool);
+        if (p < 0)
+            out->manual_result = MANUAL_RESULT_NO_POOL;
+        else
+            c.want_override[p] = req->count > 0 ? req->count : 0;
         break;
+    }
     case MANUAL_TERMINATE:
         manual_terminate_id(&c, req->worker_id);
-        c.want_override = 0; /* step 6 below only fills the counts */
         break;
     case MANUAL_SHUTDOWN_ALL:
         for (size_t i = 0; i < snap->n_workers; i++)
@@ -108,7 +127,6 @@ void planner_manual(const Snapshot *snap, const Policy *policy, const ManualRequ
                 pod->status != SNAP_POD_TERMINATED && !planner_pod_owned(&c, pod))
                 manual_terminate_pod(&c, pod);
         }
-        c.want_override = 0;
         break;
     }
     planner_step_scale_up(&c);

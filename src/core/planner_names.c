@@ -114,6 +114,8 @@ const char *spawn_limit_str(SpawnLimit limit)
         return "gpu_capacity_backoff";
     case SPAWN_LIMIT_UNSAFE_SNAPSHOT:
         return "unsafe_snapshot";
+    case SPAWN_LIMIT_FLEET_CEILING:
+        return "fleet_ceiling";
     }
     return "unknown";
 }
@@ -151,6 +153,24 @@ void policy_from_config(const Config *cfg, Policy *out)
     for (size_t g = 0; g < cfg->runpod_gpu_types.count && g < PLAN_GPU_TYPES_MAX; g++)
         snprintf(out->gpu_types[out->n_gpu_types++], SNAP_NAME_MAX, "%s",
                  cfg->runpod_gpu_types.items[g]);
+    for (size_t p = 0; p < cfg->n_pools && p < PLAN_POOLS_MAX; p++) {
+        const PoolConfig *pc = &cfg->pools[p];
+        PolicyPool *pp = &out->pools[out->n_pools++];
+        snprintf(pp->name, sizeof pp->name, "%s", pc->name);
+        for (size_t r = 0; r < pc->run_types.count && r < PLAN_RUN_TYPES_MAX; r++)
+            snprintf(pp->run_types[pp->n_run_types++], SNAP_NAME_MAX, "%s", pc->run_types.items[r]);
+        pp->min_active = pc->min_active_gpus;
+        pp->max_active = pc->max_active_gpus;
+        pp->tasks_per_gpu = pc->tasks_per_gpu_threshold;
+        pp->keep_idle = pc->machines_to_keep_idle;
+        pp->idle_timeout_sec = pc->gpu_idle_timeout_sec;
+        pp->stuck_timeout_sec = pc->task_stuck_timeout_sec;
+        pp->spawning_timeout_sec = pc->spawning_timeout_sec;
+        pp->grace_period_sec = pc->worker_grace_period_sec;
+        pp->max_hourly_spend = pc->max_hourly_spend_usd;
+        for (size_t g = 0; g < pc->gpu_types.count && g < PLAN_GPU_TYPES_MAX; g++)
+            snprintf(pp->gpu_types[pp->n_gpu_types++], SNAP_NAME_MAX, "%s", pc->gpu_types.items[g]);
+    }
 }
 
 bool planner_reconcile_due(const Snapshot *snap, const Policy *policy)

@@ -17,6 +17,9 @@
 #define SNAP_ID_MAX 64
 #define SNAP_TASK_ID_MAX 40
 #define SNAP_NAME_MAX 128
+#define SNAP_POOL_NAME_MAX 32 /* CONFIG_POOL_NAME_MAX */
+#define SNAP_RUN_TYPES_MAX 64
+#define SNAP_POOLS_MAX 64 /* pools named by worker rows (configured, or removed since) */
 
 typedef enum {
     WORKER_INACTIVE = 0,
@@ -30,6 +33,7 @@ typedef enum {
 
 typedef struct {
     char id[SNAP_ID_MAX];
+    char pool[SNAP_POOL_NAME_MAX]; /* workers.pool */
     WorkerState state;
     char runpod_id[SNAP_ID_MAX];   /* "" = no pod id recorded yet */
     long long age_sec;             /* since created_at */
@@ -53,8 +57,9 @@ typedef struct {
     char id[SNAP_TASK_ID_MAX];
     char worker_id[SNAP_ID_MAX]; /* "" = none */
     char task_type[SNAP_NAME_MAX];
-    bool exempt;       /* task_type matches STUCK_EXEMPT_TASK_TYPES */
-    long long age_sec; /* since generation_started_at; -1 unknown */
+    char run_type[SNAP_NAME_MAX]; /* decides which pool's queue a recovered task joins */
+    bool exempt;                  /* task_type matches STUCK_EXEMPT_TASK_TYPES */
+    long long age_sec;            /* since generation_started_at; -1 unknown */
     int attempts;
     int max_attempts;  /* 0 = not set: MAX_TASK_ATTEMPTS applies */
     bool holder_known; /* worker_id names a row of workers (live or ended): one of ours */
@@ -88,15 +93,41 @@ typedef struct {
     int failures;
 } SnapGpuBackoff;
 
+/* Queued tasks of one run_type (demand is counted per run type, set-based, and mapped to pools
+ * by the planner). */
+typedef struct {
+    char name[SNAP_NAME_MAX];
+    long long claimable; /* Queued, dependencies complete, available_at passed */
+    long long queued;    /* every Queued task */
+    long long oldest_queued_age_sec;
+} SnapRunType;
+
+/* The run types worker_pools lets a pool's workers claim, as the database holds them (comma
+ * list), so the loop can tell whether the configuration changed. */
+typedef struct {
+    char pool[SNAP_POOL_NAME_MAX];
+    char run_types[1024];
+} SnapPoolClaims;
+
+/* Workers of one pool that ended within FAILURE_WINDOW_MINUTES (the per-pool breaker). */
+typedef struct {
+    char pool[SNAP_POOL_NAME_MAX];
+    long long ended;
+    long long unexpected;
+} SnapPoolEndings;
+
 typedef struct {
     double now_epoch;       /* database now(), seconds since the epoch */
     long long cycle_number; /* this cycle's number (persisted counter + 1) */
 
     /* demand */
-    long long queued_claimable; /* Queued, run_type gpu, deps complete, available_at passed */
+    long long queued_claimable; /* Queued, deps complete, available_at passed (any run_type) */
     long long queued_total;     /* every Queued task */
     long long oldest_queued_age_sec;
     long long in_progress_total;
+    size_t n_run_types; /* the same, per run_type (the run types that have Queued tasks) */
+    SnapRunType run_types[SNAP_RUN_TYPES_MAX];
+    bool run_types_truncated; /* more run types than SNAP_RUN_TYPES_MAX: the rest are unseen */
 
     /* fleet: every worker row that is not terminated */
     size_t n_workers;
@@ -114,6 +145,10 @@ typedef struct {
     long long since_success_sec;   /* since the last successful cycle; -1 never */
     long long ended_in_window;     /* workers that ended within FAILURE_WINDOW_MINUTES */
     long long unexpected_in_window;
+    size_t n_pool_endings; /* the same, per pool */
+    SnapPoolEndings pool_endings[SNAP_POOLS_MAX];
+    size_t n_pool_claims; /* worker_pools, as the database holds it */
+    SnapPoolClaims pool_claims[SNAP_POOLS_MAX];
     bool breaker_was_open;
     double max_known_pod_cost; /* highest cost_per_hr seen for a pod (spend-cap estimate) */
 

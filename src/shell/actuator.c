@@ -153,36 +153,45 @@ static void make_worker_id(const char *prefix, char out[SNAP_ID_MAX])
         snprintf(out, SNAP_ID_MAX, "%s", prefix); /* cannot happen: the prefix is <= 24 chars */
 }
 
-static void build_spec(const Config *cfg, const char *worker_id, PodCreateSpec *spec)
+static void add_env(PodCreateSpec *spec, const char *name, const char *value)
+{
+    if (spec->n_env >= POD_CREATE_MAX_ENV)
+        return;
+    snprintf(spec->env[spec->n_env].name, sizeof spec->env[0].name, "%s", name);
+    snprintf(spec->env[spec->n_env].value, sizeof spec->env[0].value, "%s", value);
+    spec->n_env++;
+}
+
+/* The pod of worker_id in pool: the pool's image, GPU types, cloud and disk, the fleet's ports,
+ * data centers and volume, and the environment. */
+static void build_spec(const Config *cfg, const PoolConfig *pool, const char *worker_id,
+                       PodCreateSpec *spec)
 {
     memset(spec, 0, sizeof *spec);
     snprintf(spec->name, sizeof spec->name, "%s", worker_id);
-    snprintf(spec->image, sizeof spec->image, "%s", cfg->runpod_worker_image);
-    snprintf(spec->gpu_type, sizeof spec->gpu_type, "%s", cfg->runpod_gpu_types.items[0]);
-    snprintf(spec->cloud, sizeof spec->cloud, "%s", cfg->runpod_cloud_type);
-    spec->disk_gb = cfg->runpod_container_disk_gb;
-    for (size_t i = 0; i < cfg->runpod_ports.count && i < 16; i++)
+    snprintf(spec->image, sizeof spec->image, "%s", pool->worker_image);
+    snprintf(spec->gpu_type, sizeof spec->gpu_type, "%s", pool->gpu_types.items[0]);
+    snprintf(spec->cloud, sizeof spec->cloud, "%s", pool->cloud_type);
+    spec->disk_gb = pool->container_disk_gb;
+    for (size_t i = 0; i < cfg->runpod_ports.count && i < POD_CREATE_MAX_PORTS; i++)
         snprintf(spec->ports[spec->n_ports++], sizeof spec->ports[0], "%.31s",
                  cfg->runpod_ports.items[i]);
-    for (size_t i = 0; i < cfg->runpod_data_center_ids.count && i < 16; i++)
+    for (size_t i = 0; i < cfg->runpod_data_center_ids.count && i < POD_CREATE_MAX_DCS; i++)
         snprintf(spec->data_center_ids[spec->n_data_center_ids++], sizeof spec->data_center_ids[0],
                  "%.63s", cfg->runpod_data_center_ids.items[i]);
     snprintf(spec->network_volume_id, sizeof spec->network_volume_id, "%s",
              cfg->runpod_network_volume_id);
     snprintf(spec->volume_mount_path, sizeof spec->volume_mount_path, "%s",
              cfg->runpod_volume_mount_path);
-    /* The pod's environment: exactly what the operator passed through WORKER_ENV_*, plus the
-     * worker id. Nothing of the orchestrator's own secrets. */
-    snprintf(spec->env[0].name, sizeof spec->env[0].name, "WORKER_ID");
-    snprintf(spec->env[0].value, sizeof spec->env[0].value, "%s", worker_id);
-    spec->n_env = 1;
-    for (size_t i = 0; i < cfg->n_worker_env && spec->n_env < 72; i++) {
-        snprintf(spec->env[spec->n_env].name, sizeof spec->env[0].name, "%s",
-                 cfg->worker_env[i].name);
-        snprintf(spec->env[spec->n_env].value, sizeof spec->env[0].value, "%s",
-                 cfg->worker_env[i].value);
-        spec->n_env++;
-    }
+    /* The pod's environment: exactly what the operator passed through WORKER_ENV_*, then the
+     * pool's POOL_<NAME>_ENV_* (a repeated name keeps the pool's value), plus the worker id and
+     * its pool. Nothing of the orchestrator's own secrets. */
+    add_env(spec, "WORKER_ID", worker_id);
+    add_env(spec, "WORKER_POOL", pool->name);
+    for (size_t i = 0; i < cfg->n_worker_env; i++)
+        add_env(spec, cfg->worker_env[i].name, cfg->worker_env[i].value);
+    for (size_t i = 0; i < pool->n_env; i++)
+        add_env(spec, pool->env[i].name, pool->env[i].value);
 }
 
 /* A created (or found) pod: record its id on the row, or compensate when the row changed. */
@@ -311,82 +320,102 @@ static void record_spawn(App *app, ActResult *res, const Action *proto, const ch
         record_not_created(app, res, proto, id, r);
 }
 
-/* The plan's first spawn action: the reason and detail every spawn of this cycle reports. */
-static Action spawn_proto(const Plan *plan)
-{
-    Action proto;
-    memset(&proto, 0, sizeof proto);
-    proto.kind = ACTION_SPAWN_WORKER;
-    for (size_t i = 0; i < plan->count; i++)
-        if (plan->actions[i].kind == ACTION_SPAWN_WORKER)
-            return plan->actions[i];
-    return proto;
-}
-
-/* Spawns n workers, register-before-create: every row first, then the pods concurrently, then
- * each outcome. */
-static Status apply_spawns(App *app, const Plan *plan, size_t n, ActResult *res,
-                           long long not_terminated)
+/* Spawns the plan's spawn actions, register-before-create: every row first, then the pods
+ * concurrently, then each outcome. Pods whose planned termination did not happen this cycle
+ * still run, so spawns shrink to keep every MAX true: cut[p] from pool p (its own pods), then
+ * cut_fleet (pods of no pool: leaked ones) from the last spawns of the plan. */
+static Status apply_spawns(App *app, const Plan *plan, ActResult *res, const long long *cut,
+                           long long cut_fleet)
 {
     const Config *cfg = app->cfg;
-    Action proto = spawn_proto(plan);
-    /* Pods whose planned termination did not happen this cycle still exist: keep
-     * MAX_ACTIVE_GPUS true. */
-    if (not_terminated > 0) {
-        size_t cut = (size_t)not_terminated > n ? n : (size_t)not_terminated;
-        log_warn("scale.spawn_reduced",
-                 "planned=%zu reduced_by=%zu msg=\"planned terminations did not happen this "
-                 "cycle\"",
-                 n, cut);
-        n -= cut;
-    }
+    size_t n = plan_count(plan, ACTION_SPAWN_WORKER);
     if (n == 0)
         return STATUS_OK;
-    if (!app->rp) {
-        add_error(res, "cannot spawn: no RunPod client (RUNPOD_API_KEY unset)");
-        return STATUS_ERR_CONFIG;
-    }
-    if (plan->n_gpu_types == 0)
-        return STATUS_OK;
-
+    const Action **todo = calloc(n, sizeof *todo);
     PodCreateSpec *specs = calloc(n, sizeof *specs);
     PodCreateResult *results = calloc(n, sizeof *results);
+    PodCreateJob *jobs = calloc(n, sizeof *jobs);
     char(*ids)[SNAP_ID_MAX] = calloc(n, SNAP_ID_MAX);
-    const char *types[PLAN_GPU_TYPES_MAX];
+    const char *types[PLAN_POOLS_MAX][PLAN_GPU_TYPES_MAX];
     Status st = STATUS_OK;
-    if (!specs || !results || !ids) {
+    if (!todo || !specs || !results || !jobs || !ids) {
         st = STATUS_ERR_NOMEM;
         goto out;
     }
-    for (size_t g = 0; g < plan->n_gpu_types; g++)
-        types[g] = plan->gpu_types[g];
+    long long left[PLAN_POOLS_MAX];
+    for (size_t p = 0; p < PLAN_POOLS_MAX; p++)
+        left[p] = cut[p];
+    size_t m = 0;
+    for (size_t i = plan->count; i-- > 0;) { /* from the end: the last spawns go first */
+        const Action *a = &plan->actions[i];
+        if (a->kind != ACTION_SPAWN_WORKER)
+            continue;
+        int p = a->pool;
+        if (p < 0 || (size_t)p >= plan->n_pools || (size_t)p >= cfg->n_pools)
+            continue; /* cannot happen: a spawn always names a configured pool */
+        if (left[p] > 0) {
+            left[p]--;
+            continue;
+        }
+        if (cut_fleet > 0) {
+            cut_fleet--;
+            continue;
+        }
+        if (plan->pools[p].n_gpu_types == 0)
+            continue;
+        todo[m++] = a;
+    }
+    size_t dropped = n - m;
+    if (dropped > 0)
+        log_warn("scale.spawn_reduced",
+                 "planned=%zu reduced_by=%zu msg=\"planned terminations did not happen this "
+                 "cycle\"",
+                 n, dropped);
+    if (m == 0)
+        goto out;
+    if (!app->rp) {
+        add_error(res, "cannot spawn: no RunPod client (RUNPOD_API_KEY unset)");
+        st = STATUS_ERR_CONFIG;
+        goto out;
+    }
+    for (size_t p = 0; p < plan->n_pools; p++)
+        for (size_t g = 0; g < plan->pools[p].n_gpu_types; g++)
+            types[p][g] = plan->pools[p].gpu_types[g];
 
     /* 1. Register every worker row first. */
     size_t registered = 0;
-    for (size_t i = 0; i < n; i++) {
-        make_worker_id(cfg->worker_id_prefix, ids[i]);
-        if (db_insert_spawning_worker(app->conn, ids[i], types[0]) != STATUS_OK) {
+    for (size_t k = m; k-- > 0;) { /* back in plan order */
+        const Action *a = todo[k];
+        int p = a->pool;
+        make_worker_id(cfg->worker_id_prefix, ids[registered]);
+        if (db_insert_spawning_worker(app->conn, ids[registered], types[p][0],
+                                      cfg->pools[p].name) != STATUS_OK) {
             res->db_failed = true;
             st = STATUS_ERR_DB;
             break;
         }
-        build_spec(cfg, ids[i], &specs[registered]);
+        build_spec(cfg, &cfg->pools[p], ids[registered], &specs[registered]);
+        jobs[registered] = (PodCreateJob){&specs[registered], types[p], plan->pools[p].n_gpu_types,
+                                          &results[registered]};
+        todo[registered] = a; /* k >= registered: reuses the slot in plan order */
         registered++;
     }
     if (registered == 0)
         goto out;
 
     /* 2. Create the pods concurrently. */
-    runpod_create_pods(app->rp, specs, registered, types, plan->n_gpu_types, results);
+    runpod_create_jobs(app->rp, jobs, registered);
     crash_point("after_create");
 
     /* 3. Record each outcome. */
     record_capacity(app, res, results, registered, ids);
     for (size_t i = 0; i < registered; i++)
-        record_spawn(app, res, &proto, ids[i], &results[i]);
+        record_spawn(app, res, todo[i], ids[i], &results[i]);
 out:
+    free(todo);
     free(specs);
     free(results);
+    free(jobs);
     free(ids);
     return st;
 }
@@ -516,9 +545,16 @@ static Outcome apply_one(App *app, const Action *a, ActResult *res)
     return applied ? OUT_APPLIED : OUT_SKIPPED;
 }
 
-static bool is_termination(const Action *a)
+/* Counts a planned termination that did not happen against its worker's pool (a pod of no pool,
+ * or of a pool no longer configured, against the fleet). */
+static void count_not_terminated(const Action *a, long long *by_pool, long long *fleet)
 {
-    return a->kind == ACTION_TERMINATE_WORKER || a->kind == ACTION_TERMINATE_POD;
+    if (a->kind != ACTION_TERMINATE_WORKER && a->kind != ACTION_TERMINATE_POD)
+        return;
+    if (a->kind == ACTION_TERMINATE_WORKER && a->pool >= 0 && a->pool < PLAN_POOLS_MAX)
+        by_pool[a->pool]++;
+    else
+        (*fleet)++;
 }
 
 Status actuator_apply(App *app, const Snapshot *snap, const Plan *plan, ActResult *res)
@@ -530,8 +566,9 @@ Status actuator_apply(App *app, const Snapshot *snap, const Plan *plan, ActResul
     size_t spawns = 0;
     /* Planned terminations that did not happen (failed, skipped, or blocked by an earlier
      * action on the same worker): those pods still run, so this cycle's spawns shrink by as
-     * many and MAX_ACTIVE_GPUS holds. */
-    long long not_terminated = 0;
+     * many -- in the worker's own pool, or fleet-wide for a pod of no pool -- and every
+     * MAX_ACTIVE_GPUS holds. */
+    long long not_terminated[PLAN_POOLS_MAX] = {0}, not_terminated_fleet = 0;
     Status st = STATUS_OK;
 
     /* One failed action never stops the unrelated actions after it; only a lost database
@@ -545,7 +582,7 @@ Status actuator_apply(App *app, const Snapshot *snap, const Plan *plan, ActResul
         if (is_blocked(blocked, a->worker_id)) {
             record(res, a, NULL, "skipped", "an earlier action on this worker did not apply");
             res->skipped++;
-            not_terminated += is_termination(a);
+            count_not_terminated(a, not_terminated, &not_terminated_fleet);
             continue;
         }
         Outcome o = apply_one(app, a, res);
@@ -553,7 +590,7 @@ Status actuator_apply(App *app, const Snapshot *snap, const Plan *plan, ActResul
             record(res, a, NULL, "applied", a->detail);
             continue;
         }
-        not_terminated += is_termination(a);
+        count_not_terminated(a, not_terminated, &not_terminated_fleet);
         if (o == OUT_SKIPPED) {
             res->skipped++;
             record(res, a, NULL, "skipped", "row changed since the snapshot");
@@ -564,7 +601,7 @@ Status actuator_apply(App *app, const Snapshot *snap, const Plan *plan, ActResul
     }
 
     if (!res->db_failed && spawns > 0) {
-        Status s = apply_spawns(app, plan, spawns, res, not_terminated);
+        Status s = apply_spawns(app, plan, res, not_terminated, not_terminated_fleet);
         if (s != STATUS_OK && st == STATUS_OK)
             st = s;
     }

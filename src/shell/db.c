@@ -237,14 +237,66 @@ Status db_adopt_pod(PGconn *conn, const char *id, const char *pod_id, const char
     return st;
 }
 
-Status db_insert_spawning_worker(PGconn *conn, const char *id, const char *gpu_type)
+Status db_insert_spawning_worker(PGconn *conn, const char *id, const char *gpu_type,
+                                 const char *pool)
 {
-    const char *p[] = {id, gpu_type};
+    const char *p[] = {id, gpu_type, pool};
     return db_exec_command(conn, "insert_worker",
-                           "INSERT INTO workers (id, instance_type, gpu_type, status, metadata)"
-                           " VALUES ($1, $2, $2, 'spawning',"
-                           "  jsonb_build_object('orchestrator_status', 'spawning'))",
-                           2, p, NULL);
+                           "INSERT INTO workers (id, instance_type, gpu_type, status, pool,"
+                           " metadata) VALUES ($1, $2, $2, 'spawning', $3,"
+                           "  jsonb_build_object('orchestrator_status', 'spawning', 'pool',"
+                           "  $3::text))",
+                           3, p, NULL);
+}
+
+Status db_sync_pools(PGconn *conn, const Config *cfg, const Snapshot *snap, bool *changed)
+{
+    /* What the configuration says, as {pool: [run types]}, and whether the table says so. */
+    cJSON *want = cJSON_CreateObject();
+    if (!want)
+        return STATUS_ERR_NOMEM;
+    bool same = true;
+    for (size_t i = 0; i < cfg->n_pools; i++) {
+        const PoolConfig *pc = &cfg->pools[i];
+        cJSON *arr = cJSON_AddArrayToObject(want, pc->name);
+        char csv[1024] = "";
+        size_t len = 0;
+        for (size_t r = 0; arr && r < pc->run_types.count; r++) {
+            cJSON_AddItemToArray(arr, cJSON_CreateString(pc->run_types.items[r]));
+            int w =
+                snprintf(csv + len, sizeof csv - len, "%s%s", r ? "," : "", pc->run_types.items[r]);
+            if (w > 0 && (size_t)w < sizeof csv - len)
+                len += (size_t)w;
+        }
+        bool found = false;
+        for (size_t k = 0; k < snap->n_pool_claims && !found; k++)
+            if (strcmp(snap->pool_claims[k].pool, pc->name) == 0) {
+                found = true;
+                same = same && strcmp(snap->pool_claims[k].run_types, csv) == 0;
+            }
+        same = same && found;
+    }
+    for (size_t k = 0; k < snap->n_pool_claims; k++) /* a pool no longer configured */
+        if (!config_pool_named(cfg, snap->pool_claims[k].pool) && snap->pool_claims[k].run_types[0])
+            same = false;
+    *changed = false;
+    if (same) {
+        cJSON_Delete(want);
+        return STATUS_OK;
+    }
+    char *text = cJSON_PrintUnformatted(want);
+    cJSON_Delete(want);
+    if (!text)
+        return STATUS_ERR_NOMEM;
+    const char *p[] = {text};
+    PGresult *res = db_exec_params(conn, "sync_pools", "SELECT orchestrator_sync_pools($1::jsonb)",
+                                   1, p, PGRES_TUPLES_OK);
+    free(text);
+    if (!res)
+        return STATUS_ERR_DB;
+    *changed = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "0") != 0;
+    PQclear(res);
+    return STATUS_OK;
 }
 
 Status db_recover_task(PGconn *conn, const char *task_id, const char *worker_id,

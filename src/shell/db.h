@@ -73,8 +73,15 @@ Status db_record_pod(PGconn *conn, const char *id, const char *pod_id, const cha
 Status db_adopt_pod(PGconn *conn, const char *id, const char *pod_id, const char *gpu_type,
                     double cost_per_hr, bool *applied);
 
-/* Inserts a new worker row: spawning, no pod id. */
-Status db_insert_spawning_worker(PGconn *conn, const char *id, const char *gpu_type);
+/* Makes worker_pools (which run types each pool's workers may claim, read by
+ * func_claim_next_task) say what cfg says, when snap shows it does not: one statement then,
+ * none in the steady state. Pools no longer configured keep a row with no run type. *changed
+ * tells whether a row changed. */
+Status db_sync_pools(PGconn *conn, const Config *cfg, const Snapshot *snap, bool *changed);
+
+/* Inserts a new worker row of pool: spawning, no pod id. */
+Status db_insert_spawning_worker(PGconn *conn, const char *id, const char *gpu_type,
+                                 const char *pool);
 
 /* ---- tasks ---- */
 

@@ -62,16 +62,7 @@ static bool cell_bool(const PGresult *res, int row, int col)
 
 static const char SQL_SNAPSHOT_SUMMARY[] =
     "SELECT extract(epoch FROM now())::float8 AS now_epoch,"
-    /* Claimable = no dependency, or every dependency Complete; counted in two parts so the
-     * first (almost every task) is an index-only scan of idx_tasks_queued_nodeps and only
-     * tasks with dependencies get the probe (0004_snapshot_claimable_indexes.sql).
-     * available_at is NOT NULL, as in func_claim_next_task. */
-    " (SELECT count(*) FROM tasks t WHERE t.status = 'Queued' AND t.run_type = 'gpu'"
-    "    AND t.available_at <= now() AND t.dependant_on IS NULL)"
-    " + (SELECT count(*) FROM tasks t WHERE t.status = 'Queued' AND t.run_type = 'gpu'"
-    "    AND t.available_at <= now() AND t.dependant_on IS NOT NULL AND NOT EXISTS ("
-    "      SELECT 1 FROM unnest(t.dependant_on) AS d(id) LEFT JOIN tasks p ON p.id = d.id"
-    "      WHERE p.status IS DISTINCT FROM 'Complete')) AS queued_claimable,"
+    " NULL::bigint AS queued_claimable," /* summed from SQL_SNAPSHOT_DEMAND */
     " (SELECT count(*) FROM tasks WHERE status = 'Queued') AS queued_total,"
     " (SELECT extract(epoch FROM now() - min(created_at))::float8"
     "    FROM tasks WHERE status = 'Queued') AS oldest_queued_age,"
@@ -88,6 +79,39 @@ static const char SQL_SNAPSHOT_SUMMARY[] =
     " extract(epoch FROM now() - s.last_success_at)::float8 AS since_success"
     " FROM orchestrator_state s WHERE s.id = 1";
 
+/* Demand per run_type, one row per run_type with Queued tasks, the largest first. Claimable =
+ * no dependency, or every dependency Complete, and available_at passed (as in
+ * func_claim_next_task); counted in two parts so almost every task is an index-only count of
+ * idx_tasks_queued_nodeps and only tasks with dependencies get the probe
+ * (0004_snapshot_claimable_indexes.sql). Grouped by run type, not a query per pool: the planner
+ * maps run types to pools. */
+static const char SQL_SNAPSHOT_DEMAND[] =
+    "WITH q AS (SELECT run_type, count(*) AS queued, min(created_at) AS oldest"
+    "   FROM tasks WHERE status = 'Queued' GROUP BY run_type),"
+    " nd AS (SELECT run_type, count(*) AS n FROM tasks"
+    "   WHERE status = 'Queued' AND available_at <= now() AND dependant_on IS NULL"
+    "   GROUP BY run_type),"
+    " d AS (SELECT t.run_type, count(*) AS n FROM tasks t"
+    "   WHERE t.status = 'Queued' AND t.available_at <= now() AND t.dependant_on IS NOT NULL"
+    "     AND NOT EXISTS (SELECT 1 FROM unnest(t.dependant_on) AS x(id)"
+    "       LEFT JOIN tasks p ON p.id = x.id WHERE p.status IS DISTINCT FROM 'Complete')"
+    "   GROUP BY t.run_type)"
+    " SELECT q.run_type, (coalesce(nd.n, 0) + coalesce(d.n, 0))::float8, q.queued::float8,"
+    "  extract(epoch FROM now() - q.oldest)::float8"
+    " FROM q LEFT JOIN nd USING (run_type) LEFT JOIN d USING (run_type)"
+    " ORDER BY q.queued DESC, q.run_type LIMIT $1::int";
+
+/* Per pool: workers that ended within the breaker window (kind 'ended'), and the run types
+ * worker_pools lets each pool's workers claim (kind 'claims', compared with the configuration
+ * by the loop, which rewrites the table when they differ). */
+static const char SQL_SNAPSHOT_POOLS[] =
+    "SELECT 'ended', pool, count(*)::float8,"
+    "  (count(*) FILTER (WHERE end_kind = 'unexpected'))::float8, NULL::text"
+    " FROM workers WHERE ended_at > now() - make_interval(mins => $1::int) GROUP BY pool"
+    " UNION ALL"
+    " SELECT 'claims', name, NULL, NULL, array_to_string(run_types, ',') FROM worker_pools"
+    " ORDER BY 1, 2 LIMIT $2::int";
+
 static const char SQL_SNAPSHOT_WORKERS[] =
     "SELECT w.id, w.status::text, coalesce(w.runpod_id, ''),"
     " extract(epoch FROM now() - w.created_at)::float8,"
@@ -100,17 +124,20 @@ static const char SQL_SNAPSHOT_WORKERS[] =
     "                 - (w.metadata ->> 'terminating_at')::float8, 0)"
     "   WHEN w.status = 'terminating'" /* moved there by someone else: the trigger's ended_at */
     "   THEN extract(epoch FROM now() - w.ended_at)::float8 END,"
+    /* A negative figure means "unknown" (as no figure), never "no GPU". */
     " CASE WHEN jsonb_typeof(w.metadata -> 'vram_total_mb') = 'number'"
-    "   THEN greatest((w.metadata ->> 'vram_total_mb')::float8, 0) END,"
+    "   AND (w.metadata ->> 'vram_total_mb')::float8 >= 0"
+    "   THEN (w.metadata ->> 'vram_total_mb')::float8 END,"
     " CASE WHEN jsonb_typeof(w.metadata -> 'vram_used_mb') = 'number'"
-    "   THEN greatest((w.metadata ->> 'vram_used_mb')::float8, 0) END,"
+    "   AND (w.metadata ->> 'vram_used_mb')::float8 >= 0"
+    "   THEN (w.metadata ->> 'vram_used_mb')::float8 END,"
     " coalesce(w.cost_per_hr, 0)::float8, coalesce(w.gpu_type, ''),"
     /* Per-worker task facts over every In Progress task (idx_tasks_in_progress_worker), so
      * they are right however many tasks run: how many it holds, and its oldest non-exempt
      * one (the stuck check). */
     " (SELECT count(*) FROM tasks t WHERE t.worker_id = w.id AND t.status = 'In Progress'),"
     " o.id, o.age,"
-    " coalesce(w.metadata -> 'create_outcome_unknown' = 'true'::jsonb, false)"
+    " coalesce(w.metadata -> 'create_outcome_unknown' = 'true'::jsonb, false), w.pool"
     " FROM workers w"
     " LEFT JOIN LATERAL (SELECT t.id::text AS id,"
     "     extract(epoch FROM now() - t.generation_started_at)::float8 AS age"
@@ -126,7 +153,7 @@ static const char SQL_SNAPSHOT_TASKS[] =
     " coalesce(t.attempts, 0), coalesce(t.max_attempts, 0),"
     /* Whether the holder is, or was, one of our workers: only those tasks are ever recovered
      * (a task held by an API worker or another system is not ours to re-queue). */
-    " EXISTS (SELECT 1 FROM workers w WHERE w.id = t.worker_id)"
+    " EXISTS (SELECT 1 FROM workers w WHERE w.id = t.worker_id), t.run_type"
     " FROM tasks t WHERE t.status = 'In Progress'"
     " ORDER BY t.generation_started_at NULLS FIRST, t.id LIMIT $2::int";
 
@@ -151,8 +178,7 @@ static Status load_summary(PGconn *conn, const Config *cfg, Snapshot *snap)
     }
     double now, since;
     long long last_cycle;
-    if (cell_double(res, 0, 0, &now) || cell_ll(res, 0, 1, &snap->queued_claimable) ||
-        cell_ll(res, 0, 2, &snap->queued_total) ||
+    if (cell_double(res, 0, 0, &now) || cell_ll(res, 0, 2, &snap->queued_total) ||
         cell_ll(res, 0, 3, &snap->oldest_queued_age_sec) ||
         cell_ll(res, 0, 4, &snap->in_progress_total) || cell_ll(res, 0, 5, &last_cycle) ||
         cell_double(res, 0, 6, &since) || cell_ll(res, 0, 8, &snap->ended_in_window) ||
@@ -214,6 +240,7 @@ static Status load_workers(PGconn *conn, const Config *cfg, Snapshot *snap)
         if (!w->oldest_task_id[0])
             w->oldest_task_age_sec = -1;
         w->create_unknown = cell_bool(res, r, 16);
+        cell_str(res, r, 17, w->pool, sizeof w->pool);
         snap->n_workers++;
     }
     st = STATUS_OK;
@@ -258,6 +285,7 @@ static Status load_tasks(PGconn *conn, const Config *cfg, Snapshot *snap)
                                 : max_attempts > 1000000 ? 1000000
                                                          : max_attempts);
         t->holder_known = cell_bool(res, r, 7);
+        cell_str(res, r, 8, t->run_type, sizeof t->run_type);
         snap->n_tasks++;
     }
     st = STATUS_OK;
@@ -292,6 +320,76 @@ out:
     return st;
 }
 
+static Status load_demand(PGconn *conn, Snapshot *snap)
+{
+    char limit[16];
+    snprintf(limit, sizeof limit, "%d", SNAP_RUN_TYPES_MAX + 1);
+    const char *p[] = {limit};
+    PGresult *res =
+        db_exec_params(conn, "snapshot_demand", SQL_SNAPSHOT_DEMAND, 1, p, PGRES_TUPLES_OK);
+    if (!res)
+        return STATUS_ERR_DB;
+    Status st = STATUS_ERR_DB;
+    int rows = PQntuples(res);
+    snap->run_types_truncated = rows > SNAP_RUN_TYPES_MAX;
+    if (snap->run_types_truncated) {
+        log_warn("snapshot.run_types_truncated",
+                 "limit=%d msg=\"more run types with Queued tasks than the snapshot holds; the "
+                 "smallest queues are not seen this cycle\"",
+                 SNAP_RUN_TYPES_MAX);
+        rows = SNAP_RUN_TYPES_MAX;
+    }
+    snap->n_run_types = 0;
+    snap->queued_claimable = 0;
+    for (int r = 0; r < rows; r++) {
+        SnapRunType *t = &snap->run_types[snap->n_run_types];
+        memset(t, 0, sizeof *t);
+        cell_str(res, r, 0, t->name, sizeof t->name);
+        if (cell_ll(res, r, 1, &t->claimable) || cell_ll(res, r, 2, &t->queued) ||
+            cell_ll(res, r, 3, &t->oldest_queued_age_sec))
+            goto out;
+        snap->queued_claimable += t->claimable;
+        snap->n_run_types++;
+    }
+    st = STATUS_OK;
+out:
+    PQclear(res);
+    return st;
+}
+
+static Status load_pools(PGconn *conn, const Config *cfg, Snapshot *snap)
+{
+    char window[16], limit[16];
+    snprintf(window, sizeof window, "%d", cfg->failure_window_minutes);
+    snprintf(limit, sizeof limit, "%d", 2 * SNAP_POOLS_MAX);
+    const char *p[] = {window, limit};
+    PGresult *res =
+        db_exec_params(conn, "snapshot_pools", SQL_SNAPSHOT_POOLS, 2, p, PGRES_TUPLES_OK);
+    if (!res)
+        return STATUS_ERR_DB;
+    Status st = STATUS_ERR_DB;
+    snap->n_pool_endings = 0;
+    snap->n_pool_claims = 0;
+    for (int r = 0; r < PQntuples(res); r++) {
+        const char *kind = PQgetvalue(res, r, 0);
+        if (strcmp(kind, "ended") == 0 && snap->n_pool_endings < SNAP_POOLS_MAX) {
+            SnapPoolEndings *e = &snap->pool_endings[snap->n_pool_endings];
+            cell_str(res, r, 1, e->pool, sizeof e->pool);
+            if (cell_ll(res, r, 2, &e->ended) || cell_ll(res, r, 3, &e->unexpected))
+                goto out;
+            snap->n_pool_endings++;
+        } else if (strcmp(kind, "claims") == 0 && snap->n_pool_claims < SNAP_POOLS_MAX) {
+            SnapPoolClaims *c = &snap->pool_claims[snap->n_pool_claims++];
+            cell_str(res, r, 1, c->pool, sizeof c->pool);
+            cell_str(res, r, 4, c->run_types, sizeof c->run_types);
+        }
+    }
+    st = STATUS_OK;
+out:
+    PQclear(res);
+    return st;
+}
+
 Status db_load_snapshot(PGconn *conn, const Config *cfg, Snapshot *out)
 {
     /* One consistent view: every count and row from the same MVCC snapshot and now(). */
@@ -310,6 +408,10 @@ Status db_load_snapshot(PGconn *conn, const Config *cfg, Snapshot *out)
     st = db_exec_command(conn, "snapshot_no_jit", "SET LOCAL jit = off", 0, NULL, NULL);
     if (st == STATUS_OK)
         st = load_summary(conn, cfg, snap);
+    if (st == STATUS_OK)
+        st = load_demand(conn, snap);
+    if (st == STATUS_OK)
+        st = load_pools(conn, cfg, snap);
     if (st == STATUS_OK)
         st = load_workers(conn, cfg, snap);
     if (st == STATUS_OK)

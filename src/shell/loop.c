@@ -159,6 +159,21 @@ Status loop_list_pods(App *app, Snapshot *snap, cJSON *errors)
 
 static void log_plan(const Plan *plan)
 {
+    for (size_t p = 0; plan->n_pools > 1 && p < plan->n_pools; p++) {
+        const PlanPool *pp = &plan->pools[p];
+        log_info("scale.pool",
+                 "pool=%s queued=%lld busy=%lld idle=%lld spawning=%lld "
+                 "terminating=%lld desired=%lld to_spawn=%lld spawn_limit=%s breaker_open=%s",
+                 pp->name, pp->queued, pp->busy, pp->idle, pp->spawning, pp->terminating,
+                 pp->desired, pp->to_spawn, spawn_limit_str(pp->spawn_limit),
+                 pp->breaker_open ? "true" : "false");
+    }
+    if (plan->unserved_queued > 0)
+        log_warn("tasks.unserved",
+                 "queued=%lld run_types=%zu first=%s msg=\"Queued tasks of run types no pool "
+                 "serves: add the run type to a pool's RUN_TYPES (POOL_<NAME>_RUN_TYPES)\"",
+                 plan->unserved_queued, plan->n_unserved,
+                 plan->n_unserved ? plan->unserved[0] : "");
     log_info("scale.decision",
              "queued=%lld busy=%lld idle=%lld active=%lld spawning=%lld terminating=%lld "
              "desired=%lld to_spawn=%lld spawn_limit=%s breaker_open=%s failure_rate=%.3f",
@@ -257,6 +272,7 @@ static void record_cycle(App *app, const Snapshot *snap, const Plan *plan, const
         .breaker_open = plan && plan->breaker_open,
         .breaker_reason =
             plan && plan->breaker_open ? "failure rate above MAX_WORKER_FAILURE_RATE" : NULL,
+        .max_task_attempts = cfg->max_task_attempts,
     };
     db_save_state(app->conn, snap->cycle_number, &u);
     char *snap_json = summary_snapshot_json(snap);
@@ -283,6 +299,31 @@ static void record_cycle(App *app, const Snapshot *snap, const Plan *plan, const
     free(plan_json);
     free(out_json);
     free(err_json);
+}
+
+/* A cycle that could not see or plan everything is not a success (issue 12 review): more live
+ * rows than the snapshot holds (it acts on nothing), or more actions than a plan holds (the rest
+ * wait). Each says so in errors and turns an ok cycle into a partial one (exit 6). */
+static Status incomplete_plan(const Snapshot *snap, const Plan *plan, cJSON *errors, Status st)
+{
+    char msg[256];
+    bool incomplete = false;
+    if (snap->workers_truncated) {
+        snprintf(msg, sizeof msg,
+                 "more than %d live worker rows: the cycle acted on nothing; terminate stale rows "
+                 "(orchestrator reconcile, shutdown-all) or delete legacy rows",
+                 SNAP_WORKERS_MAX);
+        cJSON_AddItemToArray(errors, cJSON_CreateString(msg));
+        incomplete = true;
+    }
+    if (plan->truncated) {
+        snprintf(msg, sizeof msg,
+                 "the plan held only %d actions: the rest wait for the next cycle; run it again",
+                 PLAN_MAX_ACTIONS);
+        cJSON_AddItemToArray(errors, cJSON_CreateString(msg));
+        incomplete = true;
+    }
+    return incomplete && st == STATUS_OK ? STATUS_ERR_PARTIAL : st;
 }
 
 static bool connected(const App *app)
@@ -331,9 +372,15 @@ Status loop_cycle(App *app, cJSON **summary)
     if (st != STATUS_OK)
         goto out;
     have_act = true;
+    /* Which run types each pool's workers may claim (func_claim_next_task reads worker_pools):
+     * rewritten only when the configuration changed, before any spawn of the new pools. */
+    bool pools_changed = false;
+    if (db_sync_pools(app->conn, cfg, snap, &pools_changed) == STATUS_OK && pools_changed)
+        log_info("pools.synced", "pools=%zu msg=\"worker_pools now matches POOLS\"", cfg->n_pools);
     st = actuator_apply(app, snap, plan, &act);
     for (cJSON *e = act.errors ? act.errors->child : NULL; e; e = e->next)
         cJSON_AddItemToArray(errors, cJSON_CreateString(e->valuestring));
+    st = incomplete_plan(snap, plan, errors, st);
 
 out:;
     long long duration_ms = monotonic_ms() - t0;

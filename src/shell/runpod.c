@@ -335,11 +335,8 @@ done:
 
 typedef struct {
     RunpodClient *c;
-    const PodCreateSpec *specs;
+    const PodCreateJob *jobs;
     size_t n;
-    const char *const *types;
-    size_t n_types;
-    PodCreateResult *results;
     pthread_mutex_t lock;
     size_t next;
 } CreateBatch;
@@ -353,25 +350,19 @@ static void *create_worker(void *arg)
         pthread_mutex_unlock(&b->lock);
         if (i >= b->n)
             break;
-        runpod_create_pod(b->c, &b->specs[i], b->types, b->n_types, &b->results[i]);
+        const PodCreateJob *j = &b->jobs[i];
+        runpod_create_pod(b->c, j->spec, j->gpu_types, j->n_gpu_types, j->result);
     }
     return NULL;
 }
 
-Status runpod_create_pods(RunpodClient *c, const PodCreateSpec *specs, size_t n,
-                          const char *const *gpu_types, size_t n_gpu_types,
-                          PodCreateResult *results)
+Status runpod_create_jobs(RunpodClient *c, const PodCreateJob *jobs, size_t n)
 {
     if (n == 0)
         return STATUS_OK;
-    if (!specs || !results)
+    if (!jobs)
         return STATUS_ERR_INTERNAL;
-    CreateBatch b = {.c = c,
-                     .specs = specs,
-                     .n = n,
-                     .types = gpu_types,
-                     .n_types = n_gpu_types,
-                     .results = results};
+    CreateBatch b = {.c = c, .jobs = jobs, .n = n};
     if (pthread_mutex_init(&b.lock, NULL) != 0)
         return STATUS_ERR_INTERNAL;
     pthread_t threads[RUNPOD_CREATE_MAX_THREADS];
@@ -388,7 +379,25 @@ Status runpod_create_pods(RunpodClient *c, const PodCreateSpec *specs, size_t n,
         pthread_join(threads[i], NULL);
     pthread_mutex_destroy(&b.lock);
     for (size_t i = 0; i < n; i++)
-        if (results[i].status != STATUS_OK)
+        if (jobs[i].result->status != STATUS_OK)
             return STATUS_ERR_PARTIAL;
     return STATUS_OK;
+}
+
+Status runpod_create_pods(RunpodClient *c, const PodCreateSpec *specs, size_t n,
+                          const char *const *gpu_types, size_t n_gpu_types,
+                          PodCreateResult *results)
+{
+    if (n == 0)
+        return STATUS_OK;
+    if (!specs || !results)
+        return STATUS_ERR_INTERNAL;
+    PodCreateJob *jobs = calloc(n, sizeof *jobs);
+    if (!jobs)
+        return STATUS_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++)
+        jobs[i] = (PodCreateJob){&specs[i], gpu_types, n_gpu_types, &results[i]};
+    Status st = runpod_create_jobs(c, jobs, n);
+    free(jobs);
+    return st;
 }

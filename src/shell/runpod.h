@@ -103,6 +103,20 @@ Status runpod_create_pod(RunpodClient *c, const PodCreateSpec *spec, const char 
 /* Maximum number of threads runpod_create_pods runs at once. */
 #define RUNPOD_CREATE_MAX_THREADS 32
 
+/* One create of a batch: the pod, the GPU types to try for it (in order), and its result. */
+typedef struct {
+    const PodCreateSpec *spec;
+    const char *const *gpu_types;
+    size_t n_gpu_types;
+    PodCreateResult *result; /* always written */
+} PodCreateJob;
+
+/* Runs runpod_create_pod for every job concurrently (at most RUNPOD_CREATE_MAX_THREADS threads,
+ * falling back to the calling thread if none can be started). Each job may have its own GPU
+ * types (pools). Returns STATUS_OK when every create succeeded, STATUS_ERR_PARTIAL otherwise
+ * (see each result). */
+Status runpod_create_jobs(RunpodClient *c, const PodCreateJob *jobs, size_t n);
+
 /* Runs runpod_create_pod for specs[0..n) concurrently (at most RUNPOD_CREATE_MAX_THREADS
  * threads, falling back to the calling thread if none can be started); results[i] is the
  * outcome for specs[i] and is always written. Returns STATUS_OK when every create succeeded,

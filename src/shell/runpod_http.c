@@ -312,17 +312,22 @@ RunpodErrorClass runpod_http_attempt(RunpodClient *c, RunpodOp op, const char *m
     info->error = cls;
     info->detail[0] = '\0';
     if (cls != RP_OK) {
-        char title[128] = "", detail[400] = "";
+        /* RunPod's problem text may echo what it was sent (the key, a worker env value): it is
+         * scrubbed whole, before anything truncates it, so no part of a secret survives a cut
+         * (issue 12 review). */
+        char title[1024] = "", detail[4096] = "", raw[5200], clean[5200];
+        raw[0] = '\0';
         if (r->xport == RP_XPORT_OK && r->body &&
             runpod_json_parse_problem(r->body, r->len, title, sizeof title, detail,
                                       sizeof detail) == STATUS_OK &&
             (title[0] || detail[0]))
-            snprintf(info->detail, sizeof info->detail, "%.100s%s%.390s", title,
-                     title[0] && detail[0] ? ": " : "", detail);
+            snprintf(raw, sizeof raw, "%s%s%s", title, title[0] && detail[0] ? ": " : "", detail);
         else if (r->xport != RP_XPORT_OK)
-            snprintf(info->detail, sizeof info->detail, "%s", r->error);
+            snprintf(raw, sizeof raw, "%s", r->error);
         else
-            snprintf(info->detail, sizeof info->detail, "HTTP %ld", r->status);
+            snprintf(raw, sizeof raw, "HTTP %ld", r->status);
+        log_scrub(raw, clean, sizeof clean);
+        snprintf(info->detail, sizeof info->detail, "%.*s", (int)sizeof info->detail - 1, clean);
     }
     log_debug("runpod.request", "method=%s path=%s status=%ld attempt=%d duration_ms=%lld error=%s",
               method, path, r->status, attempt, r->duration_ms, runpod_error_str(cls));

@@ -58,6 +58,12 @@ char *summary_snapshot_json(const Snapshot *snap)
     cJSON_AddNumberToObject(o, "unexpected_in_window", (double)snap->unexpected_in_window);
     cJSON_AddBoolToObject(o, "pods_listed", snap->pods_listed);
     cJSON_AddNumberToObject(o, "pods", (double)snap->n_pods);
+    cJSON *rts = cJSON_AddObjectToObject(o, "run_types");
+    for (size_t k = 0; rts && k < snap->n_run_types; k++) {
+        cJSON *x = cJSON_AddObjectToObject(rts, snap->run_types[k].name);
+        cJSON_AddNumberToObject(x, "claimable", (double)snap->run_types[k].claimable);
+        cJSON_AddNumberToObject(x, "queued", (double)snap->run_types[k].queued);
+    }
     cJSON *ws = cJSON_AddArrayToObject(o, "workers");
     for (size_t i = 0; ws && i < snap->n_workers; i++) {
         const SnapWorker *w = &snap->workers[i];
@@ -65,6 +71,7 @@ char *summary_snapshot_json(const Snapshot *snap)
         if (!x)
             break;
         cJSON_AddStringToObject(x, "id", w->id);
+        cJSON_AddStringToObject(x, "pool", w->pool);
         cJSON_AddStringToObject(x, "status", worker_state_str(w->state));
         cJSON_AddNumberToObject(x, "age_sec", (double)w->age_sec);
         cJSON_AddNumberToObject(x, "heartbeat_age_sec", (double)w->heartbeat_age_sec);
@@ -78,6 +85,52 @@ char *summary_snapshot_json(const Snapshot *snap)
 static void add_count(cJSON *o, const char *k, long long v)
 {
     cJSON_AddNumberToObject(o, k, (double)v);
+}
+
+cJSON *summary_pools_array(const Plan *plan)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t p = 0; arr && plan && p < plan->n_pools; p++) {
+        const PlanPool *pp = &plan->pools[p];
+        cJSON *o = cJSON_CreateObject();
+        if (!o)
+            break;
+        cJSON_AddStringToObject(o, "pool", pp->name);
+        add_count(o, "queued", pp->queued);
+        add_count(o, "queued_total", pp->queued_total);
+        add_count(o, "oldest_queued_age_sec", pp->oldest_queued_age_sec);
+        add_count(o, "running", pp->running);
+        add_count(o, "spawning", pp->spawning);
+        add_count(o, "active", pp->active);
+        add_count(o, "idle", pp->idle);
+        add_count(o, "busy", pp->busy);
+        add_count(o, "terminating", pp->terminating);
+        add_count(o, "min", pp->min_active);
+        add_count(o, "max", pp->max_active);
+        add_count(o, "desired", pp->desired);
+        add_count(o, "to_spawn", pp->to_spawn);
+        cJSON_AddStringToObject(o, "spawn_limit", spawn_limit_str(pp->spawn_limit));
+        cJSON_AddBoolToObject(o, "breaker_open", pp->breaker_open);
+        cJSON_AddNumberToObject(o, "failure_rate", pp->failure_rate);
+        cJSON_AddNumberToObject(o, "cost_per_hr", pp->cost_per_hr);
+        cJSON *g = cJSON_AddArrayToObject(o, "gpu_types_available");
+        for (size_t k = 0; g && k < pp->n_gpu_types; k++)
+            cJSON_AddItemToArray(g, cJSON_CreateString(pp->gpu_types[k]));
+        cJSON_AddItemToArray(arr, o);
+    }
+    return arr;
+}
+
+cJSON *summary_unserved(const Plan *plan)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o || !plan)
+        return o;
+    add_count(o, "queued", plan->unserved_queued);
+    cJSON *a = cJSON_AddArrayToObject(o, "run_types");
+    for (size_t k = 0; a && k < plan->n_unserved && k < PLAN_UNSERVED_MAX; k++)
+        cJSON_AddItemToArray(a, cJSON_CreateString(plan->unserved[k]));
+    return o;
 }
 
 cJSON *summary_build(const App *app, const Snapshot *snap, const Plan *plan, const ActResult *act,
@@ -151,6 +204,10 @@ cJSON *summary_build(const App *app, const Snapshot *snap, const Plan *plan, con
     cJSON *gpu = cJSON_AddArrayToObject(root, "gpu_types_available");
     for (size_t g = 0; gpu && plan && g < plan->n_gpu_types; g++)
         cJSON_AddItemToArray(gpu, cJSON_CreateString(plan->gpu_types[g]));
+    if (plan && snap) {
+        cJSON_AddItemToObject(root, "pools", summary_pools_array(plan));
+        cJSON_AddItemToObject(root, "unserved", summary_unserved(plan));
+    }
     if (plan)
         cJSON_AddItemToObject(root, "plan", summary_plan_array(plan));
     if (act && act->outcomes)

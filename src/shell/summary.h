@@ -23,6 +23,12 @@ cJSON *summary_build(const App *app, const Snapshot *snap, const Plan *plan, con
 char *summary_snapshot_json(const Snapshot *snap);
 char *summary_plan_json(const Plan *plan);
 
+/* The plan per pool: [{pool, queued, ..., desired, to_spawn, spawn_limit, breaker_open, ...}]. */
+cJSON *summary_pools_array(const Plan *plan);
+
+/* Queued tasks of run types no pool serves: {queued, run_types: [...]}. */
+cJSON *summary_unserved(const Plan *plan);
+
 /* The plan as a JSON array of {action, reason, worker_id?, task_id?, pod_id?, detail?}. */
 cJSON *summary_plan_array(const Plan *plan);
 

@@ -133,11 +133,21 @@ class Binary:
         self.help_config_rc = out.returncode
         self.env_names = set(re.findall(r"^  ([A-Z][A-Z0-9_]+)\s", out.stdout, re.M))
         self.worker_env = "WORKER_ENV_<NAME>" in out.stdout
+        # Pool settings (issue 14): POOL_<NAME>_<SETTING>, the settings as the help lists them.
+        m = re.search(r"POOL_<NAME>_<SETTING> \(([A-Z0-9_, <>]+)\)", out.stdout)
+        self.pool_settings = [x.strip() for x in m.group(1).split(",")] if m else []
         self._help = {}
 
     def env_known(self, name):
         if name in self.env_names:
             return True
+        for setting in self.pool_settings:
+            if setting == "ENV_<VAR>":
+                pat = r"POOL_[A-Z0-9_]+_ENV_[A-Za-z_][A-Za-z0-9_]*"
+            else:
+                pat = r"POOL_[A-Z0-9_]+_" + re.escape(setting)
+            if re.fullmatch(pat, name):
+                return True
         return self.worker_env and \
             re.fullmatch(r"WORKER_ENV_[A-Za-z_][A-Za-z0-9_]*", name) is not None
 

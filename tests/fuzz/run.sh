@@ -16,7 +16,7 @@ clang "${flags[@]}" -o "$work/fuzz_runpod_json" "$src/tests/fuzz/fuzz_runpod_jso
     "$src/src/core/runpod_json.c" "$src/src/core/status.c" "${libs[@]}"
 clang "${flags[@]}" -o "$work/fuzz_config" "$src/tests/fuzz/fuzz_config.c" \
     "$src/src/core/config.c" "$src/src/core/config_table.c" \
-    "$src/src/core/config_show.c" "$src/src/core/status.c" "${libs[@]}"
+    "$src/src/core/config_show.c" "$src/src/core/config_pools.c" "$src/src/core/status.c" "${libs[@]}"
 
 mkdir -p "$work/corpus_json" "$work/corpus_config"
 cp "$src"/tests/fixtures/runpod/v2_*.json "$work/corpus_json/"

@@ -61,3 +61,19 @@ LANGUAGE sql AS $$
            ('error', 'terminated'),
            ('inactive', 'spawning'), ('inactive', 'terminated')
 $$;
+
+-- Claims as func_claim_next_task does, for a worker moved first into a pool that serves exactly
+-- p_run_type (pool 't-<run type>', created on demand). Since issue 14 the claim function takes
+-- the run types from the worker's pool and ignores p_run_type; the contract tests of the claim
+-- mechanics (order, dependencies, backoff, status) keep one run type per section this way.
+CREATE FUNCTION sqltest.claim(p_worker_id text, p_run_type text DEFAULT 'gpu')
+RETURNS SETOF tasks LANGUAGE plpgsql AS $$
+DECLARE
+    v_pool text := 't-' || coalesce(p_run_type, 'gpu');
+BEGIN
+    INSERT INTO worker_pools (name, run_types)
+    VALUES (v_pool, ARRAY[coalesce(p_run_type, 'gpu')]) ON CONFLICT (name) DO NOTHING;
+    UPDATE workers SET pool = v_pool WHERE id = p_worker_id AND pool IS DISTINCT FROM v_pool;
+    RETURN QUERY SELECT * FROM func_claim_next_task(p_worker_id, p_run_type);
+END;
+$$;

@@ -305,9 +305,55 @@ static void derive_worker_task_facts(void)
     }
 }
 
+/* The single-pool world most rows describe with the flat fields: when a test configured no
+ * pool, the one pool `default` (run_type gpu) takes the policy's settings, the queue its
+ * queued_claimable, the breaker its window counts, and every worker without a pool joins it --
+ * exactly what policy_from_config and db_load_snapshot give with POOLS unset. */
+static void default_pool(void)
+{
+    if (pol.n_pools == 0) {
+        PolicyPool *pp = &pol.pools[pol.n_pools++];
+        memset(pp, 0, sizeof *pp);
+        snprintf(pp->name, sizeof pp->name, "default");
+        pp->n_run_types = 1;
+        snprintf(pp->run_types[0], sizeof pp->run_types[0], "gpu");
+        pp->min_active = pol.min_active;
+        pp->max_active = pol.max_active;
+        pp->tasks_per_gpu = pol.tasks_per_gpu;
+        pp->keep_idle = pol.keep_idle;
+        pp->idle_timeout_sec = pol.idle_timeout_sec;
+        pp->stuck_timeout_sec = pol.stuck_timeout_sec;
+        pp->spawning_timeout_sec = pol.spawning_timeout_sec;
+        pp->grace_period_sec = pol.grace_period_sec;
+        pp->max_hourly_spend = pol.max_hourly_spend;
+        pp->n_gpu_types = pol.n_gpu_types;
+        memcpy(pp->gpu_types, pol.gpu_types, sizeof pp->gpu_types);
+    }
+    if (snap.n_run_types == 0 && snap.queued_claimable > 0) {
+        snap.n_run_types = 1;
+        snprintf(snap.run_types[0].name, sizeof snap.run_types[0].name, "gpu");
+        snap.run_types[0].claimable = snap.queued_claimable;
+        snap.run_types[0].queued =
+            snap.queued_total > snap.queued_claimable ? snap.queued_total : snap.queued_claimable;
+    }
+    if (snap.n_pool_endings == 0 && snap.ended_in_window > 0) {
+        snap.n_pool_endings = 1;
+        snprintf(snap.pool_endings[0].pool, sizeof snap.pool_endings[0].pool, "default");
+        snap.pool_endings[0].ended = snap.ended_in_window;
+        snap.pool_endings[0].unexpected = snap.unexpected_in_window;
+    }
+    for (size_t i = 0; i < snap.n_workers; i++)
+        if (!snap.workers[i].pool[0])
+            snprintf(snap.workers[i].pool, sizeof snap.workers[i].pool, "default");
+    for (size_t t = 0; t < snap.n_tasks; t++)
+        if (!snap.tasks[t].run_type[0])
+            snprintf(snap.tasks[t].run_type, sizeof snap.tasks[t].run_type, "gpu");
+}
+
 static void decide(const char *name)
 {
     derive_worker_task_facts();
+    default_pool();
     planner_decide(&snap, &pol, &plan);
     check_invariants(name);
 }
@@ -419,34 +465,43 @@ static const struct {
     int heartbeat_after_create;
     int pod_recorded; /* the row has pod id "p1" */
     int pods_listed;
-    int pod_exists; /* pod "p1" named "gpu-s1" is in snap.pods */
+    int pod_exists; /* pod "p1" named "gpu-20261130_120000-5e1a1a1a" is in snap.pods */
     SnapPodStatus pod_status;
     const char *want_plan;
     const char *want_detail;
     const char *want_pod_id; /* of the adopt / terminate action, when there is one */
 } SPAWNING_CASES[] = {
     {"first heartbeat after creation: promoted", 30, 5, 1, 1, 0, 0, SNAP_POD_RUNNING,
-     "promote_worker:first_heartbeat:gpu-s1", NULL, NULL},
+     "promote_worker:first_heartbeat:gpu-20261130_120000-5e1a1a1a", NULL, NULL},
     {"heartbeat not after creation: not promoted", 30, 5, 0, 1, 0, 0, SNAP_POD_RUNNING, "", NULL,
      NULL},
     {"first heartbeat after the spawning timeout still promotes", 1000, 5, 1, 1, 0, 0,
-     SNAP_POD_RUNNING, "promote_worker:first_heartbeat:gpu-s1", NULL, NULL},
+     SNAP_POD_RUNNING, "promote_worker:first_heartbeat:gpu-20261130_120000-5e1a1a1a", NULL, NULL},
     {"first heartbeat, no pod id, pod exists by name: adopted, then promoted", 100, 5, 1, 0, 1, 1,
-     SNAP_POD_RUNNING, "adopt_pod:adopt_orphan_pod:gpu-s1 promote_worker:first_heartbeat:gpu-s1",
+     SNAP_POD_RUNNING,
+     "adopt_pod:adopt_orphan_pod:gpu-20261130_120000-5e1a1a1a "
+     "promote_worker:first_heartbeat:gpu-20261130_120000-5e1a1a1a",
      NULL, "p1"},
     {"first heartbeat, no pod id, pods not listed: promoted", 100, 5, 1, 0, 0, 1, SNAP_POD_RUNNING,
-     "promote_worker:first_heartbeat:gpu-s1", NULL, NULL},
+     "promote_worker:first_heartbeat:gpu-20261130_120000-5e1a1a1a", NULL, NULL},
     {"no heartbeat, 400s (= timeout): waits", 400, -1, 0, 1, 0, 0, SNAP_POD_RUNNING, "", NULL,
      NULL},
     {"no heartbeat, 401s: spawning timeout", 401, -1, 0, 1, 0, 0, SNAP_POD_RUNNING,
-     "fail_worker:spawning_timeout:gpu-s1 terminate_worker:error_cleanup:gpu-s1", NULL, "p1"},
+     "fail_worker:spawning_timeout:gpu-20261130_120000-5e1a1a1a "
+     "terminate_worker:error_cleanup:gpu-20261130_120000-5e1a1a1a",
+     NULL, "p1"},
     {"old heartbeat from before creation, 401s: spawning timeout", 401, 5, 0, 1, 0, 0,
-     SNAP_POD_RUNNING, "fail_worker:spawning_timeout:gpu-s1 terminate_worker:error_cleanup:gpu-s1",
+     SNAP_POD_RUNNING,
+     "fail_worker:spawning_timeout:gpu-20261130_120000-5e1a1a1a "
+     "terminate_worker:error_cleanup:gpu-20261130_120000-5e1a1a1a",
      NULL, "p1"},
     {"no pod id, 90s (= grace): waits", 90, -1, 0, 0, 1, 0, SNAP_POD_RUNNING, "", NULL, NULL},
     {"no pod id, 91s, pod positively absent from the list: failed", 91, -1, 0, 0, 1, 0,
-     SNAP_POD_RUNNING, "fail_worker:no_pod_id:gpu-s1 terminate_worker:error_cleanup:gpu-s1",
-     "No Runpod ID: no pod named gpu-s1 listed 91s after its registration", ""},
+     SNAP_POD_RUNNING,
+     "fail_worker:no_pod_id:gpu-20261130_120000-5e1a1a1a "
+     "terminate_worker:error_cleanup:gpu-20261130_120000-5e1a1a1a",
+     "No Runpod ID: no pod named gpu-20261130_120000-5e1a1a1a listed 91s after its registration",
+     ""},
     /* Issue 12.1/12.2: without the list the create's outcome is unknown; failing the row would
      * mark it terminated without any API call while its pod may bill forever. */
     {"no pod id, 91s, pods not listed: waits, holding its slot", 91, -1, 0, 0, 0, 1,
@@ -454,30 +509,40 @@ static const struct {
     {"no pod id, past SPAWNING_TIMEOUT, pods not listed: still waits", 100000, -1, 0, 0, 0, 1,
      SNAP_POD_RUNNING, "", NULL, NULL},
     {"no pod id, pod exists by name: adopted, not failed", 91, -1, 0, 0, 1, 1, SNAP_POD_RUNNING,
-     "adopt_pod:adopt_orphan_pod:gpu-s1", NULL, "p1"},
+     "adopt_pod:adopt_orphan_pod:gpu-20261130_120000-5e1a1a1a", NULL, "p1"},
     {"no pod id, adopted pod in ERROR: adopted, failed, that pod terminated", 30, -1, 0, 0, 1, 1,
      SNAP_POD_ERROR,
-     "adopt_pod:adopt_orphan_pod:gpu-s1 fail_worker:pod_error:gpu-s1 "
-     "terminate_worker:error_cleanup:gpu-s1",
+     "adopt_pod:adopt_orphan_pod:gpu-20261130_120000-5e1a1a1a "
+     "fail_worker:pod_error:gpu-20261130_120000-5e1a1a1a "
+     "terminate_worker:error_cleanup:gpu-20261130_120000-5e1a1a1a",
      NULL, "p1"},
     {"no pod id, adopted pod, 401s: adopted, timed out, that pod terminated", 401, -1, 0, 0, 1, 1,
      SNAP_POD_RUNNING,
-     "adopt_pod:adopt_orphan_pod:gpu-s1 fail_worker:spawning_timeout:gpu-s1 "
-     "terminate_worker:error_cleanup:gpu-s1",
+     "adopt_pod:adopt_orphan_pod:gpu-20261130_120000-5e1a1a1a "
+     "fail_worker:spawning_timeout:gpu-20261130_120000-5e1a1a1a "
+     "terminate_worker:error_cleanup:gpu-20261130_120000-5e1a1a1a",
      NULL, "p1"},
     {"pod ERROR: failed", 30, -1, 0, 1, 1, 1, SNAP_POD_ERROR,
-     "fail_worker:pod_error:gpu-s1 terminate_worker:error_cleanup:gpu-s1", NULL, "p1"},
+     "fail_worker:pod_error:gpu-20261130_120000-5e1a1a1a "
+     "terminate_worker:error_cleanup:gpu-20261130_120000-5e1a1a1a",
+     NULL, "p1"},
     {"pod EXITED: failed", 30, -1, 0, 1, 1, 1, SNAP_POD_EXITED,
-     "fail_worker:pod_exited:gpu-s1 terminate_worker:error_cleanup:gpu-s1", NULL, "p1"},
+     "fail_worker:pod_exited:gpu-20261130_120000-5e1a1a1a "
+     "terminate_worker:error_cleanup:gpu-20261130_120000-5e1a1a1a",
+     NULL, "p1"},
     {"pod TERMINATED: failed", 30, -1, 0, 1, 1, 1, SNAP_POD_TERMINATED,
-     "fail_worker:pod_terminated:gpu-s1 terminate_worker:error_cleanup:gpu-s1", NULL, "p1"},
+     "fail_worker:pod_terminated:gpu-20261130_120000-5e1a1a1a "
+     "terminate_worker:error_cleanup:gpu-20261130_120000-5e1a1a1a",
+     NULL, "p1"},
     {"pod RUNNING: waits", 30, -1, 0, 1, 1, 1, SNAP_POD_RUNNING, "", NULL, NULL},
     {"pod PROVISIONING: waits", 30, -1, 0, 1, 1, 1, SNAP_POD_PROVISIONING, "", NULL, NULL},
     {"pod status UNKNOWN: waits", 30, -1, 0, 1, 1, 1, SNAP_POD_UNKNOWN, "", NULL, NULL},
     {"pod ERROR but pods not listed: waits", 30, -1, 0, 1, 0, 1, SNAP_POD_ERROR, "", NULL, NULL},
     {"pod not found, 60s (= grace): waits", 60, -1, 0, 1, 1, 0, SNAP_POD_RUNNING, "", NULL, NULL},
     {"pod not found, 61s: failed", 61, -1, 0, 1, 1, 0, SNAP_POD_RUNNING,
-     "fail_worker:pod_gone:gpu-s1 terminate_worker:error_cleanup:gpu-s1", NULL, "p1"},
+     "fail_worker:pod_gone:gpu-20261130_120000-5e1a1a1a "
+     "terminate_worker:error_cleanup:gpu-20261130_120000-5e1a1a1a",
+     NULL, "p1"},
     {"pod not found, 61s, pods not listed: waits", 61, -1, 0, 1, 0, 0, SNAP_POD_RUNNING, "", NULL,
      NULL},
 };
@@ -486,33 +551,39 @@ START_TEST(test_planner_spawning)
 {
     const char *name = SPAWNING_CASES[_i].name;
     reset();
-    SnapWorker *w = add_worker("gpu-s1", WORKER_SPAWNING, SPAWNING_CASES[_i].age,
-                               SPAWNING_CASES[_i].heartbeat_age, -1, -1);
+    SnapWorker *w = add_worker("gpu-20261130_120000-5e1a1a1a", WORKER_SPAWNING,
+                               SPAWNING_CASES[_i].age, SPAWNING_CASES[_i].heartbeat_age, -1, -1);
     w->heartbeat_after_create = SPAWNING_CASES[_i].heartbeat_after_create;
     snprintf(w->runpod_id, sizeof w->runpod_id, "%s", SPAWNING_CASES[_i].pod_recorded ? "p1" : "");
     snap.pods_listed = SPAWNING_CASES[_i].pods_listed;
     if (SPAWNING_CASES[_i].pod_exists)
-        add_pod("p1", "gpu-s1", SPAWNING_CASES[_i].pod_status, SPAWNING_CASES[_i].age);
+        add_pod("p1", "gpu-20261130_120000-5e1a1a1a", SPAWNING_CASES[_i].pod_status,
+                SPAWNING_CASES[_i].age);
     decide(name);
     check_plan(name, SPAWNING_CASES[_i].want_plan);
     if (SPAWNING_CASES[_i].want_detail)
-        ck_assert_str_eq(the_action(name, ACTION_FAIL_WORKER, "gpu-s1")->detail,
-                         SPAWNING_CASES[_i].want_detail);
-    if (find_action(ACTION_FAIL_WORKER, "gpu-s1") >= 0)
-        ck_assert_int_eq(the_action(name, ACTION_FAIL_WORKER, "gpu-s1")->from_state,
-                         WORKER_SPAWNING);
-    if (find_action(ACTION_PROMOTE_WORKER, "gpu-s1") >= 0)
-        ck_assert_int_eq(the_action(name, ACTION_PROMOTE_WORKER, "gpu-s1")->from_state,
-                         WORKER_SPAWNING);
-    if (find_action(ACTION_ADOPT_POD, "gpu-s1") >= 0)
-        ck_assert_str_eq(the_action(name, ACTION_ADOPT_POD, "gpu-s1")->pod_id,
+        ck_assert_str_eq(
+            the_action(name, ACTION_FAIL_WORKER, "gpu-20261130_120000-5e1a1a1a")->detail,
+            SPAWNING_CASES[_i].want_detail);
+    if (find_action(ACTION_FAIL_WORKER, "gpu-20261130_120000-5e1a1a1a") >= 0)
+        ck_assert_int_eq(
+            the_action(name, ACTION_FAIL_WORKER, "gpu-20261130_120000-5e1a1a1a")->from_state,
+            WORKER_SPAWNING);
+    if (find_action(ACTION_PROMOTE_WORKER, "gpu-20261130_120000-5e1a1a1a") >= 0)
+        ck_assert_int_eq(
+            the_action(name, ACTION_PROMOTE_WORKER, "gpu-20261130_120000-5e1a1a1a")->from_state,
+            WORKER_SPAWNING);
+    if (find_action(ACTION_ADOPT_POD, "gpu-20261130_120000-5e1a1a1a") >= 0)
+        ck_assert_str_eq(the_action(name, ACTION_ADOPT_POD, "gpu-20261130_120000-5e1a1a1a")->pod_id,
                          SPAWNING_CASES[_i].want_pod_id);
-    if (find_action(ACTION_TERMINATE_WORKER, "gpu-s1") >= 0)
-        ck_assert_msg(strcmp(the_action(name, ACTION_TERMINATE_WORKER, "gpu-s1")->pod_id,
-                             SPAWNING_CASES[_i].want_pod_id) == 0,
-                      "%s: terminate_worker pod_id \"%s\", want \"%s\"", name,
-                      the_action(name, ACTION_TERMINATE_WORKER, "gpu-s1")->pod_id,
-                      SPAWNING_CASES[_i].want_pod_id);
+    if (find_action(ACTION_TERMINATE_WORKER, "gpu-20261130_120000-5e1a1a1a") >= 0)
+        ck_assert_msg(
+            strcmp(
+                the_action(name, ACTION_TERMINATE_WORKER, "gpu-20261130_120000-5e1a1a1a")->pod_id,
+                SPAWNING_CASES[_i].want_pod_id) == 0,
+            "%s: terminate_worker pod_id \"%s\", want \"%s\"", name,
+            the_action(name, ACTION_TERMINATE_WORKER, "gpu-20261130_120000-5e1a1a1a")->pod_id,
+            SPAWNING_CASES[_i].want_pod_id);
 }
 END_TEST
 
@@ -1231,8 +1302,9 @@ static void setup_truncated_pods(void)
     snap.pods_listed = true;
     snap.since_reconcile_sec = -1;
     add_pod("px", "gpu-leak", SNAP_POD_RUNNING, 100000);
-    add_pod("p1", "gpu-s1", SNAP_POD_RUNNING, 100);
-    add_worker("gpu-s1", WORKER_SPAWNING, 100, -1, -1, -1)->runpod_id[0] = '\0';
+    add_pod("p1", "gpu-20261130_120000-5e1a1a1a", SNAP_POD_RUNNING, 100);
+    add_worker("gpu-20261130_120000-5e1a1a1a", WORKER_SPAWNING, 100, -1, -1, -1)->runpod_id[0] =
+        '\0';
     add_worker("gpu-s2", WORKER_SPAWNING, 30, 5, -1, -1);
 }
 
@@ -1413,6 +1485,7 @@ START_TEST(test_planner_manual)
     ManualRequest req = {.kind = MANUAL_CASES[_i].kind, .count = MANUAL_CASES[_i].count};
     snprintf(req.worker_id, sizeof req.worker_id, "%s", MANUAL_CASES[_i].worker);
     derive_worker_task_facts();
+    default_pool();
     planner_manual(&snap, &pol, &req, &plan);
     check_plan(MANUAL_CASES[_i].name, MANUAL_CASES[_i].want);
     for (size_t i = 0; i < plan.count; i++) {
@@ -1442,6 +1515,259 @@ START_TEST(test_planner_manual)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------------------------ */
+/* Pools (issue 14): each pool sizes itself; the fleet's ceilings are shared out              */
+
+/* Adds pool name serving run_types (a comma list) with its MIN/MAX and threshold; the rest of
+ * its settings from the base policy. */
+static PolicyPool *add_pool(const char *name, const char *run_types, int min, int max, int per_gpu)
+{
+    ck_assert_uint_lt(pol.n_pools, PLAN_POOLS_MAX);
+    PolicyPool *pp = &pol.pools[pol.n_pools++];
+    memset(pp, 0, sizeof *pp);
+    snprintf(pp->name, sizeof pp->name, "%s", name);
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", run_types);
+    for (char *tok = buf, *comma; tok && *tok; tok = comma ? comma + 1 : NULL) {
+        comma = strchr(tok, ',');
+        if (comma)
+            *comma = '\0';
+        snprintf(pp->run_types[pp->n_run_types++], SNAP_NAME_MAX, "%.127s", tok);
+    }
+    pp->min_active = min;
+    pp->max_active = max;
+    pp->tasks_per_gpu = per_gpu;
+    pp->keep_idle = 0;
+    pp->idle_timeout_sec = IDLE_TIMEOUT;
+    pp->stuck_timeout_sec = STUCK_TIMEOUT;
+    pp->spawning_timeout_sec = SPAWNING_TIMEOUT;
+    pp->grace_period_sec = GRACE_PERIOD;
+    pp->n_gpu_types = 1;
+    snprintf(pp->gpu_types[0], SNAP_NAME_MAX, "GPU-%s", name);
+    return pp;
+}
+
+/* run_type with n claimable (and queued) tasks. */
+static void add_demand(const char *run_type, long long n)
+{
+    SnapRunType *t = &snap.run_types[snap.n_run_types++];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", run_type);
+    t->claimable = t->queued = n;
+    snap.queued_claimable += n;
+    snap.queued_total += n;
+}
+
+/* n healthy workers of pool (ids <pool>-1..n), busy or idle (idle recently: never drained). */
+static void add_pool_workers(const char *pool, int n, bool busy)
+{
+    for (int k = 1; k <= n; k++) {
+        char id[32];
+        snprintf(id, sizeof id, "%s-%d", pool, k);
+        SnapWorker *w = busy ? add_busy(id) : add_active(id, 5000);
+        snprintf(w->pool, sizeof w->pool, "%s", pool);
+    }
+}
+
+/* Spawns per pool, as "video:2 image:1" in pool order (pools with none left out). */
+static const char *spawns_by_pool(void)
+{
+    static char buf[256];
+    size_t len = 0;
+    buf[0] = '\0';
+    for (size_t p = 0; p < plan.n_pools; p++) {
+        size_t n = 0;
+        for (size_t i = 0; i < plan.count; i++)
+            if (plan.actions[i].kind == ACTION_SPAWN_WORKER && plan.actions[i].pool == (int)p)
+                n++;
+        ck_assert_int_eq((long long)n, plan.pools[p].to_spawn);
+        if (n)
+            len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%s:%zu", len ? " " : "",
+                                    plan.pools[p].name, n);
+    }
+    return buf;
+}
+
+static void pools_two_own_thresholds(void)
+{
+    /* video: 1 GPU per task; image: 4 tasks per GPU. */
+    add_pool("video", "video", 0, 10, 1);
+    add_pool("image", "image,gpu", 0, 10, 4);
+    add_demand("video", 3);
+    add_demand("gpu", 9);
+}
+static void pools_three_own_thresholds(void)
+{
+    add_pool("a", "a", 1, 5, 1);
+    add_pool("b", "b", 0, 5, 2);
+    add_pool("c", "c", 0, 5, 10);
+    add_demand("a", 2);
+    add_demand("b", 3);
+    add_demand("c", 11);
+}
+static void pools_ceiling_uneven(void)
+{
+    /* Fleet MAX 10; video wants 8, image wants 4 (12 > 10): MINs first (video 1, image 1), then
+     * the 8 left in proportion to the unmet demand 7 : 3 -> 5.6 : 2.4 -> 5 + 1 (remainder .6) : 2
+     * = video 7, image 3. */
+    pol.max_active = 10;
+    add_pool("video", "video", 1, 10, 1);
+    add_pool("image", "image", 1, 10, 1);
+    add_demand("video", 8);
+    add_demand("image", 4);
+}
+static void pools_ceiling_min_protected(void)
+{
+    /* Fleet MAX 4, video already runs 3 busy; image (MIN 1) has nothing queued and no worker:
+     * it still gets its MIN before video's backlog takes the last slot. */
+    pol.max_active = 4;
+    add_pool("video", "video", 0, 10, 1);
+    add_pool("image", "image", 1, 10, 1);
+    add_pool_workers("video", 3, true);
+    add_demand("video", 20);
+}
+static void pools_breaker_one(void)
+{
+    add_pool("video", "video", 0, 10, 1);
+    add_pool("image", "image", 0, 10, 1);
+    add_demand("video", 2);
+    add_demand("image", 2);
+    snap.n_pool_endings = 1;
+    snprintf(snap.pool_endings[0].pool, SNAP_POOL_NAME_MAX, "video");
+    snap.pool_endings[0].ended = 10;
+    snap.pool_endings[0].unexpected = 10;
+}
+static void pools_min_idle_other_backlog(void)
+{
+    /* image sits at its MIN with no work: its idle worker is kept; video scales for its backlog. */
+    add_pool("video", "video", 0, 10, 1);
+    add_pool("image", "image", 1, 10, 1);
+    add_idle_old("image-1", 5000);
+    snprintf(snap.workers[snap.n_workers - 1].pool, SNAP_POOL_NAME_MAX, "image");
+    add_demand("video", 2);
+}
+static void pools_unserved(void)
+{
+    add_pool("video", "video", 0, 10, 1);
+    add_demand("video", 1);
+    add_demand("audio", 5);
+    add_demand("cpu", 2);
+}
+static void pools_retired(void)
+{
+    /* A worker of a pool no longer configured: idle past the timeout, it is drained (MIN 0),
+     * and nothing is spawned for it. */
+    add_pool("video", "video", 0, 10, 1);
+    add_idle_old("old-1", 5000);
+    snprintf(snap.workers[snap.n_workers - 1].pool, SNAP_POOL_NAME_MAX, "legacy");
+}
+static void pools_per_pool_max(void)
+{
+    /* image's own MAX 1 binds; video still gets its share of the fleet. */
+    add_pool("video", "video", 0, 10, 1);
+    add_pool("image", "image", 0, 1, 1);
+    add_demand("video", 2);
+    add_demand("image", 5);
+}
+
+static const struct {
+    const char *name;
+    void (*setup)(void);
+    const char *want_spawns;
+    const char *want_limits; /* per pool in pool order, "-" for none */
+    const char *want_plan;   /* non-spawn actions, or NULL to skip */
+} POOL_CASES[] = {
+    {"two pools, own thresholds: video 3 (1 per task), image 3 (ceil 9/4)",
+     pools_two_own_thresholds, "video:3 image:3", "- -", ""},
+    {"three pools: a 2 (MIN 1, 1 per task), b 2 (ceil 3/2), c 2 (ceil 11/10)",
+     pools_three_own_thresholds, "a:2 b:2 c:2", "- - -", ""},
+    {"fleet ceiling binds, uneven backlogs: MINs first, then 7 : 3", pools_ceiling_uneven,
+     "video:7 image:3", "fleet_ceiling fleet_ceiling", ""},
+    {"fleet ceiling: a pool at MIN 0 workers gets its MIN before another's backlog",
+     pools_ceiling_min_protected, "image:1", "fleet_ceiling -", ""},
+    {"one pool's breaker open: only that pool stops", pools_breaker_one, "image:2",
+     "circuit_breaker -", ""},
+    {"a pool at MIN with no work keeps its worker while another scales",
+     pools_min_idle_other_backlog, "video:2", "- -", ""},
+    {"unserved run types: counted, nothing spawned for them", pools_unserved, "video:1", "-", ""},
+    {"a worker of a pool no longer configured is drained", pools_retired, "", "-",
+     "drain_worker:idle:old-1 terminate_worker:drained:old-1"},
+    {"a pool's own MAX caps its desired size before the fleet's", pools_per_pool_max,
+     "video:2 image:1", "- -", ""},
+};
+
+START_TEST(test_planner_pools)
+{
+    const char *name = POOL_CASES[_i].name;
+    reset();
+    pol.max_active = 20;
+    POOL_CASES[_i].setup();
+    decide(name);
+    ck_assert_msg(strcmp(spawns_by_pool(), POOL_CASES[_i].want_spawns) == 0,
+                  "%s: spawns \"%s\", want \"%s\" (plan %s)", name, spawns_by_pool(),
+                  POOL_CASES[_i].want_spawns, plan_str());
+    char limits[256];
+    size_t len = 0;
+    limits[0] = '\0';
+    for (size_t p = 0; p < plan.n_pools; p++) {
+        SpawnLimit l = plan.pools[p].spawn_limit;
+        len += (size_t)snprintf(limits + len, sizeof limits - len, "%s%s", p ? " " : "",
+                                l == SPAWN_LIMIT_NONE ? "-" : spawn_limit_str(l));
+    }
+    ck_assert_msg(strcmp(limits, POOL_CASES[_i].want_limits) == 0, "%s: limits \"%s\", want \"%s\"",
+                  name, limits, POOL_CASES[_i].want_limits);
+    if (POOL_CASES[_i].want_plan) {
+        char rest[4096];
+        size_t rl = 0;
+        rest[0] = '\0';
+        for (size_t i = 0; i < plan.count; i++) {
+            const Action *a = &plan.actions[i];
+            if (a->kind == ACTION_SPAWN_WORKER)
+                continue;
+            rl += (size_t)snprintf(rest + rl, sizeof rest - rl, "%s%s:%s:%s", rl ? " " : "",
+                                   action_kind_str(a->kind), reason_str(a->reason), action_id(a));
+        }
+        ck_assert_msg(strcmp(rest, POOL_CASES[_i].want_plan) == 0, "%s: other actions \"%s\"", name,
+                      rest);
+    }
+    /* The fleet's MAX holds whatever the pools want. */
+    ck_assert_int_le(plan.active + plan.spawning + plan.terminating + plan.to_spawn,
+                     pol.max_active);
+}
+END_TEST
+
+START_TEST(test_planner_pools_unserved_counted)
+{
+    reset();
+    pools_unserved();
+    decide("unserved");
+    ck_assert_int_eq(plan.unserved_queued, 7);
+    ck_assert_uint_eq(plan.n_unserved, 2);
+    ck_assert_str_eq(plan.unserved[0], "audio");
+    ck_assert_str_eq(plan.unserved[1], "cpu");
+    ck_assert_int_eq(plan.queued, 1); /* only what a pool serves is demand */
+}
+END_TEST
+
+START_TEST(test_planner_pools_manual_spawn)
+{
+    reset();
+    pools_two_own_thresholds();
+    ManualRequest req = {.kind = MANUAL_SPAWN, .count = 2};
+    snprintf(req.pool, sizeof req.pool, "image");
+    derive_worker_task_facts();
+    planner_manual(&snap, &pol, &req, &plan);
+    ck_assert_str_eq(spawns_by_pool(), "image:2");
+    req.pool[0] = '\0'; /* several pools and none named: refused */
+    planner_manual(&snap, &pol, &req, &plan);
+    ck_assert_int_eq(plan.manual_result, MANUAL_RESULT_NO_POOL);
+    ck_assert_uint_eq(plan_count(&plan, ACTION_SPAWN_WORKER), 0);
+    snprintf(req.pool, sizeof req.pool, "nope");
+    planner_manual(&snap, &pol, &req, &plan);
+    ck_assert_int_eq(plan.manual_result, MANUAL_RESULT_NO_POOL);
+}
+END_TEST
+
 /* Issue 12.7: a worker whose tasks lie past SNAP_TASKS_MAX (so none is in the bounded list) is
  * still busy: never drained as idle, and counted busy. */
 START_TEST(test_planner_busy_beyond_the_task_list)
@@ -1461,14 +1787,15 @@ END_TEST
 START_TEST(test_planner_adoption_carries_cost)
 {
     reset();
-    SnapWorker *w = add_worker("gpu-s1", WORKER_SPAWNING, 30, -1, -1, -1);
+    SnapWorker *w = add_worker("gpu-20261130_120000-5e1a1a1a", WORKER_SPAWNING, 30, -1, -1, -1);
     w->runpod_id[0] = '\0';
     snap.pods_listed = true;
-    SnapPod *p = add_pod("p1", "gpu-s1", SNAP_POD_RUNNING, 30);
+    SnapPod *p = add_pod("p1", "gpu-20261130_120000-5e1a1a1a", SNAP_POD_RUNNING, 30);
     p->cost_per_hr = 1.89;
     snprintf(p->gpu_type, sizeof p->gpu_type, "NVIDIA A100 80GB PCIe");
     decide("adoption carries cost");
-    const Action *a = the_action("adoption carries cost", ACTION_ADOPT_POD, "gpu-s1");
+    const Action *a =
+        the_action("adoption carries cost", ACTION_ADOPT_POD, "gpu-20261130_120000-5e1a1a1a");
     ck_assert_str_eq(a->pod_id, "p1");
     ck_assert_double_eq_tol(a->cost_per_hr, 1.89, 1e-9);
     ck_assert_str_eq(a->gpu_type, "NVIDIA A100 80GB PCIe");
@@ -1501,6 +1828,9 @@ static Suite *planner_suite(void)
     add_loop(s, "test_planner_busy_beyond_the_task_list", test_planner_busy_beyond_the_task_list,
              1);
     add_loop(s, "test_planner_adoption_carries_cost", test_planner_adoption_carries_cost, 1);
+    add_loop(s, "test_planner_pools", test_planner_pools, ARRAY_LEN(POOL_CASES));
+    add_loop(s, "test_planner_pools_unserved_counted", test_planner_pools_unserved_counted, 1);
+    add_loop(s, "test_planner_pools_manual_spawn", test_planner_pools_manual_spawn, 1);
     add_loop(s, "test_planner_reconcile_due", test_planner_reconcile_due,
              ARRAY_LEN(RECONCILE_CASES));
     add_loop(s, "test_planner_breaker", test_planner_breaker, ARRAY_LEN(BREAKER_CASES));

@@ -13,7 +13,7 @@ UPDATE workers SET last_task_activity_at = '2000-01-01' WHERE id IN ('rw-1', 'rw
 -- Completion.
 INSERT INTO tasks (id, task_type, run_type) VALUES
     ('00000000-0000-0000-0000-0000000000c1', 'c', 'r-complete');
-SELECT is((SELECT count(*) FROM func_claim_next_task('rw-1', 'r-complete'))::int, 1, 'rw-1 claims');
+SELECT is((SELECT count(*) FROM sqltest.claim('rw-1', 'r-complete'))::int, 1, 'rw-1 claims');
 UPDATE workers SET last_task_activity_at = '2000-01-01' WHERE id = 'rw-1';
 SELECT is(func_mark_task_complete('00000000-0000-0000-0000-0000000000c1', 'rw-2',
                                   '{"x": 1}', 'https://other'), false,
@@ -54,7 +54,7 @@ SELECT is(func_task_retry_delay(n), make_interval(secs => s), format('delay afte
 -- Failure and retry: 3 attempts (the default), then Failed.
 INSERT INTO tasks (id, task_type, run_type) VALUES
     ('00000000-0000-0000-0000-0000000000f1', 'f', 'r-fail');
-SELECT is((SELECT count(*) FROM func_claim_next_task('rw-1', 'r-fail'))::int, 1, 'claimed');
+SELECT is((SELECT count(*) FROM sqltest.claim('rw-1', 'r-fail'))::int, 1, 'claimed');
 SELECT is(func_mark_task_failed('00000000-0000-0000-0000-0000000000f1', 'rw-2', 'not mine'),
           false, 'a worker that does not hold the task cannot fail it');
 SELECT is((SELECT attempts FROM tasks WHERE id = '00000000-0000-0000-0000-0000000000f1'), 0,
@@ -70,11 +70,11 @@ SELECT results_eq($$SELECT status::text, attempts, worker_id, generation_started
                   'back to Queued, unassigned, not before now() + 10 s');
 SELECT is((SELECT last_task_activity_at FROM workers WHERE id = 'rw-1'), now(),
           'failure sets last_task_activity_at');
-SELECT is_empty($$SELECT * FROM func_claim_next_task('rw-2', 'r-fail')$$,
+SELECT is_empty($$SELECT * FROM sqltest.claim('rw-2', 'r-fail')$$,
                 'the retry is not claimable during its backoff');
 
 UPDATE tasks SET available_at = now() WHERE id = '00000000-0000-0000-0000-0000000000f1';
-SELECT is((SELECT attempts FROM func_claim_next_task('rw-2', 'r-fail')), 1,
+SELECT is((SELECT attempts FROM sqltest.claim('rw-2', 'r-fail')), 1,
           'claimable again after the backoff');
 SELECT is(func_mark_task_failed('00000000-0000-0000-0000-0000000000f1', 'rw-2', 'OOM 2'),
           true, 'attempt 2 fails');
@@ -84,7 +84,7 @@ SELECT results_eq($$SELECT status::text, attempts, available_at FROM tasks
                   'Queued again, backoff doubled to 20 s');
 
 UPDATE tasks SET available_at = now() WHERE id = '00000000-0000-0000-0000-0000000000f1';
-SELECT is((SELECT count(*) FROM func_claim_next_task('rw-1', 'r-fail'))::int, 1, 'claimed again');
+SELECT is((SELECT count(*) FROM sqltest.claim('rw-1', 'r-fail'))::int, 1, 'claimed again');
 SELECT is(func_mark_task_failed('00000000-0000-0000-0000-0000000000f1', 'rw-1', 'OOM 3'),
           true, 'attempt 3 fails');
 SELECT results_eq($$SELECT status::text, attempts, worker_id, generation_processed_at,
@@ -92,7 +92,7 @@ SELECT results_eq($$SELECT status::text, attempts, worker_id, generation_process
                      WHERE id = '00000000-0000-0000-0000-0000000000f1'$$,
                   $$VALUES ('Failed', 3, 'rw-1', now(), 'OOM 3')$$,
                   'Failed for good at max_attempts; the last holder is kept for diagnosis');
-SELECT is_empty($$SELECT * FROM func_claim_next_task('rw-1', 'r-fail')$$,
+SELECT is_empty($$SELECT * FROM sqltest.claim('rw-1', 'r-fail')$$,
                 'a Failed task is never claimed again');
 SELECT is(func_mark_task_failed('00000000-0000-0000-0000-0000000000f1', 'rw-1', 'again'),
           false, 'failing a Failed task is refused');
@@ -100,7 +100,7 @@ SELECT is(func_mark_task_failed('00000000-0000-0000-0000-0000000000f1', 'rw-1', 
 -- max_attempts = 1: the first failure is final.
 INSERT INTO tasks (id, task_type, run_type, max_attempts) VALUES
     ('00000000-0000-0000-0000-0000000000f2', 'f', 'r-fail-once', 1);
-SELECT is((SELECT count(*) FROM func_claim_next_task('rw-1', 'r-fail-once'))::int, 1, 'claimed');
+SELECT is((SELECT count(*) FROM sqltest.claim('rw-1', 'r-fail-once'))::int, 1, 'claimed');
 SELECT is(func_mark_task_failed('00000000-0000-0000-0000-0000000000f2', 'rw-1', 'bad input'),
           true, 'fails');
 SELECT results_eq($$SELECT status::text, attempts FROM tasks
@@ -111,7 +111,7 @@ SELECT results_eq($$SELECT status::text, attempts FROM tasks
 -- old holder.
 INSERT INTO tasks (id, task_type, run_type) VALUES
     ('00000000-0000-0000-0000-0000000000f3', 'f', 'r-recovered');
-SELECT is((SELECT count(*) FROM func_claim_next_task('rw-1', 'r-recovered'))::int, 1, 'claimed');
+SELECT is((SELECT count(*) FROM sqltest.claim('rw-1', 'r-recovered'))::int, 1, 'claimed');
 UPDATE tasks SET status = 'Queued', worker_id = NULL, attempts = attempts + 1
  WHERE id = '00000000-0000-0000-0000-0000000000f3';
 SELECT is(func_mark_task_complete('00000000-0000-0000-0000-0000000000f3', 'rw-1', '{}', 'x'),

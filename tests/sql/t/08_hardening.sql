@@ -19,7 +19,7 @@ SELECT is(func_task_max_attempts(9), 9, 'a task''s own limit wins when set (high
 SELECT sqltest.mk_worker('hw-1', 'active');
 INSERT INTO tasks (id, task_type, run_type, attempts) VALUES
     ('00000000-0000-0000-0000-0000000000e1', 'h', 'r-hard', 2);
-SELECT is((SELECT count(*) FROM func_claim_next_task('hw-1', 'r-hard'))::int, 1, 'claimed');
+SELECT is((SELECT count(*) FROM sqltest.claim('hw-1', 'r-hard'))::int, 1, 'claimed');
 SELECT is(func_mark_task_failed('00000000-0000-0000-0000-0000000000e1', 'hw-1', 'boom'), true,
           'the holder reports the failure');
 SELECT results_eq($$SELECT status::text, attempts FROM tasks
@@ -27,7 +27,7 @@ SELECT results_eq($$SELECT status::text, attempts FROM tasks
                   $$VALUES ('Queued', 3)$$, 'third failure of 5: back to the queue');
 UPDATE tasks SET available_at = now(), attempts = 4
  WHERE id = '00000000-0000-0000-0000-0000000000e1';
-SELECT is((SELECT count(*) FROM func_claim_next_task('hw-1', 'r-hard'))::int, 1, 'claimed again');
+SELECT is((SELECT count(*) FROM sqltest.claim('hw-1', 'r-hard'))::int, 1, 'claimed again');
 SELECT is(func_mark_task_failed('00000000-0000-0000-0000-0000000000e1', 'hw-1', 'boom'), true,
           'fifth failure reported');
 SELECT results_eq($$SELECT status::text, attempts FROM tasks
@@ -37,7 +37,7 @@ SELECT results_eq($$SELECT status::text, attempts FROM tasks
 -- An explicit limit beats the setting.
 INSERT INTO tasks (id, task_type, run_type, max_attempts) VALUES
     ('00000000-0000-0000-0000-0000000000e2', 'h', 'r-hard2', 1);
-SELECT is((SELECT count(*) FROM func_claim_next_task('hw-1', 'r-hard2'))::int, 1, 'claimed');
+SELECT is((SELECT count(*) FROM sqltest.claim('hw-1', 'r-hard2'))::int, 1, 'claimed');
 SELECT is(func_mark_task_failed('00000000-0000-0000-0000-0000000000e2', 'hw-1', 'boom'), true,
           'failure reported');
 SELECT is((SELECT status::text FROM tasks WHERE id = '00000000-0000-0000-0000-0000000000e2'),
@@ -51,7 +51,7 @@ SELECT sqltest.mk_worker('hw-busy', 'active');
 SELECT sqltest.mk_worker('hw-spawning', 'spawning');
 INSERT INTO tasks (id, task_type, run_type) VALUES
     ('00000000-0000-0000-0000-0000000000e3', 'h', 'r-drain');
-SELECT is((SELECT count(*) FROM func_claim_next_task('hw-busy', 'r-drain'))::int, 1, 'busy claims');
+SELECT is((SELECT count(*) FROM sqltest.claim('hw-busy', 'r-drain'))::int, 1, 'busy claims');
 SELECT is(orchestrator_drain_worker('hw-idle', 'idle'), true, 'an idle active worker is drained');
 SELECT results_eq($$SELECT status::text, metadata ->> 'terminating_reason', end_kind
                      FROM workers WHERE id = 'hw-idle'$$,

@@ -1,0 +1,432 @@
+/* planner_scale.c -- steps 4 (scale down) and 6 (scale up) of the cycle, per worker pool, and
+ * the sharing of the fleet's ceilings between pools (issue 14; structure_docs/pools.md).
+ *
+ * Pure: reads only the working view; no I/O, clock, environment, allocation or logging.
+ *
+ * Each pool sizes itself exactly as the single fleet did (SPEC 6 step 6), from its own queue
+ * (the claimable tasks of its run types) and its own MIN/MAX/threshold/keep-idle, and is held to
+ * its own MAX_ACTIVE_GPUS, circuit breaker and spend cap. The fleet-wide MAX_ACTIVE_GPUS and
+ * MAX_HOURLY_SPEND_USD then bind all pools together: when they leave less room than the pools
+ * want, the room goes first to every pool's MIN (pools in name order), then to the unmet demand
+ * in proportion to each pool's share of it (largest remainder, ties by name). No pool can take
+ * another below its MIN.
+ */
+#include "planner_ctx.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+long long planner_count_state(const Ctx *c, WorkerState st, int pool)
+{
+    long long n = 0;
+    for (size_t i = 0; i < c->snap->n_workers; i++)
+        if (c->view[i].state == st && !c->view[i].terminated_in_plan &&
+            (pool == PLANNER_ALL_POOLS || c->view[i].pool == pool))
+            n++;
+    return n;
+}
+
+long long planner_count_busy(const Ctx *c, int pool)
+{
+    long long n = 0;
+    for (size_t i = 0; i < c->snap->n_workers; i++)
+        if (c->view[i].state == WORKER_ACTIVE && c->view[i].tasks_held > 0 &&
+            (pool == PLANNER_ALL_POOLS || c->view[i].pool == pool))
+            n++;
+    return n;
+}
+
+static long long ceil_div(long long a, long long b)
+{
+    return b > 0 ? (a + b - 1) / b : a;
+}
+
+static const PolicyPool *policy_pool(const Ctx *c, int p)
+{
+    return p >= 0 ? &c->policy->pools[p] : &c->retired;
+}
+
+static bool serves(const PolicyPool *pp, const char *run_type)
+{
+    for (size_t r = 0; r < pp->n_run_types; r++)
+        if (strcmp(pp->run_types[r], run_type) == 0)
+            return true;
+    return false;
+}
+
+/* Pool p's queue: the claimable tasks of its run types plus what this plan re-queues. */
+static long long pool_queued(const Ctx *c, int p)
+{
+    if (p < 0)
+        return 0; /* a retired pool serves nothing */
+    long long n = c->requeued[p];
+    const PolicyPool *pp = policy_pool(c, p);
+    for (size_t k = 0; k < c->snap->n_run_types; k++)
+        if (serves(pp, c->snap->run_types[k].name))
+            n += c->snap->run_types[k].claimable;
+    return n;
+}
+
+/* desired = min(MAX, max(MIN, busy + ceil(queued / T), busy + KEEP_IDLE)) of one pool, and
+ * which term set it. */
+static long long desired_workers(const PolicyPool *pp, long long busy, long long queued,
+                                 Reason *why)
+{
+    long long by_tasks = busy + ceil_div(queued, pp->tasks_per_gpu);
+    long long by_idle = busy + pp->keep_idle;
+    long long d = pp->min_active;
+    *why = REASON_MIN_FLOOR;
+    if (by_tasks > d) {
+        d = by_tasks;
+        *why = REASON_BACKLOG;
+    }
+    if (by_idle > d) {
+        d = by_idle;
+        *why = REASON_KEEP_IDLE;
+    }
+    if (d > pp->max_active)
+        d = pp->max_active;
+    return d;
+}
+
+/* Idle time of an active worker: from its last task activity, else its promotion, else its
+ * creation -- never from its heartbeat (python-original incident 9). */
+static long long idle_age(const SnapWorker *w)
+{
+    if (w->activity_age_sec >= 0)
+        return w->activity_age_sec;
+    if (w->promoted_age_sec >= 0)
+        return w->promoted_age_sec;
+    return w->age_sec;
+}
+
+/* Step 4 for pool p: drain idle workers above its desired size, newest first. */
+static void scale_down_pool(Ctx *c, int p)
+{
+    const Snapshot *snap = c->snap;
+    const PolicyPool *pp = policy_pool(c, p);
+    Reason why;
+    long long desired = desired_workers(pp, planner_count_busy(c, p), pool_queued(c, p), &why);
+    long long excess = planner_count_state(c, WORKER_ACTIVE, p) +
+                       planner_count_state(c, WORKER_SPAWNING, p) - desired;
+    while (excess > 0) {
+        long long pick = -1;
+        for (size_t i = 0; i < snap->n_workers; i++) {
+            const SnapWorker *w = &snap->workers[i];
+            if (c->view[i].pool != p || c->view[i].state != WORKER_ACTIVE ||
+                c->view[i].tasks_held > 0 || c->view[i].promoted_in_plan)
+                continue;
+            long long since_promotion = w->promoted_age_sec >= 0 ? w->promoted_age_sec : w->age_sec;
+            if (idle_age(w) <= pp->idle_timeout_sec || since_promotion <= pp->grace_period_sec)
+                continue;
+            if (pick < 0 || w->age_sec < snap->workers[pick].age_sec)
+                pick = (long long)i; /* newest first: warmed-up workers are kept */
+        }
+        if (pick < 0)
+            break;
+        const SnapWorker *w = &snap->workers[pick];
+        Action *a = planner_add_action(c, ACTION_DRAIN_WORKER, REASON_IDLE, w);
+        if (!a)
+            break;
+        snprintf(a->detail, sizeof a->detail, "idle %llds", idle_age(w));
+        c->view[pick].state = WORKER_TERMINATING;
+        excess--;
+    }
+}
+
+void planner_step_scale_down(Ctx *c)
+{
+    scale_down_pool(c, POOL_RETIRED);
+    for (size_t p = 0; p < c->policy->n_pools && p < PLAN_POOLS_MAX; p++)
+        scale_down_pool(c, (int)p);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Step 6                                                                                      */
+
+/* Cost per hour of the live workers of pool p (or every pool), pods without a known price
+ * estimated at the highest price seen. */
+static double fleet_cost(const Ctx *c, int pool)
+{
+    double cost = 0;
+    for (size_t i = 0; i < c->snap->n_workers; i++) {
+        if (c->view[i].terminated_in_plan || c->view[i].state == WORKER_TERMINATED)
+            continue;
+        if (pool != PLANNER_ALL_POOLS && c->view[i].pool != pool)
+            continue;
+        const SnapWorker *w = &c->snap->workers[i];
+        cost += w->cost_per_hr > 0 ? w->cost_per_hr : c->snap->max_known_pod_cost;
+    }
+    return cost;
+}
+
+/* How many more pods a spend cap allows (cap 0 = off: unlimited). Without a known price, one
+ * pod is allowed while under the cap, to learn it. */
+static long long spend_allowance(const Snapshot *snap, double cap, double cost)
+{
+    if (cap <= 0)
+        return 1LL << 40;
+    long long allowed;
+    if (snap->max_known_pod_cost > 0)
+        allowed = (long long)floor((cap - cost) / snap->max_known_pod_cost);
+    else
+        allowed = cost < cap ? 1 : 0;
+    return allowed > 0 ? allowed : 0;
+}
+
+/* Pool p's circuit breaker: its endings in the window, with the failures this plan records. */
+static void breaker(const Ctx *c, int p, PlanPool *out)
+{
+    const Snapshot *snap = c->snap;
+    const Policy *pol = c->policy;
+    long long ended = c->new_unexpected[p], unexpected = c->new_unexpected[p];
+    for (size_t k = 0; k < snap->n_pool_endings; k++)
+        if (strcmp(snap->pool_endings[k].pool, out->name) == 0) {
+            ended += snap->pool_endings[k].ended;
+            unexpected += snap->pool_endings[k].unexpected;
+        }
+    out->failure_rate = ended > 0 ? (double)unexpected / (double)ended : 0.0;
+    out->breaker_open =
+        ended >= pol->min_workers_for_rate && out->failure_rate > pol->max_failure_rate;
+}
+
+/* Pool p's GPU types not in capacity backoff, in its configured order. */
+static void usable_gpu_types(const Ctx *c, const PolicyPool *pp, PlanPool *out)
+{
+    const Snapshot *snap = c->snap;
+    out->n_gpu_types = 0;
+    for (size_t g = 0; g < pp->n_gpu_types && g < PLAN_GPU_TYPES_MAX; g++) {
+        bool backed_off = false;
+        for (size_t b = 0; b < snap->n_backoffs; b++)
+            if (strcmp(snap->backoffs[b].gpu_type, pp->gpu_types[g]) == 0 &&
+                snap->backoffs[b].remaining_sec > 0)
+                backed_off = true;
+        if (!backed_off)
+            memcpy(out->gpu_types[out->n_gpu_types++], pp->gpu_types[g], SNAP_NAME_MAX);
+    }
+}
+
+/* Pool p's counts, desired size and own spawn limit; *cap is what it would spawn within its own
+ * limits, *min_deficit how far it is below its MIN. */
+static void size_pool(Ctx *c, int p, long long *cap, long long *min_deficit, Reason *why)
+{
+    const PolicyPool *pp = policy_pool(c, p);
+    const Snapshot *snap = c->snap;
+    PlanPool *out = &c->plan->pools[p];
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "%s", pp->name);
+    out->active = planner_count_state(c, WORKER_ACTIVE, p);
+    out->spawning = planner_count_state(c, WORKER_SPAWNING, p);
+    out->terminating = planner_count_state(c, WORKER_TERMINATING, p);
+    out->busy = planner_count_busy(c, p);
+    out->idle = out->active - out->busy;
+    out->queued = pool_queued(c, p);
+    out->oldest_queued_age_sec = -1;
+    for (size_t k = 0; k < snap->n_run_types; k++)
+        if (serves(pp, snap->run_types[k].name)) {
+            out->queued_total += snap->run_types[k].queued;
+            if (snap->run_types[k].oldest_queued_age_sec > out->oldest_queued_age_sec)
+                out->oldest_queued_age_sec = snap->run_types[k].oldest_queued_age_sec;
+        }
+    for (size_t i = 0; i < snap->n_workers; i++)
+        if (c->view[i].pool == p && !c->view[i].terminated_in_plan)
+            out->running += c->view[i].tasks_held;
+    out->min_active = pp->min_active;
+    out->max_active = pp->max_active;
+    out->desired = desired_workers(pp, out->busy, out->queued, why);
+    out->cost_per_hr = fleet_cost(c, p);
+    breaker(c, p, out);
+    usable_gpu_types(c, pp, out);
+
+    long long have = out->active + out->spawning;
+    long long n = c->want_override[p] >= 0 ? c->want_override[p] : out->desired - have;
+    if (n < 0)
+        n = 0;
+    long long room = pp->max_active - (have + out->terminating);
+    if (n > 0 && room < n) {
+        n = room > 0 ? room : 0;
+        out->spawn_limit = SPAWN_LIMIT_MAX_ACTIVE;
+    }
+    if (n > 0 && out->breaker_open) {
+        n = 0;
+        out->spawn_limit = SPAWN_LIMIT_BREAKER;
+    }
+    long long spend = spend_allowance(snap, pp->max_hourly_spend, out->cost_per_hr);
+    if (n > 0 && spend < n) {
+        n = spend;
+        out->spawn_limit = SPAWN_LIMIT_SPEND_CAP;
+    }
+    if (n > 0 && out->n_gpu_types == 0) {
+        n = 0;
+        out->spawn_limit = SPAWN_LIMIT_GPU_BACKOFF;
+    }
+    *cap = n;
+    *min_deficit = pp->min_active - have > 0 ? pp->min_active - have : 0;
+    if (*min_deficit > n)
+        *min_deficit = n;
+}
+
+/* Shares `room` between n pools wanting cap[p] each: every pool's MIN deficit first (pools in
+ * name order), then the rest of the demand in proportion (largest remainder; ties by name).
+ * give[p] <= cap[p]; sum(give) <= room. */
+static void share(long long room, size_t n, const long long *cap, const long long *min_deficit,
+                  const size_t *by_name, long long *give)
+{
+    for (size_t p = 0; p < n; p++)
+        give[p] = 0;
+    for (size_t k = 0; k < n && room > 0; k++) {
+        size_t p = by_name[k];
+        long long g = min_deficit[p] < room ? min_deficit[p] : room;
+        give[p] = g;
+        room -= g;
+    }
+    long long rest[PLAN_POOLS_MAX], total = 0;
+    for (size_t p = 0; p < n; p++) {
+        rest[p] = cap[p] - give[p];
+        total += rest[p];
+    }
+    if (total <= room) {
+        for (size_t p = 0; p < n; p++)
+            give[p] += rest[p];
+        return;
+    }
+    long long remainder[PLAN_POOLS_MAX], handed = 0;
+    for (size_t p = 0; p < n; p++) {
+        long long q = room * rest[p] / total;
+        remainder[p] = room * rest[p] % total;
+        give[p] += q;
+        rest[p] -= q;
+        handed += q;
+    }
+    for (long long left = room - handed; left > 0; left--) {
+        long long best = -1;
+        for (size_t k = 0; k < n; k++) { /* in name order: ties go to the first name */
+            size_t p = by_name[k];
+            if (rest[p] > 0 && (best < 0 || remainder[p] > remainder[best]))
+                best = (long long)p;
+        }
+        if (best < 0)
+            break;
+        give[best]++;
+        rest[best]--;
+        remainder[best] = -1;
+    }
+}
+
+/* Pool indexes sorted by pool name (insertion sort: at most PLAN_POOLS_MAX). */
+static void order_by_name(const Policy *pol, size_t n, size_t *out)
+{
+    for (size_t p = 0; p < n; p++) {
+        size_t k = p;
+        while (k > 0 && strcmp(pol->pools[out[k - 1]].name, pol->pools[p].name) > 0) {
+            out[k] = out[k - 1];
+            k--;
+        }
+        out[k] = p;
+    }
+}
+
+/* Queued tasks of run types no pool serves: counted and named, never silently ignored. */
+static void unserved(Ctx *c)
+{
+    const Snapshot *snap = c->snap;
+    Plan *plan = c->plan;
+    for (size_t k = 0; k < snap->n_run_types; k++) {
+        bool served = false;
+        for (size_t p = 0; p < c->policy->n_pools && p < PLAN_POOLS_MAX && !served; p++)
+            served = serves(&c->policy->pools[p], snap->run_types[k].name);
+        if (served)
+            continue;
+        plan->unserved_queued += snap->run_types[k].queued;
+        if (plan->n_unserved < PLAN_UNSERVED_MAX)
+            memcpy(plan->unserved[plan->n_unserved], snap->run_types[k].name, SNAP_NAME_MAX);
+        plan->n_unserved++;
+    }
+}
+
+/* The plan's totals, over every pool (and the workers of retired pools). */
+static void totals(Ctx *c)
+{
+    const Snapshot *snap = c->snap;
+    Plan *p = c->plan;
+    p->active = planner_count_state(c, WORKER_ACTIVE, PLANNER_ALL_POOLS);
+    p->spawning = planner_count_state(c, WORKER_SPAWNING, PLANNER_ALL_POOLS);
+    p->terminating = planner_count_state(c, WORKER_TERMINATING, PLANNER_ALL_POOLS);
+    p->busy = planner_count_busy(c, PLANNER_ALL_POOLS);
+    p->idle = p->active - p->busy;
+    p->running = snap->in_progress_total;
+    p->queued = 0;
+    p->desired = 0;
+    for (size_t k = 0; k < p->n_pools; k++) {
+        p->queued += p->pools[k].queued;
+        p->desired += p->pools[k].desired;
+        p->breaker_open = p->breaker_open || p->pools[k].breaker_open;
+    }
+    /* The fleet's failure rate (every pool, retired ones included). */
+    long long ended = snap->ended_in_window, unexpected = snap->unexpected_in_window;
+    for (size_t k = 0; k <= PLAN_POOLS_MAX; k++) {
+        ended += c->new_unexpected[k];
+        unexpected += c->new_unexpected[k];
+    }
+    p->failure_rate = ended > 0 ? (double)unexpected / (double)ended : 0.0;
+    p->fleet_cost_per_hr = fleet_cost(c, PLANNER_ALL_POOLS);
+    /* The first pool's usable GPU types stand for the fleet's (one pool: exactly its own). */
+    p->n_gpu_types = 0;
+    if (p->n_pools > 0) {
+        p->n_gpu_types = p->pools[0].n_gpu_types;
+        memcpy(p->gpu_types, p->pools[0].gpu_types, sizeof p->gpu_types);
+    }
+}
+
+void planner_step_scale_up(Ctx *c)
+{
+    const Policy *pol = c->policy;
+    Plan *plan = c->plan;
+    size_t n = pol->n_pools < PLAN_POOLS_MAX ? pol->n_pools : PLAN_POOLS_MAX;
+    plan->n_pools = n;
+    long long cap[PLAN_POOLS_MAX], deficit[PLAN_POOLS_MAX];
+    long long give[PLAN_POOLS_MAX];
+    Reason why[PLAN_POOLS_MAX];
+    size_t by_name[PLAN_POOLS_MAX];
+    for (size_t p = 0; p < n; p++)
+        size_pool(c, (int)p, &cap[p], &deficit[p], &why[p]);
+    unserved(c);
+    totals(c);
+
+    /* The fleet's ceilings: MAX_ACTIVE_GPUS over every pod (retired pools' included) and
+     * MAX_HOURLY_SPEND_USD over the whole fleet's cost. */
+    long long used = plan->active + plan->spawning + plan->terminating;
+    long long fleet_room = pol->max_active - used;
+    if (fleet_room < 0)
+        fleet_room = 0;
+    long long spend = spend_allowance(c->snap, pol->max_hourly_spend, plan->fleet_cost_per_hr);
+    long long room = fleet_room < spend ? fleet_room : spend;
+    order_by_name(pol, n, by_name);
+    share(room, n, cap, deficit, by_name, give);
+
+    plan->spawn_limit = SPAWN_LIMIT_NONE;
+    plan->to_spawn = 0;
+    for (size_t k = 0; k < n; k++) {
+        size_t p = by_name[k];
+        PlanPool *pp = &plan->pools[p];
+        if (give[p] < cap[p]) /* the fleet's ceilings cut this pool's share */
+            pp->spawn_limit = spend < fleet_room ? SPAWN_LIMIT_SPEND_CAP
+                              : n == 1           ? SPAWN_LIMIT_MAX_ACTIVE
+                                                 : SPAWN_LIMIT_FLEET_CEILING;
+        Reason r = c->want_override[p] >= 0 ? REASON_OPERATOR : why[p];
+        for (long long s = 0; s < give[p]; s++) {
+            Action *a = planner_add_action(c, ACTION_SPAWN_WORKER, r, NULL);
+            if (!a)
+                break;
+            a->pool = (int)p;
+            snprintf(a->detail, sizeof a->detail, "pool %s: desired %lld, have %lld", pp->name,
+                     pp->desired, pp->active + pp->spawning);
+            pp->to_spawn++;
+        }
+        plan->to_spawn += pp->to_spawn;
+    }
+    /* The fleet's limit: the first pool's (in pool order) that spawned fewer than it wanted. */
+    for (size_t p = 0; p < n && plan->spawn_limit == SPAWN_LIMIT_NONE; p++)
+        plan->spawn_limit = plan->pools[p].spawn_limit;
+}
