@@ -130,7 +130,7 @@ Status commands_app_open(App *app, const Config *cfg, const char *command, bool 
             .connect_timeout_ms = (long)cfg->runpod_connect_timeout_sec * 1000,
             .request_timeout_ms = (long)cfg->runpod_request_timeout_sec * 1000,
             .max_retries = cfg->runpod_max_retries,
-            .max_response_bytes = 4u << 20,
+            .max_response_bytes = RUNPOD_JSON_MAX_BODY, /* a list of ~4,000 pods */
             .backoff_base_ms = 500,
             .backoff_max_ms = 8000,
         };

@@ -76,7 +76,7 @@ static bool plan_terminates_pod(const Plan *plan, const char *pod_id)
 }
 
 typedef struct {
-    long long ours, other, matched, leaked, vanished;
+    long long ours, other, foreign, matched, leaked, vanished;
     double fleet_cost, leaked_cost;
 } Totals;
 
@@ -217,7 +217,7 @@ static void add_totals(cJSON *out, const Totals *t, size_t live_rows, bool act_n
 {
     cJSON *tot = cJSON_AddObjectToObject(out, "totals");
     cJSON_AddNumberToObject(tot, "pods_ours", (double)t->ours);
-    cJSON_AddNumberToObject(tot, "pods_not_ours", (double)t->other);
+    cJSON_AddNumberToObject(tot, "pods_not_ours", (double)(t->other + t->foreign));
     cJSON_AddNumberToObject(tot, "matched", (double)t->matched);
     cJSON_AddNumberToObject(tot, "leaked", (double)t->leaked);
     cJSON_AddNumberToObject(tot, "vanished", (double)t->vanished);
@@ -228,8 +228,8 @@ static void add_totals(cJSON *out, const Totals *t, size_t live_rows, bool act_n
     if (!json)
         printf("totals: %lld pods ours (%lld not ours, never touched), %lld matched, %lld "
                "leaked ($%.3f/h), %lld vanished; fleet $%.3f/h%s\n",
-               t->ours, t->other, t->matched, t->leaked, t->leaked_cost, t->vanished, t->fleet_cost,
-               act_now ? "" : "; nothing changed (use --terminate to act)");
+               t->ours, t->other + t->foreign, t->matched, t->leaked, t->leaked_cost, t->vanished,
+               t->fleet_cost, act_now ? "" : "; nothing changed (use --terminate to act)");
 }
 
 /* Observe: the snapshot and the pod list (under the cycle lock when acting, so no cycle's
@@ -314,6 +314,7 @@ Status cmd_reconcile(int argc, char **argv)
     Policy pol;
     policy_from_config(cfg, &pol);
     report_pods(cfg, snap, plan, f.json, cJSON_AddArrayToObject(out, "pods"), &t);
+    t.foreign = (long long)snap->pods_foreign; /* not kept in the snapshot at all */
     st = report_vanished(&app, snap, &pol, act_now, f.json, out, &t);
     if (st != STATUS_OK)
         goto done;

@@ -94,6 +94,8 @@ bool planner_ctx_init(Ctx *c, const Snapshot *snap, const Policy *policy, Plan *
 Action *planner_add_action(Ctx *c, ActionKind kind, Reason reason, const SnapWorker *w)
 {
     Plan *p = c->plan;
+    if (w && w->id_too_long)
+        return NULL; /* its id cannot be addressed: every write would miss it */
     if (p->count >= PLAN_MAX_ACTIONS) {
         p->truncated = true;
         return NULL;
@@ -138,6 +140,13 @@ static const SnapPod *find_pod_by_name(const Snapshot *snap, const char *name)
         if (strcmp(snap->pods[i].name, name) == 0)
             return &snap->pods[i];
     return NULL;
+}
+
+/* How long worker w has had its pod id: the list may lag that long behind the create's
+ * answer, so a pod missing from the list is only "gone" past POD_NOT_FOUND_GRACE_SEC of it. */
+static long long pod_age(const SnapWorker *w)
+{
+    return w->pod_age_sec >= 0 ? w->pod_age_sec : w->age_sec;
 }
 
 const char *planner_worker_pod_id(const Ctx *c, size_t i)
@@ -235,13 +244,18 @@ static void step_spawning(Ctx *c)
             continue;
         const PolicyPool *pp = planner_pool_of(c, i);
         if (w->heartbeat_age_sec >= 0 && w->heartbeat_after_create) {
-            planner_add_action(c, ACTION_PROMOTE_WORKER, REASON_FIRST_HEARTBEAT, w);
+            if (!planner_add_action(c, ACTION_PROMOTE_WORKER, REASON_FIRST_HEARTBEAT, w))
+                continue;
             c->view[i].state = WORKER_ACTIVE;
             c->view[i].promoted_in_plan = true;
             continue;
         }
         if (!c->view[i].has_pod) {
-            if (snap->pods_listed && w->age_sec > pol->pod_id_grace_sec) {
+            /* The lag window counts from the create's ambiguous answer (a slow create can
+             * outlast the window measured from the insert). */
+            long long since =
+                w->create_unknown_age_sec >= 0 ? w->create_unknown_age_sec : w->age_sec;
+            if (snap->pods_listed && since > pol->pod_id_grace_sec) {
                 snprintf(detail, sizeof detail,
                          "No Runpod ID: no pod named %.64s listed %llds after its %s", w->id,
                          w->age_sec, w->create_unknown ? "ambiguous create" : "registration");
@@ -252,7 +266,7 @@ static void step_spawning(Ctx *c)
         const SnapPod *pod = c->view[i].adopted;
         if (snap->pods_listed && !pod) {
             pod = find_pod_by_id(snap, w->runpod_id);
-            if (!pod && w->age_sec > pol->pod_not_found_grace_sec) {
+            if (!pod && pod_age(w) > pol->pod_not_found_grace_sec) {
                 planner_fail_worker(c, i, REASON_POD_GONE, "Pod not found in RunPod");
                 continue;
             }
@@ -321,7 +335,7 @@ static void step_health(Ctx *c)
         }
         if (snap->pods_listed && c->view[i].has_pod) {
             const SnapPod *pod = find_pod_by_id(snap, planner_worker_pod_id(c, i));
-            if (!pod && w->age_sec > pol->pod_not_found_grace_sec) {
+            if (!pod && pod_age(w) > pol->pod_not_found_grace_sec) {
                 planner_fail_worker(c, i, REASON_POD_GONE,
                                     "Pod externally terminated - not found in RunPod");
                 continue;
@@ -357,7 +371,7 @@ static void step_orphans(Ctx *c)
     const Snapshot *snap = c->snap;
     for (size_t t = 0; t < snap->n_tasks; t++) {
         const SnapTask *task = &snap->tasks[t];
-        if (!task->worker_id[0])
+        if (!task->worker_id[0] || task->holder_too_long)
             continue;
         long long w = planner_find_worker(snap, task->worker_id);
         if (w >= 0 && c->view[w].state != WORKER_ERROR && c->view[w].state != WORKER_INACTIVE)
@@ -399,8 +413,11 @@ static void step_shutdown(Ctx *c)
         if (reason == REASON_NONE)
             continue;
         Action *a = planner_add_action(c, ACTION_TERMINATE_WORKER, reason, w);
-        if (!a)
-            return;
+        if (!a) {
+            if (c->plan->truncated)
+                return;
+            continue; /* a worker whose id cannot be addressed */
+        }
         a->from_state = v->state;
         snprintf(a->pod_id, sizeof a->pod_id, "%s", planner_worker_pod_id(c, i));
         v->terminated_in_plan = true;

@@ -72,7 +72,7 @@ typedef enum {
 typedef struct {
     ActionKind kind;
     Reason reason;
-    char worker_id[SNAP_ID_MAX];
+    char worker_id[SNAP_WORKER_ID_MAX];
     char pod_id[SNAP_ID_MAX];
     char task_id[SNAP_TASK_ID_MAX];
     WorkerState from_state; /* compare-and-swap guard for worker updates */
@@ -83,6 +83,7 @@ typedef struct {
     char gpu_type[SNAP_NAME_MAX]; /* ADOPT_POD: the pod's GPU type, as RunPod lists it */
     double cost_per_hr;           /* ADOPT_POD: the pod's price (0 unknown), for the spend cap */
     int pool;                     /* SPAWN_WORKER: index into Policy.pools and Plan.pools */
+    bool pod_unconfirmed; /* TERMINATE_WORKER without a pod id, yet a pod may still surface */
 } Action;
 
 /* What an operator's request found (MANUAL_RESULT_NONE for a cycle). */
@@ -157,6 +158,7 @@ typedef struct {
     bool breaker_open;
     double failure_rate;
     double cost_per_hr;
+    double price_bound; /* the most a new pod may cost per hour; -1 a type's price is unknown */
     size_t n_gpu_types; /* its types to try, in order, with backed-off ones removed */
     char gpu_types[PLAN_GPU_TYPES_MAX][SNAP_NAME_MAX];
 } PlanPool;
@@ -209,9 +211,9 @@ typedef enum {
 
 typedef struct {
     ManualKind kind;
-    int count;                     /* MANUAL_SPAWN */
-    char pool[SNAP_POOL_NAME_MAX]; /* MANUAL_SPAWN: the pool ("" = the only pool) */
-    char worker_id[SNAP_ID_MAX];   /* MANUAL_TERMINATE: a worker id, or a RunPod pod id */
+    int count;                          /* MANUAL_SPAWN */
+    char pool[SNAP_POOL_NAME_MAX];      /* MANUAL_SPAWN: the pool ("" = the only pool) */
+    char worker_id[SNAP_WORKER_ID_MAX]; /* MANUAL_TERMINATE: a worker id, or a RunPod pod id */
 } ManualRequest;
 
 /* Plans an operator request. Pure, like planner_decide. MANUAL_TERMINATE takes a live worker's

@@ -42,6 +42,13 @@ static void manual_terminate(Ctx *c, size_t i)
         return;
     a->from_state = v->state;
     snprintf(a->pod_id, sizeof a->pod_id, "%s", planner_worker_pod_id(c, i));
+    if (!v->has_pod) {
+        /* No pod to terminate -- unless one may still surface: the list could not be read, or
+         * the row's create is within the lag window. The operator is told (exit 6). */
+        long long since = w->create_unknown_age_sec >= 0 ? w->create_unknown_age_sec : w->age_sec;
+        a->pod_unconfirmed = !snap->pods_listed ||
+                             (w->state == WORKER_SPAWNING && since <= c->policy->pod_id_grace_sec);
+    }
     v->terminated_in_plan = true;
 }
 

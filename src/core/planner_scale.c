@@ -115,7 +115,7 @@ static void scale_down_pool(Ctx *c, int p)
         for (size_t i = 0; i < snap->n_workers; i++) {
             const SnapWorker *w = &snap->workers[i];
             if (c->view[i].pool != p || c->view[i].state != WORKER_ACTIVE ||
-                c->view[i].tasks_held > 0 || c->view[i].promoted_in_plan)
+                c->view[i].tasks_held > 0 || c->view[i].promoted_in_plan || w->id_too_long)
                 continue;
             long long since_promotion = w->promoted_age_sec >= 0 ? w->promoted_age_sec : w->age_sec;
             if (idle_age(w) <= pp->idle_timeout_sec || since_promotion <= pp->grace_period_sec)
@@ -145,33 +145,73 @@ void planner_step_scale_down(Ctx *c)
 /* ------------------------------------------------------------------------------------------ */
 /* Step 6                                                                                      */
 
+/* The highest price per hour known for any GPU type (live pods and gpu_prices); 0 unknown. */
+static double price_ceiling(const Snapshot *snap)
+{
+    double top = snap->max_known_pod_cost > 0 ? snap->max_known_pod_cost : 0;
+    for (size_t k = 0; k < snap->n_prices; k++)
+        if (snap->prices[k].usd_per_hr > top)
+            top = snap->prices[k].usd_per_hr;
+    return top;
+}
+
 /* Cost per hour of the live workers of pool p (or every pool), pods without a known price
- * estimated at the highest price seen. */
+ * estimated at the highest price known. */
 static double fleet_cost(const Ctx *c, int pool)
 {
-    double cost = 0;
+    double cost = 0, unknown = price_ceiling(c->snap);
     for (size_t i = 0; i < c->snap->n_workers; i++) {
         if (c->view[i].terminated_in_plan || c->view[i].state == WORKER_TERMINATED)
             continue;
         if (pool != PLANNER_ALL_POOLS && c->view[i].pool != pool)
             continue;
         const SnapWorker *w = &c->snap->workers[i];
-        cost += w->cost_per_hr > 0 ? w->cost_per_hr : c->snap->max_known_pod_cost;
+        cost += w->cost_per_hr > 0 ? w->cost_per_hr : unknown;
     }
     return cost;
 }
 
-/* How many more pods a spend cap allows (cap 0 = off: unlimited). Without a known price, one
- * pod is allowed while under the cap, to learn it. */
-static long long spend_allowance(const Snapshot *snap, double cap, double cost)
+/* Whether a live worker of pool p (or any pool) has no known price yet. */
+static bool unpriced_live(const Ctx *c, int pool)
+{
+    for (size_t i = 0; i < c->snap->n_workers; i++)
+        if (!c->view[i].terminated_in_plan && c->view[i].state != WORKER_TERMINATED &&
+            (pool == PLANNER_ALL_POOLS || c->view[i].pool == pool) &&
+            !(c->snap->workers[i].cost_per_hr > 0))
+            return true;
+    return false;
+}
+
+/* The most a new pod of a pool may cost per hour: the highest known price among its usable GPU
+ * types, since a create may fall back to any of them; -1 when one of them has no known price. */
+static double price_bound(const Snapshot *snap, const PlanPool *pp)
+{
+    double bound = 0;
+    for (size_t g = 0; g < pp->n_gpu_types; g++) {
+        double price = -1;
+        for (size_t k = 0; k < snap->n_prices; k++)
+            if (strcmp(snap->prices[k].gpu_type, pp->gpu_types[g]) == 0)
+                price = snap->prices[k].usd_per_hr;
+        if (!(price > 0))
+            return -1;
+        if (price > bound)
+            bound = price;
+    }
+    return bound;
+}
+
+/* How many more pods a spend cap allows (cap 0 = off: unlimited), each costing at most bound.
+ * With a price unknown (bound < 0), one pod at a time is created to learn it, and none while a
+ * live pod's price is still unknown (creates whose answers never came back). */
+static long long spend_allowance(double cap, double cost, double bound, bool unpriced)
 {
     if (cap <= 0)
         return 1LL << 40;
     long long allowed;
-    if (snap->max_known_pod_cost > 0)
-        allowed = (long long)floor((cap - cost) / snap->max_known_pod_cost);
+    if (bound > 0)
+        allowed = (long long)floor((cap - cost) / bound);
     else
-        allowed = cost < cap ? 1 : 0;
+        allowed = !unpriced && cost < cap ? 1 : 0;
     return allowed > 0 ? allowed : 0;
 }
 
@@ -252,7 +292,9 @@ static void size_pool(Ctx *c, int p, long long *cap, long long *min_deficit, Rea
         n = 0;
         out->spawn_limit = SPAWN_LIMIT_BREAKER;
     }
-    long long spend = spend_allowance(snap, pp->max_hourly_spend, out->cost_per_hr);
+    out->price_bound = price_bound(snap, out);
+    long long spend = spend_allowance(pp->max_hourly_spend, out->cost_per_hr, out->price_bound,
+                                      unpriced_live(c, p));
     if (n > 0 && spend < n) {
         n = spend;
         out->spawn_limit = SPAWN_LIMIT_SPEND_CAP;
@@ -400,7 +442,14 @@ void planner_step_scale_up(Ctx *c)
     long long fleet_room = pol->max_active - used;
     if (fleet_room < 0)
         fleet_room = 0;
-    long long spend = spend_allowance(c->snap, pol->max_hourly_spend, plan->fleet_cost_per_hr);
+    double bound = 0; /* the dearest pool's bound; unknown when any pool's is */
+    for (size_t p = 0; p < n && bound >= 0; p++)
+        if (cap[p] > 0)
+            bound = plan->pools[p].price_bound < 0       ? -1
+                    : plan->pools[p].price_bound > bound ? plan->pools[p].price_bound
+                                                         : bound;
+    long long spend = spend_allowance(pol->max_hourly_spend, plan->fleet_cost_per_hr, bound,
+                                      unpriced_live(c, PLANNER_ALL_POOLS));
     long long room = fleet_room < spend ? fleet_room : spend;
     order_by_name(pol, n, by_name);
     share(room, n, cap, deficit, by_name, give);

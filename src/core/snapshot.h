@@ -14,12 +14,14 @@
 #define SNAP_TASKS_MAX 4096
 #define SNAP_PODS_MAX 2048
 #define SNAP_GPU_BACKOFF_MAX 32
-#define SNAP_ID_MAX 64
+#define SNAP_ID_MAX 64         /* RunPod pod ids */
+#define SNAP_WORKER_ID_MAX 256 /* workers.id: ours are ~30 bytes, rows of others may be longer */
 #define SNAP_TASK_ID_MAX 40
 #define SNAP_NAME_MAX 128
 #define SNAP_POOL_NAME_MAX 32 /* CONFIG_POOL_NAME_MAX */
 #define SNAP_RUN_TYPES_MAX 64
 #define SNAP_POOLS_MAX 64 /* pools named by worker rows (configured, or removed since) */
+#define SNAP_GPU_PRICES_MAX 64
 
 typedef enum {
     WORKER_INACTIVE = 0,
@@ -32,7 +34,7 @@ typedef enum {
 } WorkerState;
 
 typedef struct {
-    char id[SNAP_ID_MAX];
+    char id[SNAP_WORKER_ID_MAX];
     char pool[SNAP_POOL_NAME_MAX]; /* workers.pool */
     WorkerState state;
     char runpod_id[SNAP_ID_MAX];   /* "" = no pod id recorded yet */
@@ -51,19 +53,24 @@ typedef struct {
     char oldest_task_id[SNAP_TASK_ID_MAX]; /* its oldest non-exempt one; "" none */
     long long oldest_task_age_sec;         /* since its generation_started_at; -1 none */
     bool create_unknown; /* spawning, no pod id, its create's outcome unknown (may exist) */
+    long long create_unknown_age_sec; /* since its create's ambiguous answer; -1 none */
+    long long pod_age_sec; /* since its pod id was recorded (created_at for older rows); -1 none */
+    bool id_too_long;      /* workers.id longer than SNAP_WORKER_ID_MAX - 1: not addressable, so
+                              nothing is done to it (it still counts toward MAX) */
 } SnapWorker;
 
 typedef struct {
     char id[SNAP_TASK_ID_MAX];
-    char worker_id[SNAP_ID_MAX]; /* "" = none */
+    char worker_id[SNAP_WORKER_ID_MAX]; /* "" = none */
     char task_type[SNAP_NAME_MAX];
     char run_type[SNAP_NAME_MAX]; /* decides which pool's queue a recovered task joins */
     bool exempt;                  /* task_type matches STUCK_EXEMPT_TASK_TYPES */
     long long age_sec;            /* since generation_started_at; -1 unknown */
     int attempts;
-    int max_attempts;  /* 0 = not set: MAX_TASK_ATTEMPTS applies */
-    bool holder_known; /* worker_id names a row of workers (live or ended): one of ours */
-} SnapTask;            /* an In Progress task */
+    int max_attempts;     /* 0 = not set: MAX_TASK_ATTEMPTS applies */
+    bool holder_known;    /* worker_id names a row of workers (live or ended): one of ours */
+    bool holder_too_long; /* worker_id longer than SNAP_WORKER_ID_MAX - 1: left alone */
+} SnapTask;               /* an In Progress task */
 
 typedef enum {
     SNAP_POD_UNKNOWN = 0,
@@ -101,6 +108,12 @@ typedef struct {
     long long queued;    /* every Queued task */
     long long oldest_queued_age_sec;
 } SnapRunType;
+
+/* The last price RunPod charged for a pod of a GPU type (gpu_prices). */
+typedef struct {
+    char gpu_type[SNAP_NAME_MAX];
+    double usd_per_hr;
+} SnapGpuPrice;
 
 /* The run types worker_pools lets a pool's workers claim, as the database holds them (comma
  * list), so the loop can tell whether the configuration changed. */
@@ -154,11 +167,14 @@ typedef struct {
 
     size_t n_backoffs;
     SnapGpuBackoff backoffs[SNAP_GPU_BACKOFF_MAX];
+    size_t n_prices; /* known prices per GPU type (the spend cap's bound on a new pod) */
+    SnapGpuPrice prices[SNAP_GPU_PRICES_MAX];
 
     /* RunPod pods, listed when reconcile is due or a spawning worker needs its pod checked */
     bool pods_listed;
     size_t n_pods;
     SnapPod pods[SNAP_PODS_MAX];
+    size_t pods_foreign; /* listed pods neither of our name shape nor a live row's pod: not kept */
     size_t pods_skipped; /* list entries dropped (no usable id) */
     size_t pods_partial; /* list entries kept with an unreadable field */
 } Snapshot;

@@ -79,7 +79,7 @@ static void add_error(ActResult *res, const char *msg)
  * next cycle's fresh snapshot. */
 typedef struct {
     size_t n;
-    char ids[PLAN_MAX_ACTIONS][SNAP_ID_MAX];
+    char ids[PLAN_MAX_ACTIONS][SNAP_WORKER_ID_MAX];
 } Blocked;
 
 static bool is_blocked(const Blocked *b, const char *id)
@@ -93,7 +93,7 @@ static bool is_blocked(const Blocked *b, const char *id)
 static void block(Blocked *b, const char *id)
 {
     if (id[0] && b->n < PLAN_MAX_ACTIONS && !is_blocked(b, id))
-        snprintf(b->ids[b->n++], SNAP_ID_MAX, "%s", id);
+        snprintf(b->ids[b->n++], SNAP_WORKER_ID_MAX, "%s", id);
 }
 
 #ifdef ORCH_TEST_HOOKS
@@ -145,12 +145,13 @@ static int terminate_pod(App *app, ActResult *res, const char *pod_id, const cha
 /* Spawns                                                                                      */
 
 /* A fresh worker id (= pod name): the UTC time and 4 random bytes (worker_name.h). */
-static void make_worker_id(const char *prefix, char out[SNAP_ID_MAX])
+static void make_worker_id(const char *prefix, char out[SNAP_WORKER_ID_MAX])
 {
     uuid_t u;
     uuid_generate_random(u);
-    if (!worker_name_format(prefix, (long long)time(NULL), u, out, SNAP_ID_MAX))
-        snprintf(out, SNAP_ID_MAX, "%s", prefix); /* cannot happen: the prefix is <= 24 chars */
+    if (!worker_name_format(prefix, (long long)time(NULL), u, out, SNAP_WORKER_ID_MAX))
+        snprintf(out, SNAP_WORKER_ID_MAX, "%s",
+                 prefix); /* cannot happen: the prefix is <= 24 chars */
 }
 
 static void add_env(PodCreateSpec *spec, const char *name, const char *value)
@@ -287,7 +288,7 @@ static void record_not_created(App *app, ActResult *res, const Action *proto, co
 /* Records a no-capacity answer once per GPU type per cycle, however many concurrent creates
  * got it: the backoff doubles per cycle that found no capacity, not per request. */
 static void record_capacity(App *app, ActResult *res, const PodCreateResult *results, size_t n,
-                            char (*ids)[SNAP_ID_MAX])
+                            char (*ids)[SNAP_WORKER_ID_MAX])
 {
     const Config *cfg = app->cfg;
     for (size_t i = 0; i < n; i++)
@@ -335,7 +336,7 @@ static Status apply_spawns(App *app, const Plan *plan, ActResult *res, const lon
     PodCreateSpec *specs = calloc(n, sizeof *specs);
     PodCreateResult *results = calloc(n, sizeof *results);
     PodCreateJob *jobs = calloc(n, sizeof *jobs);
-    char(*ids)[SNAP_ID_MAX] = calloc(n, SNAP_ID_MAX);
+    char(*ids)[SNAP_WORKER_ID_MAX] = calloc(n, SNAP_WORKER_ID_MAX);
     const char *types[PLAN_POOLS_MAX][PLAN_GPU_TYPES_MAX];
     Status st = STATUS_OK;
     if (!todo || !specs || !results || !jobs || !ids) {
@@ -516,6 +517,24 @@ static Outcome apply_one(App *app, const Action *a, ActResult *res)
             res->workers_terminated++;
             log_info("worker.terminated", "worker_id=%s reason=%s", a->worker_id,
                      reason_str(a->reason));
+        }
+        if (s == STATUS_OK && applied && a->reason == REASON_OPERATOR) {
+            /* A task claimed between the snapshot and the move to terminating is recovered
+             * now, not left to a later cycle that may never run (the kill switch). */
+            int n = 0;
+            s = db_recover_tasks_of(app->conn, a->worker_id, cfg->max_task_attempts,
+                                    "Reset - orphaned from failed worker (operator)", &n);
+            res->tasks_reset += n;
+        }
+        if (s == STATUS_OK && applied && a->pod_unconfirmed) {
+            char msg[320];
+            snprintf(msg, sizeof msg,
+                     "worker %.64s ended, but its create's outcome is unknown: a pod named like it "
+                     "may still appear; run the command again after SPAWN_POD_ID_GRACE_SEC, or let "
+                     "the cycle run (it terminates such a pod as soon as it is listed)",
+                     a->worker_id);
+            add_error(res, msg);
+            res->failed++;
         }
         break;
     case ACTION_ADOPT_POD:

@@ -193,6 +193,24 @@ Status db_mark_terminated(PGconn *conn, const char *id, WorkerState from, const 
     return st;
 }
 
+/* The last price RunPod charged for a pod of gpu_type (the spend cap's bound on new pods). */
+static Status record_price(PGconn *conn, const char *gpu_type, double cost_per_hr)
+{
+    if (!gpu_type || !gpu_type[0] || !(cost_per_hr > 0))
+        return STATUS_OK;
+    char cost[32];
+    snprintf(cost, sizeof cost, "%.6f", cost_per_hr);
+    const char *p[] = {gpu_type, cost};
+    /* Best effort: the pod is recorded either way; a type without a price only makes the spend
+     * cap more careful (one pod at a time until a price is known). Failures are logged. */
+    db_exec_command(conn, "record_price",
+                    "INSERT INTO gpu_prices (gpu_type, cost_per_hr) VALUES ($1, $2::numeric)"
+                    " ON CONFLICT (gpu_type) DO UPDATE SET cost_per_hr = EXCLUDED.cost_per_hr,"
+                    " seen_at = now()",
+                    2, p, NULL);
+    return STATUS_OK;
+}
+
 Status db_record_pod(PGconn *conn, const char *id, const char *pod_id, const char *gpu_type,
                      double cost_per_hr, bool *applied)
 {
@@ -205,11 +223,14 @@ Status db_record_pod(PGconn *conn, const char *id, const char *pod_id, const cha
         conn, "record_pod",
         "UPDATE workers SET runpod_id = $2, gpu_type = coalesce($3::text, gpu_type),"
         " cost_per_hr = coalesce($4::numeric, cost_per_hr),"
-        " metadata = metadata || jsonb_build_object('runpod_id', $2::text)"
+        " metadata = metadata || jsonb_build_object('runpod_id', $2::text,"
+        "   'pod_recorded_at', now())"
         "   || CASE WHEN $4::numeric IS NULL THEN '{}'::jsonb"
         "      ELSE jsonb_build_object('cost_per_hr', $4::numeric) END"
         " WHERE id = $1 AND status = 'spawning' AND runpod_id IS NULL",
         4, p, &rows);
+    if (st == STATUS_OK && rows == 1)
+        st = record_price(conn, gpu_type, cost_per_hr);
     if (st == STATUS_OK)
         *applied = rows == 1;
     return st;
@@ -227,11 +248,14 @@ Status db_adopt_pod(PGconn *conn, const char *id, const char *pod_id, const char
         conn, "adopt_pod",
         "UPDATE workers SET runpod_id = $2, gpu_type = coalesce($3::text, gpu_type),"
         " cost_per_hr = coalesce($4::numeric, cost_per_hr),"
-        " metadata = metadata || jsonb_build_object('runpod_id', $2::text, 'adopted', true)"
+        " metadata = metadata || jsonb_build_object('runpod_id', $2::text, 'adopted', true,"
+        "   'pod_recorded_at', now())"
         "   || CASE WHEN $4::numeric IS NULL THEN '{}'::jsonb"
         "      ELSE jsonb_build_object('cost_per_hr', $4::numeric) END"
         " WHERE id = $1 AND runpod_id IS NULL AND status <> 'terminated'",
         4, p, &rows);
+    if (st == STATUS_OK && rows == 1)
+        st = record_price(conn, gpu_type, cost_per_hr);
     if (st == STATUS_OK)
         *applied = rows == 1;
     return st;
@@ -333,6 +357,33 @@ Status db_recover_task(PGconn *conn, const char *task_id, const char *worker_id,
         snprintf(new_status, 16, "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
     return STATUS_OK;
+}
+
+Status db_recover_tasks_of(PGconn *conn, const char *worker_id, int max_task_attempts,
+                           const char *reason, int *recovered)
+{
+    char maxa[16];
+    snprintf(maxa, sizeof maxa, "%d", max_task_attempts);
+    const char *p[] = {worker_id, maxa, reason};
+    int rows = 0;
+    Status st = db_exec_command(
+        conn, "recover_tasks_of",
+        "UPDATE tasks SET attempts = attempts + 1,"
+        " status = CASE WHEN attempts + 1 >= coalesce(nullif(max_attempts, 0), $2::int)"
+        "   THEN 'Failed'::task_status ELSE 'Queued'::task_status END,"
+        " worker_id = CASE WHEN attempts + 1 >= coalesce(nullif(max_attempts, 0), $2::int)"
+        "   THEN worker_id ELSE NULL END,"
+        " generation_started_at = CASE WHEN attempts + 1 >= coalesce(nullif(max_attempts, 0),"
+        "   $2::int) THEN generation_started_at ELSE NULL END,"
+        " generation_processed_at = CASE WHEN attempts + 1 >= coalesce(nullif(max_attempts, 0),"
+        "   $2::int) THEN now() ELSE NULL END,"
+        " available_at = now(), error_message = $3"
+        " WHERE worker_id = $1 AND status = 'In Progress'"
+        "   AND EXISTS (SELECT 1 FROM workers w WHERE w.id = $1 AND w.status = 'terminated')",
+        3, p, &rows);
+    if (st == STATUS_OK)
+        *recovered = rows;
+    return st;
 }
 
 /* Marks a spawning row whose create's outcome is unknown (metadata only). */

@@ -93,6 +93,12 @@ Status db_recover_task(PGconn *conn, const char *task_id, const char *worker_id,
                        int max_task_attempts, const char *reason, bool *applied,
                        char new_status[16]);
 
+/* Recovers every In Progress task still held by worker_id once its row is terminated (as
+ * db_recover_task, set-based): the tasks an operator's terminate could not see in its snapshot.
+ * *recovered gets how many. */
+Status db_recover_tasks_of(PGconn *conn, const char *worker_id, int max_task_attempts,
+                           const char *reason, int *recovered);
+
 /* Marks a spawning row without a pod id whose create's outcome is unknown (metadata
  * create_outcome_unknown, create_unknown_at, create_unknown_detail). Metadata only. */
 Status db_mark_create_unknown(PGconn *conn, const char *id, const char *detail);

@@ -110,6 +110,8 @@ static const char SQL_SNAPSHOT_POOLS[] =
     " FROM workers WHERE ended_at > now() - make_interval(mins => $1::int) GROUP BY pool"
     " UNION ALL"
     " SELECT 'claims', name, NULL, NULL, array_to_string(run_types, ',') FROM worker_pools"
+    " UNION ALL"
+    " SELECT 'price', gpu_type, cost_per_hr::float8, NULL, NULL FROM gpu_prices"
     " ORDER BY 1, 2 LIMIT $2::int";
 
 static const char SQL_SNAPSHOT_WORKERS[] =
@@ -137,7 +139,18 @@ static const char SQL_SNAPSHOT_WORKERS[] =
      * one (the stuck check). */
     " (SELECT count(*) FROM tasks t WHERE t.worker_id = w.id AND t.status = 'In Progress'),"
     " o.id, o.age,"
-    " coalesce(w.metadata -> 'create_outcome_unknown' = 'true'::jsonb, false), w.pool"
+    " coalesce(w.metadata -> 'create_outcome_unknown' = 'true'::jsonb, false), w.pool,"
+    /* The lag windows count from the create's answer, not the row's insert (a create can take
+     * as long as RUNPOD_REQUEST_TIMEOUT_SEC): when its outcome became unknown, when the pod
+     * id was recorded. */
+    " CASE WHEN jsonb_typeof(w.metadata -> 'create_unknown_at') = 'string'"
+    "   THEN extract(epoch FROM now() - (w.metadata ->> 'create_unknown_at')::timestamptz)"
+    "   END::float8,"
+    " CASE WHEN w.runpod_id IS NULL THEN NULL"
+    "   WHEN jsonb_typeof(w.metadata -> 'pod_recorded_at') = 'string'"
+    "   THEN extract(epoch FROM now() - (w.metadata ->> 'pod_recorded_at')::timestamptz)"
+    "   ELSE extract(epoch FROM now() - w.created_at) END::float8,"
+    " octet_length(w.id) >= $3::int"
     " FROM workers w"
     " LEFT JOIN LATERAL (SELECT t.id::text AS id,"
     "     extract(epoch FROM now() - t.generation_started_at)::float8 AS age"
@@ -153,7 +166,8 @@ static const char SQL_SNAPSHOT_TASKS[] =
     " coalesce(t.attempts, 0), coalesce(t.max_attempts, 0),"
     /* Whether the holder is, or was, one of our workers: only those tasks are ever recovered
      * (a task held by an API worker or another system is not ours to re-queue). */
-    " EXISTS (SELECT 1 FROM workers w WHERE w.id = t.worker_id), t.run_type"
+    " EXISTS (SELECT 1 FROM workers w WHERE w.id = t.worker_id), t.run_type,"
+    " coalesce(octet_length(t.worker_id) >= $3::int, false)"
     " FROM tasks t WHERE t.status = 'In Progress'"
     " ORDER BY t.generation_started_at NULLS FIRST, t.id LIMIT $2::int";
 
@@ -198,11 +212,12 @@ out:
 
 static Status load_workers(PGconn *conn, const Config *cfg, Snapshot *snap)
 {
-    char limit[16];
+    char limit[16], idmax[16];
     snprintf(limit, sizeof limit, "%d", SNAP_WORKERS_MAX + 1);
-    const char *p[] = {limit, cfg->stuck_exempt_task_types};
+    snprintf(idmax, sizeof idmax, "%d", SNAP_WORKER_ID_MAX);
+    const char *p[] = {limit, cfg->stuck_exempt_task_types, idmax};
     PGresult *res =
-        db_exec_params(conn, "snapshot_workers", SQL_SNAPSHOT_WORKERS, 2, p, PGRES_TUPLES_OK);
+        db_exec_params(conn, "snapshot_workers", SQL_SNAPSHOT_WORKERS, 3, p, PGRES_TUPLES_OK);
     if (!res)
         return STATUS_ERR_DB;
     Status st = STATUS_ERR_DB;
@@ -241,6 +256,14 @@ static Status load_workers(PGconn *conn, const Config *cfg, Snapshot *snap)
             w->oldest_task_age_sec = -1;
         w->create_unknown = cell_bool(res, r, 16);
         cell_str(res, r, 17, w->pool, sizeof w->pool);
+        if (cell_ll(res, r, 18, &w->create_unknown_age_sec) || cell_ll(res, r, 19, &w->pod_age_sec))
+            goto out;
+        w->id_too_long = cell_bool(res, r, 20);
+        if (w->id_too_long)
+            log_error("snapshot.worker_id_too_long",
+                      "worker_id=%s limit=%d msg=\"a worker row id this long cannot be acted on; "
+                      "its pod and tasks are left alone: rename or delete the row\"",
+                      w->id, SNAP_WORKER_ID_MAX - 1);
         snap->n_workers++;
     }
     st = STATUS_OK;
@@ -253,9 +276,11 @@ static Status load_tasks(PGconn *conn, const Config *cfg, Snapshot *snap)
 {
     char limit[16];
     snprintf(limit, sizeof limit, "%d", SNAP_TASKS_MAX + 1);
-    const char *p[] = {cfg->stuck_exempt_task_types, limit};
+    char idmax[16];
+    snprintf(idmax, sizeof idmax, "%d", SNAP_WORKER_ID_MAX);
+    const char *p[] = {cfg->stuck_exempt_task_types, limit, idmax};
     PGresult *res =
-        db_exec_params(conn, "snapshot_tasks", SQL_SNAPSHOT_TASKS, 2, p, PGRES_TUPLES_OK);
+        db_exec_params(conn, "snapshot_tasks", SQL_SNAPSHOT_TASKS, 3, p, PGRES_TUPLES_OK);
     if (!res)
         return STATUS_ERR_DB;
     Status st = STATUS_ERR_DB;
@@ -286,6 +311,7 @@ static Status load_tasks(PGconn *conn, const Config *cfg, Snapshot *snap)
                                                          : max_attempts);
         t->holder_known = cell_bool(res, r, 7);
         cell_str(res, r, 8, t->run_type, sizeof t->run_type);
+        t->holder_too_long = cell_bool(res, r, 9);
         snap->n_tasks++;
     }
     st = STATUS_OK;
@@ -361,7 +387,7 @@ static Status load_pools(PGconn *conn, const Config *cfg, Snapshot *snap)
 {
     char window[16], limit[16];
     snprintf(window, sizeof window, "%d", cfg->failure_window_minutes);
-    snprintf(limit, sizeof limit, "%d", 2 * SNAP_POOLS_MAX);
+    snprintf(limit, sizeof limit, "%d", 2 * SNAP_POOLS_MAX + SNAP_GPU_PRICES_MAX);
     const char *p[] = {window, limit};
     PGresult *res =
         db_exec_params(conn, "snapshot_pools", SQL_SNAPSHOT_POOLS, 2, p, PGRES_TUPLES_OK);
@@ -370,6 +396,7 @@ static Status load_pools(PGconn *conn, const Config *cfg, Snapshot *snap)
     Status st = STATUS_ERR_DB;
     snap->n_pool_endings = 0;
     snap->n_pool_claims = 0;
+    snap->n_prices = 0;
     for (int r = 0; r < PQntuples(res); r++) {
         const char *kind = PQgetvalue(res, r, 0);
         if (strcmp(kind, "ended") == 0 && snap->n_pool_endings < SNAP_POOLS_MAX) {
@@ -382,6 +409,12 @@ static Status load_pools(PGconn *conn, const Config *cfg, Snapshot *snap)
             SnapPoolClaims *c = &snap->pool_claims[snap->n_pool_claims++];
             cell_str(res, r, 1, c->pool, sizeof c->pool);
             cell_str(res, r, 4, c->run_types, sizeof c->run_types);
+        } else if (strcmp(kind, "price") == 0 && snap->n_prices < SNAP_GPU_PRICES_MAX) {
+            SnapGpuPrice *g = &snap->prices[snap->n_prices];
+            cell_str(res, r, 1, g->gpu_type, sizeof g->gpu_type);
+            if (cell_double(res, r, 2, &g->usd_per_hr))
+                goto out;
+            snap->n_prices++;
         }
     }
     st = STATUS_OK;

@@ -23,6 +23,7 @@
 #include "planner.h"
 #include "runpod.h"
 #include "summary.h"
+#include "worker_name.h"
 
 static long long monotonic_ms(void)
 {
@@ -93,6 +94,18 @@ static void log_list_problems(const PodList *list)
     }
 }
 
+/* Whether the snapshot keeps listed pod p: a name of our worker-id shape, or the pod a live row
+ * records (a row named otherwise, a partial entry whose name could not be read). */
+static bool pod_is_relevant(const App *app, const Snapshot *snap, const Pod *p)
+{
+    if (worker_name_matches(app->cfg->worker_id_prefix, p->name))
+        return true;
+    for (size_t i = 0; i < snap->n_workers; i++)
+        if (snap->workers[i].runpod_id[0] && strcmp(snap->workers[i].runpod_id, p->id) == 0)
+            return true;
+    return false;
+}
+
 /* Lists pods into the snapshot. A failure leaves pods_listed false: unknown, never "gone". One
  * defective entry never blinds the rest (runpod_json_parse_list). */
 static void list_pods(App *app, Snapshot *snap, cJSON *errors)
@@ -114,18 +127,35 @@ static void list_pods(App *app, Snapshot *snap, cJSON *errors)
         pod_list_clear(&list);
         return;
     }
-    if (list.count > SNAP_PODS_MAX) {
-        log_error("pods.too_many", "count=%zu limit=%d msg=\"pod list ignored this cycle\"",
-                  list.count, SNAP_PODS_MAX);
-        pod_list_clear(&list);
-        return;
-    }
     log_list_problems(&list);
     snap->pods_skipped = list.skipped;
     snap->pods_partial = list.partial;
+    /* Only the pods this system may act on are kept: names of our worker-id shape, and the pods
+     * live rows record. A shared account's other pods -- however many -- never crowd ours out
+     * of the snapshot (they are counted). */
     snap->n_pods = 0;
+    snap->pods_foreign = 0;
+    size_t relevant = 0;
+    for (size_t i = 0; i < list.count; i++)
+        relevant += pod_is_relevant(app, snap, &list.pods[i]);
+    if (relevant > SNAP_PODS_MAX) {
+        log_error("pods.too_many",
+                  "count=%zu limit=%d msg=\"more pods of ours than the snapshot holds; no "
+                  "pod-based decisions this cycle\"",
+                  relevant, SNAP_PODS_MAX);
+        if (errors)
+            cJSON_AddItemToArray(errors,
+                                 cJSON_CreateString("pod list ignored: more pods of ours than the "
+                                                    "snapshot holds (2048)"));
+        pod_list_clear(&list);
+        return;
+    }
     for (size_t i = 0; i < list.count; i++) {
         const Pod *p = &list.pods[i];
+        if (!pod_is_relevant(app, snap, p)) {
+            snap->pods_foreign++;
+            continue;
+        }
         SnapPod *sp = &snap->pods[snap->n_pods++];
         memset(sp, 0, sizeof *sp);
         snprintf(sp->id, sizeof sp->id, "%s", p->id);
@@ -227,7 +257,8 @@ static Status take_cycle_lock(App *app)
 }
 
 /* Observe and decide: the snapshot, the pod list when needed, and the plan (pure). */
-static Status observe_and_decide(App *app, Snapshot *snap, Plan *plan, cJSON *errors)
+static Status observe_and_decide(App *app, Snapshot *snap, Plan *plan, cJSON *errors,
+                                 bool *pods_wanted)
 {
     Status st = db_load_snapshot(app->conn, app->cfg, snap);
     if (st != STATUS_OK) {
@@ -241,14 +272,15 @@ static Status observe_and_decide(App *app, Snapshot *snap, Plan *plan, cJSON *er
              snap->in_progress_total);
     Policy policy;
     policy_from_config(app->cfg, &policy);
+    *pods_wanted = need_pods(app, snap, &policy) && app->rp;
     if (app->manual) {
-        if (need_pods(app, snap, &policy))
+        if (*pods_wanted)
             list_pods(app, snap, errors);
         planner_manual(snap, &policy, app->manual, plan);
         app->manual_result = plan->manual_result;
         app->manual_pods_listed = snap->pods_listed;
     } else {
-        if (need_pods(app, snap, &policy))
+        if (*pods_wanted)
             list_pods(app, snap, errors);
         planner_decide(snap, &policy, plan);
     }
@@ -304,10 +336,27 @@ static void record_cycle(App *app, const Snapshot *snap, const Plan *plan, const
 /* A cycle that could not see or plan everything is not a success (issue 12 review): more live
  * rows than the snapshot holds (it acts on nothing), or more actions than a plan holds (the rest
  * wait). Each says so in errors and turns an ok cycle into a partial one (exit 6). */
-static Status incomplete_plan(const Snapshot *snap, const Plan *plan, cJSON *errors, Status st)
+static Status incomplete_plan(const Snapshot *snap, const Plan *plan, cJSON *errors, Status st,
+                              bool pods_wanted)
 {
     char msg[256];
     bool incomplete = false;
+    if (pods_wanted && !snap->pods_listed) {
+        /* Blind to pods this cycle: no adoption, no leak sweep, no pod-based failure. Rows whose
+         * create's outcome is unknown wait for the list, holding their slots; say so. */
+        long long waiting = 0;
+        for (size_t i = 0; i < snap->n_workers; i++)
+            waiting += snap->workers[i].state == WORKER_SPAWNING && !snap->workers[i].runpod_id[0];
+        if (waiting > 0) {
+            snprintf(
+                msg, sizeof msg,
+                "%lld spawning worker%s without a pod id wait for the pod list (their creates' "
+                "outcome is unknown); they keep their slots under MAX_ACTIVE_GPUS",
+                waiting, waiting == 1 ? "" : "s");
+            cJSON_AddItemToArray(errors, cJSON_CreateString(msg));
+        }
+        return st == STATUS_OK ? STATUS_ERR_API : st;
+    }
     if (snap->workers_truncated) {
         snprintf(msg, sizeof msg,
                  "more than %d live worker rows: the cycle acted on nothing; terminate stale rows "
@@ -364,7 +413,8 @@ Status loop_cycle(App *app, cJSON **summary)
         st = STATUS_ERR_NOMEM;
         goto out;
     }
-    st = observe_and_decide(app, snap, plan, errors);
+    bool pods_wanted = false;
+    st = observe_and_decide(app, snap, plan, errors, &pods_wanted);
     if (st != STATUS_OK || app->dry_run)
         goto out;
 
@@ -380,7 +430,7 @@ Status loop_cycle(App *app, cJSON **summary)
     st = actuator_apply(app, snap, plan, &act);
     for (cJSON *e = act.errors ? act.errors->child : NULL; e; e = e->next)
         cJSON_AddItemToArray(errors, cJSON_CreateString(e->valuestring));
-    st = incomplete_plan(snap, plan, errors, st);
+    st = incomplete_plan(snap, plan, errors, st, pods_wanted);
 
 out:;
     long long duration_ms = monotonic_ms() - t0;

@@ -191,6 +191,7 @@ cJSON *summary_build(const App *app, const Snapshot *snap, const Plan *plan, con
     cJSON *pl = snap && snap->pods_listed ? cJSON_AddObjectToObject(root, "pod_list") : NULL;
     if (pl) {
         add_count(pl, "pods", (long long)snap->n_pods);
+        add_count(pl, "foreign", (long long)snap->pods_foreign);
         add_count(pl, "entries_skipped", (long long)snap->pods_skipped);
         add_count(pl, "entries_partial", (long long)snap->pods_partial);
     }

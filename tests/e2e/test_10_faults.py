@@ -166,10 +166,15 @@ class TestFaults(SafetyTestCase):
         self.run_cycles_until(lambda: self.db.count_by_status("tasks").get("In Progress") == 3,
                               timeout=20, what="three tasks running")
         fake.set_faults(rules=[rule(500, method="GET", path="/v2/pods", count=-1)])
-        during = self.run_cycles_for(3, ok_codes=(0, 6))
+        during = self.run_cycles_for(3, ok_codes=(0, 5, 6))
         for r in during:
             self.assertEqual(r.action("workers_failed"), 0, r.describe())
             self.assertFalse(r.status("reconciled"), r.describe())
+        # A cycle that needed the pods and could not read them says so (issue 12 review): exit 5
+        # and "pod list failed" (a cycle that needed no pods is not blind).
+        blind = [r for r in during if any("pod list failed" in e for e in r.summary["errors"])]
+        self.assertTrue(blind, "no cycle tried the failing list")
+        self.assertEqual({r.rc for r in blind}, {5})
         journal = self.db.query("SELECT snapshot->>'pods_listed' AS listed FROM "
                                 "orchestrator_cycles ORDER BY id DESC LIMIT %s", (len(during),))
         self.assertEqual({j["listed"] for j in journal}, {"false"})

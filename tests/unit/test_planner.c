@@ -86,6 +86,8 @@ static SnapWorker *add_worker(const char *id, WorkerState state, long long age_s
     w->terminating_age_sec = -1;
     w->vram_total_mb = -1;
     w->vram_used_mb = -1;
+    w->create_unknown_age_sec = -1;
+    w->pod_age_sec = -1; /* the lag windows then count from the row's age */
     snprintf(w->gpu_type, sizeof w->gpu_type, "NVIDIA GeForce RTX 4090");
     return w;
 }
@@ -1221,6 +1223,11 @@ START_TEST(test_planner_spend_cap)
     pol.min_active = 5;
     pol.max_hourly_spend = SPEND_CASES[_i].cap;
     snap.max_known_pod_cost = SPEND_CASES[_i].known_cost;
+    if (SPEND_CASES[_i].known_cost > 0) { /* the GPU type's price is on record (gpu_prices) */
+        snap.n_prices = 1;
+        snprintf(snap.prices[0].gpu_type, SNAP_NAME_MAX, "NVIDIA GeForce RTX 4090");
+        snap.prices[0].usd_per_hr = SPEND_CASES[_i].known_cost;
+    }
     for (int k = 0; k < SPEND_CASES[_i].n_fleet; k++) {
         snprintf(id, sizeof id, "w%d", k + 1);
         add_active(id, 5000)->cost_per_hr = SPEND_CASES[_i].fleet_cost_each;
@@ -1770,6 +1777,69 @@ END_TEST
 
 /* Issue 12.7: a worker whose tasks lie past SNAP_TASKS_MAX (so none is in the bounded list) is
  * still busy: never drained as idle, and counted busy. */
+/* Issue 12 review: the lag windows count from the create's answer, not from the row's insert
+ * (a create that took longer than the window must not be judged on it). */
+START_TEST(test_planner_lag_from_the_create_answer)
+{
+    reset();
+    snap.pods_listed = true;
+    /* Inserted 100 s ago, its create answered ambiguously 5 s ago: still waiting. */
+    SnapWorker *w = add_worker(W, WORKER_SPAWNING, 100, -1, -1, -1);
+    w->runpod_id[0] = '\0';
+    w->create_unknown = true;
+    w->create_unknown_age_sec = 5;
+    /* Its pod recorded 5 s ago (a slow 201) and not listed yet: not gone. */
+    SnapWorker *v = add_worker("gpu-20261130_120000-0b0b0b0b", WORKER_SPAWNING, 100, -1, -1, -1);
+    v->pod_age_sec = 5;
+    decide("lag from the answer");
+    check_plan("lag from the answer", "");
+    /* Past the windows counted from the answers: settled. */
+    w->create_unknown_age_sec = POD_ID_GRACE + 1;
+    v->pod_age_sec = NOT_FOUND_GRACE + 1;
+    decide("lag from the answer, past");
+    ck_assert_uint_eq(count_for(ACTION_FAIL_WORKER, W), 1);
+    ck_assert_uint_eq(count_for(ACTION_FAIL_WORKER, "gpu-20261130_120000-0b0b0b0b"), 1);
+}
+END_TEST
+
+/* Issue 12 review: the spend cap bounds a new pod by the dearest GPU type a create may fall back
+ * to, and never lets a pod of unknown price in while another's price is still unknown. */
+START_TEST(test_planner_spend_cap_price_bound)
+{
+    reset();
+    pol.min_active = 5;
+    pol.max_hourly_spend = 3.0;
+    pol.n_gpu_types = 2;
+    snprintf(pol.gpu_types[0], SNAP_NAME_MAX, "GPU A");
+    snprintf(pol.gpu_types[1], SNAP_NAME_MAX, "GPU B");
+    snap.n_prices = 2;
+    snprintf(snap.prices[0].gpu_type, SNAP_NAME_MAX, "GPU A");
+    snap.prices[0].usd_per_hr = 0.30;
+    snprintf(snap.prices[1].gpu_type, SNAP_NAME_MAX, "GPU B");
+    snap.prices[1].usd_per_hr = 2.00;
+    decide("fallback to the dearer type");
+    /* A alone would allow 10; a create falling back to B costs 2.00: one fits under 3.00. */
+    ck_assert_int_eq(plan.to_spawn, 1);
+    ck_assert_int_eq(plan.spawn_limit, SPAWN_LIMIT_SPEND_CAP);
+
+    /* A candidate type of unknown price: one pod to learn it... */
+    reset();
+    pol.min_active = 5;
+    pol.max_hourly_spend = 1.0;
+    decide("price never known");
+    ck_assert_int_eq(plan.to_spawn, 1);
+    /* ...and none while a live pod's price is still unknown (its create never answered). */
+    reset();
+    pol.min_active = 5;
+    pol.max_hourly_spend = 1.0;
+    add_worker("gpu-20261130_120000-0c0c0c0c", WORKER_SPAWNING, 30, -1, -1, -1)->runpod_id[0] =
+        '\0';
+    decide("price never learned");
+    ck_assert_int_eq(plan.to_spawn, 0);
+    ck_assert_int_eq(plan.spawn_limit, SPAWN_LIMIT_SPEND_CAP);
+}
+END_TEST
+
 START_TEST(test_planner_busy_beyond_the_task_list)
 {
     reset();
@@ -1829,6 +1899,9 @@ static Suite *planner_suite(void)
              1);
     add_loop(s, "test_planner_adoption_carries_cost", test_planner_adoption_carries_cost, 1);
     add_loop(s, "test_planner_pools", test_planner_pools, ARRAY_LEN(POOL_CASES));
+    add_loop(s, "test_planner_spend_cap_price_bound", test_planner_spend_cap_price_bound, 1);
+    add_loop(s, "test_planner_lag_from_the_create_answer", test_planner_lag_from_the_create_answer,
+             1);
     add_loop(s, "test_planner_pools_unserved_counted", test_planner_pools_unserved_counted, 1);
     add_loop(s, "test_planner_pools_manual_spawn", test_planner_pools_manual_spawn, 1);
     add_loop(s, "test_planner_reconcile_due", test_planner_reconcile_due,
