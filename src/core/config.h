@@ -94,6 +94,9 @@ typedef struct {
     char metrics_file[CONFIG_STR_MAX];
     char metrics_bind_address[64]; /* METRICS_BIND_ADDRESS: IP literal the HTTP endpoint binds */
     char orchestrator_instance_id[CONFIG_ITEM_MAX];
+
+    /* single-controller exclusion (structure_docs/safety.md) */
+    int cycle_lease_ttl_sec; /* CYCLE_LEASE_TTL_SEC: the cycle lease's lifetime, renewed at 1/4 */
 } Config;
 
 typedef struct {

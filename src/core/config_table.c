@@ -112,6 +112,9 @@ const VarSpec CONFIG_VARS[] = {
      "IP address the METRICS_PORT endpoint binds (0.0.0.0: all, for Kubernetes probes)"},
     {"ORCHESTRATOR_INSTANCE_ID", VT_STRING, F(orchestrator_instance_id), NULL, 0,
      CONFIG_ITEM_MAX - 1, false, NULL, "source id in logs and the journal"},
+    {"CYCLE_LEASE_TTL_SEC", VT_INT, F(cycle_lease_ttl_sec), "60", 3, 3600, false, NULL,
+     "lifetime of the cycle lease (renewed while a cycle runs); a killed cycle blocks others "
+     "at most this long"},
 };
 
 const size_t CONFIG_N_VARS = sizeof CONFIG_VARS / sizeof CONFIG_VARS[0];
