@@ -17,6 +17,7 @@
 #include "db.h"
 #include "dblog.h"
 #include "http.h" /* issue 6 */
+#include "lease.h"
 #include "log.h"
 #include "metrics.h" /* issue 6 */
 #include "loop.h"
@@ -147,6 +148,10 @@ Status commands_app_open(App *app, const Config *cfg, const char *command, bool 
 
 void commands_app_close(App *app)
 {
+    /* Normally released by the cycle already; this ends a hold left by an early return. */
+    lease_release(app->lease, app->conn && PQstatus(app->conn) == CONNECTION_OK ? app->conn : NULL);
+    lease_free(app->lease);
+    app->lease = NULL;
     dblog_stop();
     if (app->conn)
         PQfinish(app->conn);

@@ -15,6 +15,7 @@
 #include "actuator.h"
 #include "commands.h"
 #include "db.h"
+#include "lease.h"
 #include "log.h"
 #include "loop.h"
 #include "planner.h"
@@ -231,7 +232,7 @@ static void add_totals(cJSON *out, const Totals *t, size_t live_rows, bool act_n
                act_now ? "" : "; nothing changed (use --terminate to act)");
 }
 
-/* Observe: the snapshot and the pod list (under the cycle lock when acting, so no cycle's
+/* Observe: the snapshot and the pod list (under the cycle lease when acting, so no cycle's
  * create/record races the decisions), then the cycle's own rule, step 7 forced due. */
 static Status observe(App *app, bool act_now, bool *locked, Snapshot *snap, Plan *plan,
                       cJSON *errors)
@@ -241,12 +242,15 @@ static Status observe(App *app, bool act_now, bool *locked, Snapshot *snap, Plan
         return st;
     if (act_now) {
         bool got = false;
-        st = db_try_cycle_lock(app->conn, &got);
+        st = lease_new(app->cfg, "reconcile", &app->lease);
+        if (st == STATUS_OK)
+            st = lease_try_acquire(app->lease, app->conn, &got);
         if (st != STATUS_OK)
             return st;
         if (!got) {
-            fprintf(stderr, "orchestrator reconcile: a cycle holds the lock; nothing done, try "
-                            "again in a moment\n");
+            lease_log_holder(app->lease);
+            fprintf(stderr, "orchestrator reconcile: a cycle holds the cycle lease; nothing "
+                            "done, try again in a moment\n");
             return STATUS_LOCKED;
         }
         *locked = true;
@@ -309,7 +313,10 @@ Status cmd_reconcile(int argc, char **argv)
     Policy pol;
     policy_from_config(cfg, &pol);
     report_pods(cfg, snap, plan, f.json, cJSON_AddArrayToObject(out, "pods"), &t);
-    st = report_vanished(&app, snap, &pol, act_now, f.json, out, &t);
+    if (act_now) /* the fence (lease.h): the pod list may have taken long */
+        st = lease_verify(app.lease, app.conn);
+    if (st == STATUS_OK)
+        st = report_vanished(&app, snap, &pol, act_now, f.json, out, &t);
     if (st != STATUS_OK)
         goto done;
     cJSON *terminated = cJSON_AddArrayToObject(out, "terminated");
@@ -328,8 +335,8 @@ done:
         free(s);
     }
     fflush(stdout);
-    if (locked && app.conn && PQstatus(app.conn) == CONNECTION_OK)
-        db_release_cycle_lock(app.conn);
+    if (locked)
+        lease_release(app.lease, app.conn && PQstatus(app.conn) == CONNECTION_OK ? app.conn : NULL);
     cJSON_Delete(out);
     cJSON_Delete(errors);
     free(snap);

@@ -10,6 +10,7 @@
 #include "planner.h"
 
 struct RunpodClient;
+struct Lease;        /* lease.h */
 struct MetricsState; /* metrics.h */
 struct HttpServer;   /* http.h */
 
@@ -23,6 +24,8 @@ typedef struct {
     struct MetricsState *metrics; /* owned by the command; NULL = no metrics (issue 6) */
     struct HttpServer *http;      /* owned by the command; NULL = no HTTP endpoint */
     const ManualRequest *manual;  /* an operator's request planned instead of the cycle */
+    struct Lease *lease; /* owned; the cycle lease (lease.h), NULL until a cycle first takes it;
+                            actions are fenced by it (lease_verify) */
 } App;
 
 #endif
