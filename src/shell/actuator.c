@@ -16,6 +16,7 @@
 #include <uuid/uuid.h>
 
 #include "db.h"
+#include "lease.h"
 #include "log.h"
 #include "runpod.h"
 
@@ -361,6 +362,19 @@ out:
 
 /* ------------------------------------------------------------------------------------------ */
 
+/* The fence (lease.h): true, and nothing more may be done, once the cycle lease is lost. */
+static bool fenced(App *app, ActResult *res)
+{
+    Status st = lease_verify(app->lease, app->conn);
+    if (st == STATUS_ERR_DB)
+        res->db_failed = true;
+    else if (st != STATUS_OK)
+        res->lease_lost = true;
+    if (res->lease_lost)
+        add_error(res, "cycle lease lost: no further action this cycle");
+    return st != STATUS_OK;
+}
+
 Status actuator_apply(App *app, const Snapshot *snap, const Plan *plan, ActResult *res)
 {
     (void)snap;
@@ -383,6 +397,8 @@ Status actuator_apply(App *app, const Snapshot *snap, const Plan *plan, ActResul
             res->skipped++;
             continue;
         }
+        if (fenced(app, res))
+            break;
         bool applied = false;
         Status s = STATUS_OK;
         char new_status[16] = "";
@@ -484,13 +500,15 @@ Status actuator_apply(App *app, const Snapshot *snap, const Plan *plan, ActResul
         record(res, a, NULL, "applied", a->detail);
     }
 
-    if (!res->db_failed && spawns > 0) {
+    if (!res->db_failed && !res->lease_lost && spawns > 0 && !fenced(app, res)) {
         Status s = apply_spawns(app, plan, spawns, res, failed_terminations);
         if (s != STATUS_OK && st == STATUS_OK)
             st = s;
     }
     free(blocked);
 
+    if (res->lease_lost)
+        return STATUS_ERR_LEASE_LOST;
     if (res->db_failed)
         return STATUS_ERR_DB;
     if (res->api_auth_failed || res->api_retired)
