@@ -280,8 +280,7 @@ Status lease_try_acquire(Lease *l, PGconn *conn, bool *got)
     l->held = true;
     l->lost_logged = false;
     *got = true;
-    log_debug("cycle.lease_acquired", "fence=%s ttl_sec=%s holder=\"%s\"", l->fence, l->ttl,
-              l->info);
+    log_debug("cycle.lease_acquired", "fence=%s ttl_sec=%s holder=%s", l->fence, l->ttl, l->info);
     start_renewal(l);
     st = STATUS_OK;
 out:
@@ -292,7 +291,7 @@ out:
 void lease_log_holder(const Lease *l)
 {
     log_info("cycle.skipped_locked",
-             "holder=\"%s\" lease_left_sec=%.1f msg=\"another orchestrator cycle holds the cycle "
+             "holder=%s lease_left_sec=%.1f msg=\"another orchestrator cycle holds the cycle "
              "lease; nothing to do\"",
              l->other, l->other_left_sec);
 }
@@ -304,7 +303,7 @@ static Status lost(Lease *l, const char *why, const char *holder_now, const char
     if (!l->lost_logged) {
         l->lost_logged = true;
         log_error("cycle.lease_lost",
-                  "why=%s fence=%s fence_now=%s holder_now=\"%s\" lease_left_sec=%.1f "
+                  "why=%s fence=%s fence_now=%s holder_now=%s lease_left_sec=%.1f "
                   "margin_sec=%s msg=\"this cycle no longer holds the cycle lease; it takes no "
                   "further action and ends non-zero\"",
                   why, l->fence, fence_now, holder_now, left_sec, l->margin);
@@ -351,9 +350,8 @@ void lease_release(Lease *l, PGconn *conn)
     stop_renewal(l);
     l->held = false;
     if (l->renew_errors > 0)
-        log_warn("cycle.lease_renew_failed",
-                 "fence=%s failures=%lld renewals=%lld last_error=\"%s\"", l->fence,
-                 l->renew_errors, l->renewals, l->renew_error);
+        log_warn("cycle.lease_renew_failed", "fence=%s failures=%lld renewals=%lld last_error=%s",
+                 l->fence, l->renew_errors, l->renewals, l->renew_error);
     if (!conn || PQstatus(conn) != CONNECTION_OK) {
         log_warn("cycle.lease_not_released",
                  "fence=%s ttl_sec=%s msg=\"no database connection; the lease expires on its "
