@@ -93,10 +93,10 @@ static const char SQL_RELEASE[] =
 
 /* Connects like db_connect but silently (this runs off the caller's thread, and the logger is
  * not thread-safe); the failure text goes to the caller through renew_error. */
-static PGconn *connect_quiet(const Config *cfg, char *err, size_t cap)
+static PGconn *connect_quiet(const Config *cfg, const char *timeout_sec, char *err, size_t cap)
 {
     const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
-    const char *vals[] = {cfg->database_url[0] ? cfg->database_url : NULL, "10",
+    const char *vals[] = {cfg->database_url[0] ? cfg->database_url : NULL, timeout_sec,
                           "orchestrator-lease", NULL};
     PGconn *conn = PQconnectdbParams(keys, vals, 1);
     if (conn && PQstatus(conn) == CONNECTION_OK)
@@ -112,7 +112,7 @@ static int renew_once(Lease *l, PGconn **conn, char *err, size_t cap)
 {
     if (!*conn || PQstatus(*conn) != CONNECTION_OK) {
         PQfinish(*conn);
-        *conn = connect_quiet(l->cfg, err, cap);
+        *conn = connect_quiet(l->cfg, "10", err, cap);
         if (!*conn)
             return -1;
     }
@@ -343,6 +343,32 @@ Status lease_verify(Lease *l, PGconn *conn)
     return st;
 }
 
+/* Releases on the lease's own connection when the cycle's is gone (a terminated backend, a
+ * network cut), so a live process does not leave its hold to expire: the renewal thread's
+ * connection, or a new one. Returns true when the statement ran. */
+static bool release_on_own_connection(Lease *l, const char *const *p, bool *released)
+{
+    char err[200] = "";
+    if (!l->renew_conn || PQstatus(l->renew_conn) != CONNECTION_OK) {
+        PQfinish(l->renew_conn);
+        l->renew_conn = connect_quiet(l->cfg, "5", err, sizeof err);
+    }
+    PGresult *res =
+        l->renew_conn ? PQexecParams(l->renew_conn, SQL_RELEASE, 2, NULL, p, NULL, NULL, 0) : NULL;
+    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    if (ok)
+        *released = strcmp(PQcmdTuples(res), "1") == 0;
+    else
+        log_warn("cycle.lease_not_released",
+                 "fence=%s ttl_sec=%s error=%s msg=\"the lease expires on its own\"", l->fence,
+                 l->ttl,
+                 err[0]          ? err
+                 : l->renew_conn ? PQerrorMessage(l->renew_conn)
+                                 : "");
+    PQclear(res);
+    return ok;
+}
+
 void lease_release(Lease *l, PGconn *conn)
 {
     if (!l || !l->held)
@@ -352,18 +378,18 @@ void lease_release(Lease *l, PGconn *conn)
     if (l->renew_errors > 0)
         log_warn("cycle.lease_renew_failed", "fence=%s failures=%lld renewals=%lld last_error=%s",
                  l->fence, l->renew_errors, l->renewals, l->renew_error);
-    if (!conn || PQstatus(conn) != CONNECTION_OK) {
-        log_warn("cycle.lease_not_released",
-                 "fence=%s ttl_sec=%s msg=\"no database connection; the lease expires on its "
-                 "own\"",
-                 l->fence, l->ttl);
+    const char *p[] = {l->token, l->fence};
+    bool released = false;
+    if (conn && PQstatus(conn) == CONNECTION_OK) {
+        int rows = 0;
+        if (db_exec_command(conn, "lease_release", SQL_RELEASE, 2, p, &rows) != STATUS_OK)
+            return; /* logged; the lease expires on its own */
+        released = rows == 1;
+    } else if (!release_on_own_connection(l, p, &released)) {
         return;
     }
-    const char *p[] = {l->token, l->fence};
-    int rows = 0;
-    if (db_exec_command(conn, "lease_release", SQL_RELEASE, 2, p, &rows) == STATUS_OK)
-        log_debug("cycle.lease_released", "fence=%s renewals=%lld released=%s", l->fence,
-                  l->renewals, rows == 1 ? "true" : "false");
+    log_debug("cycle.lease_released", "fence=%s renewals=%lld released=%s", l->fence, l->renewals,
+              released ? "true" : "false");
 }
 
 long long lease_fence(const Lease *l)

@@ -57,8 +57,10 @@ void lease_log_holder(const Lease *l);
 Status lease_verify(Lease *l, PGconn *conn);
 
 /* Ends the hold: stops the renewal thread, then frees the row if it is still ours (one
- * statement; skipped when conn is NULL or broken, leaving the row to expire). Logs renewal
- * failures seen during the hold. NULL-safe; a no-op when nothing is held. */
+ * statement on conn; when conn is NULL or broken, on the lease's own connection, opened anew if
+ * needed, so a live process whose cycle connection died still frees it; when that fails too,
+ * logged as cycle.lease_not_released, the row expires and this process may take it again at
+ * once). Logs renewal failures seen during the hold. NULL-safe; a no-op when nothing is held. */
 void lease_release(Lease *l, PGconn *conn);
 
 /* The fence number of the current or last hold (0 before the first). Cannot fail. */

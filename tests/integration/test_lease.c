@@ -124,13 +124,28 @@ START_TEST(test_lease_taken_over_is_lost)
 }
 END_TEST
 
-/* A release that could not reach the database leaves the row ours; the same process takes it
- * again at once (new fence) instead of waiting for the expiry. */
+/* The cycle's connection died: the release goes through a connection of the lease's own. */
+START_TEST(test_lease_released_without_the_cycle_connection)
+{
+    Lease *a = take(conn, true);
+    lease_release(a, NULL);
+    ck_assert_int_eq(
+        harness_sql_ll(conn, "SELECT count(*) FROM orchestrator_lease WHERE holder IS NULL"), 1);
+    lease_free(a);
+}
+END_TEST
+
+/* A release that could not reach the database at all leaves the row ours; the same process
+ * takes it again at once (new fence) instead of waiting for the expiry, others still wait. */
 START_TEST(test_lease_own_unreleased_hold_is_retaken)
 {
     Lease *a = take(conn, true);
     long long f1 = lease_fence(a);
-    lease_release(a, NULL);
+    char good[CONFIG_URL_MAX];
+    snprintf(good, sizeof good, "%s", cfg.database_url);
+    harness_db_url("no_such_database", cfg.database_url, sizeof cfg.database_url);
+    lease_release(a, NULL); /* neither the cycle's connection nor a new one */
+    snprintf(cfg.database_url, sizeof cfg.database_url, "%s", good);
     ck_assert_int_eq(harness_sql_ll(conn, "SELECT count(*) FROM orchestrator_lease"
                                           " WHERE holder IS NOT NULL AND expires_at > now()"),
                      1);
@@ -184,6 +199,7 @@ static Suite *lease_suite(void)
     tcase_add_test(tc, test_lease_expiry_fences_the_old_holder);
     tcase_add_test(tc, test_lease_expiring_is_not_held);
     tcase_add_test(tc, test_lease_taken_over_is_lost);
+    tcase_add_test(tc, test_lease_released_without_the_cycle_connection);
     tcase_add_test(tc, test_lease_own_unreleased_hold_is_retaken);
     tcase_add_test(tc, test_lease_renewal_extends_and_stops);
     suite_add_tcase(s, tc);
