@@ -193,7 +193,7 @@ static Status run_cycle(const char *command, bool dry_run, bool force_dry_run,
     free(cfg);
     if (st == STATUS_LOCKED && manual) {
         fprintf(stderr,
-                "orchestrator %s: another cycle held the lock for 30 s; nothing was "
+                "orchestrator %s: another cycle held the cycle lease for 30 s; nothing was "
                 "done, try again\n",
                 command);
         return STATUS_ERR_DB;

@@ -333,7 +333,7 @@ out:;
         dblog_flush(app->conn, cfg);
     dblog_set_cycle(0);
     /* Metrics: count this cycle, rewrite METRICS_FILE (not after a lock skip: the instance that
-     * holds the lock writes it), publish to the HTTP endpoint. No-ops when off. */
+     * holds the lease writes it), publish to the HTTP endpoint. No-ops when off. */
     metrics_observe_cycle(app->metrics, snap, plan, have_act ? &act : NULL, st,
                           (double)duration_ms / 1000.0);
     if (st != STATUS_LOCKED)
