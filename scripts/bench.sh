@@ -287,7 +287,7 @@ for i in "${!dbs[@]}"; do
     [ "${acts[$db]}" = 0 ] && [ "${planlen[$db]}" = 0 ] || noop_acted=1
 done
 echo "   stmts = pg_stat_statements top-level calls of the cycle's database; summ = summary"
-echo "   sql_statements + 1 (the lock release after the summary). RunPod requests during item 1:"
+echo "   sql_statements + 1 (the lease release after the summary). RunPod requests during item 1:"
 echo "   $((reqs_after - reqs_before))."
 echo "   statements of one cycle ($(basename "${dbs[-1]}")):"
 sed 's/^/     /' "$tmp/stmts_${dbs[-1]}.txt"

@@ -16,6 +16,8 @@ PACKAGES=(
     # SQL contract tests: pgTAP and its runner pg_prove
     postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
     python3 python3-psycopg2 python3-jsonschema python3-yaml
+    # the cycle lease behind a transaction pooler (tests/e2e/test_18_cycle_lease.py)
+    pgbouncer
     # process helpers used by the scripts
     procps util-linux ca-certificates valgrind
     # scripts/bench.sh: wall time and peak RSS (/usr/bin/time)

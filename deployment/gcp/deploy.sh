@@ -32,7 +32,7 @@ render() { # template -> rendered copy with the placeholders filled in
 render "$here/migrate-job.yaml" "$tmp/migrate-job.yaml"
 render "$here/cloud-run-job.yaml" "$tmp/cloud-run-job.yaml"
 
-# 1. Migrations first (idempotent, under an advisory lock).
+# 1. Migrations first (idempotent, each step under a transaction-level advisory lock).
 gcloud run jobs replace "$tmp/migrate-job.yaml" --project "$PROJECT_ID" --region "$REGION"
 gcloud run jobs execute orchestrator-migrate --project "$PROJECT_ID" --region "$REGION" --wait
 

@@ -16,7 +16,8 @@
 #include "config.h"
 #include "db.h"
 #include "dblog.h"
-#include "http.h"
+#include "http.h" /* issue 6 */
+#include "lease.h"
 #include "log.h"
 #include "metrics.h"
 #include "loop.h"
@@ -147,6 +148,10 @@ Status commands_app_open(App *app, const Config *cfg, const char *command, bool 
 
 void commands_app_close(App *app)
 {
+    /* Normally released by the cycle already; this ends a hold left by an early return. */
+    lease_release(app->lease, app->conn && PQstatus(app->conn) == CONNECTION_OK ? app->conn : NULL);
+    lease_free(app->lease);
+    app->lease = NULL;
     dblog_stop();
     if (app->conn)
         PQfinish(app->conn);
@@ -191,7 +196,7 @@ static Status run_cycle(const char *command, bool dry_run, bool force_dry_run,
     free(cfg);
     if (st == STATUS_LOCKED && manual) {
         fprintf(stderr,
-                "orchestrator %s: another cycle held the lock for 30 s; nothing was "
+                "orchestrator %s: another cycle held the cycle lease for 30 s; nothing was "
                 "done, try again\n",
                 command);
         return STATUS_ERR_DB;

@@ -16,6 +16,7 @@
 #include "actuator.h"
 #include "commands.h"
 #include "db.h"
+#include "lease.h"
 #include "log.h"
 #include "loop.h"
 #include "planner.h"
@@ -232,7 +233,7 @@ static void add_totals(cJSON *out, const Totals *t, size_t live_rows, bool act_n
                t->fleet_cost, act_now ? "" : "; nothing changed (use --terminate to act)");
 }
 
-/* Observe: the snapshot and the pod list (under the cycle lock when acting, so no cycle's
+/* Observe: the snapshot and the pod list (under the cycle lease when acting, so no cycle's
  * create/record races the decisions), then the cycle's own rule, step 7 forced due. */
 static Status observe(App *app, bool act_now, bool *locked, Snapshot *snap, Plan *plan,
                       cJSON *errors)
@@ -243,18 +244,16 @@ static Status observe(App *app, bool act_now, bool *locked, Snapshot *snap, Plan
     if (act_now) {
         /* Like the other operator commands: wait up to 30 s for a running cycle. */
         bool got = false;
-        st = db_try_cycle_lock(app->conn, &got);
-        for (int waited = 0; st == STATUS_OK && !got && waited < 60; waited++) {
-            struct timespec ts = {.tv_sec = 0, .tv_nsec = 500000000L};
-            nanosleep(&ts, NULL);
-            st = db_try_cycle_lock(app->conn, &got);
-        }
+        st = lease_new(app->cfg, "reconcile", &app->lease);
+        if (st == STATUS_OK)
+            st = lease_try_acquire(app->lease, app->conn, &got);
         if (st != STATUS_OK)
             return st;
         if (!got) {
-            fprintf(stderr, "orchestrator reconcile: another cycle held the lock for 30 s; "
-                            "nothing was done, try again\n");
-            return STATUS_ERR_DB;
+            lease_log_holder(app->lease);
+            fprintf(stderr, "orchestrator reconcile: a cycle holds the cycle lease; nothing "
+                            "done, try again in a moment\n");
+            return STATUS_LOCKED;
         }
         *locked = true;
     }
@@ -315,7 +314,10 @@ Status cmd_reconcile(int argc, char **argv)
     policy_from_config(cfg, &pol);
     report_pods(cfg, snap, plan, f.json, cJSON_AddArrayToObject(out, "pods"), &t);
     t.foreign = (long long)snap->pods_foreign; /* not kept in the snapshot at all */
-    st = report_vanished(&app, snap, &pol, act_now, f.json, out, &t);
+    if (act_now) /* the fence (lease.h): the pod list may have taken long */
+        st = lease_verify(app.lease, app.conn);
+    if (st == STATUS_OK)
+        st = report_vanished(&app, snap, &pol, act_now, f.json, out, &t);
     if (st != STATUS_OK)
         goto done;
     cJSON *terminated = cJSON_AddArrayToObject(out, "terminated");
@@ -334,8 +336,8 @@ done:
         free(s);
     }
     fflush(stdout);
-    if (locked && app.conn && PQstatus(app.conn) == CONNECTION_OK)
-        db_release_cycle_lock(app.conn);
+    if (locked)
+        lease_release(app.lease, app.conn && PQstatus(app.conn) == CONNECTION_OK ? app.conn : NULL);
     cJSON_Delete(out);
     cJSON_Delete(errors);
     free(snap);

@@ -128,6 +128,8 @@ typedef struct {
     ConfigList pool_names;
     size_t n_pools;
     PoolConfig pools[CONFIG_POOLS_MAX];
+    /* single-controller exclusion (structure_docs/safety.md) */
+    int cycle_lease_ttl_sec; /* CYCLE_LEASE_TTL_SEC: the cycle lease's lifetime, renewed at 1/4 */
 } Config;
 
 typedef struct {

@@ -119,6 +119,9 @@ const VarSpec CONFIG_VARS[] = {
      "TASKS_PER_GPU_THRESHOLD, MACHINES_TO_KEEP_IDLE, GPU_IDLE_TIMEOUT_SEC, "
      "WORKER_GRACE_PERIOD_SEC, SPAWNING_TIMEOUT_SEC, TASK_STUCK_TIMEOUT_SEC, "
      "MAX_HOURLY_SPEND_USD, ENV_<VAR>), falling back to the global variable"},
+    {"CYCLE_LEASE_TTL_SEC", VT_INT, F(cycle_lease_ttl_sec), "60", 3, 3600, false, NULL,
+     "lifetime of the cycle lease (renewed while a cycle runs); a killed cycle blocks others "
+     "at most this long"},
 };
 
 const size_t CONFIG_N_VARS = sizeof CONFIG_VARS / sizeof CONFIG_VARS[0];

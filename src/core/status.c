@@ -28,6 +28,8 @@ const char *status_str(Status st)
         return "nomem";
     case STATUS_LOCKED:
         return "locked";
+    case STATUS_ERR_LEASE_LOST:
+        return "lease_lost";
     }
     return "unknown";
 }
@@ -43,6 +45,7 @@ int status_exit_code(Status st)
     case STATUS_ERR_CONFIG:
         return 3;
     case STATUS_ERR_DB:
+    case STATUS_ERR_LEASE_LOST:
         return 4;
     case STATUS_ERR_API:
         return 5;

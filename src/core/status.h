@@ -16,6 +16,9 @@ typedef enum {
     STATUS_ERR_NOT_FOUND, /* a looked-up object does not exist */
     STATUS_ERR_NOMEM,     /* allocation failed: exit 1 */
     STATUS_LOCKED,        /* another cycle holds the lock: exit 0 */
+    /* This cycle lost the cycle lease (expired or taken over) and stopped acting: exit 4, like
+     * the database the lease lives in. */
+    STATUS_ERR_LEASE_LOST,
 } Status;
 
 /* Stable lower-case name of a status ("ok", "db", ...). Cannot fail; unknown -> "unknown". */

@@ -16,6 +16,7 @@
 #include <uuid/uuid.h>
 
 #include "db.h"
+#include "lease.h"
 #include "log.h"
 #include "runpod.h"
 #include "worker_name.h"
@@ -576,6 +577,19 @@ static void count_not_terminated(const Action *a, long long *by_pool, long long 
         (*fleet)++;
 }
 
+/* The fence (lease.h): true, and nothing more may be done, once the cycle lease is lost. */
+static bool fenced(App *app, ActResult *res)
+{
+    Status st = lease_verify(app->lease, app->conn);
+    if (st == STATUS_ERR_DB)
+        res->db_failed = true;
+    else if (st != STATUS_OK)
+        res->lease_lost = true;
+    if (res->lease_lost)
+        add_error(res, "cycle lease lost: no further action this cycle");
+    return st != STATUS_OK;
+}
+
 Status actuator_apply(App *app, const Snapshot *snap, const Plan *plan, ActResult *res)
 {
     (void)snap;
@@ -604,6 +618,8 @@ Status actuator_apply(App *app, const Snapshot *snap, const Plan *plan, ActResul
             count_not_terminated(a, not_terminated, &not_terminated_fleet);
             continue;
         }
+        if (fenced(app, res))
+            break;
         Outcome o = apply_one(app, a, res);
         if (o == OUT_APPLIED) {
             record(res, a, NULL, "applied", a->detail);
@@ -619,13 +635,15 @@ Status actuator_apply(App *app, const Snapshot *snap, const Plan *plan, ActResul
         block(blocked, a->worker_id);
     }
 
-    if (!res->db_failed && spawns > 0) {
+    if (!res->db_failed && !res->lease_lost && spawns > 0 && !fenced(app, res)) {
         Status s = apply_spawns(app, plan, res, not_terminated, not_terminated_fleet);
         if (s != STATUS_OK && st == STATUS_OK)
             st = s;
     }
     free(blocked);
 
+    if (res->lease_lost)
+        return STATUS_ERR_LEASE_LOST;
     if (res->db_failed)
         return STATUS_ERR_DB;
     if (res->api_auth_failed || res->api_retired)

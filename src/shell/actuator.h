@@ -32,6 +32,7 @@ typedef struct {
     bool api_balance_failed;
     bool api_retired;
     bool db_failed;
+    bool lease_lost; /* the fence failed: the cycle lease is no longer ours (lease.h) */
     cJSON *outcomes; /* array of {action, reason, worker_id?, task_id?, pod_id?, result, detail} */
     cJSON *errors;   /* array of strings */
 } ActResult;
@@ -42,8 +43,11 @@ Status act_result_init(ActResult *res);
 /* Frees the JSON arrays; NULL-safe. */
 void act_result_clear(ActResult *res);
 
-/* Applies the plan in order. Returns STATUS_OK when every action applied or was skipped by its
- * guard, STATUS_ERR_DB when the database failed (the remaining actions are not attempted),
+/* Applies the plan in order. Before every mutating action and before the spawns it checks the
+ * fence (lease_verify on app->lease; no lease = no check): once the cycle lease is lost nothing
+ * more is done and STATUS_ERR_LEASE_LOST is returned. Otherwise returns STATUS_OK when every
+ * action applied or was skipped by its guard, STATUS_ERR_DB when the database failed (the
+ * remaining actions are not attempted),
  * STATUS_ERR_API for credentials/retired-API errors, STATUS_ERR_PARTIAL when some actions
  * failed. res is filled in every case. */
 Status actuator_apply(App *app, const Snapshot *snap, const Plan *plan, ActResult *res);

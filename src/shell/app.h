@@ -10,6 +10,7 @@
 #include "planner.h"
 
 struct RunpodClient;
+struct Lease;        /* lease.h */
 struct MetricsState; /* metrics.h */
 struct HttpServer;   /* http.h */
 
@@ -25,6 +26,8 @@ typedef struct {
     const ManualRequest *manual;  /* an operator's request planned instead of the cycle */
     ManualResult manual_result;   /* set by loop_cycle: what the operator's request found */
     bool manual_pods_listed;      /* set by loop_cycle: the pod list was read for it */
+    struct Lease *lease; /* owned; the cycle lease (lease.h), NULL until a cycle first takes it;
+                            actions are fenced by it (lease_verify) */
 } App;
 
 #endif

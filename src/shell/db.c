@@ -1,5 +1,6 @@
-/* db.c -- libpq access: connection, cycle lock, guarded writes, controller state, journal
- * (see db.h; the snapshot is db_snapshot.c, the operator commands' statements db_ops.c).
+/* db.c -- libpq access: connection, guarded writes, controller state, journal (see db.h; the
+ * snapshot is db_snapshot.c, the operator commands' statements db_ops.c, the cycle lease
+ * lease.c).
  *
  * Shell module. Never builds SQL from values: every value travels as a parameter. Never keeps
  * pointers into a PGresult: values are copied out before PQclear.
@@ -13,9 +14,6 @@
 
 #include "db_exec.h"
 #include "log.h"
-
-/* Key of the cluster-wide cycle lock: "orchestr" in ASCII, a fixed arbitrary bigint. */
-#define CYCLE_LOCK_KEY "8030606375798600818"
 
 static long long g_statements;
 
@@ -85,29 +83,6 @@ Status db_connect(const Config *cfg, PGconn **out)
         return STATUS_ERR_DB;
     }
     *out = conn;
-    return STATUS_OK;
-}
-
-Status db_try_cycle_lock(PGconn *conn, bool *got)
-{
-    const char *p[] = {CYCLE_LOCK_KEY};
-    PGresult *res = db_exec_params(
-        conn, "try_cycle_lock", "SELECT pg_try_advisory_lock($1::bigint)", 1, p, PGRES_TUPLES_OK);
-    if (!res)
-        return STATUS_ERR_DB;
-    *got = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    PQclear(res);
-    return STATUS_OK;
-}
-
-Status db_release_cycle_lock(PGconn *conn)
-{
-    const char *p[] = {CYCLE_LOCK_KEY};
-    PGresult *res = db_exec_params(conn, "release_cycle_lock",
-                                   "SELECT pg_advisory_unlock($1::bigint)", 1, p, PGRES_TUPLES_OK);
-    if (!res)
-        return STATUS_ERR_DB;
-    PQclear(res);
     return STATUS_OK;
 }
 

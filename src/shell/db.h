@@ -24,11 +24,8 @@ Status db_connect(const Config *cfg, PGconn **out);
 /* Number of SQL statements sent on any connection since the process started. Cannot fail. */
 long long db_statement_count(void);
 
-/* Tries the cluster-wide cycle lock (session advisory lock). *got tells whether we hold it. */
-Status db_try_cycle_lock(PGconn *conn, bool *got);
-
-/* Releases the cycle lock (also released when the connection closes). */
-Status db_release_cycle_lock(PGconn *conn);
+/* The cluster-wide exclusion of cycles is the cycle lease (lease.h), not an advisory lock: a
+ * session lock does not hold behind a transaction-pooling pooler. */
 
 /* Loads the snapshot with a fixed number of set-based statements in one read-only,
  * repeatable-read transaction, whatever the size of the tables. Fills *out only on success;

@@ -1,4 +1,5 @@
-/* db_exec.h -- running one parameterised statement (internal to the db_*.c modules).
+/* db_exec.h -- running one parameterised statement (internal to the db_*.c modules and
+ * lease.c, whose statements are counted and logged the same way).
  *
  * Shell module. Every statement is counted (db_statement_count) and every failure is logged
  * here, once, as db.query_failed with the statement's name and SQLSTATE.

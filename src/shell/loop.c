@@ -17,7 +17,8 @@
 #include "actuator.h"
 #include "db.h"
 #include "dblog.h"
-#include "http.h"
+#include "http.h" /* issue 6 */
+#include "lease.h"
 #include "log.h"
 #include "metrics.h"
 #include "planner.h"
@@ -235,22 +236,26 @@ static Status ensure_connection(App *app)
     return db_connect(app->cfg, &app->conn);
 }
 
-/* Takes the cycle lock. An operator's request waits for a running cycle (up to 30 s) instead of
- * skipping. Returns STATUS_OK (lock held), STATUS_LOCKED, or the database failure. */
-static Status take_cycle_lock(App *app)
+/* Takes the cycle lease (lease.h). An operator's request waits for a running cycle (up to 30 s)
+ * instead of skipping. Returns STATUS_OK (held), STATUS_LOCKED (logged as cycle.skipped_locked),
+ * or the failure. */
+static Status take_cycle_lease(App *app)
 {
+    Status st = STATUS_OK;
+    if (!app->lease)
+        st = lease_new(app->cfg, app->command, &app->lease);
     bool got = false;
-    Status st = db_try_cycle_lock(app->conn, &got);
+    if (st == STATUS_OK)
+        st = lease_try_acquire(app->lease, app->conn, &got);
     for (int waited = 0; st == STATUS_OK && !got && app->manual && waited < 60; waited++) {
         struct timespec ts = {.tv_sec = 0, .tv_nsec = 500000000L};
         nanosleep(&ts, NULL);
-        st = db_try_cycle_lock(app->conn, &got);
+        st = lease_try_acquire(app->lease, app->conn, &got);
     }
     if (st != STATUS_OK)
         return st;
     if (!got) {
-        log_info("cycle.skipped_locked",
-                 "msg=\"another orchestrator cycle holds the lock; nothing to do\"");
+        lease_log_holder(app->lease);
         return STATUS_LOCKED;
     }
     return STATUS_OK;
@@ -289,9 +294,11 @@ static Status observe_and_decide(App *app, Snapshot *snap, Plan *plan, cJSON *er
 }
 
 /* Persists the controller state and writes the journal row. Not after a database failure: the
- * connection may be gone and the state would be a guess. */
+ * connection may be gone and the state would be a guess. The state only while the cycle lease
+ * is still ours (lease_ok): a cycle that lost it must not overwrite what the new holder
+ * records; its journal row is still written (an append, with exit_status lease_lost). */
 static void record_cycle(App *app, const Snapshot *snap, const Plan *plan, const ActResult *act,
-                         const cJSON *errors, Status st, long long duration_ms)
+                         const cJSON *errors, Status st, long long duration_ms, bool lease_ok)
 {
     const Config *cfg = app->cfg;
     if (st == STATUS_ERR_DB)
@@ -306,7 +313,8 @@ static void record_cycle(App *app, const Snapshot *snap, const Plan *plan, const
             plan && plan->breaker_open ? "failure rate above MAX_WORKER_FAILURE_RATE" : NULL,
         .max_task_attempts = cfg->max_task_attempts,
     };
-    db_save_state(app->conn, snap->cycle_number, &u);
+    if (lease_ok)
+        db_save_state(app->conn, snap->cycle_number, &u);
     char *snap_json = summary_snapshot_json(snap);
     char *plan_json = summary_plan_json(plan);
     char *out_json = act ? cJSON_PrintUnformatted(act->outcomes) : NULL;
@@ -389,7 +397,7 @@ Status loop_cycle(App *app, cJSON **summary)
     Plan *plan = NULL;
     ActResult act;
     bool have_act = false;
-    bool locked = false;
+    bool leased = false;
     Status st;
     *summary = NULL;
 
@@ -402,10 +410,14 @@ Status loop_cycle(App *app, cJSON **summary)
         cJSON_AddItemToArray(errors, cJSON_CreateString("database connection failed"));
         goto out;
     }
-    st = take_cycle_lock(app);
-    if (st != STATUS_OK)
-        goto out;
-    locked = true;
+    /* A dry run (--dry-run, plan, SAFE_MODE) writes nothing, the lease row included, and acts
+     * on nothing: it plans from its snapshot without taking the lease. */
+    if (!app->dry_run) {
+        st = take_cycle_lease(app);
+        if (st != STATUS_OK)
+            goto out;
+        leased = true;
+    }
 
     snap = calloc(1, sizeof *snap);
     plan = calloc(1, sizeof *plan);
@@ -434,15 +446,24 @@ Status loop_cycle(App *app, cJSON **summary)
 
 out:;
     long long duration_ms = monotonic_ms() - t0;
+    /* The fence once more before the state is written (one statement): a lease lost after the
+     * last action still ends the cycle lease_lost, and its state is not saved. */
+    bool lease_ok = false;
+    if (leased && connected(app) && st != STATUS_ERR_DB) {
+        Status v = st == STATUS_ERR_LEASE_LOST ? st : lease_verify(app->lease, app->conn);
+        lease_ok = v == STATUS_OK;
+        if (v != STATUS_OK && (st == STATUS_OK || st == STATUS_ERR_PARTIAL))
+            st = v;
+    }
     /* Record the cycle: state and journal, unless nothing may be written or nothing ran. */
-    if (locked && !app->dry_run && snap && snap->cycle_number > 0 && connected(app))
-        record_cycle(app, snap, plan, have_act ? &act : NULL, errors, st, duration_ms);
+    if (leased && snap && snap->cycle_number > 0 && connected(app))
+        record_cycle(app, snap, plan, have_act ? &act : NULL, errors, st, duration_ms, lease_ok);
     /* Built after the journal so sql_statements counts every statement of the cycle (the
-     * lock release that follows adds one). */
+     * lease release that follows adds one). */
     *summary = summary_build(app, snap, plan, have_act ? &act : NULL, errors, st, duration_ms,
                              db_statement_count() - statements0);
-    if (locked && connected(app))
-        db_release_cycle_lock(app->conn);
+    if (leased)
+        lease_release(app->lease, connected(app) ? app->conn : NULL);
     if (app->conn && !connected(app)) {
         PQfinish(app->conn); /* reconnect next time */
         app->conn = NULL;
@@ -451,11 +472,11 @@ out:;
         log_info("cycle.end", "status=%s duration_ms=%lld sql_statements=%lld", status_str(st),
                  duration_ms, db_statement_count() - statements0);
     /* ENABLE_DB_LOGGING: this cycle's lines into system_logs (never in a dry run). */
-    if (locked && !app->dry_run)
+    if (leased)
         dblog_flush(app->conn, cfg);
     dblog_set_cycle(0);
     /* Metrics: count this cycle, rewrite METRICS_FILE (not after a lock skip: the instance that
-     * holds the lock writes it), publish to the HTTP endpoint. No-ops when off. */
+     * holds the lease writes it), publish to the HTTP endpoint. No-ops when off. */
     metrics_observe_cycle(app->metrics, snap, plan, have_act ? &act : NULL, st,
                           (double)duration_ms / 1000.0);
     if (st != STATUS_LOCKED)

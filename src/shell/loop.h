@@ -1,4 +1,5 @@
-/* loop.h -- the control cycle: lock, observe, decide, act, record (SPEC section 6).
+/* loop.h -- the control cycle: lease, observe, decide, act, record (SPEC section 6; the lease
+ * replaces step 0's advisory lock, see lease.h).
  *
  * Shell module. loop_cycle() is one tick of `single`, `plan` and `continuous`;
  * loop_continuous() repeats it until SIGTERM/SIGINT, waking early on NOTIFY.
@@ -13,8 +14,13 @@
 #include "status.h"
 
 /* Runs one cycle. *summary receives the summary object (caller cJSON_Deletes it), also on
- * failure when one could be built. Returns STATUS_OK, STATUS_LOCKED (another cycle holds the
- * lock: nothing done), or the failure (database, API, partial). Opens app->conn if needed. */
+ * failure when one could be built. Unless app->dry_run, takes the cycle lease first (an
+ * operator's request, app->manual, waits up to 30 s for it), fences every action with it, and
+ * releases it at the end; a dry run takes no lease and writes nothing. Returns STATUS_OK,
+ * STATUS_LOCKED (another cycle holds the lease: nothing done), STATUS_ERR_LEASE_LOST (the
+ * lease was lost mid-cycle: no further action, controller state not saved), or the failure
+ * (database, API, partial). Opens app->conn if needed; app->lease is created on first use and
+ * kept for the next cycle (the caller frees it). */
 Status loop_cycle(App *app, cJSON **summary);
 
 /* Lists the RunPod pods into snap (n_pods, pods, pods_listed = true). A failure is logged and

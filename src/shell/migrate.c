@@ -1,10 +1,13 @@
-/* migrate.c -- applies sql/migrations in order, idempotently, under an advisory lock (see
- * migrate.h).
+/* migrate.c -- applies sql/migrations in order, idempotently, one transaction per migration
+ * under a transaction-level advisory lock (see migrate.h).
  *
  * Shell module (libpq). Must not: build SQL from values (versions and checksums are
  * parameters; a migration body is a fixed script from our own source tree, sent with PQexec
  * because only the simple-query protocol runs several statements), apply anything after a
- * checksum mismatch, or return with a transaction or the lock still held.
+ * checksum mismatch, return with a transaction open, or keep anything in the server session
+ * between transactions (no session advisory lock, no session SET): behind a
+ * transaction-pooling pooler the next transaction may run on another server session, so
+ * everything a step relies on is taken inside that step's transaction.
  */
 #include "migrate.h"
 
@@ -133,14 +136,85 @@ static const char SQL_CREATE_SCHEMA_MIGRATIONS[] =
     " checksum text NOT NULL,"
     " applied_at timestamptz NOT NULL DEFAULT now())";
 
-/* Applies one file and its schema_migrations row in one transaction. */
-static Status apply_one(PGconn *conn, const MigrateFile *f, const char *checksum)
+/* Opens a transaction holding the migration lock: pg_advisory_xact_lock(MIGRATE_LOCK_KEY),
+ * released by COMMIT or ROLLBACK, and notices quietened for this transaction only (e.g.
+ * "relation already exists, skipping" would reach stderr unformatted). Waits while another
+ * migrate holds the lock. On failure nothing is left open. */
+static Status begin_locked(PGconn *conn)
 {
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     Status st = exec_ok(conn, "begin", "BEGIN", 0, NULL);
     if (st != STATUS_OK)
         return st;
+    PGresult *res = NULL;
+    st = exec_tuples(conn, "quiet_notices",
+                     "SELECT set_config('client_min_messages', 'warning', true)", 0, NULL, &res);
+    PQclear(res);
+    res = NULL;
+    const char *key[] = {MIGRATE_LOCK_KEY};
+    if (st == STATUS_OK) {
+        log_debug("migrate.lock_wait", "key=%s", MIGRATE_LOCK_KEY);
+        st = exec_tuples(conn, "advisory_xact_lock", "SELECT pg_advisory_xact_lock($1::bigint)", 1,
+                         key, &res);
+        PQclear(res);
+    }
+    if (st != STATUS_OK && PQtransactionStatus(conn) != PQTRANS_IDLE)
+        PQclear(PQexec(conn, "ROLLBACK"));
+    return st;
+}
+
+/* Under the lock: is version recorded already (by a concurrent migrate since we read the
+ * table), and with which checksum? *recorded gets it, or "" when not. */
+static Status recorded_checksum(PGconn *conn, const char *version, char recorded[CHECKSUM_LEN + 1])
+{
+    const char *p[] = {version};
+    PGresult *res = NULL;
+    Status st =
+        exec_tuples(conn, "recheck_migration",
+                    "SELECT checksum FROM schema_migrations WHERE version = $1", 1, p, &res);
+    if (st != STATUS_OK)
+        return st;
+    snprintf(recorded, CHECKSUM_LEN + 1, "%s", PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "");
+    PQclear(res);
+    return STATUS_OK;
+}
+
+static void log_mismatch(const char *version, const char *recorded, const char *sum)
+{
+    char file[MIGRATE_VERSION_MAX + 32], msg[MIGRATE_VERSION_MAX + 160];
+    snprintf(file, sizeof file, "sql/migrations/%s.sql", version);
+    snprintf(msg, sizeof msg,
+             "%s was changed after it was applied to this database; nothing was applied", file);
+    log_error("migrate.checksum_mismatch",
+              "version=%s file=%s recorded_checksum=%s file_checksum=%s msg=%s "
+              "hint=\"never edit an applied migration: restore the released file and put the "
+              "change in a new migration (the next number)\"",
+              version, file, recorded, sum, msg);
+}
+
+/* Applies one file and its schema_migrations row in one transaction holding the migration
+ * lock, unless a concurrent migrate recorded it meanwhile (*applied = false then). */
+static Status apply_one(PGconn *conn, const MigrateFile *f, const char *checksum, bool *applied)
+{
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    Status st = begin_locked(conn);
+    if (st != STATUS_OK)
+        return st;
+    char recorded[CHECKSUM_LEN + 1];
+    st = recorded_checksum(conn, f->version, recorded);
+    if (st != STATUS_OK)
+        goto rollback;
+    if (recorded[0]) {
+        if (strcmp(recorded, checksum) != 0) {
+            log_mismatch(f->version, recorded, checksum);
+            st = STATUS_ERR_DB;
+            goto rollback;
+        }
+        log_info("migrate.applied_concurrently",
+                 "version=%s msg=\"another migrate applied it while this one waited\"", f->version);
+        *applied = false;
+        return exec_ok(conn, "commit", "COMMIT", 0, NULL);
+    }
 
     PGresult *res = PQexec(conn, (const char *)f->sql);
     ExecStatusType rs = PQresultStatus(res);
@@ -176,6 +250,7 @@ static Status apply_one(PGconn *conn, const MigrateFile *f, const char *checksum
         goto rollback;
     log_info("migrate.applied", "version=%s checksum=%s duration_ms=%.1f", f->version, checksum,
              elapsed_ms(&t0));
+    *applied = true;
     return STATUS_OK;
 
 rollback:
@@ -193,24 +268,46 @@ static long find_file(const MigrateFile *files, size_t n, const char *version)
     return -1;
 }
 
-/* The body of migrate_apply_files once the lock is held. */
-static Status apply_locked(PGconn *conn, const MigrateFile *files, size_t n,
-                           char (*sums)[CHECKSUM_LEN + 1], MigrateReport *rep)
+/* Creates schema_migrations if missing and reads what it records, in one transaction under
+ * the migration lock (two first runs would otherwise race on CREATE TABLE). *out gets the rows
+ * (version, checksum; caller PQclears). */
+static Status read_recorded(PGconn *conn, PGresult **out)
 {
-    Status st = exec_ok(conn, "create_schema_migrations", SQL_CREATE_SCHEMA_MIGRATIONS, 0, NULL);
+    Status st = begin_locked(conn);
     if (st != STATUS_OK)
         return st;
     PGresult *rec = NULL;
-    st = exec_tuples(conn, "read_schema_migrations",
-                     "SELECT version, checksum FROM schema_migrations ORDER BY version", 0, NULL,
-                     &rec);
-    if (st != STATUS_OK)
+    st = exec_ok(conn, "create_schema_migrations", SQL_CREATE_SCHEMA_MIGRATIONS, 0, NULL);
+    if (st == STATUS_OK)
+        st = exec_tuples(conn, "read_schema_migrations",
+                         "SELECT version, checksum FROM schema_migrations ORDER BY version", 0,
+                         NULL, &rec);
+    if (st == STATUS_OK)
+        st = exec_ok(conn, "commit", "COMMIT", 0, NULL);
+    if (st != STATUS_OK) {
+        PQclear(rec);
+        if (PQtransactionStatus(conn) != PQTRANS_IDLE)
+            PQclear(PQexec(conn, "ROLLBACK"));
         return st;
+    }
+    *out = rec;
+    return STATUS_OK;
+}
 
+/* The body of migrate_apply_files: verify what is recorded, then apply what is pending, each
+ * step in a transaction of its own holding the migration lock. */
+static Status apply_all(PGconn *conn, const MigrateFile *files, size_t n,
+                        char (*sums)[CHECKSUM_LEN + 1], MigrateReport *rep)
+{
+    Status st = STATUS_OK;
     for (size_t i = 0; i < n && st == STATUS_OK; i++)
         st = file_checksum(conn, &files[i], sums[i]);
     if (st != STATUS_OK)
-        goto out;
+        return st;
+    PGresult *rec = NULL;
+    st = read_recorded(conn, &rec);
+    if (st != STATUS_OK)
+        return st;
 
     /* Verify everything already applied before applying anything new. */
     bool *done = calloc(n ? n : 1, sizeof *done);
@@ -234,16 +331,7 @@ static Status apply_locked(PGconn *conn, const MigrateFile *files, size_t n,
             continue;
         }
         if (strcmp(recorded, sums[i]) != 0) {
-            char file[MIGRATE_VERSION_MAX + 32], msg[MIGRATE_VERSION_MAX + 160];
-            snprintf(file, sizeof file, "sql/migrations/%s.sql", version);
-            snprintf(msg, sizeof msg,
-                     "%s was changed after it was applied to this database; nothing was applied",
-                     file);
-            log_error("migrate.checksum_mismatch",
-                      "version=%s file=%s recorded_checksum=%s file_checksum=%s msg=%s "
-                      "hint=\"never edit an applied migration: restore the released file and "
-                      "put the change in a new migration (the next number)\"",
-                      version, file, recorded, sums[i], msg);
+            log_mismatch(version, recorded, sums[i]);
             st = STATUS_ERR_DB;
             goto out_done;
         }
@@ -254,10 +342,14 @@ static Status apply_locked(PGconn *conn, const MigrateFile *files, size_t n,
     for (size_t i = 0; i < n; i++) {
         if (done[i])
             continue;
-        st = apply_one(conn, &files[i], sums[i]);
+        bool applied = false;
+        st = apply_one(conn, &files[i], sums[i], &applied);
         if (st != STATUS_OK)
             goto out_done;
-        rep->applied++;
+        if (applied)
+            rep->applied++;
+        else
+            rep->skipped++;
         if (strcmp(files[i].version, rep->last_version) > 0)
             snprintf(rep->last_version, sizeof rep->last_version, "%s", files[i].version);
     }
@@ -294,39 +386,13 @@ Status migrate_apply_files(PGconn *conn, const MigrateFile *files, size_t n, Mig
         return STATUS_ERR_INTERNAL;
     }
 
-    /* Notices (e.g. "relation already exists, skipping") would go to stderr unformatted. */
-    PGresult *quiet = NULL;
-    Status st =
-        exec_tuples(conn, "quiet_notices",
-                    "SELECT set_config('client_min_messages', 'warning', false)", 0, NULL, &quiet);
-    if (st != STATUS_OK)
-        return st;
-    PQclear(quiet);
-
-    log_debug("migrate.lock_wait", "key=%s", MIGRATE_LOCK_KEY);
-    const char *key[] = {MIGRATE_LOCK_KEY};
-    PGresult *lock = NULL;
-    st = exec_tuples(conn, "advisory_lock", "SELECT pg_advisory_lock($1::bigint)", 1, key, &lock);
-    if (st != STATUS_OK)
-        return st;
-    PQclear(lock);
-
     MigrateReport rep;
     memset(&rep, 0, sizeof rep);
     char(*sums)[CHECKSUM_LEN + 1] = calloc(n ? n : 1, sizeof *sums);
-    st = sums ? apply_locked(conn, files, n, sums, &rep) : STATUS_ERR_NOMEM;
+    Status st = sums ? apply_all(conn, files, n, sums, &rep) : STATUS_ERR_NOMEM;
     free(sums);
-
     if (PQtransactionStatus(conn) != PQTRANS_IDLE)
         PQclear(PQexec(conn, "ROLLBACK"));
-    PGresult *unlock = NULL;
-    if (exec_tuples(conn, "advisory_unlock", "SELECT pg_advisory_unlock($1::bigint)", 1, key,
-                    &unlock) != STATUS_OK &&
-        st == STATUS_OK)
-        st = STATUS_ERR_DB;
-    PQclear(unlock);
-    PQclear(PQexec(conn, "RESET client_min_messages"));
-
     if (st == STATUS_OK)
         *report = rep;
     return st;

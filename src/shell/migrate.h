@@ -1,7 +1,10 @@
 /* migrate.h -- the schema migration runner behind `orchestrator migrate` (SPEC section 4).
  *
  * Shell module (libpq). Applies sql/migrations/NNNN_name.sql in name order, each in its own
- * transaction, under a cluster-wide advisory lock, and records every applied file in
+ * transaction holding a cluster-wide transaction-level advisory lock (pg_advisory_xact_lock,
+ * taken again in every transaction and released by its COMMIT or ROLLBACK, so it works the
+ * same directly and behind a transaction-pooling pooler; a session lock would be taken on one
+ * pooled server session and "released" on another), and records every applied file in
  * schema_migrations (version = file name without ".sql", checksum = md5 of the file's bytes,
  * computed by the server). Idempotent: a second run applies nothing. A file whose content
  * changed after it was applied is refused, before anything is applied: released migrations
@@ -13,7 +16,8 @@
  *
  * Must not: build SQL from values (the recorded version and checksum travel as parameters;
  * the migration bodies are the only text sent unparameterised, as multi-statement scripts);
- * leave a transaction or the advisory lock open on the connection it was given.
+ * leave a transaction open on the connection it was given; keep any session state (lock or
+ * setting) between its transactions.
  */
 #ifndef ORCH_MIGRATE_H
 #define ORCH_MIGRATE_H
@@ -24,7 +28,7 @@
 
 #include "status.h"
 
-/* Advisory-lock key held while migrating: "orchmigr" in ASCII, distinct from the cycle lock. */
+/* Advisory-lock key held by each migrate transaction: "orchmigr" in ASCII. */
 #define MIGRATE_LOCK_KEY "8030590385718388594"
 
 /* Limits for migrate_apply_dir(). */
@@ -42,7 +46,8 @@ typedef struct {
 /* What a run did. applied + skipped = number of migration files. */
 typedef struct {
     int applied;                            /* applied by this run */
-    int skipped;                            /* already recorded with the same checksum */
+    int skipped;                            /* already recorded with the same checksum (also
+                                               by a concurrent run while this one waited) */
     int unknown;                            /* recorded in the database but not in these files
                                                (applied by a newer binary); warned, not an error */
     char last_version[MIGRATE_VERSION_MAX]; /* newest version present after the run ("" if none) */
@@ -56,15 +61,21 @@ const MigrateFile *migrate_embedded_files(size_t *count);
  * conn is borrowed and must be idle (no open transaction). */
 Status migrate_apply(PGconn *conn, MigrateReport *report);
 
-/* Applies files[0..n) in the given order, which must be ascending by version:
- *   1. waits for pg_advisory_lock(MIGRATE_LOCK_KEY) (a concurrent migrate finishes first);
- *   2. creates schema_migrations if missing and reads what is recorded;
- *   3. verifies every recorded checksum against its file; a mismatch logs
+/* Applies files[0..n) in the given order, which must be ascending by version. Every step below
+ * that reads or writes schema_migrations is one transaction that first waits for
+ * pg_advisory_xact_lock(MIGRATE_LOCK_KEY), so concurrent runs (direct or through a pooler)
+ * serialise step by step:
+ *   1. creates schema_migrations if missing and reads what is recorded;
+ *   2. verifies every recorded checksum against its file; a mismatch logs
  *      migrate.checksum_mismatch naming the file and returns STATUS_ERR_DB, applying nothing;
- *   4. applies each pending file in its own transaction with its schema_migrations row, logging
- *      migrate.applied; a failing file is rolled back, logged as migrate.failed with the server's
- *      message, and STATUS_ERR_DB is returned (files applied before it stay applied);
- *   5. logs migrate.up_to_date when nothing was pending; releases the lock.
+ *   3. for each pending file, in order: re-reads its row under the lock (a concurrent run may
+ *      have applied it meanwhile: logged migrate.applied_concurrently, counted as skipped; a
+ *      different checksum is the mismatch of step 2), else applies it with its
+ *      schema_migrations row, logging migrate.applied; a failing file is rolled back, logged as
+ *      migrate.failed with the server's message, and STATUS_ERR_DB is returned (files applied
+ *      before it stay applied);
+ *   4. logs migrate.up_to_date when this run applied nothing.
+ * A file is applied only after every earlier one is recorded, by this run or another.
  * Returns STATUS_OK and fills *report on success; STATUS_ERR_DB on any database failure
  * (already logged); STATUS_ERR_USAGE when the files are not in ascending order. *report is
  * written only on success. conn is borrowed; notices are silenced while it runs. */

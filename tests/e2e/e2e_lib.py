@@ -69,6 +69,8 @@ BASE_CONFIG = {
     "RUNPOD_CONNECT_TIMEOUT_SEC": "2",
     "RUNPOD_REQUEST_TIMEOUT_SEC": "5",
     "RUNPOD_MAX_RETRIES": "1",
+    # A SIGKILLed cycle blocks the next ones until its lease expires: keep that short here.
+    "CYCLE_LEASE_TTL_SEC": "5",
     "SAFE_MODE": "false",
     "LOG_FORMAT": "json",
     "LOG_LEVEL": "INFO",

@@ -30,6 +30,9 @@ Control API (no auth), all JSON:
                                       status, response_headers, response (parsed JSON or text),
                                       fault (the rule that shaped the answer, if any)
   GET  /_fake/stats                   {"max_pods_alive", "pods_alive", "requests", "creates"}
+  GET  /_fake/inflight                {"requests": [...]}: API requests that arrived and are not
+                                      answered yet (method, path, time, body), e.g. held by a
+                                      delay_sec rule; the request log only has answered ones
   GET  /_fake/pods                    {"pods": [Pod + "_boot_pid"]} (no fault applies)
   POST /_fake/pods     {name, ...}    inject a pod: name, gpu, image, status, age_sec, env, booted;
                                       "override": {field: value} replaces fields of every answer
@@ -278,6 +281,7 @@ class State:
                            "start_sec": self.args.start_sec, "gpu_costs": {},
                            "default_cost": 0.69}
             self.requests = []
+            self.inflight = {}
             self.seq = 0
             self.max_alive = 0
             self.creates = 0
@@ -424,6 +428,8 @@ class Handler(BaseHTTPRequestHandler):
             headers["RateLimit-Policy"] = RATE_POLICY
         headers.update(extra or {})
         if rec is not None:
+            with STATE.log_lock:
+                STATE.inflight.pop(id(rec), None)
             # Logged before the answer leaves, so a client that has its answer also finds
             # the exchange in the log.
             rec["status"] = status
@@ -486,6 +492,9 @@ class Handler(BaseHTTPRequestHandler):
                 body = raw[:2000].decode("utf-8", "replace")
         rec = {"time": time.time(), "method": method, "path": path, "query": url.query,
                "headers": headers, "body": body}
+        with STATE.log_lock:
+            STATE.inflight[id(rec)] = {"method": method, "path": path, "time": rec["time"],
+                                       "body": body}
         if auth is None or not auth.startswith("Bearer "):
             return self.send(401, problem(401, "missing bearer token"), rec=rec)
         if auth != want:
@@ -628,6 +637,10 @@ class Handler(BaseHTTPRequestHandler):
             since = int((parse_qs(query).get("since") or ["0"])[0])
             with STATE.log_lock:
                 reqs = [r for r in STATE.requests if r["seq"] > since]
+            return self.send(200, {"requests": reqs})
+        if path == "/_fake/inflight":
+            with STATE.log_lock:
+                reqs = sorted(STATE.inflight.values(), key=lambda r: r["time"])
             return self.send(200, {"requests": reqs})
         if path == "/_fake/stats":
             with STATE.lock:

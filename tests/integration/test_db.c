@@ -213,24 +213,6 @@ START_TEST(test_db_capacity_backoff_doubles)
 }
 END_TEST
 
-START_TEST(test_db_cycle_lock_is_exclusive)
-{
-    char url[512];
-    harness_db_url(dbname, url, sizeof url);
-    PGconn *other = PQconnectdb(url);
-    ck_assert_int_eq(PQstatus(other), CONNECTION_OK);
-    bool got = false, got2 = true;
-    ck_assert_int_eq(db_try_cycle_lock(conn, &got), STATUS_OK);
-    ck_assert(got);
-    ck_assert_int_eq(db_try_cycle_lock(other, &got2), STATUS_OK);
-    ck_assert(!got2);
-    ck_assert_int_eq(db_release_cycle_lock(conn), STATUS_OK);
-    ck_assert_int_eq(db_try_cycle_lock(other, &got2), STATUS_OK);
-    ck_assert(got2);
-    PQfinish(other);
-}
-END_TEST
-
 START_TEST(test_db_state_and_journal)
 {
     CycleStateUpdate u = {.success = true, .reconciled = true};
@@ -288,7 +270,6 @@ static Suite *db_suite(void)
     tcase_add_test(tc, test_db_drain_refuses_a_busy_worker);
     tcase_add_test(tc, test_db_recover_task_counts_attempts);
     tcase_add_test(tc, test_db_capacity_backoff_doubles);
-    tcase_add_test(tc, test_db_cycle_lock_is_exclusive);
     tcase_add_test(tc, test_db_state_and_journal);
     tcase_add_test(tc, test_db_snapshot_fails_closed);
     suite_add_tcase(s, tc);

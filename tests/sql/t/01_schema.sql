@@ -9,7 +9,8 @@ SELECT enum_has_labels('worker_status',
     'worker_status labels');
 
 SELECT has_table(t) FROM unnest(ARRAY['tasks', 'workers', 'system_logs', 'orchestrator_state',
-    'orchestrator_cycles', 'gpu_capacity_backoff', 'schema_migrations']) AS t;
+    'orchestrator_cycles', 'gpu_capacity_backoff', 'schema_migrations',
+    'orchestrator_lease']) AS t;
 
 -- Column names and types are a public contract.
 SELECT col_type_is('tasks', c, ty, 'tasks.' || c || ' is ' || ty) FROM (VALUES
@@ -77,6 +78,15 @@ SELECT has_index('system_logs', i) FROM unnest(ARRAY['idx_system_logs_timestamp'
     'idx_system_logs_source', 'idx_system_logs_task', 'idx_system_logs_worker',
     'idx_system_logs_level', 'idx_system_logs_cycle']) AS i;
 SELECT has_index('orchestrator_cycles', 'idx_orchestrator_cycles_started');
+
+-- orchestrator_lease (0005): the cycle lease row exists from the start, free.
+SELECT col_type_is('orchestrator_lease', c, ty, 'orchestrator_lease.' || c || ' is ' || ty)
+    FROM (VALUES ('name', 'text'), ('holder', 'text'), ('holder_info', 'text'),
+    ('fence', 'bigint'), ('acquired_at', 'timestamp with time zone'),
+    ('renewed_at', 'timestamp with time zone'), ('expires_at', 'timestamp with time zone'),
+    ('released_at', 'timestamp with time zone')) AS v(c, ty);
+SELECT results_eq($$SELECT name, holder IS NULL, expires_at <= now() FROM orchestrator_lease$$,
+                  $$VALUES ('cycle', true, true)$$, 'the cycle lease row exists and is free');
 
 -- orchestrator_state: exactly one row, id 1.
 SELECT results_eq('SELECT id, breaker_open FROM orchestrator_state', $$VALUES (1, false)$$,
