@@ -16,6 +16,10 @@ stay as regression tests.
     4. a cycle paused between its last fence check and the insert of its spawning rows (stopped,
        swapped out, VM frozen) inserts and creates its whole plan after another cycle took the
        lease and filled the fleet: pods above MAX_ACTIVE_GPUS.
+    6. with several pools the operator's `spawn` cannot name a pool (no --pool) and without
+       one it does nothing and exits 0;
+    7. POOL_<NAME>_ENV_* values are not scrubbed from outputs (nor WORKER_ENV_* values past the
+       logger's 16-secret table).
   held
     5. a pool removed from POOLS while its workers hold tasks: the tasks finish, nothing is lost
        or held twice, the removed pool's run type is reported unserved, its workers go.
@@ -244,6 +248,66 @@ class ReviewPools(SafetyTestCase):
                              "%d pods alive at once for MAX_ACTIVE_GPUS=4 (a cycle that had "
                              "lost its lease spawned %d)" % (stats["max_pods_alive"],
                                                             res.action("workers_spawned")))
+
+    # -- 6. the operator's spawn with pools -------------------------------------------------------
+
+    def test_defect_operator_spawn_with_pools_silently_does_nothing(self):
+        """DEFECT 6 (operator). Issue 14 asks for `spawn --pool NAME --count N`; cmd_spawn
+        (src/cli/commands.c) knows no --pool, and with several pools `spawn --count N` plans
+        nothing (planner_manual: MANUAL_RESULT_NO_POOL) while run_cycle ignores that result.
+        Observed: `spawn --count 1` with POOLS=video,image exits 0, result ok, spawns nothing and
+        prints no message; `spawn --pool image --count 1` exits 2 "unknown argument".
+        Expected: `spawn --pool image --count 1` spawns one image worker; without --pool and
+        several pools, exit 2 naming the pools (like `terminate` with an unknown id)."""
+        self.config.update({"MAX_ACTIVE_GPUS": "4", "POOLS": "video,image"})
+        self.start_fake(boot_worker=False)
+        bare = self.run_binary("spawn", "--count", "1")
+        named = self.run_binary("spawn", "--pool", "image", "--count", "1")
+        note("review: [spawn with pools] `spawn --count 1`: exit %s, spawned %s, stderr %r; "
+             "`spawn --pool image --count 1`: exit %s, stderr %r"
+             % (bare.rc, bare.action("workers_spawned") if bare.summary else None,
+                [l for l in bare.stderr.splitlines() if "INFO" not in l][-1:],
+                named.rc, named.stderr.strip()[-120:]))
+        self.assertEqual(named.rc, 0, "spawn --pool is not accepted: %s" % named.stderr[-300:])
+        self.assertEqual(self.db.scalar("SELECT count(*) FROM workers WHERE pool = 'image'"), 1)
+        self.assertNotEqual(bare.rc, 0, "spawn without --pool with two pools did nothing and "
+                            "exited 0")
+
+    # -- 7. pool environment values are secrets too -----------------------------------------------
+
+    def test_defect_pool_env_values_not_scrubbed(self):
+        """DEFECT 7 (secrets). register_secrets (src/cli/commands.c) registers every
+        WORKER_ENV_* value with the log scrubber but no POOL_<NAME>_ENV_* value, although both
+        reach the pod the same way and `config` shows both as ***set***. RunPod's problem detail
+        can echo what it was sent (issue 12.7); a pool's token then lands in stderr, the summary,
+        the journal and the failed row's error_reason.
+        Also: log.c keeps at most LOG_SECRETS_MAX (16) secrets and drops the rest silently, so
+        the 14th and later WORKER_ENV_* values are not scrubbed either (shown with 15).
+        Expected: every POOL_<NAME>_ENV_* and every WORKER_ENV_* value is scrubbed."""
+        pool_secret = "hf-POOLSECRET-9431"
+        late_secret = "tok-LATESECRET-5512"
+        self.config.update({"MAX_ACTIVE_GPUS": "2", "POOLS": "video",
+                            "POOL_VIDEO_ENV_HF_TOKEN": pool_secret})
+        for i in range(15):
+            self.config["WORKER_ENV_FILLER_%02d" % i] = "filler-value-%02d" % i
+        self.config["WORKER_ENV_ZZ_LATE_TOKEN"] = late_secret
+        fake = self.start_fake(boot_worker=False)
+        fake.set_faults(rules=[{"method": "POST", "path": "/v2/pods", "status": 422, "count": -1,
+                                "detail": "rejected env HF_TOKEN=%s ZZ_LATE_TOKEN=%s"
+                                % (pool_secret, late_secret)}])
+        self.db.insert_task("generate", {"n": 0}, run_type="video")
+        res = self.cycle(ok_codes=(0, 6))
+        journal = str(self.db.query("SELECT outcomes::text, errors::text FROM orchestrator_cycles"))
+        rows = str(self.db.query("SELECT metadata::text FROM workers"))
+        outputs = {"stdout": res.stdout, "stderr": res.stderr, "journal": journal,
+                   "workers": rows}
+        leaks = sorted("%s in %s" % (name, where) for where, text in outputs.items()
+                       for name, sec in (("POOL_VIDEO_ENV_HF_TOKEN", pool_secret),
+                                         ("WORKER_ENV_ZZ_LATE_TOKEN", late_secret))
+                       if sec in text)
+        note("review: [pool env secret] RunPod echoed both values in a 422: unscrubbed %s"
+             % leaks)
+        self.assertEqual(leaks, [], "secret values reached outputs unscrubbed")
 
     # -- 5. held: a pool removed while its workers hold tasks -------------------------------------
 

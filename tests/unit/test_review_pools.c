@@ -261,6 +261,72 @@ START_TEST(review_defect_per_pool_breaker_multiplies_the_crash_loop_bound)
 }
 END_TEST
 
+/* DEFECT (issue 14: "no pool can starve another below its MIN"): the MINs are only served out
+ * of free room. When the fleet is already full of another pool's busy workers -- a pool added
+ * to POOLS, or a MIN raised, on a busy fleet -- the pool below its MIN gets nothing, and since
+ * busy workers are never drained (a worker claims its next task as soon as it finishes one),
+ * it stays at 0 for as long as the other pool has a backlog.
+ * Expected: a pool below its MIN takes a slot from a pool above its own MIN within bounded
+ * time, e.g. by a graceful drain (terminating: the worker finishes its task, claims no other). */
+START_TEST(review_defect_min_not_protected_when_the_fleet_is_full)
+{
+    reset();
+    pol.max_active = 4;
+    add_pool("video", "video", 0, 10, "GPU-a", 0);
+    add_pool("image", "image", 1, 10, "GPU-b", 0); /* MIN 1; sum of MINs 1 <= fleet MAX 4 */
+    for (int k = 0; k < 4; k++)
+        add_busy_worker("video", "GPU-a", 1.0);
+    set_demand("video", 20);
+    long long image_spawns = 0, video_drains = 0;
+    for (int cycle = 0; cycle < 10; cycle++) {
+        planner_decide(&snap, &pol, &plan);
+        image_spawns += spawns_of("image");
+        video_drains += (long long)plan_count(&plan, ACTION_DRAIN_WORKER);
+        for (long long k = spawns_of("image"); k > 0; k--)
+            add_busy_worker("image", "GPU-b", 1.0);
+    }
+    fprintf(stderr,
+            "review: fleet full of busy video workers, image MIN 1 with 0 workers: after 10 "
+            "cycles image spawns=%lld, video drains=%lld\n",
+            image_spawns, video_drains);
+    ck_assert_msg(image_spawns > 0 || video_drains > 0,
+                  "pool image stays below its MIN (0 of 1) forever: nothing is spawned for it and "
+                  "no video worker is drained to make room");
+}
+END_TEST
+
+/* DEFECT (config, secrets across pools): POOL_<NAME>_ENV_<VAR> is matched by prefix
+ * (config_pools.c parse_env), so with pools `a` and `a_env_x` every variable of pool a_env_x --
+ * POOL_A_ENV_X_ENV_HF_TOKEN (its pods' secret) and POOL_A_ENV_X_MAX_ACTIVE_GPUS (a setting) --
+ * is also taken as an environment variable of pool a (X_ENV_HF_TOKEN, X_MAX_ACTIVE_GPUS) and
+ * sent to pool a's pods. Valid names, no error.
+ * Expected: such names are rejected at start (exit 3: "pool names a and a_env_x collide in
+ * POOL_A_ENV_..."), or parse_env skips variables that belong to a longer pool name. */
+START_TEST(review_defect_pool_env_prefix_collision)
+{
+    const char *envp[] = {"DATABASE_URL=postgresql:///x",
+                          "RUNPOD_API_KEY=k",
+                          "MIN_ACTIVE_GPUS=0",
+                          "POOLS=a,a_env_x",
+                          "POOL_A_ENV_X_ENV_HF_TOKEN=secret-of-a_env_x-only",
+                          "POOL_A_ENV_X_MAX_ACTIVE_GPUS=2",
+                          NULL};
+    static Config cfg;
+    static ConfigErrors errs;
+    memset(&errs, 0, sizeof errs);
+    Status st = config_parse(envp, "host", CONFIG_NEED_DB | CONFIG_NEED_API, &cfg, &errs);
+    if (st != STATUS_OK)
+        return; /* rejected at start: acceptable */
+    const PoolConfig *a = config_pool_named(&cfg, "a");
+    ck_assert_ptr_nonnull(a);
+    for (size_t i = 0; i < a->n_env; i++)
+        fprintf(stderr, "review: pool a pods get %s=%s\n", a->env[i].name, a->env[i].value);
+    ck_assert_msg(a->n_env == 0,
+                  "pool a's pods get %zu variable(s) meant for pool a_env_x (first: %s=%s)",
+                  a->n_env, a->env[0].name, a->env[0].value);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------------------------ */
 /* Attacks that held                                                                           */
 
@@ -353,6 +419,8 @@ int main(void)
     tcase_add_test(tc, review_defect_unknown_price_pool_starved_under_spend_cap);
     tcase_add_test(tc, review_defect_small_pool_starved_by_largest_remainder);
     tcase_add_test(tc, review_defect_per_pool_breaker_multiplies_the_crash_loop_bound);
+    tcase_add_test(tc, review_defect_min_not_protected_when_the_fleet_is_full);
+    tcase_add_test(tc, review_defect_pool_env_prefix_collision);
     tcase_add_test(tc, review_held_random_pools_respect_every_ceiling);
     tcase_add_test(tc, review_held_unknown_pool_counts_toward_fleet_max);
     suite_add_tcase(s, tc);
