@@ -190,6 +190,22 @@ class ReviewPools(SafetyTestCase):
                 (results[-1].summary.get("unserved") or {}).get("queued")))
         self.assertGreaterEqual(spawned, 1, "pool render never scaled up for its queued task")
 
+    def test_defect_many_run_types_hide_gpu_without_pools(self):
+        """DEFECT 3, backward compatibility: the same with POOLS unset. Before issue 14 the
+        snapshot counted run_type 'gpu' only, so other kinds of task could not hide it; now a
+        deployment that never configured pools stops scaling for its gpu tasks as soon as 64
+        other run types each have more Queued tasks."""
+        self.config.update({"MAX_ACTIVE_GPUS": "4"})
+        self.start_fake(boot_worker=False)
+        self.db.execute("INSERT INTO tasks (task_type, run_type) SELECT 'junk', 'other_' || g "
+                        "FROM generate_series(1, 64) g, generate_series(1, 2)")
+        self.db.insert_task("generate", {"n": 0})  # run_type gpu
+        res = self.cycle(ok_codes=(0, 6))
+        note("review: [run-type flood, POOLS unset] 64 other run types x 2 + 1 gpu task: "
+             "spawned %d, exit %d" % (res.action("workers_spawned"), res.rc))
+        self.assertEqual(res.action("workers_spawned"), 1,
+                         "the default pool did not scale up for its gpu task")
+
     # -- 4. paused between the fence and the spawn inserts ----------------------------------------
 
     def build_shim(self):
