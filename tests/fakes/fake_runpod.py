@@ -22,7 +22,8 @@ Control API (no auth), all JSON:
   GET  /_fake/faults                  current faults
   POST /_fake/faults   {...}          merge fault switches (see FAULT_DEFAULTS below)
   POST /_fake/config   {...}          boot_cmd, boot_delay_sec, provision_sec, start_sec,
-                                      gpu_costs {type: usd_per_hr}, default_cost
+                                      gpu_costs {type: usd_per_hr} (a key "type@CLOUD"
+                                      prices one cloud only), default_cost
   GET  /_fake/requests[?since=N]      {"requests": [...]}: seq, method, path, query, headers
                                       (an Authorization value is replaced by
                                       "Bearer <matched>", "Bearer <mismatched>" or
@@ -299,7 +300,10 @@ class State:
         with self.lock:
             now = time.time()
             gpu = (req.get("gpu") or {}).get("id", "")
-            cost = float(self.config["gpu_costs"].get(gpu, self.config["default_cost"]))
+            # "TYPE@CLOUD" first: RunPod prices one GPU type differently in SECURE and COMMUNITY.
+            costs = self.config["gpu_costs"]
+            cloud = req.get("cloud", "SECURE")
+            cost = float(costs.get("%s@%s" % (gpu, cloud), costs.get(gpu, self.config["default_cost"])))
             pod = FakePod(self.new_id(), name, req, created if created is not None else now, cost)
             self.pods[pod.id] = pod
             self.creates += 1
