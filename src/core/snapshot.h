@@ -109,9 +109,10 @@ typedef struct {
     long long oldest_queued_age_sec;
 } SnapRunType;
 
-/* The last price RunPod charged for a pod of a GPU type (gpu_prices). */
+/* The last price RunPod charged for a pod of a GPU type in a cloud (gpu_prices). */
 typedef struct {
     char gpu_type[SNAP_NAME_MAX];
+    char cloud_type[16]; /* SECURE or COMMUNITY: the same type is priced differently in each */
     double usd_per_hr;
 } SnapGpuPrice;
 

@@ -111,7 +111,7 @@ static const char SQL_SNAPSHOT_POOLS[] =
     " UNION ALL"
     " SELECT 'claims', name, NULL, NULL, array_to_string(run_types, ',') FROM worker_pools"
     " UNION ALL"
-    " SELECT 'price', gpu_type, cost_per_hr::float8, NULL, NULL FROM gpu_prices"
+    " SELECT 'price', gpu_type, cost_per_hr::float8, NULL, cloud_type FROM gpu_prices"
     " ORDER BY 1, 2 LIMIT $2::int";
 
 static const char SQL_SNAPSHOT_WORKERS[] =
@@ -412,6 +412,7 @@ static Status load_pools(PGconn *conn, const Config *cfg, Snapshot *snap)
         } else if (strcmp(kind, "price") == 0 && snap->n_prices < SNAP_GPU_PRICES_MAX) {
             SnapGpuPrice *g = &snap->prices[snap->n_prices];
             cell_str(res, r, 1, g->gpu_type, sizeof g->gpu_type);
+            cell_str(res, r, 4, g->cloud_type, sizeof g->cloud_type);
             if (cell_double(res, r, 2, &g->usd_per_hr))
                 goto out;
             snap->n_prices++;

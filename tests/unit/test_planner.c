@@ -328,6 +328,7 @@ static void default_pool(void)
         pp->spawning_timeout_sec = pol.spawning_timeout_sec;
         pp->grace_period_sec = pol.grace_period_sec;
         pp->max_hourly_spend = pol.max_hourly_spend;
+        snprintf(pp->cloud_type, sizeof pp->cloud_type, "SECURE");
         pp->n_gpu_types = pol.n_gpu_types;
         memcpy(pp->gpu_types, pol.gpu_types, sizeof pp->gpu_types);
     }
@@ -1227,6 +1228,7 @@ START_TEST(test_planner_spend_cap)
         snap.n_prices = 1;
         snprintf(snap.prices[0].gpu_type, SNAP_NAME_MAX, "NVIDIA GeForce RTX 4090");
         snap.prices[0].usd_per_hr = SPEND_CASES[_i].known_cost;
+        snprintf(snap.prices[0].cloud_type, sizeof snap.prices[0].cloud_type, "SECURE");
     }
     for (int k = 0; k < SPEND_CASES[_i].n_fleet; k++) {
         snprintf(id, sizeof id, "w%d", k + 1);
@@ -1541,6 +1543,7 @@ static PolicyPool *add_pool(const char *name, const char *run_types, int min, in
             *comma = '\0';
         snprintf(pp->run_types[pp->n_run_types++], SNAP_NAME_MAX, "%.127s", tok);
     }
+    snprintf(pp->cloud_type, sizeof pp->cloud_type, "SECURE");
     pp->min_active = min;
     pp->max_active = max;
     pp->tasks_per_gpu = per_gpu;
@@ -1815,8 +1818,10 @@ START_TEST(test_planner_spend_cap_price_bound)
     snap.n_prices = 2;
     snprintf(snap.prices[0].gpu_type, SNAP_NAME_MAX, "GPU A");
     snap.prices[0].usd_per_hr = 0.30;
+    snprintf(snap.prices[0].cloud_type, sizeof snap.prices[0].cloud_type, "SECURE");
     snprintf(snap.prices[1].gpu_type, SNAP_NAME_MAX, "GPU B");
     snap.prices[1].usd_per_hr = 2.00;
+    snprintf(snap.prices[1].cloud_type, sizeof snap.prices[1].cloud_type, "SECURE");
     decide("fallback to the dearer type");
     /* A alone would allow 10; a create falling back to B costs 2.00: one fits under 3.00. */
     ck_assert_int_eq(plan.to_spawn, 1);
