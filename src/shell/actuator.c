@@ -57,6 +57,8 @@ static void record(ActResult *res, const Action *a, const char *worker_id, const
         cJSON_AddStringToObject(o, "task_id", a->task_id);
     if (a->pod_id[0])
         cJSON_AddStringToObject(o, "pod_id", a->pod_id);
+    if (a->pool >= 0 && (size_t)a->pool < res->n_pools) /* metrics count spawns per pool */
+        cJSON_AddStringToObject(o, "pool", res->pools[a->pool]);
     cJSON_AddStringToObject(o, "result", result);
     if (detail && detail[0]) {
         /* RunPod's problem detail lands here: scrubbed like a log line before it reaches the
@@ -570,6 +572,9 @@ Status actuator_apply(App *app, const Snapshot *snap, const Plan *plan, ActResul
      * MAX_ACTIVE_GPUS holds. */
     long long not_terminated[PLAN_POOLS_MAX] = {0}, not_terminated_fleet = 0;
     Status st = STATUS_OK;
+    res->n_pools = 0; /* the outcomes name each action's pool */
+    for (size_t p = 0; p < plan->n_pools && p < PLAN_POOLS_MAX; p++)
+        memcpy(res->pools[res->n_pools++], plan->pools[p].name, SNAP_POOL_NAME_MAX);
 
     /* One failed action never stops the unrelated actions after it; only a lost database
      * connection ends the cycle early. */
