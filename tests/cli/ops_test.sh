@@ -39,6 +39,15 @@ check "submit --file JSON lines --json" $([ $rc -eq 0 ] && /usr/bin/python3 -c '
 check "  ...run_type and max_attempts kept" $([ "$(q "SELECT count(*) FROM tasks WHERE task_type = 'b' AND run_type = 'api' AND max_attempts = 5")" = 1 ]; echo $?)
 "$bin" submit --type x --depends-on not-a-uuid >/dev/null 2>"$tmp/err"; rc=$?
 check "submit --depends-on with a bad id exits 2" $([ $rc -eq 2 ] && grep -q 'not a task id' "$tmp/err"; echo $?)
+# Issue 14: a run type no pool serves is inserted, with a warning naming it (exit 0).
+"$bin" submit --type t --run-type audio >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "submit --run-type audio (no pool serves it) exits 0, inserts it and warns on stderr" $([ $rc -eq 0 ] && grep -Eq "$uuid_re" "$tmp/out" && grep -q "warning: no pool serves run_type 'audio'.*served: gpu (default)" "$tmp/err" && [ "$(q "SELECT count(*) FROM tasks WHERE run_type = 'audio'")" = 1 ]; echo $?)
+POOLS=video,image "$bin" submit --type t --run-type video >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "  ...no warning for a run type a pool serves" $([ $rc -eq 0 ] && ! grep -q warning "$tmp/err"; echo $?)
+printf '{"task_type":"a","run_type":"speech"}\n{"task_type":"b","run_type":"speech"}\n{"task_type":"c"}\n' >"$tmp/rt.jsonl"
+POOLS=video,image "$bin" submit --file "$tmp/rt.jsonl" >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "  ...a file: one warning per unserved run type (speech, and gpu with POOLS=video,image)" $([ $rc -eq 0 ] && [ "$(grep -c "warning: no pool serves run_type 'speech'" "$tmp/err")" = 1 ] && grep -q "run_type 'gpu'.*served: video (video), image (image)" "$tmp/err" && [ "$(grep -c warning "$tmp/err")" = 2 ]; echo $?)
+q "DELETE FROM tasks WHERE run_type IN ('audio', 'video', 'speech') OR task_type = 'c'" >/dev/null
 "$bin" submit >/dev/null 2>&1; rc=$?
 check "submit without --type or --file exits 2" $([ $rc -eq 2 ]; echo $?)
 
@@ -113,6 +122,21 @@ assert {w["id"]: w["pool"] for w in d["workers"]}["gpu-status-v"] == "video", d[
 PY
 echo $?)
 q "DELETE FROM workers WHERE id IN ('gpu-status-v', 'gpu-status-o'); DELETE FROM tasks WHERE run_type <> 'gpu'" >/dev/null
+
+# spawn --pool (issue 14): an unknown pool, or no --pool when POOLS has several, plans nothing
+# and exits 2 naming the pools. (No pod is created in any of these: the API is unreachable.)
+sp=(env RUNPOD_API_KEY=rk-ops RUNPOD_API_BASE_URL=http://127.0.0.1:9 RUNPOD_CONNECT_TIMEOUT_SEC=1
+    RUNPOD_MAX_RETRIES=0 POOLS=video,image)
+before=$(q "SELECT count(*) FROM workers")
+"${sp[@]}" "$bin" spawn --count 1 >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "spawn without --pool when POOLS has several exits 2 naming them" $([ $rc -eq 2 ] && grep -q 'POOLS has several pools (video, image): name the one to spawn into with --pool NAME' "$tmp/err"; echo $?)
+"${sp[@]}" "$bin" spawn --pool nope --count 1 >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "spawn --pool nope exits 2: no pool is named 'nope'" $([ $rc -eq 2 ] && grep -q "no pool is named 'nope' (POOLS: video, image)" "$tmp/err"; echo $?)
+check "  ...and nothing was spawned" $([ "$(q "SELECT count(*) FROM workers")" = "$before" ] && /usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if all(p["to_spawn"] == 0 for p in d["pools"]) else 1)' "$tmp/out"; echo $?)
+"${sp[@]}" "$bin" spawn --pool image --count 2 --dry-run >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "spawn --pool image --count 2 --dry-run plans 2 spawns into image only" $([ $rc -eq 0 ] && /usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if {p["pool"]: p["to_spawn"] for p in d["pools"]} == {"video": 0, "image": 2} else 1)' "$tmp/out"; echo $?)
+"${sp[@]}" "$bin" spawn --pool >/dev/null 2>"$tmp/err"; rc=$?
+check "spawn --pool without a name exits 2" $([ $rc -eq 2 ]; echo $?)
 
 "$bin" status --watch 0 >/dev/null 2>&1; rc=$?
 check "status --watch 0 exits 2" $([ $rc -eq 2 ]; echo $?)
