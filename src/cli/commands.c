@@ -161,6 +161,34 @@ void commands_app_close(App *app)
     curl_global_cleanup();
 }
 
+/* The configured pool names as "a, b, c" (for messages). Cannot fail; truncates. */
+static void pool_list(const Config *cfg, char *out, size_t cap)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    for (size_t p = 0; p < cfg->n_pools && len < cap; p++) {
+        int n = snprintf(out + len, cap - len, "%s%s", p ? ", " : "", cfg->pools[p].name);
+        if (n < 0)
+            break;
+        len += (size_t)n;
+    }
+}
+
+/* spawn found no pool to spawn into: say why, and which pools there are. */
+static void spawn_no_pool(const ManualRequest *manual, const char *pools)
+{
+    if (manual->pool[0])
+        fprintf(stderr,
+                "orchestrator spawn: no pool is named '%s' (POOLS: %s); nothing done. Give "
+                "--pool one of those names\n",
+                manual->pool, pools);
+    else
+        fprintf(stderr,
+                "orchestrator spawn: POOLS has several pools (%s): name the one to spawn into "
+                "with --pool NAME; nothing done\n",
+                pools);
+}
+
 /* One cycle (or an operator's request planned like one), its summary printed on stdout. */
 static Status run_cycle(const char *command, bool dry_run, bool force_dry_run,
                         const ManualRequest *manual)
@@ -192,6 +220,8 @@ static Status run_cycle(const char *command, bool dry_run, bool force_dry_run,
     ManualResult found = app.manual_result;
     bool pods_listed = app.manual_pods_listed;
     bool was_dry_run = app.dry_run;
+    char pools[CONFIG_POOLS_MAX * (CONFIG_POOL_NAME_MAX + 2)];
+    pool_list(cfg, pools, sizeof pools);
     commands_app_close(&app);
     free(cfg);
     if (st == STATUS_LOCKED && manual) {
@@ -200,6 +230,12 @@ static Status run_cycle(const char *command, bool dry_run, bool force_dry_run,
                 "done, try again\n",
                 command);
         return STATUS_ERR_DB;
+    }
+    if (manual && manual->kind == MANUAL_SPAWN && found == MANUAL_RESULT_NO_POOL &&
+        st != STATUS_LOCKED) {
+        /* A typo in a pool name must not look like a spawn that the limits cut to zero. */
+        spawn_no_pool(manual, pools);
+        return STATUS_ERR_USAGE;
     }
     if (manual && manual->kind == MANUAL_TERMINATE &&
         (found == MANUAL_RESULT_NOT_FOUND || found == MANUAL_RESULT_NOT_OURS)) {
@@ -265,6 +301,16 @@ Status cmd_spawn(int argc, char **argv)
                 return STATUS_ERR_USAGE;
             }
             req.count = (int)n;
+        } else if (strcmp(argv[i], "--pool") == 0 && i + 1 < argc) {
+            const char *name = argv[++i];
+            if (!name[0] || strlen(name) >= sizeof req.pool) {
+                fprintf(stderr,
+                        "orchestrator spawn: --pool needs a pool name of POOLS (at most "
+                        "%zu characters)\n",
+                        sizeof req.pool - 1);
+                return STATUS_ERR_USAGE;
+            }
+            snprintf(req.pool, sizeof req.pool, "%s", name);
         } else {
             fprintf(stderr,
                     "orchestrator spawn: unknown argument '%s'; see `orchestrator spawn "

@@ -177,7 +177,7 @@ typedef struct {
     bool fleet_breaker_open; /* the fleet-wide rate tripped with failures in two or more pools:
                                 every pool stops spawning (one broken image shared by pools) */
     bool over_spend_cap;     /* the live fleet (or a pool) costs more than its spend cap */
-    double failure_rate; /* unexpected / ended in the window; 0 when too few endings */
+    double failure_rate;     /* unexpected / ended in the window; 0 when too few endings */
     double fleet_cost_per_hr;
     bool reconcile_due;
     bool reconcile_ran; /* due and the pod list was available */

@@ -600,12 +600,14 @@ static void rebalance_min(Ctx *c, size_t n, const long long *deficit, const long
         }
         if (pick < 0)
             return;
-        Action *a = planner_add_action(c, ACTION_DRAIN_WORKER, REASON_MIN_REBALANCE,
-                                       &snap->workers[pick]);
+        Action *a =
+            planner_add_action(c, ACTION_DRAIN_WORKER, REASON_MIN_REBALANCE, &snap->workers[pick]);
         if (!a)
             return;
-        snprintf(a->detail, sizeof a->detail, "a pool below its MIN needs the slot (%s has %lld "
-                 "above its MIN)", c->policy->pools[from].name, most);
+        snprintf(a->detail, sizeof a->detail,
+                 "a pool below its MIN needs the slot (%s has %lld "
+                 "above its MIN)",
+                 c->policy->pools[from].name, most);
         c->view[pick].state = WORKER_TERMINATING;
         unmet--;
     }

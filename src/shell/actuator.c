@@ -58,6 +58,8 @@ static void record(ActResult *res, const Action *a, const char *worker_id, const
         cJSON_AddStringToObject(o, "task_id", a->task_id);
     if (a->pod_id[0])
         cJSON_AddStringToObject(o, "pod_id", a->pod_id);
+    if (a->pool >= 0 && (size_t)a->pool < res->n_pools) /* metrics count spawns per pool */
+        cJSON_AddStringToObject(o, "pool", res->pools[a->pool]);
     cJSON_AddStringToObject(o, "result", result);
     if (detail && detail[0]) {
         /* RunPod's problem detail lands here: scrubbed like a log line before it reaches the
@@ -397,9 +399,8 @@ static void budget_learn(Budget *b, const Action *const *wave, const PodCreateRe
 {
     for (size_t i = 0; i < n; i++) {
         int p = wave[i]->pool;
-        double paid = results[i].status == STATUS_OK && results[i].pod.id[0]
-                          ? results[i].pod.cost_per_hr
-                          : 0;
+        double paid =
+            results[i].status == STATUS_OK && results[i].pod.id[0] ? results[i].pod.cost_per_hr : 0;
         if (paid > 0) {
             budget_add(b, p, paid - b->est[p]);
             if (paid > b->est[p])
@@ -672,8 +673,8 @@ static Outcome apply_one(App *app, const Action *a, ActResult *res)
         }
         break;
     case ACTION_ADOPT_POD:
-        s = db_adopt_pod(app->conn, a->worker_id, a->pod_id, a->gpu_type,
-                         pool_cloud(cfg, a->pool), a->cost_per_hr, &applied);
+        s = db_adopt_pod(app->conn, a->worker_id, a->pod_id, a->gpu_type, pool_cloud(cfg, a->pool),
+                         a->cost_per_hr, &applied);
         if (s == STATUS_OK && applied) {
             res->pods_adopted++;
             log_info("pod.adopted", "worker_id=%s pod_id=%s gpu_type=%s cost_per_hr=%.3f",
@@ -737,6 +738,9 @@ Status actuator_apply(App *app, const Snapshot *snap, const Plan *plan, ActResul
      * MAX_ACTIVE_GPUS holds. */
     long long not_terminated[PLAN_POOLS_MAX] = {0}, not_terminated_fleet = 0;
     Status st = STATUS_OK;
+    res->n_pools = 0; /* the outcomes name each action's pool */
+    for (size_t p = 0; p < plan->n_pools && p < PLAN_POOLS_MAX; p++)
+        memcpy(res->pools[res->n_pools++], plan->pools[p].name, SNAP_POOL_NAME_MAX);
 
     /* One failed action never stops the unrelated actions after it; only a lost database
      * connection ends the cycle early. */

@@ -12,7 +12,8 @@ removes the pod (404 afterwards, absent from the list).
 
 Boot hook: --boot-cmd CMD (or POST /_fake/config {"boot_cmd": ...}) starts CMD with /bin/sh
 when a pod reaches RUNNING, with the pod's env plus RUNPOD_POD_ID (and RUNPOD_POD_NAME) added
-to the environment, in its own process group. The group gets SIGTERM (then SIGKILL after 3 s)
+to the environment, and FAKE_POD_IMAGE naming the pod's image (so a test's boot command can make
+one image crash, as a broken image would), in its own process group. The group gets SIGTERM (then SIGKILL after 3 s)
 when the pod is deleted or killed from outside, and on exit.
 
 Control API (no auth), all JSON:
@@ -362,6 +363,7 @@ def start_proc(pod, cmd, boot_log):
         env[str(k)] = str(v)
     env["RUNPOD_POD_ID"] = pod.id
     env["RUNPOD_POD_NAME"] = pod.name
+    env["FAKE_POD_IMAGE"] = str(pod.req.get("image") or "")
     out = None
     if boot_log:
         out = open(boot_log, "ab")

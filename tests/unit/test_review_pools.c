@@ -415,8 +415,8 @@ START_TEST(review_held_random_pools_respect_every_ceiling)
         }
         if (pol.max_hourly_spend > 0 && priced && spawned > 0)
             ck_assert_msg(plan.fleet_cost_per_hr + new_cost <= pol.max_hourly_spend + 1e-9,
-                          "iter %d: fleet %.2f + new %.2f > cap %.2f", iter,
-                          plan.fleet_cost_per_hr, new_cost, pol.max_hourly_spend);
+                          "iter %d: fleet %.2f + new %.2f > cap %.2f", iter, plan.fleet_cost_per_hr,
+                          new_cost, pol.max_hourly_spend);
     }
 }
 END_TEST
