@@ -61,23 +61,31 @@ Status commands_parse_flags(int argc, char **argv, const char *allowed, CommandF
 }
 
 /* Registers every secret value with the logger so none can reach a log line. */
-static void register_secrets(const Config *cfg)
+/* Every value that must never reach an output: the API key, the database URL and password, and
+ * every environment value given to the pods (WORKER_ENV_* and each pool's POOL_<NAME>_ENV_*),
+ * which RunPod may echo back in an error. STATUS_ERR_NOMEM when one could not be kept. */
+static Status register_secrets(const Config *cfg)
 {
-    log_add_secret(cfg->runpod_api_key);
-    log_add_secret(cfg->database_url);
-    if (cfg->database_url[0]) {
+    Status st = log_add_secret(cfg->runpod_api_key);
+    if (st == STATUS_OK)
+        st = log_add_secret(cfg->database_url);
+    if (st == STATUS_OK && cfg->database_url[0]) {
         char *err = NULL;
         PQconninfoOption *opts = PQconninfoParse(cfg->database_url, &err);
-        for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        for (PQconninfoOption *o = opts; st == STATUS_OK && o && o->keyword; o++)
             if (strcmp(o->keyword, "password") == 0 && o->val)
-                log_add_secret(o->val);
+                st = log_add_secret(o->val);
         PQconninfoFree(opts);
         PQfreemem(err);
     }
-    const char *pgpass = getenv("PGPASSWORD");
-    log_add_secret(pgpass);
-    for (size_t i = 0; i < cfg->n_worker_env; i++)
-        log_add_secret(cfg->worker_env[i].value);
+    if (st == STATUS_OK)
+        st = log_add_secret(getenv("PGPASSWORD"));
+    for (size_t i = 0; st == STATUS_OK && i < cfg->n_worker_env; i++)
+        st = log_add_secret(cfg->worker_env[i].value);
+    for (size_t p = 0; st == STATUS_OK && p < cfg->n_pools; p++)
+        for (size_t i = 0; st == STATUS_OK && i < cfg->pools[p].n_env; i++)
+            st = log_add_secret(cfg->pools[p].env[i].value);
+    return st;
 }
 
 /* Parses the configuration (printing every error) and configures logging. */
@@ -104,7 +112,12 @@ static Status load_config(unsigned needs, Config **out)
     log_level_parse(cfg->log_level, &level);
     log_configure(level, strcmp(cfg->log_format, "text") == 0 ? LOG_FORMAT_TEXT : LOG_FORMAT_JSON);
     log_set_source(cfg->orchestrator_instance_id);
-    register_secrets(cfg);
+    st = register_secrets(cfg);
+    if (st != STATUS_OK) {
+        fprintf(stderr, "orchestrator: out of memory while registering the secrets to scrub "
+                        "from every output; nothing was done\n");
+        goto out;
+    }
     *out = cfg;
     cfg = NULL;
 out:

@@ -219,6 +219,18 @@ static void check_pools(const Config *cfg, ConfigErrors *errs)
             config_add_error(errs, "config: pool %s serves no run_type: set POOL_%s_RUN_TYPES",
                              p->name, up);
         min_sum += p->min_active_gpus;
+        /* POOL_<A>_<SETTING> must name one pool: with pools `a` and `a_env_x`,
+         * POOL_A_ENV_X_MAX_ACTIVE_GPUS would also read as pool a's ENV_X_MAX_ACTIVE_GPUS, and
+         * pool a_env_x's variables (its secrets too) would reach pool a's pods. */
+        for (size_t j = 0; j < cfg->n_pools; j++) {
+            size_t n = strlen(cfg->pools[j].name);
+            if (j != i && strncmp(p->name, cfg->pools[j].name, n) == 0 && p->name[n] == '_')
+                config_add_error(errs,
+                                 "config: pool names %s and %s collide in POOL_<NAME>_<SETTING> "
+                                 "(POOL_%s_... could belong to either): rename one so that no "
+                                 "name is another's name followed by _",
+                                 cfg->pools[j].name, p->name, up);
+        }
         for (size_t r = 0; r < p->run_types.count; r++) {
             const char *rt = p->run_types.items[r];
             for (size_t j = 0; j < i; j++) {

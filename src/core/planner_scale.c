@@ -397,6 +397,8 @@ static void unserved(Ctx *c)
             memcpy(plan->unserved[plan->n_unserved], snap->run_types[k].name, SNAP_NAME_MAX);
         plan->n_unserved++;
     }
+    plan->unserved_queued += snap->unserved_other_queued;
+    plan->n_unserved += (size_t)snap->unserved_other_types;
 }
 
 /* The plan's totals, over every pool (and the workers of retired pools). */
@@ -412,10 +414,14 @@ static void totals(Ctx *c)
     p->running = snap->in_progress_total;
     p->queued = 0;
     p->desired = 0;
+    /* The fleet's breaker is open when no pool may spawn for it: every pool's own breaker (one
+     * pool: exactly its breaker), or the fleet-wide one (fleet_breaker). One pool's open breaker
+     * shows in its own entry while the others keep spawning. */
+    p->breaker_open = p->n_pools > 0;
     for (size_t k = 0; k < p->n_pools; k++) {
         p->queued += p->pools[k].queued;
         p->desired += p->pools[k].desired;
-        p->breaker_open = p->breaker_open || p->pools[k].breaker_open;
+        p->breaker_open = p->breaker_open && p->pools[k].breaker_open;
     }
     /* The fleet's failure rate (every pool, retired ones included). */
     long long ended = snap->ended_in_window, unexpected = snap->unexpected_in_window;

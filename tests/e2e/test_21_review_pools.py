@@ -1,9 +1,9 @@
 """Scenario 21: an independent review of worker pools (issue 14) and the cycle lease (issue 12
 item 6), against the real binary, a real PostgreSQL and the RunPod stand-in.
 
-Tests named test_defect_* reproduce a defect and FAIL on the code under review (each says which
-defect, what was observed and what is expected). The test_held_* ones are attacks that held and
-stay as regression tests.
+Tests named test_defect_* reproduced a defect and failed on the code under review (each says
+which defect, what was observed and what is expected); every one is fixed and they stay as
+regression tests. The test_held_* ones are attacks that held.
 
   defects
     1. a GPU price that changed since it was last seen (gpu_prices holds the old one) lets one
