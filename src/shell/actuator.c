@@ -157,8 +157,16 @@ static void make_worker_id(const char *prefix, char out[SNAP_WORKER_ID_MAX])
                  prefix); /* cannot happen: the prefix is <= 24 chars */
 }
 
+/* Sets name=value in the pod's environment: a later value of the same name replaces the earlier
+ * (a pool's ENV_<VAR> overrides WORKER_ENV_<VAR>). The configuration is validated to fit
+ * POD_CREATE_MAX_ENV (config_pools.c), so nothing is dropped. */
 static void add_env(PodCreateSpec *spec, const char *name, const char *value)
 {
+    for (size_t i = 0; i < spec->n_env; i++)
+        if (strcmp(spec->env[i].name, name) == 0) {
+            snprintf(spec->env[i].value, sizeof spec->env[0].value, "%s", value);
+            return;
+        }
     if (spec->n_env >= POD_CREATE_MAX_ENV)
         return;
     snprintf(spec->env[spec->n_env].name, sizeof spec->env[0].name, "%s", name);

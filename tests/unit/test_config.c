@@ -463,6 +463,35 @@ START_TEST(test_config_pools_all_errors_at_once)
 }
 END_TEST
 
+/* Every variable must reach the pod: 64 WORKER_ENV_* + 16 of a pool's own + WORKER_ID and
+ * WORKER_POOL is 82, above the 72 a pod is created with (the pool's were silently dropped);
+ * a pool variable of the same name replaces the global one and takes no extra slot. */
+START_TEST(test_config_pools_env_fits_the_pod)
+{
+    static char vars[CONFIG_WORKER_ENV_MAX + CONFIG_POOL_ENV_MAX][64];
+    const char *envp[CONFIG_WORKER_ENV_MAX + CONFIG_POOL_ENV_MAX + 4];
+    size_t n = 0;
+    envp[n++] = "POOLS=a";
+    for (int i = 0; i < CONFIG_WORKER_ENV_MAX; i++) {
+        snprintf(vars[i], sizeof vars[i], "WORKER_ENV_V%d=value-%d", i, i);
+        envp[n++] = vars[i];
+    }
+    for (int i = 0; i < CONFIG_POOL_ENV_MAX; i++) {
+        /* 8 override a global variable, 8 are new: 2 + 64 + 8 = 74 > 72 */
+        snprintf(vars[CONFIG_WORKER_ENV_MAX + i], sizeof vars[0], "POOL_A_ENV_%s%d=x%d",
+                 i < 8 ? "V" : "P", i, i);
+        envp[n++] = vars[CONFIG_WORKER_ENV_MAX + i];
+    }
+    envp[n] = NULL;
+    ck_assert_int_eq(config_parse(envp, "h", CONFIG_NEED_NOTHING, &cfg, &errs), STATUS_ERR_CONFIG);
+    ck_assert_msg(errors_mention("would get 74 environment variables"), "first error: %s",
+                  errs.count ? errs.messages[0] : "(none)");
+    /* 6 new ones fit exactly: 2 + 64 + 6 = 72. */
+    envp[CONFIG_WORKER_ENV_MAX + 1 + 8 + 6] = NULL;
+    ck_assert_int_eq(config_parse(envp, "h", CONFIG_NEED_NOTHING, &cfg, &errs), STATUS_OK);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -492,6 +521,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_config_pools_fallbacks);
     tcase_add_loop_test(tc, test_config_pools_errors, 0, (int)ARRAY_LEN(POOL_ERRORS));
     tcase_add_test(tc, test_config_pools_all_errors_at_once);
+    tcase_add_test(tc, test_config_pools_env_fits_the_pod);
     suite_add_tcase(s, tc);
     return s;
 }
