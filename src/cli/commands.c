@@ -16,7 +16,8 @@
 #include "config.h"
 #include "db.h"
 #include "dblog.h"
-#include "http.h" /* issue 6 */
+#include "gateway.h" /* issue 13 */
+#include "http.h"    /* issue 6 */
 #include "log.h"
 #include "metrics.h" /* issue 6 */
 #include "loop.h"
@@ -63,10 +64,13 @@ Status commands_parse_flags(int argc, char **argv, const char *allowed, CommandF
 static void register_secrets(const Config *cfg)
 {
     log_add_secret(cfg->runpod_api_key);
-    log_add_secret(cfg->database_url);
-    if (cfg->database_url[0]) {
+    const char *urls[] = {cfg->database_url, cfg->gateway_database_url};
+    for (size_t u = 0; u < 2; u++) {
+        log_add_secret(urls[u]);
+        if (!urls[u][0])
+            continue;
         char *err = NULL;
-        PQconninfoOption *opts = PQconninfoParse(cfg->database_url, &err);
+        PQconninfoOption *opts = PQconninfoParse(urls[u], &err);
         for (PQconninfoOption *o = opts; o && o->keyword; o++)
             if (strcmp(o->keyword, "password") == 0 && o->val)
                 log_add_secret(o->val);
@@ -77,6 +81,10 @@ static void register_secrets(const Config *cfg)
     log_add_secret(pgpass);
     for (size_t i = 0; i < cfg->n_worker_env; i++)
         log_add_secret(cfg->worker_env[i].value);
+    /* issue 13: the gateway's key, connection and the S3 keys */
+    log_add_secret(cfg->gateway_jwt_secret);
+    log_add_secret(cfg->storage_s3_secret_access_key);
+    log_add_secret(cfg->storage_s3_access_key_id);
 }
 
 /* Parses the configuration (printing every error) and configures logging. */
@@ -317,8 +325,12 @@ Status cmd_continuous(int argc, char **argv)
         metrics_file_load(app.metrics, cfg->metrics_file);
     if (st == STATUS_OK && cfg->metrics_port > 0)
         st = http_start(cfg, interval, &app.http);
+    Gateway *gw = NULL; /* issue 13: GATEWAY_PORT > 0 serves the worker gateway too */
+    if (st == STATUS_OK && cfg->gateway_port > 0)
+        st = gateway_start(cfg, -1, &gw);
     if (st == STATUS_OK)
         st = loop_continuous(&app, interval);
+    gateway_stop(gw);
     http_stop(app.http);
     metrics_free(app.metrics);
     commands_app_close(&app);

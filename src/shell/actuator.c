@@ -18,6 +18,7 @@
 #include "db.h"
 #include "log.h"
 #include "runpod.h"
+#include "worker_token.h"
 
 Status act_result_init(ActResult *res)
 {
@@ -173,6 +174,15 @@ static void build_spec(const Config *cfg, const char *worker_id, PodCreateSpec *
     snprintf(spec->env[0].name, sizeof spec->env[0].name, "WORKER_ID");
     snprintf(spec->env[0].value, sizeof spec->env[0].value, "%s", worker_id);
     spec->n_env = 1;
+    /* issue 13: with the gateway configured, the pod reaches it with its own token. */
+    if (cfg->gateway_public_url[0] && cfg->gateway_jwt_secret[0]) {
+        snprintf(spec->env[1].name, sizeof spec->env[0].name, "WORKER_API_URL");
+        snprintf(spec->env[1].value, sizeof spec->env[0].value, "%.511s", cfg->gateway_public_url);
+        snprintf(spec->env[2].name, sizeof spec->env[0].name, "WORKER_TOKEN");
+        if (worker_token_mint(cfg->gateway_jwt_secret, worker_id, (long long)time(NULL),
+                              spec->env[2].value, sizeof spec->env[0].value) == STATUS_OK)
+            spec->n_env = 3;
+    }
     for (size_t i = 0; i < cfg->n_worker_env && spec->n_env < 72; i++) {
         snprintf(spec->env[spec->n_env].name, sizeof spec->env[0].name, "%s",
                  cfg->worker_env[i].name);

@@ -8,7 +8,9 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +33,7 @@ static struct {
     size_t n_secrets;
     LogSink sink;
     void *sink_ctx;
+    pthread_t sink_thread; /* the sink is called only on the thread that installed it */
     int in_sink;
 } g_log = {.min_level = LOG_INFO, .format = LOG_FORMAT_JSON, .fd = 2};
 
@@ -78,6 +81,7 @@ void log_set_sink(LogSink sink, void *ctx)
 {
     g_log.sink = sink;
     g_log.sink_ctx = ctx;
+    g_log.sink_thread = pthread_self();
 }
 
 int log_enabled(LogLevel level)
@@ -181,14 +185,43 @@ void log_json_escape(char *buf, size_t cap, size_t *len, const char *s)
     buf_puts(buf, cap, len, "\"");
 }
 
-/* Replaces every registered secret in s (in place, into out) by "***". */
+static bool b64url_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_';
+}
+
+/* Length of a JSON Web Token starting at s ("eyJ<b64url>.<b64url>.<b64url>"), or 0. The
+ * gateway's worker and upload tokens are minted per pod, too many to register one by one, so
+ * anything shaped like a token is scrubbed (issue 13). */
+static size_t jwt_length(const char *s)
+{
+    if (strncmp(s, "eyJ", 3) != 0)
+        return 0;
+    size_t i = 0;
+    for (int part = 0; part < 3; part++) {
+        size_t start = i;
+        while (b64url_char(s[i]))
+            i++;
+        if (i - start < 2)
+            return 0;
+        if (part < 2) {
+            if (s[i] != '.')
+                return 0;
+            i++;
+        }
+    }
+    return i;
+}
+
+/* Replaces every registered secret and every token-shaped string in s (into out) by "***". */
 static void scrub_secrets(const char *s, char *out, size_t cap)
 {
     size_t len = 0;
     out[0] = '\0';
     while (*s) {
-        size_t matched = 0;
-        for (size_t i = 0; i < g_log.n_secrets; i++) {
+        size_t matched = jwt_length(s);
+        for (size_t i = 0; i < g_log.n_secrets && !matched; i++) {
             size_t n = strlen(g_log.secrets[i]);
             if (strncmp(s, g_log.secrets[i], n) == 0) {
                 matched = n;
@@ -475,7 +508,7 @@ void log_write(LogLevel level, const char *file, int line, const char *event, co
         off += (size_t)w;
     }
 
-    if (g_log.sink && !g_log.in_sink) {
+    if (g_log.sink && !g_log.in_sink && pthread_equal(pthread_self(), g_log.sink_thread)) {
         /* fields as a JSON object: json holds ",k:v,..." */
         char obj[LOG_FIELDS_MAX + 4];
         snprintf(obj, sizeof obj, "{%s}", jlen ? json + 1 : "");
