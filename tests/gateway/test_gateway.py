@@ -19,8 +19,7 @@ import unittest
 import urllib.parse
 
 import gw_lib
-from gw_lib import BUCKET_PREFIX, Client, GatewayTestCase, mint, worker_token
-import e2e_lib
+from gw_lib import BUCKET_PREFIX, Client, GatewayTestCase, e2e_lib, mint, worker_token
 
 REPO = e2e_lib.REPO
 
