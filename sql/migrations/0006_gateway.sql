@@ -150,7 +150,9 @@ $$;
 
 -- func_gateway_claim: POST /functions/v1/claim-next-task. 'ok' with the task (func_claim_next_task
 -- claimed it for this worker), 'empty' when there is nothing to claim or the worker is not
--- active (spawning, terminating: a draining worker gets no new work).
+-- active (spawning, terminating: a draining worker gets no new work), 'refused' when it ended.
+-- The claim comes first: it succeeds only for an active worker, so the state check is needed
+-- (and paid for) only when nothing was claimed; this is the gateway's hottest statement.
 CREATE FUNCTION func_gateway_claim(p_worker_id text, p_run_type text)
 RETURNS TABLE (outcome text, body jsonb)
 LANGUAGE plpgsql
@@ -158,20 +160,21 @@ SECURITY DEFINER
 SET search_path = public, pg_temp
 AS $$
 DECLARE
-    v_state text := func_gateway_worker_state(p_worker_id);
+    v_state text;
     v_task  tasks;
 BEGIN
+    SELECT * INTO v_task FROM func_claim_next_task(p_worker_id, coalesce(p_run_type, 'gpu'));
+    IF v_task.id IS NOT NULL THEN
+        RETURN QUERY SELECT 'ok'::text, func_gateway_task_json(v_task);
+        RETURN;
+    END IF;
+    v_state := func_gateway_worker_state(p_worker_id);
     IF v_state LIKE 'refused:%' THEN
         RETURN QUERY SELECT 'refused'::text, jsonb_build_object('worker_status',
                                                                  substr(v_state, 9));
         RETURN;
     END IF;
-    SELECT * INTO v_task FROM func_claim_next_task(p_worker_id, coalesce(p_run_type, 'gpu'));
-    IF v_task.id IS NULL THEN
-        RETURN QUERY SELECT 'empty'::text, jsonb_build_object('worker_status', v_state);
-        RETURN;
-    END IF;
-    RETURN QUERY SELECT 'ok'::text, func_gateway_task_json(v_task);
+    RETURN QUERY SELECT 'empty'::text, jsonb_build_object('worker_status', v_state);
 END;
 $$;
 
