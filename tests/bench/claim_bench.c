@@ -136,8 +136,8 @@ static void *run_sql(void *arg)
         PQfinish(conn);
         return NULL;
     }
-    PGresult *p = PQprepare(conn, "claim", "SELECT * FROM func_claim_next_task($1, 'gpu')", 1,
-                            NULL);
+    PGresult *p =
+        PQprepare(conn, "claim", "SELECT * FROM func_claim_next_task($1, 'gpu')", 1, NULL);
     PQclear(p);
     const char *params[1] = {t->worker};
     while (us_since(&g_start) < (long long)(g_duration * 1e6)) {

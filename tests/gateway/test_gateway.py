@@ -549,6 +549,47 @@ class TestRefusals(GatewayTestCase):
         self.assertIsNone(re.search(r"eyJ[A-Za-z0-9_-]{4,}\.", text), "a token in the log")
 
 
+class TestContinuousServesTheGateway(GatewayTestCase):
+    """`orchestrator continuous` with GATEWAY_PORT set serves the gateway beside its loop (the
+    demo runs it so), and stops both on SIGTERM."""
+
+    def test_continuous_with_gateway_port(self):
+        import socket
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if k in e2e_lib.PASS_ENV or
+               k.startswith(("ASAN_", "UBSAN_", "LSAN_"))}
+        env.update({"DATABASE_URL": self.db.url, "SAFE_MODE": "true", "LOG_FORMAT": "json",
+                    "GATEWAY_PORT": str(port), "GATEWAY_BIND_ADDRESS": "127.0.0.1",
+                    "GATEWAY_JWT_SECRET": e2e_lib.GATEWAY_SECRET,
+                    "GATEWAY_DATABASE_URL": e2e_lib.gateway_conninfo(self.db.name),
+                    "STORAGE_DIR": os.path.join(self.log_dir, "continuous-storage")})
+        proc = subprocess.Popen([e2e_lib.BINARY, "continuous", "--interval", "1"], env=env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        try:
+            c = Client(port)
+            wid, tok = self.new_worker("active")
+            deadline = time.monotonic() + 20
+            st = 0
+            while time.monotonic() < deadline and st != 200:
+                try:
+                    st = c.request("GET", "/healthz")[0]
+                except OSError:
+                    time.sleep(0.1)
+            self.assertEqual(st, 200)
+            self.assertEqual(c.fn(tok, "task-counts", {})[0], 200)
+            self.assertEqual(c.beat(tok, wid)[0], 200)
+        finally:
+            proc.send_signal(__import__("signal").SIGTERM)
+            out, err = proc.communicate(timeout=30)
+        self.assertEqual(proc.returncode, 0, err.decode()[-3000:])
+        self.assertIn(b'"gateway.start"', err)
+        self.assertIn(b'"gateway.stop"', err)
+        self.assertIn(b'"cycle.', err)
+
+
 class TestDatabaseRestart(unittest.TestCase):
     """The pool survives a restart of PostgreSQL: requests fail with 503 while it is down and
     succeed again once it is back, without restarting the gateway. Uses a private server."""
