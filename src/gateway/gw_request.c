@@ -107,8 +107,10 @@ static Status opt_int(const cJSON *obj, const char *name, long lo, long hi, int 
     *present = v != NULL;
     if (!v)
         return STATUS_OK;
+    /* Range first: converting an out-of-range double (1e400 is inf) to an integer is
+     * undefined behaviour. */
     double d = cJSON_IsNumber(v) ? v->valuedouble : -1e300;
-    if (!cJSON_IsNumber(v) || d != (double)(long)d || d < (double)lo || d > (double)hi)
+    if (!cJSON_IsNumber(v) || !(d >= (double)lo && d <= (double)hi) || d != (double)(long)d)
         return fail(err, "%s must be a whole number in [%ld, %ld]", name, lo, hi);
     *out = (int)d;
     return STATUS_OK;
@@ -324,6 +326,8 @@ Status gw_parse_status_update(const char *body, size_t len, GwStatusUpdate *out,
     }
     if (st == STATUS_OK)
         st = opt_bool(doc, "reset_generation_started_at", &u->reset_started, err);
+    if (st == STATUS_OK)
+        st = opt_token(doc, "worker_id", u->worker_id, sizeof u->worker_id, &u->has_worker_id, err);
     cJSON_Delete(doc);
     if (st == STATUS_OK)
         *out = *u;
@@ -368,6 +372,8 @@ Status gw_parse_upload_url_request(const char *body, size_t len, GwUploadUrlRequ
     }
     if (st == STATUS_OK)
         st = opt_bool(doc, "generate_thumbnail_url", &r.thumbnail, err);
+    if (st == STATUS_OK)
+        st = opt_token(doc, "worker_id", r.worker_id, sizeof r.worker_id, &r.has_worker_id, err);
     cJSON_Delete(doc);
     if (st == STATUS_OK)
         *out = r;
@@ -424,6 +430,9 @@ Status gw_parse_complete(const char *body, size_t len, GwComplete *out, GwError 
         st = opt_path(c->doc, "storage_path", c->storage_path, err);
     if (st == STATUS_OK)
         st = opt_path(c->doc, "thumbnail_storage_path", c->thumb_storage_path, err);
+    if (st == STATUS_OK)
+        st = opt_token(c->doc, "worker_id", c->worker_id, sizeof c->worker_id, &c->has_worker_id,
+                       err);
     const cJSON *loc = c->doc ? field(c->doc, "output_location") : NULL;
     if (st == STATUS_OK && loc) {
         if (!cJSON_IsString(loc) || !loc->valuestring[0] ||

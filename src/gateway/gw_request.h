@@ -61,6 +61,8 @@ typedef struct {
     bool has_text;
     char text[GW_TEXT_MAX]; /* Failed: the error; Complete: the output location */
     bool reset_started;     /* reset_generation_started_at */
+    bool has_worker_id;     /* an optional worker_id must be the token's */
+    char worker_id[GW_ID_MAX];
 } GwStatusUpdate;
 
 typedef enum {
@@ -81,6 +83,8 @@ typedef struct {
     char storage_path[GW_PATH_MAX];       /* STORAGE_PATH: object path within the bucket */
     char thumb_storage_path[GW_PATH_MAX]; /* optional */
     char output_location[GW_URL_MAX];     /* LOCATION */
+    bool has_worker_id;                   /* an optional worker_id must be the token's */
+    char worker_id[GW_ID_MAX];
 } GwComplete;
 
 /* POST /functions/v1/generate-upload-url */
@@ -88,7 +92,9 @@ typedef struct {
     char task_id[GW_UUID_SIZE];
     char filename[GW_NAME_MAX];
     char content_type[GW_CTYPE_MAX];
-    bool thumbnail; /* generate_thumbnail_url */
+    bool thumbnail;     /* generate_thumbnail_url */
+    bool has_worker_id; /* an optional worker_id must be the token's */
+    char worker_id[GW_ID_MAX];
 } GwUploadUrlRequest;
 
 /* Columns GET /rest/v1/tasks may select (select=...; none given = the worker's four). */

@@ -226,6 +226,8 @@ GwReply gw_route_update(Gateway *g, GwReq *r)
     GwReply rep;
     if (gw_parse_status_update(r->body, r->len, u, &e) != STATUS_OK) {
         rep = bad_request(&e);
+    } else if (u->has_worker_id && strcmp(u->worker_id, r->worker) != 0) {
+        rep = not_yours(r, u->worker_id);
     } else {
         const char *status = u->status == GW_STATUS_FAILED     ? "Failed"
                              : u->status == GW_STATUS_COMPLETE ? "Complete"
@@ -398,7 +400,8 @@ GwReply gw_route_complete(Gateway *g, GwReq *r)
     Status st = gw_parse_complete(r->body, r->len, &c, &e);
     if (st != STATUS_OK)
         return st == STATUS_ERR_PARSE ? bad_request(&e) : db_unavailable();
-    GwReply rep = complete_with(g, r, &c);
+    GwReply rep = c.has_worker_id && strcmp(c.worker_id, r->worker) != 0 ? not_yours(r, c.worker_id)
+                                                                         : complete_with(g, r, &c);
     gw_complete_clear(&c);
     return rep;
 }
@@ -424,6 +427,8 @@ GwReply gw_route_upload_url(Gateway *g, GwReq *r)
     GwError e;
     if (gw_parse_upload_url_request(r->body, r->len, &q, &e) != STATUS_OK)
         return bad_request(&e);
+    if (q.has_worker_id && strcmp(q.worker_id, r->worker) != 0)
+        return not_yours(r, q.worker_id);
     char folder[64];
     GwReply err;
     if (task_folder(g, r, q.task_id, folder, &err) != STATUS_OK)

@@ -319,6 +319,12 @@ class TestRefusals(GatewayTestCase):
                 "task_id": task_b, "file_data": "aGk=", "filename": "x.txt"}),
             "upload URL for B's task": self.client.fn(tok_a, "generate-upload-url",
                                                       {"task_id": task_b, "filename": "x"}),
+            "a body naming B (update)": self.client.fn(tok_a, "update-task-status", {
+                "task_id": task_b, "status": "Failed", "worker_id": b}),
+            "a body naming B (complete)": self.client.fn(tok_a, "complete_task", {
+                "task_id": task_b, "output_location": "x", "worker_id": b}),
+            "a body naming B (upload url)": self.client.fn(tok_a, "generate-upload-url", {
+                "task_id": task_b, "filename": "x", "worker_id": b}),
         }
         for name, reply in refusals.items():
             self.assert_refused(403, reply, name)
@@ -478,6 +484,7 @@ class TestRefusals(GatewayTestCase):
                                                 raw=raw)
             self.assertEqual(st, 400, (raw[:60], body))
         for body in ({"worker_id_param": wid, "vram_total_mb_param": "24000"},
+                     {"worker_id_param": wid, "vram_used_mb_param": -1e300},
                      {"worker_id_param": wid, "vram_total_mb_param": -1},
                      {"worker_id_param": wid, "vram_total_mb_param": 1.5},
                      {"worker_id_param": wid, "logs_param": {"a": 1}},
@@ -487,6 +494,14 @@ class TestRefusals(GatewayTestCase):
             st, reply, _ = self.client.as_worker(
                 tok, "POST", "/rest/v1/rpc/func_worker_heartbeat_with_logs", body, apikey=True)
             self.assertEqual(st, 400, (body if len(json.dumps(body)) < 200 else "big", reply))
+        # Numbers beyond any integer (cJSON reads 1e400 as infinity).
+        for raw in (b'{"worker_id_param": "%s", "vram_total_mb_param": 1e400}' % wid.encode(),
+                    b'{"worker_id_param": "%s", "vram_used_mb_param": -1e400}' % wid.encode(),
+                    b'{"worker_id_param": "%s", "vram_total_mb_param": 9e18}' % wid.encode()):
+            st, reply, _ = self.client.as_worker(
+                tok, "POST", "/rest/v1/rpc/func_worker_heartbeat_with_logs", raw=raw,
+                apikey=True)
+            self.assertEqual(st, 400, (raw, reply))
         for body in ({"task_id": tid}, {"task_id": tid, "file_data": "!!!", "filename": "a"},
                      {"task_id": tid, "file_data": "aGk="},
                      {"task_id": tid, "first_frame_data": "aGk=",
