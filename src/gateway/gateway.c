@@ -419,6 +419,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!r)
             return MHD_NO;
         *con_cls = r;
+        r->error.fd = -1; /* no file to close (0 is a descriptor: calloc is not enough) */
         r->started_us = now_us();
         r->route = route_of(method, url, &r->head);
         if (begin_request(g, conn, url, r) != 0) {

@@ -526,6 +526,74 @@ class TestRefusals(GatewayTestCase):
             self.assertIn(st, (200, 204, 400, 403, 404, 409, 413), s[:80])
         self.assertEqual(self.client.request("GET", "/healthz")[0], 200)
 
+    def test_protocol_abuse_and_idle_connections(self):
+        """Raw HTTP abuse (bad chunking, lying lengths, pipelining, NUL bytes, header and query
+        floods) and more idle connections than GATEWAY_MAX_CONNECTIONS: the gateway answers or
+        drops each, and keeps serving. (This found a descriptor-0 double close.)"""
+        import socket
+        wid, tok = self.new_worker("active")
+        auth = b"Authorization: Bearer " + tok.encode() + b"\r\n"
+        post = b"POST /functions/v1/claim-next-task HTTP/1.1\r\nHost: x\r\n" + auth
+
+        def raw(data):
+            s = socket.create_connection(("127.0.0.1", self.gw.port), timeout=3)
+            out = b""
+            try:
+                s.sendall(data)
+                while True:
+                    c = s.recv(65536)
+                    if not c:
+                        break
+                    out += c
+            except (socket.timeout, ConnectionResetError, BrokenPipeError):
+                pass
+            finally:
+                s.close()
+            return out.split(b"\r\n", 1)[0]
+
+        cases = [
+            b"GET /healthz HTTP/1.0\r\n\r\n",
+            b"\x00\x01\x02 / HTTP/1.1\r\n\r\n",
+            post + b"Transfer-Encoding: chunked\r\n\r\nZZZ\r\nabc\r\n0\r\n\r\n",
+            post + b"Transfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nabc\r\n",
+            post + b"Content-Length: 100\r\n\r\n{}",
+            post + b"Content-Length: -5\r\n\r\n{}",
+            b"POST /functions/v1/complete_task HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer no"
+            b"\r\nExpect: 100-continue\r\nContent-Length: 9999999\r\n\r\n",
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * 5 + post +
+            b"Content-Length: 2\r\nConnection: close\r\n\r\n{}",
+            b"GET /storage/v1/object/public/image_uploads/a%00/../../x HTTP/1.1\r\nHost: x\r\n"
+            b"Connection: close\r\n\r\n",
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(
+                b"X-%d: %s\r\n" % (i, b"a" * 100) for i in range(500)) + b"\r\n",
+            b"GET /rest/v1/tasks?" + b"&".join(b"a%d=b" % i for i in range(2000)) +
+            b" HTTP/1.1\r\nHost: x\r\n" + auth + b"Connection: close\r\n\r\n",
+            b"POST /functions/v1/task-counts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            b"\xff\xfe\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+        ]
+        for _ in range(3):
+            for data in cases:
+                first = raw(data)
+                self.assertTrue(first == b"" or first.startswith(b"HTTP/1.1 "), first)
+        held = []
+        try:
+            for _ in range(300):
+                held.append(socket.create_connection(("127.0.0.1", self.gw.port), timeout=3))
+        except OSError:
+            pass
+        finally:
+            for s in held:
+                s.close()
+        deadline = time.monotonic() + 10
+        st = 0
+        while time.monotonic() < deadline and st != 200:
+            try:
+                st = self.client.request("GET", "/healthz")[0]
+            except OSError:
+                time.sleep(0.2)
+        self.assertEqual(st, 200)
+        self.assertEqual(self.client.fn(tok, "task-counts", {})[0], 200)
+
     def test_no_task_is_held_twice_under_concurrent_claims(self):
         rt = "race"
         n_tasks, n_workers = 150, 16
