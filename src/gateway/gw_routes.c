@@ -502,7 +502,7 @@ Status gw_route_put_begin(Gateway *g, GwReq *r, const char *token, long long con
         return STATUS_ERR_NOT_FOUND;
     char key[GW_PATH_MAX + 32];
     snprintf(key, sizeof key, GW_BUCKET "/%s", r->path);
-    if (gw_storage_begin(g->storage, key, r->ctype, &r->upload) != STATUS_OK) {
+    if (gw_storage_begin(g->storage, key, r->ctype, content_length, &r->upload) != STATUS_OK) {
         *err = gw_reply_error(MHD_HTTP_INTERNAL_SERVER_ERROR, "storage_failed",
                               "the file could not be stored; retry");
         return STATUS_ERR_INTERNAL;

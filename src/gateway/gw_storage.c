@@ -8,6 +8,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,8 +34,15 @@ struct GwUpload {
     char final_path[CONFIG_STR_MAX + GW_PATH_MAX + 64];
     char tmp_path[CONFIG_STR_MAX + GW_PATH_MAX + 64];
     char content_type[GW_CTYPE_MAX];
-    int fd;
-    long long size;
+    int fd;         /* where the bytes go: the file, the spool, or the pipe to the S3 PUT */
+    long long size; /* bytes written so far */
+    /* s3 with a declared length: the PUT runs in its own thread, reading the pipe */
+    bool streaming;
+    long long declared;
+    int rfd;
+    pthread_t thread;
+    Status put_status;
+    long put_http;
 };
 
 static bool key_ok(const char *key)
@@ -143,25 +151,41 @@ static size_t discard(char *data, size_t size, size_t n, void *ctx)
     return size * n;
 }
 
+/* The body of a PUT: `left` bytes from fd. An end of file before them (an upload cut short,
+ * the writer gone) aborts the request, so the store never keeps a partial object. */
+typedef struct {
+    int fd;
+    long long left;
+} Feed;
+
 static size_t read_from_fd(char *buf, size_t size, size_t n, void *ctx)
 {
-    int fd = *(int *)ctx;
+    Feed *f = ctx;
+    size_t want = size * n;
+    if (f->left <= 0)
+        return 0;
+    if ((long long)want > f->left)
+        want = (size_t)f->left;
     for (;;) {
-        ssize_t r = read(fd, buf, size * n);
+        ssize_t r = read(f->fd, buf, want);
         if (r < 0 && errno == EINTR)
             continue;
-        return r < 0 ? CURL_READFUNC_ABORT : (size_t)r;
+        if (r <= 0)
+            return CURL_READFUNC_ABORT;
+        f->left -= (long long)r;
+        return (size_t)r;
     }
 }
 
-/* One signed request: method "PUT" (body from fd, size bytes), "GET" (body into fd), or
- * "HEAD". *http gets the status; STATUS_ERR_API on a transport error (logged). */
+/* One signed request: method "PUT" (body from fd, size bytes), "GET" (body into fd), "HEAD" or
+ * "DELETE". *http gets the status; STATUS_ERR_API on a transport error (logged). */
 static Status s3_request(GwStorage *s, const char *method, const char *key, int fd, long long size,
                          const char *content_type, long *http)
 {
     CURL *c = curl_easy_init();
     if (!c)
         return STATUS_ERR_NOMEM;
+    Feed feed = {fd, size};
     char url[CONFIG_URL_MAX + CONFIG_ITEM_MAX + GW_PATH_MAX + 8];
     snprintf(url, sizeof url, "%s/%s/%s", s->endpoint, s->bucket, key);
     struct curl_slist *h = NULL;
@@ -172,13 +196,17 @@ static Status s3_request(GwStorage *s, const char *method, const char *key, int 
         h = curl_slist_append(h, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
         curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
         curl_easy_setopt(c, CURLOPT_READFUNCTION, read_from_fd);
-        curl_easy_setopt(c, CURLOPT_READDATA, &fd);
+        curl_easy_setopt(c, CURLOPT_READDATA, &feed);
         curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)size);
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
     } else if (strcmp(method, "GET") == 0) {
         h = curl_slist_append(h, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_to_fd);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, &fd);
+    } else if (strcmp(method, "DELETE") == 0) {
+        h = curl_slist_append(h, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "DELETE");
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
     } else {
         h = curl_slist_append(h, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
         curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
@@ -223,7 +251,66 @@ static int spool_file(GwStorage *s)
 /* ------------------------------------------------------------------------------------------ */
 /* Uploads                                                                                     */
 
-Status gw_storage_begin(GwStorage *s, const char *key, const char *content_type, GwUpload **out)
+/* The S3 PUT of a streaming upload, reading the pipe as the request thread fills it. */
+static void *put_thread(void *arg)
+{
+    GwUpload *u = arg;
+    u->put_status =
+        s3_request(u->s, "PUT", u->key, u->rfd, u->declared, u->content_type, &u->put_http);
+    close(u->rfd);
+    u->rfd = -1;
+    return NULL;
+}
+
+/* Starts streaming u to S3 through a pipe; false when a pipe or thread cannot be had (the
+ * caller spools instead). */
+static bool start_stream(GwUpload *u, long long size)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return false;
+    fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+    fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+    u->rfd = fds[0];
+    u->fd = fds[1];
+    u->declared = size;
+    u->streaming = true;
+    if (pthread_create(&u->thread, NULL, put_thread, u) != 0) {
+        close(fds[0]);
+        close(fds[1]);
+        u->fd = u->rfd = -1;
+        u->streaming = false;
+        return false;
+    }
+    return true;
+}
+
+/* Ends the streaming PUT: closing the pipe's write end gives the thread its end of file (a short
+ * body aborts the request); waits for it. */
+static void finish_stream(GwUpload *u)
+{
+    if (!u->streaming)
+        return;
+    if (u->fd >= 0)
+        close(u->fd);
+    u->fd = -1;
+    pthread_join(u->thread, NULL);
+    u->streaming = false;
+}
+
+/* After a streamed PUT that did not complete: S3 itself refuses a body shorter than its
+ * Content-Length, but not every S3-compatible server does (s3rver keeps what it got), so the
+ * key is deleted to be sure no partial object stays. Best effort: logged, never fatal. */
+static void drop_partial(GwUpload *u)
+{
+    long http = 0;
+    if (s3_request(u->s, "DELETE", u->key, -1, 0, NULL, &http) == STATUS_OK &&
+        (http < 200 || http > 299) && http != 404)
+        log_warn("gateway.s3_delete_refused", "key=%s http_status=%ld", u->key, http);
+}
+
+Status gw_storage_begin(GwStorage *s, const char *key, const char *content_type, long long size,
+                        GwUpload **out)
 {
     if (!key_ok(key))
         return STATUS_ERR_PARSE;
@@ -232,11 +319,15 @@ Status gw_storage_begin(GwStorage *s, const char *key, const char *content_type,
         return STATUS_ERR_NOMEM;
     u->s = s;
     u->fd = -1;
+    u->rfd = -1;
     snprintf(u->key, sizeof u->key, "%s", key);
     snprintf(u->content_type, sizeof u->content_type, "%s",
              content_type && content_type[0] ? content_type : gw_storage_content_type(key));
     if (s->s3) {
-        u->fd = spool_file(s);
+        /* A declared length is streamed straight to the store; a chunked body is spooled,
+         * since S3 wants the length before the first byte. */
+        if (size < 0 || !start_stream(u, size))
+            u->fd = spool_file(s);
     } else {
         snprintf(u->final_path, sizeof u->final_path, "%s/%s", s->dir, key);
         /* A dot file next to the final one: never a valid key, so never served half-written. */
@@ -281,6 +372,10 @@ void gw_storage_abort(GwUpload *u)
 {
     if (!u)
         return;
+    if (u->streaming) {
+        finish_stream(u); /* the PUT sees a short body and aborts */
+        drop_partial(u);
+    }
     if (u->fd >= 0)
         close(u->fd);
     if (!u->s->s3 && u->tmp_path[0])
@@ -301,6 +396,17 @@ Status gw_storage_commit(GwUpload *u)
         }
         if (st != STATUS_OK)
             log_error("gateway.storage_commit_failed", "key=%s error=%s", u->key, strerror(errno));
+    } else if (u->streaming) {
+        bool whole = u->size == u->declared;
+        finish_stream(u);
+        st = u->put_status;
+        if (st == STATUS_OK && (!whole || u->put_http < 200 || u->put_http > 299)) {
+            log_error("gateway.s3_put_refused", "key=%s http_status=%ld bytes=%lld declared=%lld",
+                      u->key, u->put_http, u->size, u->declared);
+            st = STATUS_ERR_API;
+        }
+        if (st != STATUS_OK)
+            drop_partial(u);
     } else if (lseek(u->fd, 0, SEEK_SET) == 0) {
         long http = 0;
         st = s3_request(u->s, "PUT", u->key, u->fd, u->size, u->content_type, &http);
@@ -317,7 +423,7 @@ Status gw_storage_put(GwStorage *s, const char *key, const char *content_type,
                       const unsigned char *data, size_t n)
 {
     GwUpload *u = NULL;
-    Status st = gw_storage_begin(s, key, content_type, &u);
+    Status st = gw_storage_begin(s, key, content_type, (long long)n, &u);
     if (st != STATUS_OK)
         return st;
     st = gw_storage_write(u, data, n);

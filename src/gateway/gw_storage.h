@@ -9,9 +9,11 @@
  *          as the bytes arrive and renamed into place when complete (a reader never sees half a
  *          file); served by the gateway.
  *   s3     libcurl with its built-in AWS SigV4 signing (CURLOPT_AWS_SIGV4), path-style URLs
- *          <endpoint>/<bucket>/<key>. An upload is spooled to an unlinked temporary file as it
- *          arrives (so a body of unknown length can still be sent with the Content-Length S3
- *          demands), then streamed from it to the store; reads are streamed the same way.
+ *          <endpoint>/<bucket>/<key>. An upload of declared length is streamed to the store as
+ *          it arrives: the request thread writes into a pipe that a PUT running in a thread of
+ *          its own reads (a body cut short aborts the PUT, so no partial object is kept). A body
+ *          of unknown length (chunked) is spooled to an unlinked temporary file first, since S3
+ *          wants the Content-Length up front. Reads go through a temporary file.
  * Either way no upload is ever held whole in memory. Thread-safe: each call is independent.
  */
 #ifndef ORCH_GW_STORAGE_H
@@ -37,9 +39,12 @@ void gw_storage_free(GwStorage *s);
 /* Name of the backend: "local" or "s3". */
 const char *gw_storage_kind(const GwStorage *s);
 
-/* Starts writing object key. Returns STATUS_OK and *out, STATUS_ERR_PARSE for a key that is
- * not a safe relative path, STATUS_ERR_INTERNAL (logged) when no temporary file can be made. */
-Status gw_storage_begin(GwStorage *s, const char *key, const char *content_type, GwUpload **out);
+/* Starts writing object key of size bytes (-1: not known in advance). Returns STATUS_OK and
+ * *out, STATUS_ERR_PARSE for a key that is not a safe relative path, STATUS_ERR_INTERNAL
+ * (logged) when no temporary file can be made. With a known size the caller must write exactly
+ * that many bytes before gw_storage_commit (fewer: the commit fails). */
+Status gw_storage_begin(GwStorage *s, const char *key, const char *content_type, long long size,
+                        GwUpload **out);
 
 /* Appends n bytes. STATUS_ERR_INTERNAL (logged) on a write error; the upload must then be
  * aborted. */

@@ -126,6 +126,30 @@ class TestS3(GatewayTestCase):
             "task_id": tid2, "storage_path": "system/tasks/%s/nothing.mp4" % tid2})
         self.assertEqual(st, 400, body)
 
+    def test_an_interrupted_upload_leaves_no_object(self):
+        # A declared length is streamed to the store as it arrives; a client that vanishes
+        # half-way must not leave half an object behind.
+        import http.client
+        wid, tok = self.new_worker("active")
+        tid = self.held_task(wid)
+        st, urls, _ = self.client.fn(tok, "generate-upload-url",
+                                     {"task_id": tid, "filename": "cut.mp4"})
+        conn = http.client.HTTPConnection("127.0.0.1", self.gw.port, timeout=10)
+        conn.putrequest("PUT", urls["upload_url"][len(self.gw.base_url):])
+        conn.putheader("Content-Length", str(4 * 1024 * 1024))
+        conn.endheaders()
+        conn.send(b"z" * (512 * 1024))
+        time.sleep(0.3)
+        conn.close()
+        time.sleep(1.0)
+        self.assertNotIn("image_uploads/system/tasks/%s/cut.mp4" % tid, self.s3.objects())
+        self.assertEqual(self.client.request("GET", BUCKET_PREFIX + urls["storage_path"])[0], 404)
+        # The gateway is fine afterwards, and the same URL works for a whole upload.
+        st, body, _ = self.client.request("PUT", urls["upload_url"][len(self.gw.base_url):],
+                                          raw=b"w" * 4096)
+        self.assertEqual(st, 200, body)
+        self.assertIn("image_uploads/system/tasks/%s/cut.mp4" % tid, self.s3.objects())
+
     def test_base64_complete_into_s3(self):
         wid, tok = self.new_worker("active")
         tid = self.held_task(wid)
