@@ -16,8 +16,8 @@
 #include "config.h"
 #include "db.h"
 #include "dblog.h"
-#include "gateway.h" /* issue 13 */
-#include "http.h"    /* issue 6 */
+#include "gateway.h"
+#include "http.h" /* issue 6 */
 #include "log.h"
 #include "metrics.h" /* issue 6 */
 #include "loop.h"
