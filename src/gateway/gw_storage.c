@@ -307,6 +307,9 @@ static void drop_partial(GwUpload *u)
     if (s3_request(u->s, "DELETE", u->key, -1, 0, NULL, &http) == STATUS_OK &&
         (http < 200 || http > 299) && http != 404)
         log_warn("gateway.s3_delete_refused", "key=%s http_status=%ld", u->key, http);
+    else
+        log_info("gateway.upload_dropped", "key=%s bytes=%lld declared=%lld", u->key, u->size,
+                 u->declared);
 }
 
 Status gw_storage_begin(GwStorage *s, const char *key, const char *content_type, long long size,

@@ -141,7 +141,14 @@ class TestS3(GatewayTestCase):
         conn.send(b"z" * (512 * 1024))
         time.sleep(0.3)
         conn.close()
-        time.sleep(1.0)
+        # Wait for the gateway to have aborted the PUT and deleted the key (its log says so).
+        deadline = time.monotonic() + 30
+        dropped = False
+        while time.monotonic() < deadline and not dropped:
+            with open(self.gw.log_path, "rb") as f:
+                dropped = b'"gateway.upload_dropped"' in f.read()
+            time.sleep(0.1)
+        self.assertTrue(dropped, "the interrupted upload was not dropped")
         self.assertNotIn("image_uploads/system/tasks/%s/cut.mp4" % tid, self.s3.objects())
         self.assertEqual(self.client.request("GET", BUCKET_PREFIX + urls["storage_path"])[0], 404)
         # The gateway is fine afterwards, and the same URL works for a whole upload.
