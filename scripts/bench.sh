@@ -441,7 +441,8 @@ echo "   fake: $burst_stats; repeated create names: $dup_names; client retries (
 check "the burst reached the desired fleet" "$([ "$reached" != 0 ] && echo 0 || echo 1)"
 check "no create retried or duplicated" "$([ "$retries" = 0 ] && [ "$dup_names" = 0 ] && echo 0 || echo 1)"
 
-# ==== 5. pools ===================================================================================pdb=bench_pools
+# ==== 5. pools ===================================================================================
+pdb=bench_pools
 src_db=${dbs[-1]}
 log "bench: 5. 8 pools against 1 pool on $pdb (a copy of $src_db), $reps rounds"
 PGOPTIONS='-c client_min_messages=warning' sql postgres "DROP DATABASE IF EXISTS $pdb WITH (FORCE)"
@@ -508,7 +509,6 @@ check "8 pools and 1 pool: the same SQL statements per no-op cycle ($one_stm, $e
     "$([ "$one_stm" = "$eight_stm" ] && [ "$one_stm" = "$((one_sum + 1))" ] && echo 0 || echo 1)"
 check "the pool cycles are no-ops reporting 1 and 8 pools" \
     "$([ "$one_acts $one_plan $one_pools $one_res" = "0 0 1 ok" ] && [ "$eight_acts $eight_plan $eight_pools $eight_res" = "0 0 8 ok" ] && echo 0 || echo 1)"
-=======
 
 fi # --gateway-only
 # ---- 6. The worker gateway (issue 13) ---------------------------------------------------------
