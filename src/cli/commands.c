@@ -417,6 +417,7 @@ Status cmd_continuous(int argc, char **argv)
         st = metrics_new(cfg, &app.metrics);
     if (st == STATUS_OK)
         metrics_file_load(app.metrics, cfg->metrics_file);
+    metrics_set_poll_interval(app.metrics, interval);
     if (st == STATUS_OK && cfg->metrics_port > 0)
         st = http_start(cfg, interval, &app.http);
     Gateway *gw = NULL; /* issue 13: GATEWAY_PORT > 0 serves the worker gateway too */

@@ -16,6 +16,7 @@
 #include "commands.h"
 #include "db.h"
 #include "planner.h"
+#include "task_cost.h"
 
 static void fmt_age(long long sec, char *out, size_t cap)
 {
@@ -199,7 +200,25 @@ static double fleet_cost(const Snapshot *snap)
     return c;
 }
 
-static cJSON *status_json(const Snapshot *snap, const Plan *plan, const Config *cfg)
+/* The windows of the cost section (issue 17): the last hour and the last day. */
+static const long long COST_WINDOWS[2] = {3600, 86400};
+
+/* "task_cost": {"last_hour", "last_day"} (task_cost_json each), or null when it could not be
+ * read (a database not migrated to 0013 yet: the rest of status still works). */
+static cJSON *task_cost_status_json(const TaskCostReport *costs)
+{
+    if (!costs)
+        return cJSON_CreateNull();
+    cJSON *o = cJSON_CreateObject();
+    if (o) {
+        cJSON_AddItemToObject(o, "last_hour", task_cost_json(&costs[0]));
+        cJSON_AddItemToObject(o, "last_day", task_cost_json(&costs[1]));
+    }
+    return o;
+}
+
+static cJSON *status_json(const Snapshot *snap, const Plan *plan, const Config *cfg,
+                          const TaskCostReport *costs)
 {
     cJSON *o = cJSON_CreateObject();
     if (!o)
@@ -275,6 +294,7 @@ static cJSON *status_json(const Snapshot *snap, const Plan *plan, const Config *
     }
     cJSON_AddItemToObject(o, "pools", pools_json(snap, plan, cfg));
     cJSON_AddItemToObject(o, "unserved", unserved_json(snap, plan));
+    cJSON_AddItemToObject(o, "task_cost", task_cost_status_json(costs));
     return o;
 }
 
@@ -370,7 +390,63 @@ static void workers_text(const Snapshot *snap, const Config *cfg)
         printf("(no live workers)\n");
 }
 
-static void status_text(const Snapshot *snap, const Plan *plan, const Config *cfg)
+/* One window's totals: "12 tasks $0.420 ($0.0350/task), GPU $1.20, idle $0.78 (65%)". */
+static void cost_totals_text(const TaskCostReport *r, char *out, size_t cap)
+{
+    long long tasks = 0;
+    double task_usd = 0, gpu_usd = 0, idle_usd = 0;
+    task_cost_totals(r, &tasks, &task_usd, &gpu_usd, &idle_usd);
+    snprintf(out, cap, "%lld tasks $%.3f ($%.4f/task), GPU $%.2f, idle $%.2f (%.0f%%)", tasks,
+             task_usd, tasks > 0 ? task_usd / (double)tasks : 0.0, gpu_usd, idle_usd,
+             gpu_usd > 0 ? 100.0 * idle_usd / gpu_usd : 0.0);
+}
+
+/* A (pool, task_type)'s tasks and cost in r (its rows merged). */
+static void cost_of_type(const TaskCostReport *r, const TaskCostType *t, long long *n, double *usd)
+{
+    *n = 0;
+    *usd = 0;
+    for (size_t i = 0; i < r->n_types; i++)
+        if (strcmp(r->types[i].pool, t->pool) == 0 &&
+            strcmp(r->types[i].task_type, t->task_type) == 0) {
+            *n += r->types[i].tasks;
+            *usd += r->types[i].usd;
+        }
+}
+
+/* The cost section: totals of the last hour and day, then one row per (task type, pool) of
+ * the last day (most tasks first; at most 20 rows). */
+static void cost_text(const TaskCostReport *costs)
+{
+    if (!costs) {
+        printf("cost     unavailable (see the error above; `orchestrator migrate` applies "
+               "0013_task_cost)\n");
+        return;
+    }
+    char line[160];
+    cost_totals_text(&costs[0], line, sizeof line);
+    printf("cost 1h  %s\n", line);
+    cost_totals_text(&costs[1], line, sizeof line);
+    printf("cost 24h %s\n", line);
+    if (costs[1].n_types == 0)
+        return;
+    printf("%-20s %-14s %8s %9s %8s %9s %9s %8s\n", "TASK TYPE", "POOL", "1H TASKS", "1H $",
+           "$/TASK", "24H TASKS", "24H $", "$/TASK");
+    for (size_t i = 0; i < costs[1].n_types && i < 20; i++) {
+        long long n1 = 0, n24 = 0;
+        double u1 = 0, u24 = 0;
+        cost_of_type(&costs[0], &costs[1].types[i], &n1, &u1);
+        cost_of_type(&costs[1], &costs[1].types[i], &n24, &u24);
+        printf("%-20.20s %-14.14s %8lld %9.3f %8.4f %9lld %9.3f %8.4f\n",
+               costs[1].types[i].task_type, costs[1].types[i].pool, n1, u1,
+               n1 > 0 ? u1 / (double)n1 : 0.0, n24, u24, n24 > 0 ? u24 / (double)n24 : 0.0);
+    }
+    if (costs[1].n_types > 20)
+        printf("(%zu more task types: status --json lists them all)\n", costs[1].n_types - 20);
+}
+
+static void status_text(const Snapshot *snap, const Plan *plan, const Config *cfg,
+                        const TaskCostReport *costs)
 {
     char age[32], a2[32], a3[32];
     fmt_age(snap->oldest_queued_age_sec, age, sizeof age);
@@ -395,6 +471,7 @@ static void status_text(const Snapshot *snap, const Plan *plan, const Config *cf
     printf("cycles   last #%lld, last success %s ago, last reconcile %s ago; fleet $%.2f/h\n",
            snap->cycle_number - 1, a2, a3, fleet_cost(snap));
     unserved_text(snap, plan);
+    cost_text(costs);
     printf("\n");
     pools_text(snap, plan, cfg);
     printf("\n");
@@ -438,7 +515,8 @@ Status cmd_status(int argc, char **argv)
     PGconn *conn = NULL;
     Snapshot *snap = calloc(1, sizeof *snap);
     Plan *plan = calloc(1, sizeof *plan);
-    if (!snap || !plan) {
+    TaskCostReport *costs = calloc(2, sizeof *costs);
+    if (!snap || !plan || !costs) {
         st = STATUS_ERR_NOMEM;
         goto out;
     }
@@ -461,16 +539,17 @@ Status cmd_status(int argc, char **argv)
         Policy pol;
         policy_from_config(cfg, &pol);
         planner_decide(snap, &pol, plan);
+        bool have_costs = task_cost_load(conn, COST_WINDOWS, 2, costs) == STATUS_OK;
         if (watch > 0 && tty && !json)
             printf("\033[H\033[2J");
         if (json) {
-            cJSON *o = status_json(snap, plan, cfg);
+            cJSON *o = status_json(snap, plan, cfg, have_costs ? costs : NULL);
             char *s = o ? cJSON_PrintUnformatted(o) : NULL;
             printf("%s\n", s ? s : "{}");
             free(s);
             cJSON_Delete(o);
         } else {
-            status_text(snap, plan, cfg);
+            status_text(snap, plan, cfg, have_costs ? costs : NULL);
         }
         fflush(stdout);
         for (long k = 0; watch > 0 && k < watch * 10 && !g_stop_watch; k++) {
@@ -483,6 +562,7 @@ out:
         PQfinish(conn);
     free(snap);
     free(plan);
+    free(costs);
     free(cfg);
     return st;
 }

@@ -24,6 +24,7 @@
 #include "planner.h"
 #include "runpod.h"
 #include "summary.h"
+#include "task_cost.h"
 #include "worker_name.h"
 
 static long long monotonic_ms(void)
@@ -116,7 +117,9 @@ static void list_pods(App *app, Snapshot *snap, cJSON *errors)
     PodList list = {0};
     RunpodCallInfo info;
     memset(&info, 0, sizeof info);
-    if (runpod_list_pods(app->rp, &list, &info) != STATUS_OK) {
+    bool listed = runpod_list_pods(app->rp, &list, &info) == STATUS_OK;
+    metrics_count_pod_list(app->metrics, listed);
+    if (!listed) {
         log_warn("pods.list_failed",
                  "error=%s http_status=%d msg=\"pod states unknown this cycle; no pod-based "
                  "decisions\"",
@@ -412,6 +415,21 @@ static Status incomplete_plan(const Snapshot *snap, const Plan *plan, cJSON *err
     return incomplete && st == STATUS_OK ? STATUS_ERR_PARTIAL : st;
 }
 
+/* Cost per task (issue 17): on the reconcile cadence, under the lease, never in a dry run (it
+ * moves orchestrator_state.cost_observed_until), so a no-op cycle between reconciles runs no
+ * extra statement (structure_docs/cost.md). A failure is logged and costs nothing else: the
+ * interval is observed by the next reconcile. */
+static void observe_costs(App *app, const Plan *plan, TaskCostReport *out)
+{
+    if (!plan->reconcile_due || app->manual || !app->conn)
+        return;
+    if (task_cost_observe(app->conn, app->cfg->reconcile_interval_sec, out) != STATUS_OK) {
+        memset(out, 0, sizeof *out);
+        log_warn("cost.observe_failed", "msg=\"task costs not observed this cycle; the next "
+                                        "reconcile observes the interval\"");
+    }
+}
+
 static bool connected(const App *app)
 {
     return app->conn && PQstatus(app->conn) == CONNECTION_OK;
@@ -427,6 +445,7 @@ Status loop_cycle(App *app, cJSON **summary)
     ActResult act;
     bool have_act = false;
     bool leased = false;
+    TaskCostReport *costs = NULL;
     Status st;
     *summary = NULL;
 
@@ -450,7 +469,8 @@ Status loop_cycle(App *app, cJSON **summary)
 
     snap = calloc(1, sizeof *snap);
     plan = calloc(1, sizeof *plan);
-    if (!snap || !plan) {
+    costs = calloc(1, sizeof *costs);
+    if (!snap || !plan || !costs) {
         st = STATUS_ERR_NOMEM;
         goto out;
     }
@@ -484,6 +504,7 @@ Status loop_cycle(App *app, cJSON **summary)
                                                         "match POOLS: no spawn this cycle"));
     }
     st = actuator_apply(app, snap, plan, &act);
+    observe_costs(app, plan, costs);
     for (cJSON *e = act.errors ? act.errors->child : NULL; e; e = e->next)
         cJSON_AddItemToArray(errors, cJSON_CreateString(e->valuestring));
     if (sync != STATUS_OK && st == STATUS_OK)
@@ -508,6 +529,8 @@ out:;
      * lease release that follows adds one). */
     *summary = summary_build(app, snap, plan, have_act ? &act : NULL, errors, st, duration_ms,
                              db_statement_count() - statements0);
+    if (*summary && snap && snap->cycle_number > 0 && costs)
+        summary_add_task_cost(*summary, costs);
     if (leased)
         lease_release(app->lease, connected(app) ? app->conn : NULL);
     if (app->conn && !connected(app)) {
@@ -525,6 +548,7 @@ out:;
      * holds the lease writes it), publish to the HTTP endpoint. No-ops when off. */
     metrics_observe_cycle(app->metrics, snap, plan, have_act ? &act : NULL, st,
                           (double)duration_ms / 1000.0);
+    metrics_observe_task_costs(app->metrics, costs);
     if (st != STATUS_LOCKED)
         metrics_file_write(app->metrics, cfg->metrics_file);
     http_publish(app->http, app->metrics, *summary, st);
@@ -534,6 +558,7 @@ out:;
     cJSON_Delete(errors);
     free(snap);
     free(plan);
+    free(costs);
     return st;
 }
 

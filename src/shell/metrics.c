@@ -45,6 +45,14 @@ const MetricsFamily METRICS_COUNTERS[] = {
      "Entries of RunPod's pod list that could not be fully read: skipped (no usable id) or "
      "partial (kept, a field replaced by its default). The rest of the list is still used.",
      offsetof(MetricsState, pod_list_defects)},
+    {"pod_list_reads_total", "result", false,
+     "Reads of RunPod's pod list (reconcile, spawning checks, adoption), by result: ok or "
+     "failed (a failed read decides nothing about pods that cycle).",
+     offsetof(MetricsState, pod_list_reads)},
+    {"worker_cost_usd_total", "use", true,
+     "GPU cost of the pool's workers' alive time (cost_per_hr x time), split into busy (a task "
+     "was running) and idle (none was), observed on the reconcile cadence.",
+     offsetof(MetricsState, worker_cost)},
 };
 const size_t METRICS_N_COUNTERS = sizeof METRICS_COUNTERS / sizeof METRICS_COUNTERS[0];
 
@@ -165,6 +173,32 @@ void metrics_init(MetricsState *m, const Config *cfg)
     counter_add(&m->tasks_recovered, "failed", "", 0);
     counter_add(&m->pod_list_defects, "skipped", "", 0);
     counter_add(&m->pod_list_defects, "partial", "", 0);
+    counter_add(&m->pod_list_reads, "ok", "", 0);
+    counter_add(&m->pod_list_reads, "failed", "", 0);
+    for (size_t p = 0; p < m->n_pool_names; p++) {
+        counter_add(&m->worker_cost, "busy", m->pool_names[p], 0);
+        counter_add(&m->worker_cost, "idle", m->pool_names[p], 0);
+    }
+    metrics_ops_init(m, cfg);
+}
+
+void metrics_count_pod_list(MetricsState *m, bool ok)
+{
+    if (m)
+        counter_add(&m->pod_list_reads, ok ? "ok" : "failed", "", 1);
+}
+
+/* The busy and idle cost of each pool of an observation (the histogram: metrics_ops.c). */
+void metrics_observe_task_costs(MetricsState *m, const TaskCostReport *r)
+{
+    if (!m || !r || !r->observed)
+        return;
+    for (size_t p = 0; p < r->n_pools; p++) {
+        const char *pool = pool_label(m, r->pools[p].pool);
+        counter_add(&m->worker_cost, "busy", pool, r->pools[p].busy_usd);
+        counter_add(&m->worker_cost, "idle", pool, task_cost_idle(&r->pools[p]));
+    }
+    metrics_ops_observe_costs(m, r);
 }
 
 Status metrics_new(const Config *cfg, MetricsState **out)
@@ -359,6 +393,7 @@ void metrics_observe_cycle(MetricsState *m, const Snapshot *snap, const Plan *pl
             counter_add(&m->pod_list_defects, "skipped", "", (double)snap->pods_skipped);
             counter_add(&m->pod_list_defects, "partial", "", (double)snap->pods_partial);
         }
+        metrics_ops_observe(m, snap, plan, act);
     }
     if (act) {
         for (const cJSON *o = act->outcomes ? act->outcomes->child : NULL; o; o = o->next)

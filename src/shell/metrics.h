@@ -21,6 +21,7 @@
 #include "planner.h"
 #include "snapshot.h"
 #include "status.h"
+#include "task_cost.h"
 
 #define METRICS_PREFIX "gpu_orchestrator_"
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
@@ -60,6 +61,37 @@ typedef struct {
     double cost_per_hr;
 } MetricsPool;
 
+/* One series of the task cost histogram (issue 17): cumulative counts per upper bound of
+ * TASK_COST_BOUNDS, then the +Inf count and the sum. */
+typedef struct {
+    char pool[METRICS_POOL_MAX];
+    char task_type[METRICS_LABEL_MAX];
+    double le[TASK_COST_BUCKETS];
+    double count;
+    double sum;
+} MetricsCostSeries;
+
+/* (pool, task_type) series of the histogram; a new one beyond this folds into (pool, other),
+ * which may always be added (at most one per pool label value). */
+#define METRICS_COST_SERIES_MAX 48
+
+/* What alerts compare against and what reconcile found (metrics_ops.c, issue 17). */
+typedef struct {
+    double poll_interval_sec;      /* ORCHESTRATOR_POLL_SEC, or continuous's --interval */
+    double reconcile_interval_sec; /* RECONCILE_INTERVAL_SEC */
+    double fleet_spend_cap_usd;    /* MAX_HOURLY_SPEND_USD; 0 = off */
+    double pool_spend_cap_usd[PLAN_POOLS_MAX]; /* each pool's, by pool_names index; 0 = off */
+    long long orphan_grace_sec;                /* ORPHAN_POD_GRACE_SEC */
+    char worker_prefix[40];                    /* WORKER_ID_PREFIX: which pods are ours */
+    double last_reconcile_epoch;   /* from orchestrator_state (database clock); 0 unknown */
+    bool pods_known;               /* a pod list was read (this run, or the textfile's) */
+    long long leaked_within_grace; /* pods of ours no live row owns, younger than the grace */
+    long long leaked_past_grace;   /* ... past ORPHAN_POD_GRACE_SEC and not terminated */
+    long long workers_vanished;    /* live rows whose recorded pod the list does not show */
+    size_t n_cost;
+    MetricsCostSeries cost[METRICS_COST_SERIES_MAX + METRICS_POOLS_MAX];
+} MetricsOps;
+
 /* Everything /metrics and the textfile show. Plain data: copy it by assignment. */
 typedef struct MetricsState {
     /* from the configuration */
@@ -96,6 +128,9 @@ typedef struct MetricsState {
     MetricsCounter tasks_recovered;  /* outcome: requeued, failed */
     MetricsCounter cycles;           /* result: ok, locked, database, runpod_api, partial... */
     MetricsCounter pod_list_defects; /* kind: skipped (no usable id), partial (a bad field) */
+    MetricsCounter pod_list_reads;   /* result: ok, failed (issue 17) */
+    MetricsCounter worker_cost;      /* use: busy, idle; pool (issue 17) */
+    MetricsOps ops;                  /* issue 17: limits, intervals, reconcile, task cost */
 } MetricsState;
 
 /* Initialises m from a validated configuration: gauges unknown, counters at zero for every
@@ -116,6 +151,17 @@ void metrics_free(MetricsState *m);
  * (cycles_total{result}); STATUS_OK also sets last_success to the wall clock. Cannot fail. */
 void metrics_observe_cycle(MetricsState *m, const Snapshot *snap, const Plan *plan,
                            const ActResult *act, Status st, double duration_sec);
+
+/* The poll interval continuous runs with (--interval overrides ORCHESTRATOR_POLL_SEC), for
+ * gpu_orchestrator_poll_interval_seconds. m may be NULL. Cannot fail. */
+void metrics_set_poll_interval(MetricsState *m, int interval_sec);
+
+/* Counts one read of RunPod's pod list (pod_list_reads_total{result}). m may be NULL. */
+void metrics_count_pod_list(MetricsState *m, bool ok);
+
+/* Adds an observation of task_cost_observe() to the task cost histogram and the busy/idle
+ * worker cost counters. Nothing happens when r was not observed or m is NULL. Cannot fail. */
+void metrics_observe_task_costs(MetricsState *m, const TaskCostReport *r);
 
 /* Renders m in the text exposition format 0.0.4, HELP and TYPE lines for each family.
  * Returns a malloc'd NUL-terminated string (caller frees), or NULL when out of memory. */

@@ -23,11 +23,7 @@
 /* ------------------------------------------------------------------------------------------ */
 /* Rendering                                                                                   */
 
-typedef struct {
-    char *data;
-    size_t len, cap;
-    bool oom;
-} Buf;
+typedef MetricsBuf Buf;
 
 static void buf_printf(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -104,6 +100,35 @@ static void sample(Buf *b, const char *name, const char *l1, const char *v1, con
         buf_printf(b, " NaN\n");
     else
         buf_printf(b, " %.15g\n", v);
+}
+
+void metrics_buf_printf(MetricsBuf *b, const char *fmt, ...)
+{
+    char small[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof small)
+        b->oom = true; /* the pieces of issue 17 print short lines only */
+    else
+        buf_printf(b, "%s", small);
+}
+
+void metrics_buf_family(MetricsBuf *b, const char *name, const char *type, const char *help)
+{
+    family(b, name, type, help);
+}
+
+void metrics_buf_label_value(MetricsBuf *b, const char *v)
+{
+    label_value(b, v);
+}
+
+void metrics_buf_sample(MetricsBuf *b, const char *name, const char *l1, const char *v1,
+                        const char *l2, const char *v2, double v)
+{
+    sample(b, name, l1, v1, l2, v2, v);
 }
 
 static void gauge(Buf *b, const char *name, const char *help, double v)
@@ -223,6 +248,7 @@ char *metrics_render(const MetricsState *m)
             sample(&b, fam->name, fam->label, c->samples[i].label, fam->by_pool ? "pool" : NULL,
                    c->samples[i].pool, c->samples[i].value);
     }
+    metrics_ops_render(&b, m);
     if (b.oom) {
         free(b.data);
         return NULL;
@@ -309,6 +335,8 @@ static void load_line(MetricsState *m, const char *line, size_t len)
             m->last_success_epoch = v;
         return;
     }
+    if (metrics_ops_load_line(m, name, sep, rest))
+        return;
     if (sep != '{')
         return;
     for (size_t f = 0; f < METRICS_N_COUNTERS; f++)

@@ -230,3 +230,12 @@ cJSON *summary_build(const App *app, const Snapshot *snap, const Plan *plan, con
     add_count(root, "sql_statements", sql_statements);
     return root;
 }
+
+void summary_add_task_cost(cJSON *summary, const TaskCostReport *costs)
+{
+    cJSON *o = costs->observed ? task_cost_json(costs) : cJSON_CreateObject();
+    if (!o)
+        return;
+    cJSON_AddBoolToObject(o, "observed", costs->observed);
+    cJSON_AddItemToObject(summary, "task_cost", o);
+}

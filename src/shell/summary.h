@@ -12,12 +12,17 @@
 #include "app.h"
 #include "planner.h"
 #include "snapshot.h"
+#include "task_cost.h"
 
 /* Builds the summary. snap, plan and act may be NULL (a cycle that stopped early). errors is
  * copied. Returns a new object (caller deletes) or NULL when out of memory. */
 cJSON *summary_build(const App *app, const Snapshot *snap, const Plan *plan, const ActResult *act,
                      const cJSON *errors, Status st, long long duration_ms,
                      long long sql_statements);
+
+/* Adds "task_cost" to a summary (issue 17): {"observed", and when observed the fields of
+ * task_cost_json()}. Cannot fail (nothing is added when out of memory). */
+void summary_add_task_cost(cJSON *summary, const TaskCostReport *costs);
 
 /* Compact JSON texts for the journal; malloc'd (caller frees) or NULL. NULL input gives NULL. */
 char *summary_snapshot_json(const Snapshot *snap);

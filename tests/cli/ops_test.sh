@@ -79,8 +79,10 @@ check "  ...every line fits 100 columns" $(awk 'length($0) > 100 { bad = 1 } END
 check "status --json has the documented keys" $([ $rc -eq 0 ] && /usr/bin/python3 - "$tmp/out" "$id" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
+# issue 17 added task_cost (keys are only ever added)
 assert set(d) == {"queue", "fleet", "breaker", "gpu_backoff", "cycles", "workers", "pools",
-                  "unserved"}, d.keys()
+                  "unserved", "task_cost"}, d.keys()
+assert set(d["task_cost"]) == {"last_hour", "last_day"}, d["task_cost"]
 w = d["workers"][0]
 assert w["id"] == "gpu-status-1" and w["status"] == "active" and w["pool"] == "default", w
 p = d["pools"]
@@ -154,6 +156,43 @@ check "ENABLE_DB_LOGGING: the cycle's lines are in system_logs" $([ $rc -eq 5 ] 
 check "  ...with the event in metadata, and never the API key" $([ "$(q "SELECT count(*) FROM system_logs WHERE metadata->>'event' = 'cycle.end'")" = 1 ] && [ "$(q "SELECT count(*) FROM system_logs WHERE message LIKE '%OPS-SECRET%' OR metadata::text LIKE '%OPS-SECRET%'")" = 0 ]; echo $?)
 "$bin" logs --cycle "${cyc:-0}" >"$tmp/out" 2>&1; rc=$?
 check "logs --cycle shows that cycle's lines" $([ $rc -eq 0 ] && grep -q 'cycle.start' "$tmp/out"; echo $?)
+
+# Cost per task (issue 17): a worker at $0.72/h that ran 3 h (terminated just now); in the last
+# hour it completed render tasks of 600 s ($0.12) and 300 s ($0.06), earlier in the day an
+# upscale of 3600 s ($0.72). Its GPU time in the last hour cost $0.72, of which 900 s ran tasks.
+q "INSERT INTO workers (id, status, cost_per_hr) VALUES ('gpu-cost-1', 'spawning', 0.72);
+   UPDATE workers SET status = 'active' WHERE id = 'gpu-cost-1';
+   UPDATE workers SET status = 'terminating' WHERE id = 'gpu-cost-1';
+   UPDATE workers SET status = 'terminated' WHERE id = 'gpu-cost-1';
+   UPDATE workers SET created_at = now() - interval '3 hours' WHERE id = 'gpu-cost-1';
+   INSERT INTO tasks (task_type, status, worker_id, generation_started_at, generation_processed_at) VALUES
+     ('render', 'Complete', 'gpu-cost-1', now() - interval '20 min', now() - interval '10 min'),
+     ('render', 'Complete', 'gpu-cost-1', now() - interval '35 min', now() - interval '30 min'),
+     ('upscale', 'Complete', 'gpu-cost-1', now() - interval '170 min', now() - interval '110 min')" >/dev/null
+"$bin" status --json >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "status --json: cost per task type and pool, last hour and last day, idle cost beside it" $([ $rc -eq 0 ] && /usr/bin/python3 - "$tmp/out" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))["task_cost"]
+def row(w, t):
+    return next(x for x in c[w]["by_type"] if x["task_type"] == t and x["pool"] == "default")
+h, d = row("last_hour", "render"), row("last_day", "render")
+assert h["tasks"] == 2 and abs(h["cost_usd"] - 0.18) < 1e-6 and abs(h["avg_cost_usd"] - 0.09) < 1e-6, h
+assert abs(h["avg_runtime_sec"] - 450) < 1e-6, h
+assert d["tasks"] == 2 and abs(d["cost_usd"] - 0.18) < 1e-6, d
+assert not [x for x in c["last_hour"]["by_type"] if x["task_type"] == "upscale"], c["last_hour"]
+u = row("last_day", "upscale")
+assert u["tasks"] == 1 and abs(u["cost_usd"] - 0.72) < 1e-6, u
+p = c["last_hour"]["by_pool"][0]
+# the hour: $0.72 of GPU time, 900 s of it on tasks ($0.18) -> about $0.54 idle (the other
+# worker of this test adds a few cents at most)
+assert p["pool"] == "default" and 0.72 <= p["gpu_cost_usd"] < 0.80, p
+assert abs(p["idle_cost_usd"] - (p["gpu_cost_usd"] - p["busy_cost_usd"])) < 1e-9, p
+assert 0.53 < p["idle_cost_usd"] < 0.56, p
+assert c["last_day"]["by_pool"][0]["gpu_cost_usd"] >= 2.16 and not c["last_day"]["truncated"], c
+PY
+echo $?)
+"$bin" status >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "status shows the cost lines and a row per task type, within 100 columns" $([ $rc -eq 0 ] && grep -Eq '^cost 1h +2 tasks \$0\.180 \(\$0\.0900/task\), GPU \$0\.7[0-9], idle \$0\.5[0-9]' "$tmp/out" && grep -Eq '^upscale +default +0 +0\.000 +0\.0000 +1 +0\.720 +0\.7200$' "$tmp/out" && awk 'length($0) > 100 { bad = 1 } END { exit bad }' "$tmp/out"; echo $?)
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
