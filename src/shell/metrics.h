@@ -83,11 +83,12 @@ typedef struct {
     double pool_spend_cap_usd[PLAN_POOLS_MAX]; /* each pool's, by pool_names index; 0 = off */
     long long orphan_grace_sec;                /* ORPHAN_POD_GRACE_SEC */
     char worker_prefix[40];                    /* WORKER_ID_PREFIX: which pods are ours */
-    double last_reconcile_epoch;   /* from orchestrator_state (database clock); 0 unknown */
-    bool pods_known;               /* a pod list was read (this run, or the textfile's) */
-    long long leaked_within_grace; /* pods of ours no live row owns, younger than the grace */
-    long long leaked_past_grace;   /* ... past ORPHAN_POD_GRACE_SEC and not terminated */
-    long long workers_vanished;    /* live rows whose recorded pod the list does not show */
+    double last_reconcile_epoch;    /* from orchestrator_state (database clock); 0 unknown */
+    bool pods_known;                /* a pod list was read (this run, or the textfile's) */
+    long long leaked_within_grace;  /* pods of ours no live row owns, younger than the grace */
+    long long leaked_past_grace;    /* ... past ORPHAN_POD_GRACE_SEC and not terminated */
+    long long workers_vanished;     /* live rows whose recorded pod the list does not show */
+    long long gpu_types_backed_off; /* GPU types in capacity backoff (last snapshot) */
     size_t n_cost;
     MetricsCostSeries cost[METRICS_COST_SERIES_MAX + METRICS_POOLS_MAX];
 } MetricsOps;

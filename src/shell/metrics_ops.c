@@ -85,6 +85,9 @@ void metrics_ops_observe(MetricsState *m, const Snapshot *snap, const Plan *plan
         o->last_reconcile_epoch = snap->now_epoch - (double)snap->since_reconcile_sec;
     if (plan->reconcile_ran && act)
         o->last_reconcile_epoch = snap->now_epoch;
+    o->gpu_types_backed_off = 0;
+    for (size_t i = 0; i < snap->n_backoffs; i++)
+        o->gpu_types_backed_off += snap->backoffs[i].remaining_sec > 0;
     if (!snap->pods_listed)
         return; /* the last list's findings stand until the next list */
     long long within = 0, past = 0, vanished = 0;
@@ -195,6 +198,10 @@ void metrics_ops_render(MetricsBuf *b, const MetricsState *m)
     for (size_t p = 0; p < m->n_pool_names; p++)
         metrics_buf_sample(b, "spend_cap_per_hour_usd", "pool", m->pool_names[p], NULL, NULL,
                            o->pool_spend_cap_usd[p]);
+    if (m->fleet_known)
+        gauge(b, "gpu_types_backed_off",
+              "GPU types in capacity backoff (RunPod had none; skipped until it passes).",
+              (double)o->gpu_types_backed_off);
     if (o->last_reconcile_epoch > 0)
         gauge(b, "last_reconcile_timestamp_seconds",
               "Unix time of the last reconcile (pod list against worker rows), database clock.",
