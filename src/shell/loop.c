@@ -504,7 +504,8 @@ Status loop_cycle(App *app, cJSON **summary)
                                                         "match POOLS: no spawn this cycle"));
     }
     st = actuator_apply(app, snap, plan, &act);
-    observe_costs(app, plan, costs);
+    if (st != STATUS_ERR_DB && st != STATUS_ERR_LEASE_LOST) /* a fenced cycle writes nothing more */
+        observe_costs(app, plan, costs);
     for (cJSON *e = act.errors ? act.errors->child : NULL; e; e = e->next)
         cJSON_AddItemToArray(errors, cJSON_CreateString(e->valuestring));
     if (sync != STATUS_OK && st == STATUS_OK)
