@@ -22,6 +22,9 @@
 #   6. The worker gateway (issue 13): claims/s and p50/p99 through `orchestrator gateway` vs the
 #      direct SQL claim at 1, 16 and 64 concurrent claimers (tests/bench/claim_bench.c), and the
 #      gateway's peak RSS while 64 workers poll.
+#   7. Cost per task (issue 17): statements and wall time of the no-op cycle before
+#      ($ORCH_BINARY_BEFORE, optional) and after, and of the cycle with the reconcile (and so the
+#      cost observation) due; the cost statement's own time from pg_stat_statements.
 # --gateway-only: item 6 alone.
 # --smoke: tiny sizes and counts; asserts correctness only (statements identical across sizes
 # and across pool counts, no-op cycles act on nothing, spawns happen, the reaction is observed,
@@ -47,7 +50,7 @@ while [ $# -gt 0 ]; do
     --reps) reps=${2:?--reps needs a number}; shift 2 ;;
     --smoke) smoke=1; shift ;;
     --gateway-only) gateway_only=1; shift ;;
-    -h | --help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -509,6 +512,76 @@ check "8 pools and 1 pool: the same SQL statements per no-op cycle ($one_stm, $e
     "$([ "$one_stm" = "$eight_stm" ] && [ "$one_stm" = "$((one_sum + 1))" ] && echo 0 || echo 1)"
 check "the pool cycles are no-ops reporting 1 and 8 pools" \
     "$([ "$one_acts $one_plan $one_pools $one_res" = "0 0 1 ok" ] && [ "$eight_acts $eight_plan $eight_pools $eight_res" = "0 0 8 ok" ] && echo 0 || echo 1)"
+
+# ==== 7. cost per task (issue 17) ====================================================================
+# The cost observation (one statement over orchestrator_task_costs) runs only in cycles where the
+# reconcile is due, so a no-op cycle between reconciles runs exactly the statements it ran before.
+# On a copy of the largest database: the no-op cycle of the binary before issue 17
+# ($ORCH_BINARY_BEFORE, when given) and of this one, alternating, and this binary's cycle with the
+# reconcile due (the pod list, and the cost observation of a 5-minute interval, as in
+# production). POD_NOT_FOUND_GRACE_SEC=86400 keeps the live rows, whose pods the fake does not
+# list, untouched, so every cycle stays a no-op.
+cdb=bench_cost
+bin_before=${ORCH_BINARY_BEFORE:-}
+log "bench: 7. cost per task on $cdb (a copy of ${dbs[-1]}), $reps rounds"
+PGOPTIONS='-c client_min_messages=warning' sql postgres "DROP DATABASE IF EXISTS $cdb WITH (FORCE)"
+createdb -T "${dbs[-1]}" "$cdb"
+COST_ENV=("${NOOP_ENV[@]}" POD_NOT_FOUND_GRACE_SEC=86400)
+cost_due() { sql "$cdb" "UPDATE orchestrator_state SET last_reconcile_at = now() - interval '2 days',
+                         cost_observed_until = now() - interval '5 minutes' WHERE id = 1" >/dev/null; }
+cost_not_due() { sql "$cdb" "UPDATE orchestrator_state SET last_reconcile_at = now() WHERE id = 1" >/dev/null; }
+# cost_cycle BINARY -> "pgss_count summary_count actions plan_len result observed tasks"
+cost_cycle() {
+    local b=$1 oid pgss
+    oid=$(sql postgres "SELECT oid FROM pg_database WHERE datname = '$cdb'")
+    sql postgres "SELECT pg_stat_statements_reset()" >/dev/null
+    orch_env "$cdb" "${COST_ENV[@]}"
+    env -i "${ORCH_ENV[@]}" "$b" single >"$tmp/cost.json" 2>"$tmp/cost.err" ||
+        { cat "$tmp/cost.err" >&2; die "cost cycle on $cdb failed"; }
+    pgss=$(sql postgres "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements
+                         WHERE dbid = $oid AND toplevel")
+    echo "$pgss $(jpy 'd["sql_statements"], sum(v for v in d["actions"].values()), len(d.get("plan", [])), d["result"], d.get("task_cost", {}).get("observed", "-"), d.get("task_cost", {}).get("tasks", "-")' <"$tmp/cost.json" | tr -d "(),'")"
+}
+cost_not_due
+orch "$cdb" "${COST_ENV[@]}" -- single >/dev/null 2>&1 || true # warm-up
+variants=(after_noop after_due)
+[ -n "$bin_before" ] && variants=(before_noop "${variants[@]}")
+declare -A cstm csum cacts cplan cres cobs ctasks
+for v in "${variants[@]}"; do
+    b=$bin; [ "$v" = before_noop ] && b=$bin_before
+    if [ "$v" = after_due ]; then cost_due; else cost_not_due; fi
+    read -r cstm[$v] csum[$v] cacts[$v] cplan[$v] cres[$v] cobs[$v] ctasks[$v] <<<"$(cost_cycle "$b")"
+done
+read -r cost_calls cost_ms <<<"$(sql postgres "SELECT coalesce(sum(calls), 0),
+    round(max(mean_exec_time)::numeric, 1) FROM pg_stat_statements
+    WHERE query LIKE '%orchestrator_task_costs%' AND toplevel" | tr '|' ' ')"
+for v in "${variants[@]}"; do : >"$tmp/cost_$v"; done
+for ((r = 1; r <= reps; r++)); do
+    for v in "${variants[@]}"; do
+        b=$bin; [ "$v" = before_noop ] && b=$bin_before
+        if [ "$v" = after_due ]; then cost_due; else cost_not_due; fi
+        orch_env "$cdb" "${COST_ENV[@]}"
+        read -r w _ <<<"$(timed env -i "${ORCH_ENV[@]}" "$b" single)"
+        echo "$w" >>"$tmp/cost_$v"
+    done
+done
+echo
+echo "== 7. Cost per task: statements and time of a cycle, before and after issue 17, same database"
+echo "   ($cdb: ${size_list[-1]} tasks, $(sql "$cdb" "SELECT count(*) FROM tasks WHERE status = 'Complete'
+    AND generation_processed_at > now() - interval '1 hour'") completed in the last hour; median of $reps alternating runs)"
+printf '   %-12s %-6s %-6s %-9s %-8s %s\n' cycle stmts summ+1 wall_ms result "actions plan cost_observed tasks_observed"
+for v in "${variants[@]}"; do
+    printf '   %-12s %-6s %-6s %-9s %-8s %s\n' "$v" "${cstm[$v]}" "$((csum[$v] + 1))" \
+        "$(ms "$(median <"$tmp/cost_$v")")" "${cres[$v]}" "${cacts[$v]} ${cplan[$v]} ${cobs[$v]} ${ctasks[$v]}"
+done
+echo "   the reconcile-due cycle's statements include the pod list's bookkeeping and $cost_calls cost"
+echo "   statement; that statement alone (pg_stat_statements mean): ${cost_ms:-?} ms"
+[ -z "$bin_before" ] && echo "   (set ORCH_BINARY_BEFORE to a build of the previous release for the 'before' row)"
+check "the no-op cycle between reconciles runs no extra statement for cost per task" \
+    "$([ -z "$bin_before" ] || [ "${cstm[before_noop]}" = "${cstm[after_noop]}" ] && echo 0 || echo 1)"
+check "the reconcile-due cycle observes costs with one statement, and acts on nothing" \
+    "$([ "${cobs[after_due]}" = True ] && [ "$cost_calls" = 1 ] && [ "${cacts[after_due]} ${cplan[after_due]}" = "0 0" ] &&
+       [ "${cobs[after_noop]}" = False ] && echo 0 || echo 1)"
 
 fi # --gateway-only
 # ---- 6. The worker gateway (issue 13) ---------------------------------------------------------

@@ -20,7 +20,9 @@ static const CliCommand COMMANDS[] = {
     {"migrate", "", "applies the embedded SQL migrations in order, idempotently, under a lock",
      cmd_migrate},
     {"status", "[--json] [--watch S]",
-     "queue, workers, heartbeat ages, VRAM, current task, cost per hour", cmd_status},
+     "queue, workers, heartbeat ages, VRAM, current task, cost per hour, cost per task and idle "
+     "GPU cost (last hour, last day)",
+     cmd_status},
     {"reconcile", "[--terminate] [--json]",
      "RunPod pods vs worker rows: leaked and vanished pods, $/h; --terminate cleans up",
      cmd_reconcile},
