@@ -160,6 +160,11 @@ def main():
     if m:
         r.check("dashboard: the pool variable's metric is exported with a pool label",
                 any("pool" in s for s in samples.get(m.group(1), [])), m.group(1))
+    raw = open(dash_path, encoding="utf-8").read()
+    others = sorted(set(re.findall(r"\$\{?[A-Za-z][A-Za-z0-9_]*\}?", raw))
+                    - {"${datasource}", "$pool"})  # Grafana's own $__all, $__interval aside
+    r.check("dashboard: no variable but ${datasource} and $pool (no import-time __inputs)",
+            not others and "__inputs" not in dash, others)
     panels = [p for p in dash.get("panels", []) if p.get("type") != "row"]
     ids = [p.get("id") for p in dash.get("panels", [])]
     r.check("dashboard: %d panels, unique ids" % len(panels),
