@@ -1,0 +1,482 @@
+"""test_review_gateway.py: an independent review of the worker gateway (issue 13), as an attacker.
+
+Each test named `test_defect_*` reproduces a defect the review confirmed and FAILS until it is
+fixed; its docstring names the defect, what is observed and what is expected. The other tests are
+attacks that held, kept as regressions. The s3 half of the review is test_review_s3.py.
+
+Run alone:  tests/gateway/run.sh test_review_gateway
+"""
+
+import concurrent.futures
+import http.client
+import json
+import os
+import signal
+import socket
+import threading
+import time
+import unittest
+import urllib.parse
+
+import gw_lib
+from gw_lib import BUCKET_PREFIX, Client, GatewayTestCase, e2e_lib, mint, worker_token
+
+FAR = "00000000-0000-4000-8000-000000000000"
+
+
+def recover_task(db, tid):
+    """What the orchestrator's db_recover_task does to a task whose holder it gave up on."""
+    db.execute("UPDATE tasks SET attempts = attempts + 1, status = 'Queued', worker_id = NULL, "
+               "generation_started_at = NULL, available_at = now(), "
+               "error_message = 'review: recovered' WHERE id = %s AND status = 'In Progress'",
+               (tid,))
+
+
+def log_lines(path):
+    with open(path, "rb") as f:
+        return f.read().decode("utf-8", "replace").splitlines()
+
+
+class TestReviewTasks(GatewayTestCase):
+    """Identity, task ownership and storage integrity."""
+
+    GATEWAY_ENV = {"STORAGE_MAX_UPLOAD_MB": "8"}
+
+    def move_to_pool_of(self, worker, other):
+        self.db.execute("UPDATE workers SET pool = (SELECT pool FROM workers WHERE id = %s) "
+                        "WHERE id = %s", (other, worker))
+
+    # ---------------------------------------------------------------------------------------
+    # Defects
+
+    def test_defect_late_upload_of_a_former_holder_overwrites_the_new_holders_output(self):
+        """DEFECT (tasks/storage): the holder check of a signed PUT is made once, before the body
+        is read (gw_route_put_begin, gw_routes.c), and object paths are the same for every claim
+        of a task (<folder>/tasks/<task>/<file name>). A worker that began uploading, lost the
+        task to the orchestrator's recovery while its body was still arriving, and finishes
+        after another worker re-ran and completed the task, silently replaces the new holder's
+        output: the task says Complete by B, its public URL serves A's bytes, and A was told
+        200. Expected: the former holder's upload is refused (re-check the holder before the
+        commit's rename/PUT) and, better, each claim uploads under a path of its own (attempt
+        or claim id in the path) so no late writer can reach the new holder's file."""
+        a, tok_a = self.new_worker("active")
+        b, tok_b = self.new_worker("active")
+        tid = self.held_task(a)
+        st, ua, _ = self.client.fn(tok_a, "generate-upload-url",
+                                   {"task_id": tid, "filename": "out.mp4"})
+        self.assertEqual(st, 200, ua)
+        n = 1 << 20
+        conn = http.client.HTTPConnection("127.0.0.1", self.gw.port, timeout=30)
+        conn.putrequest("PUT", ua["upload_url"][len(self.gw.base_url):])
+        conn.putheader("Content-Length", str(n))
+        conn.putheader("Content-Type", "video/mp4")
+        conn.endheaders()
+        conn.send(b"A" * (n // 2))
+        time.sleep(0.3)
+        # A is given up on; B (same pool) claims the task, uploads its output and completes.
+        recover_task(self.db, tid)
+        self.move_to_pool_of(b, a)
+        self.assertEqual(self.db.scalar("SELECT id::text FROM func_claim_next_task(%s, 'gpu')",
+                                        (b,)), tid)
+        st, ub, _ = self.client.fn(tok_b, "generate-upload-url",
+                                   {"task_id": tid, "filename": "out.mp4"})
+        self.assertEqual(st, 200, ub)
+        st, body, _ = self.client.request("PUT", ub["upload_url"][len(self.gw.base_url):],
+                                          raw=b"B" * 1000)
+        self.assertEqual(st, 200, body)
+        st, body, _ = self.client.fn(tok_b, "complete_task",
+                                     {"task_id": tid, "storage_path": ub["storage_path"]})
+        self.assertEqual(st, 200, body)
+        # A's body arrives at last.
+        conn.send(b"A" * (n - n // 2))
+        resp = conn.getresponse()
+        late_status = resp.status
+        resp.read()
+        conn.close()
+        row = self.db.one("SELECT status::text AS status, worker_id FROM tasks WHERE id = %s",
+                          (tid,))
+        self.assertEqual((row["status"], row["worker_id"]), ("Complete", b))
+        st, served, _ = self.client.request("GET", BUCKET_PREFIX + ub["storage_path"])
+        self.assertEqual(st, 200)
+        self.assertEqual(served, b"B" * 1000,
+                         "the completed task's output was replaced by a former holder's late "
+                         "upload (%d bytes of A, A's PUT answered %d)" % (len(served),
+                                                                          late_status))
+        self.assertNotEqual(late_status, 200, "a non-holder's upload was accepted")
+
+    def test_defect_lost_claim_select_worker_id_is_always_null(self):
+        """DEFECT (dialect): GET /rest/v1/tasks?select=...,worker_id accepts the worker_id
+        column (GW_COL_WORKER_ID, gw_request.c) but func_gateway_task_json (0006_gateway.sql)
+        has no worker_id key, so select_columns (gw_routes.c) answers null for every row, and
+        select=* does too. Observed: worker_id null. Expected: the holder's id (add
+        'worker_id', p_task.worker_id to func_gateway_task_json), or refuse the column."""
+        wid, tok = self.new_worker("active")
+        self.held_task(wid)
+        for sel in ("id,worker_id", "*"):
+            st, body, _ = self.client.as_worker(
+                tok, "GET", "/rest/v1/tasks?select=%s&worker_id=eq.%s&status=eq.In%%20Progress"
+                % (sel, urllib.parse.quote(wid)))
+            self.assertEqual(st, 200, body)
+            self.assertEqual(len(body), 1, body)
+            self.assertEqual(body[0].get("worker_id"), wid, "select=%s: %r" % (sel, body))
+
+    def test_defect_invalid_utf8_is_reported_as_a_database_outage(self):
+        """DEFECT (hostile input): cJSON does not validate UTF-8, so a string with invalid bytes
+        passes gw_request.c and is sent to PostgreSQL, which refuses it (SQLSTATE 22021). The
+        gateway answers 503 "the database did not answer; retry shortly" and logs
+        gateway.db_query_failed at ERROR (gw_db.c exec_once): a permanent client error shown to
+        the worker as a transient outage (its retry helper retries 503s) and to the operator as
+        a database failure. For the heartbeat it is worse: one bad log line loses the whole beat
+        (and every retry of it), so the worker goes stale. Expected: 400 with a clear message for
+        fields that must be text (task status, output_location), and for log entries the bad
+        entry dropped or its bytes replaced so the heartbeat still lands; no ERROR event."""
+        wid, tok = self.new_worker("active")
+        tid = self.held_task(wid)
+        before = len(log_lines(self.gw.log_path))
+        raw = (b'{"task_id":"%s","status":"Failed","output_location":"CUDA error \xc3\x28"}'
+               % tid.encode())
+        st, body, _ = self.client.as_worker(tok, "POST", "/functions/v1/update-task-status",
+                                            raw=raw)
+        self.assertEqual(st, 400, body)
+        self.db.execute("UPDATE workers SET last_heartbeat = now() - interval '1 hour' "
+                        "WHERE id = %s", (wid,))
+        raw = (b'{"worker_id_param":"%s","vram_total_mb_param":24564,"vram_used_mb_param":1,'
+               b'"logs_param":[{"message":"ok"},{"message":"ffmpeg said \xff\xfe"}]}'
+               % wid.encode())
+        st, body, _ = self.client.as_worker(
+            tok, "POST", "/rest/v1/rpc/func_worker_heartbeat_with_logs", raw=raw, apikey=True)
+        self.assertIn(st, (200, 400), body)
+        errors = [ln for ln in log_lines(self.gw.log_path)[before:]
+                  if '"gateway.db_query_failed"' in ln]
+        self.assertEqual(errors, [], "a client's bytes logged as a database failure")
+        age = self.db.scalar("SELECT extract(epoch FROM now() - last_heartbeat) FROM workers "
+                             "WHERE id = %s", (wid,))
+        self.assertLess(age, 60, "one bad log line lost the whole heartbeat")
+
+    # ---------------------------------------------------------------------------------------
+    # Attacks that held
+
+    def test_former_holder_is_refused_everywhere_after_a_reclaim(self):
+        """Held: once the orchestrator recovered A's task and B claimed it, A's late complete
+        (all three forms), Failed, Complete, upload URL and reset are refused or no-ops, and
+        B's result stands."""
+        a, tok_a = self.new_worker("active")
+        b, tok_b = self.new_worker("active")
+        tid = self.held_task(a)
+        recover_task(self.db, tid)
+        self.move_to_pool_of(b, a)
+        self.assertEqual(self.db.scalar("SELECT id::text FROM func_claim_next_task(%s, 'gpu')",
+                                        (b,)), tid)
+        st, body, _ = self.client.fn(tok_b, "complete_task",
+                                     {"task_id": tid, "output_location": "https://b/out.mp4"})
+        self.assertEqual(st, 200, body)
+        late = {
+            "complete output_location": self.client.fn(tok_a, "complete_task", {
+                "task_id": tid, "output_location": "https://a/late.mp4"}),
+            "complete base64": self.client.fn(tok_a, "complete_task", {
+                "task_id": tid, "file_data": "aGk=", "filename": "late.txt"}),
+            "Failed": self.client.fn(tok_a, "update-task-status", {
+                "task_id": tid, "status": "Failed", "output_location": "late"}),
+            "Complete": self.client.fn(tok_a, "update-task-status", {
+                "task_id": tid, "status": "Complete", "output_location": "late"}),
+            "upload url": self.client.fn(tok_a, "generate-upload-url", {
+                "task_id": tid, "filename": "late.mp4"}),
+        }
+        for name, (st, body, _) in late.items():
+            self.assertIn(st, (403, 409), "%s: %r" % (name, body))
+        st, body, _ = self.client.fn(tok_a, "update-task-status", {
+            "task_id": tid, "status": "In Progress", "reset_generation_started_at": True})
+        self.assertEqual(st, 200, body)
+        self.assertEqual(body["message"], "nothing to change")
+        row = self.db.one("SELECT status::text AS status, worker_id, output_location, attempts "
+                          "FROM tasks WHERE id = %s", (tid,))
+        self.assertEqual((row["status"], row["worker_id"], row["output_location"],
+                          row["attempts"]), ("Complete", b, "https://b/out.mp4", 1))
+        self.assertFalse(os.path.exists(os.path.join(self.gw.storage_dir, "image_uploads",
+                                                     "system", "tasks", tid, "late.txt")))
+
+    def test_pools_claim_and_count_only_their_own_run_types(self):
+        """Held: concurrent claims through the gateway by workers of two pools, all sending
+        run_type "gpu" as the reference worker does, each take only their pool's run types,
+        no task twice; a worker whose pool was removed (no run type) or has no worker_pools row
+        at all counts 0 and gets 204 with tasks queued."""
+        self.db.execute("INSERT INTO worker_pools (name, run_types) VALUES "
+                        "('rv_video', ARRAY['rv-video']), ('rv_image', ARRAY['rv-image']) "
+                        "ON CONFLICT (name) DO UPDATE SET run_types = EXCLUDED.run_types")
+        for i in range(30):
+            self.new_task(serve=False, run_type="rv-video", params={"i": i})
+            self.new_task(serve=False, run_type="rv-image", params={"i": i})
+        workers = []
+        for pool in ("rv_video", "rv_image"):
+            for _ in range(4):
+                wid, tok = self.new_worker("active")
+                self.db.execute("UPDATE workers SET pool = %s WHERE id = %s", (pool, wid))
+                workers.append((pool, wid, tok))
+        st, counts, _ = self.client.fn(workers[0][2], "task-counts", {"run_type": "gpu"})
+        self.assertEqual(counts["totals"]["queued_only"], 30, counts)
+
+        def drain(w):
+            pool, wid, tok = w
+            c = Client(self.gw.port)
+            got = []
+            while True:
+                st, body, _ = c.fn(tok, "claim-next-task", {"worker_id": wid, "run_type": "gpu"})
+                if st == 204:
+                    return got
+                self.assertEqual(st, 200, body)
+                got.append((body["task_id"], body["run_type"]))
+
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            results = list(ex.map(drain, workers))
+        ids = [t for r in results for t, _ in r]
+        self.assertEqual(len(ids), 60)
+        self.assertEqual(len(set(ids)), 60, "a task was handed out twice")
+        for (pool, _, _), got in zip(workers, results):
+            want = "rv-video" if pool == "rv_video" else "rv-image"
+            self.assertTrue(all(rt == want for _, rt in got), (pool, got))
+        # A pool removed from the configuration, and a pool with no row.
+        self.new_task(serve=False, run_type="rv-image")
+        self.db.execute("UPDATE worker_pools SET run_types = '{}' WHERE name = 'rv_image'")
+        orphan, tok_o = self.new_worker("active")
+        self.db.execute("UPDATE workers SET pool = 'rv_nowhere' WHERE id = %s", (orphan,))
+        for tok in (workers[-1][2], tok_o):
+            st, counts, _ = self.client.fn(tok, "task-counts", {"run_type": "rv-image"})
+            self.assertEqual(counts["totals"]["queued_only"], 0, counts)
+            st, body, _ = self.client.fn(tok, "claim-next-task", {"run_type": "rv-image"})
+            self.assertEqual(st, 204, body)
+
+    def test_draining_and_spawning_workers_get_no_work(self):
+        """Held: a terminating (draining) or spawning worker gets 204 from the claim while
+        claimable tasks are queued; the draining one can still finish the task it holds."""
+        wid, tok = self.new_worker("active")
+        tid = self.held_task(wid)
+        self.new_task(serve=False, run_type="held-%s" % wid)
+        self.db.execute("UPDATE workers SET status = 'terminating' WHERE id = %s", (wid,))
+        st, body, _ = self.client.fn(tok, "claim-next-task", {})
+        self.assertEqual(st, 204, body)
+        st, body, _ = self.client.fn(tok, "complete_task",
+                                     {"task_id": tid, "output_location": "https://x/y"})
+        self.assertEqual(st, 200, body)
+        sp, tok_sp = self.new_worker("spawning")
+        self.db.execute("UPDATE workers SET pool = (SELECT pool FROM workers WHERE id = %s) "
+                        "WHERE id = %s", (wid, sp))
+        st, body, _ = self.client.fn(tok_sp, "claim-next-task", {})
+        self.assertEqual(st, 204, body)
+
+    def test_token_kinds_algorithms_and_odd_subjects(self):
+        """Held: an upload token is no worker token (Bearer or apikey), lower-case or padded
+        algorithm names and a crit header are refused, a worker token with a far exp is still
+        refused once the worker ended, and tokens of odd worker ids (newline, quotes, non-ASCII,
+        SQL) are 401 worker_ended with the log still one JSON object per line."""
+        wid, tok = self.new_worker("active")
+        tid = self.held_task(wid)
+        st, urls, _ = self.client.fn(tok, "generate-upload-url",
+                                     {"task_id": tid, "filename": "k.mp4"})
+        up = urllib.parse.parse_qs(urllib.parse.urlparse(urls["upload_url"]).query)["token"][0]
+        self.assertEqual(self.client.as_worker(up, "POST", "/functions/v1/task-counts", {})[0],
+                         401)
+        self.assertEqual(self.client.beat(up, wid)[0], 401)
+        claims = gw_lib.claims_of(tok)
+        for header in ({"alg": "hs256"}, {"alg": "HS256 "}, {"alg": ["HS256"]},
+                       {"alg": "HS256", "crit": ["exp"]}, {"typ": "JWT"}):
+            bad = mint(claims, header=header)
+            self.assertEqual(self.client.fn(bad, "task-counts", {})[0], 401, header)
+        ended, _ = self.new_worker("terminated")
+        far = mint({"sub": ended, "use": "worker", "exp": int(time.time()) + 10 ** 9})
+        st, body, _ = self.client.fn(far, "task-counts", {})
+        self.assertEqual((st, body.get("error")), (401, "worker_ended"), body)
+        for sub in ("a\nb", 'x" OR 1=1 --', "w\u00e9\u4e16", "'; DROP TABLE tasks; --"):
+            t = mint({"sub": sub, "use": "worker", "iat": 1})
+            st, body, _ = self.client.fn(t, "claim-next-task", {})
+            self.assertEqual(st, 401, (sub, body))
+        self.assertEqual(self.db.scalar("SELECT count(*) FROM tasks WHERE id = %s", (tid,)), 1)
+        for ln in log_lines(self.gw.log_path):
+            if ln.startswith("{"):
+                json.loads(ln)
+
+    def test_storage_names_cannot_reach_other_tasks_or_escape(self):
+        """Held: file names with traversal, absolute paths, encoded separators and the
+        thumbnail prefix stay in the worker's own task folder; an upload URL's path is bound
+        to its task; percent-encoded traversal in a PUT path is refused."""
+        wid, tok = self.new_worker("active")
+        tid = self.held_task(wid)
+        other = self.held_task(self.new_worker("active")[0])
+        for name in ("../%s/out.mp4" % other, "..%%2f%s%%2fout.mp4" % other,
+                     "system/tasks/%s/out.mp4" % other, "C:\\tasks\\%s\\out.mp4" % other,
+                     "\u202eevil.mp4", "a" * 5000 + ".mp4"):
+            st, urls, _ = self.client.fn(tok, "generate-upload-url",
+                                         {"task_id": tid, "filename": name,
+                                          "generate_thumbnail_url": True})
+            self.assertEqual(st, 200, (name, urls))
+            for key in ("storage_path", "thumbnail_storage_path"):
+                self.assertTrue(urls[key].startswith("system/tasks/%s/" % tid), urls[key])
+                self.assertEqual(urls[key].count("/"), 3, urls[key])
+        st, urls, _ = self.client.fn(tok, "generate-upload-url",
+                                     {"task_id": tid, "filename": "ok.mp4"})
+        token = urllib.parse.parse_qs(urllib.parse.urlparse(urls["upload_url"]).query)["token"][0]
+        for path in ("system/tasks/%s/../%s/ok.mp4" % (tid, other),
+                     "system/tasks/%s/%%2e%%2e/%s/ok.mp4" % (tid, other),
+                     "system%%2ftasks%%2f%s%%2fok.mp4" % other):
+            st, body, _ = self.client.request(
+                "PUT", "/storage/v1/object/upload/sign/image_uploads/%s?token=%s"
+                % (path, token), raw=b"x")
+            self.assertIn(st, (400, 401), (path, body))
+        self.assertFalse(os.path.exists(os.path.join(self.gw.storage_dir, "image_uploads",
+                                                     "system", "tasks", other)))
+
+
+class TestReviewExhaustion(GatewayTestCase):
+    """Resource exhaustion: connections and the database pool."""
+
+    GATEWAY_ENV = {"GATEWAY_MAX_CONNECTIONS": "16", "GATEWAY_DB_POOL_SIZE": "4"}
+
+    def test_defect_complete_task_body_cap_is_not_the_documented_16_mib(self):
+        """DEFECT (limits, doc vs code): structure_docs/gateway.md says complete_task's base64
+        body is capped at "twice the file limit, at most 16 MiB" and that all buffered JSON
+        bodies together are "at most 64 MiB"; the code has GW_COMPLETE_BODY_MAX = 48 MiB and
+        GW_BODY_BUDGET = 128 MiB (gw_internal.h). The budget counts only the raw body, while
+        the handler also holds cJSON's copy of the base64 text and the decoded file (about 2.7x
+        the body), so two concurrent 48 MiB completes hold ~260 MiB. Observed (default
+        STORAGE_MAX_UPLOAD_MB): a 20 MiB body is accepted. Expected: 413 above 16 MiB (or the doc and the budget made true)."""
+        wid, tok = self.new_worker("active")
+        tid = self.held_task(wid)
+        import base64
+        data = base64.b64encode(b"\x01" * (15 * 1024 * 1024)).decode()
+        self.assertGreater(len(data), 16 * 1024 * 1024)
+        st, body, _ = self.client.fn(tok, "complete_task",
+                                     {"task_id": tid, "file_data": data, "filename": "a.bin"})
+        self.assertEqual(st, 413, body)
+
+    def test_defect_one_client_address_takes_every_connection(self):
+        """DEFECT (availability, unauthenticated): libmicrohttpd is started with a global
+        connection limit and a 120 s idle timeout but no per-address limit
+        (MHD_OPTION_PER_IP_CONNECTION_LIMIT) and no deadline for the request headers
+        (gateway.c gateway_start). A client with no token opens GATEWAY_MAX_CONNECTIONS
+        connections and sends half a request line: every worker is then refused (connection
+        reset) for as long as it trickles a byte every < 120 s. Expected: one address cannot
+        hold more than a share of the connections (a per-IP limit, configurable), and headers
+        must arrive within a short deadline. Here the attacker is 127.0.0.2, the worker
+        127.0.0.1."""
+        wid, tok = self.new_worker("active")
+        held = []
+        try:
+            for _ in range(16):
+                s = socket.socket()
+                s.bind(("127.0.0.2", 0))
+                s.settimeout(3)
+                s.connect(("127.0.0.1", self.gw.port))
+                s.sendall(b"POST /functions/v1/claim-next-task HTTP/1.1\r\nHost: x\r\n")
+                held.append(s)
+            time.sleep(0.5)
+            ok = 0
+            for _ in range(5):
+                try:
+                    st = self.client.request(
+                        "POST", "/rest/v1/rpc/func_worker_heartbeat_with_logs",
+                        body={"worker_id_param": wid}, headers={"apikey": tok}, timeout=5)[0]
+                    ok += st == 200
+                except OSError:
+                    pass
+                for s in held:
+                    try:
+                        s.sendall(b"X")  # a byte now and then keeps each one alive
+                    except OSError:
+                        pass
+                time.sleep(0.2)
+            self.assertGreaterEqual(ok, 4, "a worker was locked out by one tokenless client "
+                                           "holding every connection (%d of 5 beats)" % ok)
+        finally:
+            for s in held:
+                s.close()
+
+    def test_defect_one_worker_starves_the_database_pool(self):
+        """DEFECT (availability): there is no per-worker bound on concurrent requests or on the
+        database time they take. One token (a compromised or buggy pod) sending heartbeats of
+        1000 log entries (the gateway's cap; the reference worker sends at most 100) on 12
+        connections keeps every pooled connection busy; other workers' requests wait 5 s in the
+        pool's line and get 503 (gw_db.c acquire), so their heartbeats go stale and the
+        orchestrator would fail them. Expected: a worker holds at most a small number of pooled
+        connections at once (429 beyond), so one pod cannot take the fleet's gateway down."""
+        bad, tok_bad = self.new_worker("active")
+        good, tok_good = self.new_worker("active")
+        logs = [{"message": "x" * 3000, "metadata": {"k": "v" * 400}} for _ in range(1000)]
+        body = json.dumps({"worker_id_param": bad, "logs_param": logs}).encode()
+        stop = threading.Event()
+
+        def flood():
+            c = Client(self.gw.port)
+            while not stop.is_set():
+                try:
+                    c.as_worker(tok_bad, "POST", "/rest/v1/rpc/func_worker_heartbeat_with_logs",
+                                raw=body, apikey=True, timeout=60)
+                except OSError:
+                    pass
+
+        threads = [threading.Thread(target=flood, daemon=True) for _ in range(12)]
+        for t in threads:
+            t.start()
+        try:
+            time.sleep(2)
+            results = []
+            for _ in range(8):
+                t0 = time.monotonic()
+                try:
+                    st = self.client.beat(tok_good, good)[0]
+                except OSError as e:
+                    st = type(e).__name__
+                results.append((st, round(time.monotonic() - t0, 2)))
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=90)
+        ok = sum(1 for st, secs in results if st == 200 and secs < 2.5)
+        self.assertGreaterEqual(ok, 6, "another worker's heartbeats while one worker floods: "
+                                       "%r" % results)
+
+
+class TestReviewShutdown(unittest.TestCase):
+    """SIGTERM while requests are in flight."""
+
+    def test_sigterm_during_a_slow_upload_and_an_idle_client(self):
+        """Held: SIGTERM while a PUT is half sent and a tokenless client holds a half request:
+        the gateway exits 0 within seconds and leaves no temporary file."""
+        name = "gw_review_sigterm_%d" % os.getpid()
+        log_dir = e2e_lib.log_dir_for("TestReviewShutdown")
+        db = e2e_lib.Database(name)
+        gw = None
+        try:
+            gw = e2e_lib.Gateway(db, log_dir)
+            c = Client(gw.port)
+            gw_lib.mk_worker(db, "gpu-review-term", "active")
+            tok = worker_token("gpu-review-term")
+            tid = db.scalar("INSERT INTO tasks (task_type, params) VALUES ('t2v', '{}') "
+                            "RETURNING id::text")
+            self.assertEqual(db.scalar("SELECT id::text FROM func_claim_next_task(%s, 'gpu')",
+                                       ("gpu-review-term",)), tid)
+            st, urls, _ = c.fn(tok, "generate-upload-url", {"task_id": tid, "filename": "t.mp4"})
+            self.assertEqual(st, 200, urls)
+            conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=30)
+            conn.putrequest("PUT", urls["upload_url"][len(gw.base_url):])
+            conn.putheader("Content-Length", str(1 << 20))
+            conn.endheaders()
+            conn.send(b"x" * 1000)
+            idle = socket.create_connection(("127.0.0.1", gw.port))
+            idle.sendall(b"GET /healthz HTTP/1.1\r\n")
+            time.sleep(0.3)
+            t0 = time.monotonic()
+            rc = gw.stop()
+            self.assertEqual(rc, 0, e2e_lib.tail(gw.log_path, 20))
+            self.assertLess(time.monotonic() - t0, 10)
+            gw = None
+            conn.close()
+            idle.close()
+            left = [f for _, _, fs in os.walk(os.path.join(log_dir, "storage")) for f in fs]
+            self.assertEqual(left, [], "temporary files left behind")
+        finally:
+            if gw is not None:
+                gw.stop()
+            db.drop()
+
+
+if __name__ == "__main__":
+    unittest.main()

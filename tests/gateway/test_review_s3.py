@@ -1,0 +1,121 @@
+"""test_review_s3.py: the s3 half of the independent gateway review (test_review_gateway.py has
+the rest). `test_defect_*` tests reproduce confirmed defects and FAIL until they are fixed; the
+others are attacks that held.
+
+Run alone:  tests/gateway/run.sh test_review_s3
+"""
+
+import os
+import socket
+import time
+import unittest
+
+from gw_lib import BUCKET_PREFIX, GatewayTestCase, e2e_lib
+from test_s3 import S3rver, s3_env
+
+
+def spooled_bytes(pid):
+    """Bytes held in the gateway's open (unlinked) .spool-* files."""
+    total, n = 0, 0
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        path = "/proc/%d/fd/%s" % (pid, fd)
+        try:
+            if ".spool-" in os.readlink(path):
+                total += os.stat(path).st_size
+                n += 1
+        except OSError:
+            pass
+    return total, n
+
+
+class TestReviewS3(GatewayTestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.s3 = S3rver()
+        cls.GATEWAY_ENV = s3_env(cls.s3)
+        try:
+            super().setUpClass()
+        except Exception:
+            cls.s3.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            cls.s3.stop()
+
+    def test_defect_public_reads_download_a_full_copy_per_reader(self):
+        """DEFECT (resource exhaustion, unauthenticated, money): with STORAGE_BACKEND=s3 every
+        public GET (no token needed) first downloads the whole object from the store into an
+        unlinked spool file under STORAGE_DIR, and only then answers (gw_storage_open,
+        gw_storage.c; gw_route_get_object). N readers of one object cost N full downloads
+        (store egress is billed) and N copies on the gateway's disk, held for as long as each
+        reader is slow to read; a HEAD downloads it too. With the defaults (1 GiB uploads, 256
+        connections) an anonymous client can pin 256 GiB of disk. Observed here: 16 readers of
+        one 8 MiB object hold 128 MiB of spool. Expected: the object is streamed through
+        (curl's write callback feeding a libmicrohttpd callback response), or the GET
+        redirects to a presigned store URL, so a reader costs no disk."""
+        wid, tok = self.new_worker("active")
+        tid = self.held_task(wid)
+        st, urls, _ = self.client.fn(tok, "generate-upload-url",
+                                     {"task_id": tid, "filename": "big.mp4"})
+        self.assertEqual(st, 200, urls)
+        size = 8 << 20
+        st, body, _ = self.client.request("PUT", urls["upload_url"][len(self.gw.base_url):],
+                                          raw=b"\x07" * size)
+        self.assertEqual(st, 200, body)
+        path = (BUCKET_PREFIX + urls["storage_path"]).encode()
+        readers = []
+        try:
+            for _ in range(16):
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                s.settimeout(30)
+                s.connect(("127.0.0.1", self.gw.port))
+                s.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+                readers.append(s)
+            peak, files = 0, 0
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                got, n = spooled_bytes(self.gw.proc.pid)
+                if got > peak:
+                    peak, files = got, n
+                if peak >= 16 * size:
+                    break
+                time.sleep(0.25)
+        finally:
+            for s in readers:
+                s.close()
+        self.assertLess(peak, 2 * size, "16 slow anonymous readers of one %d-byte object made "
+                                        "the gateway spool %d bytes in %d files"
+                        % (size, peak, files))
+
+    def test_s3_keys_stay_under_the_bucket_prefix(self):
+        """Held: traversal, encoded separators and odd names never make an S3 key outside
+        image_uploads/<folder>/tasks/<task>/, and a public GET of such a path is 400/404."""
+        wid, tok = self.new_worker("active")
+        tid = self.held_task(wid)
+        for name in ("../../../outside.txt", "..%2f..%2foutside.txt", "a?x=1&y=2.txt",
+                     "b#frag.txt", "c d\r\nX-Amz-Acl: public-read.txt"):
+            st, urls, _ = self.client.fn(tok, "generate-upload-url",
+                                         {"task_id": tid, "filename": name})
+            self.assertEqual(st, 200, (name, urls))
+            st, body, _ = self.client.request("PUT", urls["upload_url"][len(self.gw.base_url):],
+                                              raw=b"hi")
+            self.assertEqual(st, 200, (name, body))
+        objects = self.s3.objects()
+        mine = [k for k in objects if k.startswith("image_uploads/system/tasks/%s/" % tid)]
+        self.assertEqual(len(mine), 5, objects)
+        for key in objects:
+            self.assertTrue(key.startswith("image_uploads/system/tasks/"), key)
+            self.assertEqual(key.count("/"), 4, key)
+        for raw in ("..%2f..%2fx", "%2e%2e/x", "a/../../x", "a?x", "a%0d%0aX:y"):
+            st, _, _ = self.client.request("GET", BUCKET_PREFIX + raw)
+            self.assertIn(st, (400, 404), raw)
+
+
+if __name__ == "__main__":
+    unittest.main()
