@@ -434,6 +434,123 @@ class TestReviewExhaustion(GatewayTestCase):
                                        "%r" % results)
 
 
+class DropProxy:
+    """TCP -> PostgreSQL unix socket. Once armed for a prepared statement name, the first server
+    reply after the client's Bind of that statement is swallowed and the connection cut: the
+    server has run (and committed) the statement, the client never hears of it."""
+    def __init__(self, sock_path):
+        self.sock_path = sock_path
+        self.lsock = socket.socket(); self.lsock.bind(("127.0.0.1", 0)); self.lsock.listen(16)
+        self.port = self.lsock.getsockname()[1]
+        self.armed_for = None; self.cut = 0; self._pending = False
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+    def arm(self, name):
+        with self.lock: self.armed_for = name.encode(); self._pending = False
+    def _accept(self):
+        while True:
+            try: c, _ = self.lsock.accept()
+            except OSError: return
+            s = socket.socket(socket.AF_UNIX); s.connect(self.sock_path)
+            st = {"bind_seen": False}
+            threading.Thread(target=self._c2s, args=(c, s, st), daemon=True).start()
+            threading.Thread(target=self._s2c, args=(s, c, st), daemon=True).start()
+    def _c2s(self, c, s, st):
+        try:
+            while True:
+                d = c.recv(65536)
+                if not d: break
+                with self.lock:
+                    n = self.armed_for
+                    if n and (b"\x00" + n + b"\x00") in d and (n + b"\x00SELECT") not in d:
+                        st["bind_seen"] = True
+                s.sendall(d)
+        except OSError: pass
+        for x in (c, s):
+            try: x.shutdown(socket.SHUT_RDWR)
+            except OSError: pass
+    def _s2c(self, s, c, st):
+        try:
+            while True:
+                d = s.recv(65536)
+                if not d: break
+                if st["bind_seen"]:
+                    with self.lock: self.armed_for = None; self.cut += 1
+                    for x in (c, s):
+                        try: x.shutdown(socket.SHUT_RDWR)
+                        except OSError: pass
+                    break
+                c.sendall(d)
+        except OSError: pass
+
+
+class TestReviewRetry(unittest.TestCase):
+    """The pool's retry after a connection lost mid-statement (gw_db.c gw_pool_call)."""
+
+    def setUp(self):
+        e2e_lib.ensure_gateway_role()
+        self.db = e2e_lib.Database("gw_review_retry_%d" % os.getpid())
+        self.proxy = DropProxy(os.path.join(os.environ.get("PGHOST", "/tmp"),
+                                            ".s.PGSQL.%s" % os.environ.get("PGPORT", "5432")))
+        url = "postgresql://%s@127.0.0.1:%d/%s?sslmode=disable" % (
+            e2e_lib.GATEWAY_ROLE, self.proxy.port, self.db.name)
+        self.gw = e2e_lib.Gateway(self.db, e2e_lib.log_dir_for("TestReviewRetry"),
+                                  env={"GATEWAY_DATABASE_URL": url, "GATEWAY_DB_POOL_SIZE": "1"})
+        self.client = Client(self.gw.port)
+
+    def tearDown(self):
+        rc = self.gw.stop()
+        self.db.drop()
+        self.assertEqual(rc, 0)
+
+    def test_defect_a_committed_claim_is_repeated_after_a_lost_reply(self):
+        """DEFECT (tasks): gw_pool_call retries a statement once on a fresh connection when the
+        connection died under it (gw_db.c, "a statement the server answered is never
+        repeated"). But a connection that dies after the server ran and committed the
+        statement, before its reply arrived (a network cut, a pooler or server restart), looks
+        the same: the claim is run a second time. The worker is told about the second task only;
+        the first stays In Progress, held by it, until its lost-claim query or the
+        orchestrator's timeout finds it. Here a proxy cuts the connection as the reply of the
+        first claim arrives. Observed: the worker holds 2 tasks after one claim. Expected: a
+        non-idempotent statement (claim, update, complete) is never re-sent once sent; answer
+        503 instead (the worker's next lost-claim query then finds its task)."""
+        wid = "gpu-review-retry"
+        gw_lib.mk_worker(self.db, wid, "active")
+        tok = worker_token(wid)
+        for i in range(3):
+            self.db.execute("INSERT INTO tasks (task_type, params) VALUES ('t2v', %s)",
+                            (json.dumps({"i": i}),))
+        self.assertEqual(self.client.fn(tok, "task-counts", {})[0], 200)  # a used connection
+        self.proxy.arm("gw_claim")
+        st, body, _ = self.client.fn(tok, "claim-next-task", {})
+        self.assertEqual(self.proxy.cut, 1, "the proxy did not cut the claim's reply")
+        held = self.db.query("SELECT id::text FROM tasks WHERE worker_id = %s AND "
+                             "status = 'In Progress'", (wid,))
+        self.assertEqual(len(held), 1, "one claim request made the worker hold %d tasks (it "
+                                       "was told of %r)" % (len(held), body))
+
+    def test_defect_a_committed_complete_is_answered_409_after_a_lost_reply(self):
+        """DEFECT (tasks), the same retry on complete_task: the first run completed the task,
+        the repeat finds it no longer In Progress and the worker gets 409, which the reference
+        worker reports as "Upload failed" (then a Failed update, refused). Expected: 200 for
+        the completion that happened, or 503 without a repeat."""
+        wid = "gpu-review-retry2"
+        gw_lib.mk_worker(self.db, wid, "active")
+        tok = worker_token(wid)
+        tid = self.db.scalar("INSERT INTO tasks (task_type, params) VALUES ('t2v', '{}') "
+                             "RETURNING id::text")
+        st, body, _ = self.client.fn(tok, "claim-next-task", {})
+        self.assertEqual((st, body["task_id"]), (200, tid))
+        self.proxy.arm("gw_complete")
+        st, body, _ = self.client.fn(tok, "complete_task",
+                                     {"task_id": tid, "output_location": "https://x/out.mp4"})
+        self.assertEqual(self.proxy.cut, 1, "the proxy did not cut the complete's reply")
+        self.assertEqual(self.db.scalar("SELECT status::text FROM tasks WHERE id = %s", (tid,)),
+                         "Complete")
+        self.assertIn(st, (200, 503), "the task was completed but the worker was told %d %r"
+                      % (st, body))
+
+
 class TestReviewShutdown(unittest.TestCase):
     """SIGTERM while requests are in flight."""
 
