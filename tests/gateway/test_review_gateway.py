@@ -595,5 +595,71 @@ class TestReviewShutdown(unittest.TestCase):
             db.drop()
 
 
+
+class TestReviewConfig(unittest.TestCase):
+    """Exit codes and messages for a bad gateway configuration."""
+
+    def run_orch(self, args, **env):
+        import subprocess
+        e = {k: v for k, v in os.environ.items() if k in e2e_lib.PASS_ENV or
+             k.startswith(("ASAN_", "UBSAN_", "LSAN_"))}
+        e.update({"GATEWAY_JWT_SECRET": e2e_lib.GATEWAY_SECRET, "LOG_FORMAT": "json"})
+        e.update(env)
+        p = subprocess.run([e2e_lib.BINARY] + args, env=e, capture_output=True, timeout=60)
+        return p.returncode, (p.stdout + p.stderr).decode("utf-8", "replace")
+
+    def test_defect_bind_address_is_checked_only_when_the_server_starts(self):
+        """DEFECT (configuration, low): GATEWAY_BIND_ADDRESS must be an IP literal
+        (gateway_start, gateway.c), but config_parse does not check it: `orchestrator config`
+        accepts GATEWAY_BIND_ADDRESS=localhost (exit 0) and the mistake surfaces only when the
+        server starts (after the database and storage were opened; in `continuous`, after the
+        rest of the process started). The README promises every problem reported at once with
+        exit 3. Expected: `config` exits 3 naming GATEWAY_BIND_ADDRESS."""
+        rc, out = self.run_orch(["config"], GATEWAY_PORT="8080", GATEWAY_BIND_ADDRESS="localhost",
+                                DATABASE_URL="postgresql:///x")
+        self.assertEqual(rc, 3, out[-2000:])
+        self.assertIn("GATEWAY_BIND_ADDRESS", out)
+
+    def test_defect_a_port_in_use_exits_1_internal(self):
+        """DEFECT (exit codes, low): a GATEWAY_PORT already in use ends `orchestrator gateway`
+        with exit 1 ("internal", gateway_start returns STATUS_ERR_INTERNAL) although its own
+        message says "is the port in use? set GATEWAY_PORT": a configuration problem, exit 3 by
+        the README's table, which is what a supervisor or an operator's script keys on."""
+        db = e2e_lib.Database("gw_review_port_%d" % os.getpid())
+        try:
+            e2e_lib.ensure_gateway_role()
+            with socket.socket() as busy:
+                busy.bind(("127.0.0.1", 0))
+                busy.listen()
+                port = busy.getsockname()[1]
+                rc, out = self.run_orch(
+                    ["gateway", "--port", str(port)], GATEWAY_BIND_ADDRESS="127.0.0.1",
+                    GATEWAY_DATABASE_URL=e2e_lib.gateway_conninfo(db.name),
+                    STORAGE_DIR=os.path.join(e2e_lib.log_dir_for("TestReviewConfig"), "st"))
+            self.assertIn("gateway.start_failed", out)
+            self.assertEqual(rc, 3, out[-2000:])
+        finally:
+            db.drop()
+
+    def test_secrets_stay_out_of_config_errors_and_logs(self):
+        """Held: a too-short GATEWAY_JWT_SECRET is refused with exit 3 without echoing it; the
+        gateway's start-up log (a database it cannot reach) holds neither the secret, the
+        database password nor the S3 keys."""
+        rc, out = self.run_orch(["gateway", "--port", "1"], GATEWAY_JWT_SECRET="short-REVIEW-x",
+                                DATABASE_URL="postgresql:///x")
+        self.assertEqual(rc, 3, out)
+        self.assertNotIn("short-REVIEW-x", out)
+        rc, out = self.run_orch(
+            ["gateway", "--port", "0"], GATEWAY_BIND_ADDRESS="127.0.0.1",
+            GATEWAY_DATABASE_URL="postgresql://g:pwREVIEW1@127.0.0.1:1/d?sslmode=disable",
+            DATABASE_URL="postgresql://u:pwREVIEW2@127.0.0.1:1/d",
+            STORAGE_S3_ACCESS_KEY_ID="AKIAREVIEW", STORAGE_S3_SECRET_ACCESS_KEY="s3REVIEWsecret",
+            STORAGE_DIR=os.path.join(e2e_lib.log_dir_for("TestReviewConfig"), "st2"))
+        self.assertEqual(rc, 4, out[-2000:])
+        for secret in (e2e_lib.GATEWAY_SECRET, "pwREVIEW1", "pwREVIEW2", "AKIAREVIEW",
+                       "s3REVIEWsecret"):
+            self.assertNotIn(secret, out)
+
+
 if __name__ == "__main__":
     unittest.main()
