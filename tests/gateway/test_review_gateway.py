@@ -195,6 +195,57 @@ class TestReviewTasks(GatewayTestCase):
         self.assertFalse(os.path.exists(os.path.join(self.gw.storage_dir, "image_uploads",
                                                      "system", "tasks", tid, "late.txt")))
 
+    def test_update_and_complete_race_the_orchestrators_recovery(self):
+        """Held: the worker's Failed / complete_task and the orchestrator's recovery of the same
+        task (db_recover_task's guarded UPDATE) racing 20 times each: exactly one of the two
+        applies every time (attempts counted once; a completed task is never re-queued, a
+        re-queued one never completed), and the worker is told 200 only when its write won."""
+        import psycopg2
+        wid, tok = self.new_worker("active")
+        for round_ in range(40):
+            tid = self.held_task(wid)
+            barrier = threading.Barrier(2)
+            out = {}
+
+            def orchestrator():
+                conn = psycopg2.connect(self.db.url)
+                conn.autocommit = True
+                try:
+                    barrier.wait()
+                    with conn.cursor() as cur:
+                        cur.execute("UPDATE tasks SET attempts = attempts + 1, status = 'Queued', "
+                                    "worker_id = NULL, generation_started_at = NULL, "
+                                    "available_at = now() + interval '1 hour' "
+                                    "WHERE id = %s AND worker_id = %s AND status = 'In Progress'",
+                                    (tid, wid))
+                        out["recovered"] = cur.rowcount == 1
+                finally:
+                    conn.close()
+
+            def worker():
+                c = Client(self.gw.port)
+                barrier.wait()
+                if round_ % 2:
+                    out["reply"] = c.fn(tok, "complete_task",
+                                        {"task_id": tid, "output_location": "https://x/o"})[0]
+                else:
+                    out["reply"] = c.fn(tok, "update-task-status",
+                                        {"task_id": tid, "status": "Failed",
+                                         "output_location": "boom"})[0]
+
+            ts = [threading.Thread(target=orchestrator), threading.Thread(target=worker)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join(30)
+            row = self.db.one("SELECT status::text AS status, attempts FROM tasks WHERE id = %s",
+                              (tid,))
+            self.assertEqual(row["attempts"], 0 if (round_ % 2 and not out["recovered"]) else 1,
+                             (round_, out, row))
+            self.assertNotEqual(out["recovered"], out["reply"] == 200, (round_, out, row))
+            if round_ % 2 and out["reply"] == 200:
+                self.assertEqual(row["status"], "Complete")
+
     def test_pools_claim_and_count_only_their_own_run_types(self):
         """Held: concurrent claims through the gateway by workers of two pools, all sending
         run_type "gpu" as the reference worker does, each take only their pool's run types,
