@@ -30,6 +30,17 @@ static GwReply db_unavailable(void)
                           "the database did not answer; retry shortly");
 }
 
+/* The reply for a failed gw_pool_call: 400 when the database refused one of the request's
+ * values (it will refuse it again), 503 otherwise (the worker retries). */
+static GwReply db_failed(Status st)
+{
+    if (st == STATUS_ERR_PARSE)
+        return gw_reply_error(MHD_HTTP_BAD_REQUEST, "bad_request",
+                              "the database refused a value of this request (text must be valid "
+                              "UTF-8, numbers in range); do not retry it unchanged");
+    return db_unavailable();
+}
+
 static GwReply not_yours(const GwReq *r, const char *other)
 {
     log_warn("gateway.refused", "reason=other_worker worker_id=%s claimed_worker_id=%s", r->worker,
@@ -76,8 +87,9 @@ static GwReply call_and_reply(Gateway *g, const GwReq *r, GwSql which, const cha
 {
     GwResult res;
     memset(&res, 0, sizeof res);
-    if (gw_pool_call(g->pool, which, params, &res) != STATUS_OK)
-        return db_unavailable();
+    Status st = gw_pool_call(g->pool, which, params, &res);
+    if (st != STATUS_OK)
+        return db_failed(st);
     GwReply rep;
     if (strcmp(res.outcome, "ok") == 0) {
         rep = gw_reply_json(ok_code, res.body);
@@ -248,8 +260,9 @@ static Status task_folder(Gateway *g, const GwReq *r, const char *task_id, char 
     GwResult res;
     memset(&res, 0, sizeof res);
     const char *params[2] = {r->worker, task_id};
-    if (gw_pool_call(g->pool, GW_SQL_FOR_UPLOAD, params, &res) != STATUS_OK) {
-        *err = db_unavailable();
+    Status st = gw_pool_call(g->pool, GW_SQL_FOR_UPLOAD, params, &res);
+    if (st != STATUS_OK) {
+        *err = db_failed(st);
         return STATUS_ERR_DB;
     }
     if (strcmp(res.outcome, "ok") != 0) {
