@@ -247,9 +247,9 @@ static int begin_request(Gateway *g, struct MHD_Connection *conn, const char *ur
         return 0;
     case GW_R_PUT_OBJECT: {
         snprintf(r->path, sizeof r->path, "%s", url + strlen(PFX_UPLOAD));
+        /* The request's own Content-Type is not kept: the stored type comes from the file
+         * name's extension (gw_storage_content_type), so no worker can store text/html. */
         const char *token = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "token");
-        const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
-        snprintf(r->ctype, sizeof r->ctype, "%s", ct ? ct : "");
         return gw_route_put_begin(g, r, token, content_length(conn), &r->error) == STATUS_OK ? 0
                                                                                              : -1;
     }

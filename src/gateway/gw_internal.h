@@ -54,6 +54,13 @@ typedef struct {
     char location[CONFIG_URL_MAX + GW_PATH_MAX + 32]; /* redirect target when code is 302 */
 } GwReply;
 
+/* A worker's claim of a task, as its uploads need it: the folder its files go under (the
+ * task's project, or "system") and the attempt it was claimed in (func_gateway_task_for_upload). */
+typedef struct {
+    char folder[64];
+    int attempt;
+} GwClaim;
+
 /* The state of one request across libmicrohttpd's calls. */
 typedef struct {
     GwRoute route;
@@ -68,7 +75,7 @@ typedef struct {
     GwReply error;
     GwUpload *upload; /* PUT in progress */
     char task_id[GW_UUID_SIZE];
-    char ctype[GW_CTYPE_MAX];
+    GwClaim claim; /* PUT: the claim the upload was begun in */
     long long uploaded;
     long long started_us;
 } GwReq;

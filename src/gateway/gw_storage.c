@@ -43,6 +43,10 @@ struct GwUpload {
     pthread_t thread;
     Status put_status;
     long put_http;
+    /* The last byte of a streamed body is held back until gw_storage_commit: the store's PUT
+     * cannot complete (the object cannot appear) before the caller's last check has passed. */
+    bool held;
+    unsigned char last;
 };
 
 static bool key_ok(const char *key)
@@ -312,8 +316,7 @@ static void drop_partial(GwUpload *u)
                  u->declared);
 }
 
-Status gw_storage_begin(GwStorage *s, const char *key, const char *content_type, long long size,
-                        GwUpload **out)
+Status gw_storage_begin(GwStorage *s, const char *key, long long size, GwUpload **out)
 {
     if (!key_ok(key))
         return STATUS_ERR_PARSE;
@@ -324,12 +327,13 @@ Status gw_storage_begin(GwStorage *s, const char *key, const char *content_type,
     u->fd = -1;
     u->rfd = -1;
     snprintf(u->key, sizeof u->key, "%s", key);
-    snprintf(u->content_type, sizeof u->content_type, "%s",
-             content_type && content_type[0] ? content_type : gw_storage_content_type(key));
+    /* Never the uploader's own Content-Type: a type from the extension's allowlist. */
+    snprintf(u->content_type, sizeof u->content_type, "%s", gw_storage_content_type(key));
     if (s->s3) {
         /* A declared length is streamed straight to the store; a chunked body is spooled,
-         * since S3 wants the length before the first byte. */
-        if (size < 0 || !start_stream(u, size))
+         * since S3 wants the length before the first byte (and an empty one too: with no byte
+         * to hold back, its PUT would complete before the commit). */
+        if (size <= 0 || !start_stream(u, size))
             u->fd = spool_file(s);
     } else {
         snprintf(u->final_path, sizeof u->final_path, "%s/%s", s->dir, key);
@@ -356,6 +360,13 @@ Status gw_storage_write(GwUpload *u, const void *data, size_t n)
 {
     const char *p = data;
     size_t off = 0;
+    if (n > 0 && u->streaming && !u->held && u->size + (long long)n >= u->declared) {
+        /* The declared last byte (or beyond: the commit then fails on the size) is kept. */
+        u->held = true;
+        u->last = (unsigned char)p[n - 1];
+        n--;
+        u->size++;
+    }
     while (off < n) {
         ssize_t w = write(u->fd, p + off, n - off);
         if (w < 0 && errno == EINTR)
@@ -401,6 +412,14 @@ Status gw_storage_commit(GwUpload *u)
             log_error("gateway.storage_commit_failed", "key=%s error=%s", u->key, strerror(errno));
     } else if (u->streaming) {
         bool whole = u->size == u->declared;
+        if (whole && u->held) {
+            /* The held byte completes the body: only now can the store's PUT finish. */
+            ssize_t w;
+            do
+                w = write(u->fd, &u->last, 1);
+            while (w < 0 && errno == EINTR);
+            whole = w == 1;
+        }
         finish_stream(u);
         st = u->put_status;
         if (st == STATUS_OK && (!whole || u->put_http < 200 || u->put_http > 299)) {
@@ -420,21 +439,6 @@ Status gw_storage_commit(GwUpload *u)
     }
     gw_storage_abort(u);
     return st;
-}
-
-Status gw_storage_put(GwStorage *s, const char *key, const char *content_type,
-                      const unsigned char *data, size_t n)
-{
-    GwUpload *u = NULL;
-    Status st = gw_storage_begin(s, key, content_type, (long long)n, &u);
-    if (st != STATUS_OK)
-        return st;
-    st = gw_storage_write(u, data, n);
-    if (st != STATUS_OK) {
-        gw_storage_abort(u);
-        return st;
-    }
-    return gw_storage_commit(u);
 }
 
 /* ------------------------------------------------------------------------------------------ */

@@ -39,12 +39,14 @@ void gw_storage_free(GwStorage *s);
 /* Name of the backend: "local" or "s3". */
 const char *gw_storage_kind(const GwStorage *s);
 
-/* Starts writing object key of size bytes (-1: not known in advance). Returns STATUS_OK and
- * *out, STATUS_ERR_PARSE for a key that is not a safe relative path, STATUS_ERR_INTERNAL
- * (logged) when no temporary file can be made. With a known size the caller must write exactly
- * that many bytes before gw_storage_commit (fewer: the commit fails). */
-Status gw_storage_begin(GwStorage *s, const char *key, const char *content_type, long long size,
-                        GwUpload **out);
+/* Starts writing object key of size bytes (-1: not known in advance). The object's content
+ * type is gw_storage_content_type(key), never the uploader's. Returns STATUS_OK and *out,
+ * STATUS_ERR_PARSE for a key that is not a safe relative path, STATUS_ERR_INTERNAL (logged)
+ * when no temporary file can be made. With a known size the caller must write exactly that
+ * many bytes before gw_storage_commit (fewer: the commit fails). Nothing is visible under key
+ * before gw_storage_commit: a streamed S3 PUT is kept from completing by holding back the
+ * body's last byte until then. */
+Status gw_storage_begin(GwStorage *s, const char *key, long long size, GwUpload **out);
 
 /* Appends n bytes. STATUS_ERR_INTERNAL (logged) on a write error; the upload must then be
  * aborted. */
@@ -56,11 +58,6 @@ Status gw_storage_commit(GwUpload *u);
 
 /* Drops an unfinished upload (nothing is left behind) and frees u. NULL-safe. */
 void gw_storage_abort(GwUpload *u);
-
-/* Writes a whole object from memory (the base64 form of complete_task). Same returns as the
- * three calls above. */
-Status gw_storage_put(GwStorage *s, const char *key, const char *content_type,
-                      const unsigned char *data, size_t n);
 
 /* Tells whether object key exists. STATUS_OK with *exists; STATUS_ERR_PARSE for a bad key;
  * STATUS_ERR_API when the store could not be asked (logged). */

@@ -192,8 +192,9 @@ class TestReviewTasks(GatewayTestCase):
                           "FROM tasks WHERE id = %s", (tid,))
         self.assertEqual((row["status"], row["worker_id"], row["output_location"],
                           row["attempts"]), ("Complete", b, "https://b/out.mp4", 1))
-        self.assertFalse(os.path.exists(os.path.join(self.gw.storage_dir, "image_uploads",
-                                                     "system", "tasks", tid, "late.txt")))
+        stored = [f for _, _, fs in os.walk(os.path.join(self.gw.storage_dir, "image_uploads",
+                                                          "system", "tasks", tid)) for f in fs]
+        self.assertNotIn("late.txt", stored)
 
     def test_update_and_complete_race_the_orchestrators_recovery(self):
         """Held: the worker's Failed / complete_task and the orchestrator's recovery of the same
@@ -360,8 +361,8 @@ class TestReviewTasks(GatewayTestCase):
                                           "generate_thumbnail_url": True})
             self.assertEqual(st, 200, (name, urls))
             for key in ("storage_path", "thumbnail_storage_path"):
-                self.assertTrue(urls[key].startswith("system/tasks/%s/" % tid), urls[key])
-                self.assertEqual(urls[key].count("/"), 3, urls[key])
+                self.assertTrue(urls[key].startswith("system/tasks/%s/0/" % tid), urls[key])
+                self.assertEqual(urls[key].count("/"), 4, urls[key])  # the claim's folder
         st, urls, _ = self.client.fn(tok, "generate-upload-url",
                                      {"task_id": tid, "filename": "ok.mp4"})
         token = urllib.parse.parse_qs(urllib.parse.urlparse(urls["upload_url"]).query)["token"][0]

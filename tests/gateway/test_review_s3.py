@@ -111,7 +111,7 @@ class TestReviewS3(GatewayTestCase):
         self.assertEqual(len(mine), 5, objects)
         for key in objects:
             self.assertTrue(key.startswith("image_uploads/system/tasks/"), key)
-            self.assertEqual(key.count("/"), 4, key)
+            self.assertEqual(key.count("/"), 5, key)  # <bucket>/<folder>/tasks/<task>/<attempt>/
         for raw in ("..%2f..%2fx", "%2e%2e/x", "a/../../x", "a?x", "a%0d%0aX:y"):
             st, _, _ = self.client.request("GET", BUCKET_PREFIX + raw)
             self.assertIn(st, (400, 404), raw)
