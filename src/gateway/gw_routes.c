@@ -277,9 +277,8 @@ static Status task_claim(Gateway *g, const GwReq *r, const char *task_id, GwClai
     memset(&c, 0, sizeof c);
     snprintf(c.folder, sizeof c.folder, "%s",
              cJSON_IsString(p) && gw_is_uuid(p->valuestring) ? p->valuestring : "system");
-    c.attempt = cJSON_IsNumber(a) && a->valuedouble >= 0 && a->valuedouble < 1e9
-                    ? (int)a->valuedouble
-                    : -1;
+    c.attempt =
+        cJSON_IsNumber(a) && a->valuedouble >= 0 && a->valuedouble < 1e9 ? (int)a->valuedouble : -1;
     cJSON_Delete(b);
     gw_result_clear(&res);
     if (c.attempt < 0) {
@@ -573,8 +572,8 @@ Status gw_route_put_begin(Gateway *g, GwReq *r, const char *token, long long con
     char folder[GW_PATH_MAX];
     snprintf(folder, sizeof folder, "%s/tasks/%s/%d/", r->claim.folder, task, r->claim.attempt);
     if (strncmp(r->path, folder, strlen(folder)) != 0) {
-        log_warn("gateway.upload_refused", "reason=other_claim worker_id=%s task_id=%s",
-                 r->worker, task);
+        log_warn("gateway.upload_refused", "reason=other_claim worker_id=%s task_id=%s", r->worker,
+                 task);
         *err = gw_reply_error(MHD_HTTP_CONFLICT, "task_finished",
                               "this upload URL belongs to an earlier claim of task %s; ask "
                               "generate-upload-url for a new one",
@@ -628,8 +627,9 @@ GwReply gw_route_get_object(Gateway *g, GwReq *r)
     char key[GW_PATH_MAX + 32];
     snprintf(key, sizeof key, GW_BUCKET "/%s", r->path);
     int fd = -1;
+    GwReader *reader = NULL;
     long long size = 0;
-    Status st = gw_storage_open(g->storage, key, &fd, &size);
+    Status st = gw_storage_open(g->storage, key, r->head, &fd, &reader, &size);
     if (st == STATUS_ERR_NOT_FOUND)
         return gw_reply_error(MHD_HTTP_NOT_FOUND, "not_found", "no such file");
     if (st != STATUS_OK)
@@ -637,6 +637,8 @@ GwReply gw_route_get_object(Gateway *g, GwReq *r)
                               "the storage backend did not answer; retry");
     GwReply rep = gw_reply_empty(MHD_HTTP_OK);
     rep.fd = fd;
+    rep.reader = reader;
+    rep.head_only = fd < 0 && !reader;
     rep.size = size;
     snprintf(rep.ctype, sizeof rep.ctype, "%s", gw_storage_content_type(r->path));
     return rep;
