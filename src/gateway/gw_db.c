@@ -255,11 +255,11 @@ static bool ready(GwPool *p, Slot *s)
 
 /* How one run of a statement ended. */
 typedef enum {
-    RUN_OK = 0,   /* the rows are in *out */
-    RUN_UNSENT,   /* the connection died before the statement was sent: safe to send again */
-    RUN_LOST,     /* the connection died after it was sent: it may have run and committed */
-    RUN_REFUSED,  /* the server refused a value of the request (SQLSTATE class 22) */
-    RUN_FAILED,   /* any other error (logged) */
+    RUN_OK = 0,  /* the rows are in *out */
+    RUN_UNSENT,  /* the connection died before the statement was sent: safe to send again */
+    RUN_LOST,    /* the connection died after it was sent: it may have run and committed */
+    RUN_REFUSED, /* the server refused a value of the request (SQLSTATE class 22) */
+    RUN_FAILED,  /* any other error (logged) */
 } RunEnd;
 
 static void log_failure(GwSql which, const PGresult *r, PGconn *c)

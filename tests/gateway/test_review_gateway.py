@@ -453,18 +453,29 @@ class TestReviewExhaustion(GatewayTestCase):
         good, tok_good = self.new_worker("active")
         logs = [{"message": "x" * 3000, "metadata": {"k": "v" * 400}} for _ in range(1000)]
         body = json.dumps({"worker_id_param": bad, "logs_param": logs}).encode()
+        # Within the heartbeat's body cap (2 MiB): these reach the database, 100 entries each.
+        small = json.dumps({"worker_id_param": bad, "logs_param": logs[:100]}).encode()
         stop = threading.Event()
 
-        def flood():
-            c = Client(self.gw.port)
+        def flood(i):
+            # The flooding pod connects from addresses of its own, as pods do (spread over three
+            # so that the per-address limit of GATEWAY_MAX_CONNECTIONS_PER_IP, 4 here, still
+            # lets it hold 12 connections): what bounds it is the per-worker limit.
+            src = ("127.0.0.%d" % (3 + i % 3), 0)
             while not stop.is_set():
+                conn = http.client.HTTPConnection("127.0.0.1", self.gw.port, timeout=60,
+                                                  source_address=src)
                 try:
-                    c.as_worker(tok_bad, "POST", "/rest/v1/rpc/func_worker_heartbeat_with_logs",
-                                raw=body, apikey=True, timeout=60)
-                except OSError:
-                    pass
+                    conn.request("POST", "/rest/v1/rpc/func_worker_heartbeat_with_logs",
+                                 body=body if i % 2 else small,
+                                 headers={"apikey": tok_bad, "Content-Type": "application/json"})
+                    conn.getresponse().read()
+                except (OSError, http.client.HTTPException):
+                    time.sleep(0.01)
+                finally:
+                    conn.close()
 
-        threads = [threading.Thread(target=flood, daemon=True) for _ in range(12)]
+        threads = [threading.Thread(target=flood, args=(i,), daemon=True) for i in range(12)]
         for t in threads:
             t.start()
         try:

@@ -253,7 +253,10 @@ static const struct {
     {"two bytes", "\xc3\xa9t\xc3\xa9", 5},
     {"three bytes", "\xe4\xb8\x96", 3},
     {"four bytes, the last code point", "\xf4\x8f\xbf\xbf", 4},
-    {"a lone continuation byte", "a\x80" "b", 1},
+    {"a lone continuation byte",
+     "a\x80"
+     "b",
+     1},
     {"a truncated sequence", "ab\xc3", 2},
     {"the review's \\xc3\\x28", "x\xc3\x28", 1},
     {"overlong slash", "\xc0\xaf", 0},
