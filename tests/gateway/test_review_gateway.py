@@ -1,8 +1,9 @@
 """test_review_gateway.py: an independent review of the worker gateway (issue 13), as an attacker.
 
-Each test named `test_defect_*` reproduces a defect the review confirmed and FAILS until it is
-fixed; its docstring names the defect, what is observed and what is expected. The other tests are
-attacks that held, kept as regressions. The s3 half of the review is test_review_s3.py.
+Each test named `test_defect_*` reproduced a defect the review confirmed; all are fixed now
+(branch gateway-fixes) and kept as regression tests: each docstring opens with how it was fixed,
+then names the defect as found. The other tests are attacks that held, kept as regressions. The
+s3 half of the review is test_review_s3.py.
 
 Run alone:  tests/gateway/run.sh test_review_gateway
 """
@@ -50,7 +51,10 @@ class TestReviewTasks(GatewayTestCase):
     # Defects
 
     def test_defect_late_upload_of_a_former_holder_overwrites_the_new_holders_output(self):
-        """DEFECT (tasks/storage): the holder check of a signed PUT is made once, before the body
+        """FIXED: each claim uploads under a folder of its own (<folder>/tasks/<task>/<attempt>/,
+        gw_routes.c object_path), and the holder and claim are checked again right before the
+        rename / the end of the S3 PUT (commit_if_holder), for the base64 form too.
+        DEFECT (tasks/storage): the holder check of a signed PUT is made once, before the body
         is read (gw_route_put_begin, gw_routes.c), and object paths are the same for every claim
         of a task (<folder>/tasks/<task>/<file name>). A worker that began uploading, lost the
         task to the orchestrator's recovery while its body was still arriving, and finishes
@@ -105,7 +109,8 @@ class TestReviewTasks(GatewayTestCase):
         self.assertNotEqual(late_status, 200, "a non-holder's upload was accepted")
 
     def test_defect_lost_claim_select_worker_id_is_always_null(self):
-        """DEFECT (dialect): GET /rest/v1/tasks?select=...,worker_id accepts the worker_id
+        """FIXED: func_gateway_task_json has a worker_id key (0006, edited in place).
+        DEFECT (dialect): GET /rest/v1/tasks?select=...,worker_id accepts the worker_id
         column (GW_COL_WORKER_ID, gw_request.c) but func_gateway_task_json (0006_gateway.sql)
         has no worker_id key, so select_columns (gw_routes.c) answers null for every row, and
         select=* does too. Observed: worker_id null. Expected: the holder's id (add
@@ -121,7 +126,9 @@ class TestReviewTasks(GatewayTestCase):
             self.assertEqual(body[0].get("worker_id"), wid, "select=%s: %r" % (sel, body))
 
     def test_defect_invalid_utf8_is_reported_as_a_database_outage(self):
-        """DEFECT (hostile input): cJSON does not validate UTF-8, so a string with invalid bytes
+        """FIXED: gw_request.c checks UTF-8 (400 naming the byte); heartbeat log entries are
+        cleaned instead; a value PostgreSQL still refuses (class 22) is a 400 and a warning.
+        DEFECT (hostile input): cJSON does not validate UTF-8, so a string with invalid bytes
         passes gw_request.c and is sent to PostgreSQL, which refuses it (SQLSTATE 22021). The
         gateway answers 503 "the database did not answer; retry shortly" and logs
         gateway.db_query_failed at ERROR (gw_db.c exec_once): a permanent client error shown to
@@ -152,6 +159,27 @@ class TestReviewTasks(GatewayTestCase):
         age = self.db.scalar("SELECT extract(epoch FROM now() - last_heartbeat) FROM workers "
                              "WHERE id = %s", (wid,))
         self.assertLess(age, 60, "one bad log line lost the whole heartbeat")
+
+    def test_defect11_conflicting_body_lengths_are_refused(self):
+        """FIXED (review note 11, untested then): libmicrohttpd accepted two conflicting
+        Content-Length headers, and Content-Length with Transfer-Encoding; behind a proxy that
+        reads the other one, that is request smuggling. Both are now a 400 before any body is
+        read, on every route, with or without a token."""
+        wid, tok = self.new_worker("active")
+        beat = json.dumps({"worker_id_param": wid}).encode()
+        for extra in (b"Content-Length: %d\r\nContent-Length: 5\r\n" % len(beat),
+                      b"Content-Length: %d\r\nTransfer-Encoding: chunked\r\n" % len(beat)):
+            with socket.create_connection(("127.0.0.1", self.gw.port), timeout=10) as s:
+                s.sendall(b"POST /rest/v1/rpc/func_worker_heartbeat_with_logs HTTP/1.1\r\n"
+                          b"Host: x\r\napikey: " + tok.encode() + b"\r\n"
+                          b"Content-Type: application/json\r\n" + extra + b"\r\n" + beat)
+                reply = b""
+                while b"\r\n\r\n" not in reply:
+                    got = s.recv(4096)
+                    if not got:
+                        break
+                    reply += got
+            self.assertTrue(reply.startswith(b"HTTP/1.1 400"), (extra, reply[:200]))
 
     # ---------------------------------------------------------------------------------------
     # Attacks that held
@@ -383,13 +411,17 @@ class TestReviewExhaustion(GatewayTestCase):
     GATEWAY_ENV = {"GATEWAY_MAX_CONNECTIONS": "16", "GATEWAY_DB_POOL_SIZE": "4"}
 
     def test_defect_complete_task_body_cap_is_not_the_documented_16_mib(self):
-        """DEFECT (limits, doc vs code): structure_docs/gateway.md says complete_task's base64
+        """FIXED: 16 MiB for complete_task, 64 MiB in total counting the handler's copies
+        (gw_internal.h), as gateway.md says; a body up to 4x the cap is drained so the client
+        reads the 413.
+        DEFECT (limits, doc vs code): structure_docs/gateway.md says complete_task's base64
         body is capped at "twice the file limit, at most 16 MiB" and that all buffered JSON
         bodies together are "at most 64 MiB"; the code has GW_COMPLETE_BODY_MAX = 48 MiB and
         GW_BODY_BUDGET = 128 MiB (gw_internal.h). The budget counts only the raw body, while
         the handler also holds cJSON's copy of the base64 text and the decoded file (about 2.7x
         the body), so two concurrent 48 MiB completes hold ~260 MiB. Observed (default
-        STORAGE_MAX_UPLOAD_MB): a 20 MiB body is accepted. Expected: 413 above 16 MiB (or the doc and the budget made true)."""
+        STORAGE_MAX_UPLOAD_MB): a 20 MiB body is accepted. Expected: 413 above 16 MiB (or the
+        doc and the budget made true)."""
         wid, tok = self.new_worker("active")
         tid = self.held_task(wid)
         import base64
@@ -400,7 +432,9 @@ class TestReviewExhaustion(GatewayTestCase):
         self.assertEqual(st, 413, body)
 
     def test_defect_one_client_address_takes_every_connection(self):
-        """DEFECT (availability, unauthenticated): libmicrohttpd is started with a global
+        """FIXED: GATEWAY_MAX_CONNECTIONS_PER_IP (default a quarter of GATEWAY_MAX_CONNECTIONS)
+        and a 10 s idle deadline before the headers are in.
+        DEFECT (availability, unauthenticated): libmicrohttpd is started with a global
         connection limit and a 120 s idle timeout but no per-address limit
         (MHD_OPTION_PER_IP_CONNECTION_LIMIT) and no deadline for the request headers
         (gateway.c gateway_start). A client with no token opens GATEWAY_MAX_CONNECTIONS
@@ -442,7 +476,9 @@ class TestReviewExhaustion(GatewayTestCase):
                 s.close()
 
     def test_defect_one_worker_starves_the_database_pool(self):
-        """DEFECT (availability): there is no per-worker bound on concurrent requests or on the
+        """FIXED: at most 2 requests in flight per worker token (503 + Retry-After beyond), a
+        heartbeat body cap of 2 MiB and at most 100 log entries kept per beat.
+        DEFECT (availability): there is no per-worker bound on concurrent requests or on the
         database time they take. One token (a compromised or buggy pod) sending heartbeats of
         1000 log entries (the gateway's cap; the reference worker sends at most 100) on 12
         connections keeps every pooled connection busy; other workers' requests wait 5 s in the
@@ -567,7 +603,9 @@ class TestReviewRetry(unittest.TestCase):
         self.assertEqual(rc, 0)
 
     def test_defect_a_committed_claim_is_repeated_after_a_lost_reply(self):
-        """DEFECT (tasks): gw_pool_call retries a statement once on a fresh connection when the
+        """FIXED: gw_db.c sends with PQsendQueryPrepared and re-sends only a statement that never
+        left, or a read-only one; a lost claim reply is a 503.
+        DEFECT (tasks): gw_pool_call retries a statement once on a fresh connection when the
         connection died under it (gw_db.c, "a statement the server answered is never
         repeated"). But a connection that dies after the server ran and committed the
         statement, before its reply arrived (a network cut, a pooler or server restart), looks
@@ -593,7 +631,8 @@ class TestReviewRetry(unittest.TestCase):
                                        "was told of %r)" % (len(held), body))
 
     def test_defect_a_committed_complete_is_answered_409_after_a_lost_reply(self):
-        """DEFECT (tasks), the same retry on complete_task: the first run completed the task,
+        """FIXED with the claim above (a lost complete reply is a 503, never a repeat).
+        DEFECT (tasks), the same retry on complete_task: the first run completed the task,
         the repeat finds it no longer In Progress and the worker gets 409, which the reference
         worker reports as "Upload failed" (then a Failed update, refused). Expected: 200 for
         the completion that happened, or 503 without a repeat."""
@@ -672,7 +711,8 @@ class TestReviewConfig(unittest.TestCase):
         return p.returncode, (p.stdout + p.stderr).decode("utf-8", "replace")
 
     def test_defect_bind_address_is_checked_only_when_the_server_starts(self):
-        """DEFECT (configuration, low): GATEWAY_BIND_ADDRESS must be an IP literal
+        """FIXED: config_parse checks that it is an IP literal (exit 3).
+        DEFECT (configuration, low): GATEWAY_BIND_ADDRESS must be an IP literal
         (gateway_start, gateway.c), but config_parse does not check it: `orchestrator config`
         accepts GATEWAY_BIND_ADDRESS=localhost (exit 0) and the mistake surfaces only when the
         server starts (after the database and storage were opened; in `continuous`, after the
@@ -684,7 +724,8 @@ class TestReviewConfig(unittest.TestCase):
         self.assertIn("GATEWAY_BIND_ADDRESS", out)
 
     def test_defect_a_port_in_use_exits_1_internal(self):
-        """DEFECT (exit codes, low): a GATEWAY_PORT already in use ends `orchestrator gateway`
+        """FIXED: the gateway binds its own socket; a port in use is exit 3 naming GATEWAY_PORT.
+        DEFECT (exit codes, low): a GATEWAY_PORT already in use ends `orchestrator gateway`
         with exit 1 ("internal", gateway_start returns STATUS_ERR_INTERNAL) although its own
         message says "is the port in use? set GATEWAY_PORT": a configuration problem, exit 3 by
         the README's table, which is what a supervisor or an operator's script keys on."""

@@ -5,6 +5,8 @@ others are attacks that held.
 Run alone:  tests/gateway/run.sh test_review_s3
 """
 
+import http.client
+import json
 import os
 import socket
 import time
@@ -48,7 +50,10 @@ class TestReviewS3(GatewayTestCase):
             cls.s3.stop()
 
     def test_defect_public_reads_download_a_full_copy_per_reader(self):
-        """DEFECT (resource exhaustion, unauthenticated, money): with STORAGE_BACKEND=s3 every
+        """FIXED (gw_storage.c s3_read_open: the GET is streamed through libcurl's multi
+        interface as the client reads, paused while it does not; HEAD asks the store's HEAD;
+        public reads are bounded to half of GATEWAY_MAX_CONNECTIONS). Kept as a regression.
+        DEFECT (resource exhaustion, unauthenticated, money): with STORAGE_BACKEND=s3 every
         public GET (no token needed) first downloads the whole object from the store into an
         unlinked spool file under STORAGE_DIR, and only then answers (gw_storage_open,
         gw_storage.c; gw_route_get_object). N readers of one object cost N full downloads
@@ -92,6 +97,54 @@ class TestReviewS3(GatewayTestCase):
         self.assertLess(peak, 2 * size, "16 slow anonymous readers of one %d-byte object made "
                                         "the gateway spool %d bytes in %d files"
                         % (size, peak, files))
+
+    def test_head_and_get_stream_without_spooling(self):
+        """Fixed with defect 3: a HEAD asks the store's HEAD (the right Content-Length, no body,
+        no spool file), a GET streams the exact bytes, and a missing object is 404 both ways."""
+        wid, tok = self.new_worker("active")
+        tid = self.held_task(wid)
+        st, urls, _ = self.client.fn(tok, "generate-upload-url",
+                                     {"task_id": tid, "filename": "h.mp4"})
+        data = os.urandom(3 * 1024 * 1024 + 17)
+        st, body, _ = self.client.request("PUT", urls["upload_url"][len(self.gw.base_url):],
+                                          raw=data)
+        self.assertEqual(st, 200, body)
+        path = BUCKET_PREFIX + urls["storage_path"]
+        conn = http.client.HTTPConnection("127.0.0.1", self.gw.port, timeout=30)
+        conn.request("HEAD", path)
+        resp = conn.getresponse()
+        self.assertEqual(resp.status, 200)
+        self.assertEqual(int(resp.getheader("Content-Length")), len(data))
+        self.assertEqual(resp.read(), b"")
+        conn.close()
+        self.assertEqual(spooled_bytes(self.gw.proc.pid), (0, 0))
+        st, got, hdrs = self.client.request("GET", path)
+        self.assertEqual((st, hdrs["content-type"], hdrs.get("x-content-type-options")),
+                         (200, "video/mp4", "nosniff"))
+        self.assertEqual(got, data)
+        for method in ("GET", "HEAD"):
+            self.assertEqual(self.client.request(method, path + "-missing")[0], 404, method)
+
+    def test_defect11_an_uploads_own_content_type_is_not_stored(self):
+        """Fixed (review note 11, untested then): a PUT's own Content-Type was stored in S3, so a
+        worker could store text/html for a CDN (STORAGE_PUBLIC_BASE_URL) to serve. The stored
+        type now comes from the file name's extension allowlist, application/octet-stream for
+        anything else."""
+        wid, tok = self.new_worker("active")
+        tid = self.held_task(wid)
+        for name, want in (("page.html", "application/octet-stream"), ("v.mp4", "video/mp4")):
+            st, urls, _ = self.client.fn(tok, "generate-upload-url",
+                                         {"task_id": tid, "filename": name})
+            self.assertEqual(st, 200, urls)
+            st, body, _ = self.client.request("PUT", urls["upload_url"][len(self.gw.base_url):],
+                                              raw=b"<script>alert(1)</script>",
+                                              headers={"Content-Type": "text/html"})
+            self.assertEqual(st, 200, body)
+            meta = os.path.join(self.s3.dir, "outputs", "image_uploads",
+                                urls["storage_path"] + "._S3rver_metadata.json")
+            with open(meta) as f:
+                stored = json.load(f)
+            self.assertEqual(stored.get("content-type"), want, (name, stored))
 
     def test_s3_keys_stay_under_the_bucket_prefix(self):
         """Held: traversal, encoded separators and odd names never make an S3 key outside
