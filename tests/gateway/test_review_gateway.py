@@ -492,28 +492,10 @@ class TestReviewExhaustion(GatewayTestCase):
         # Within the heartbeat's body cap (2 MiB): these reach the database, 100 entries each.
         small = json.dumps({"worker_id_param": bad, "logs_param": logs[:100]}).encode()
         stop = threading.Event()
-
-        def flood(i):
-            # The flooding pod connects from addresses of its own, as pods do (spread over three
-            # so that the per-address limit of GATEWAY_MAX_CONNECTIONS_PER_IP, 4 here, still
-            # lets it hold 12 connections): what bounds it is the per-worker limit.
-            src = ("127.0.0.%d" % (3 + i % 3), 0)
-            while not stop.is_set():
-                conn = http.client.HTTPConnection("127.0.0.1", self.gw.port, timeout=60,
-                                                  source_address=src)
-                try:
-                    conn.request("POST", "/rest/v1/rpc/func_worker_heartbeat_with_logs",
-                                 body=body if i % 2 else small,
-                                 headers={"apikey": tok_bad, "Content-Type": "application/json"})
-                    conn.getresponse().read()
-                except (OSError, http.client.HTTPException):
-                    time.sleep(0.01)
-                finally:
-                    conn.close()
-
-        threads = [threading.Thread(target=flood, args=(i,), daemon=True) for i in range(12)]
-        for t in threads:
-            t.start()
+        # The flooding pod connects from addresses of its own, as pods do (spread over three so
+        # that the per-address limit, GATEWAY_MAX_CONNECTIONS_PER_IP = 4 here, still lets it
+        # hold 12 connections): what bounds it is the per-worker limit.
+        threads = gw_lib.heartbeat_flood(self.gw.port, tok_bad, [small, body], 12, stop)
         try:
             time.sleep(2)
             results = []

@@ -12,8 +12,8 @@ import socket
 import time
 import unittest
 
-from gw_lib import BUCKET_PREFIX, GatewayTestCase, e2e_lib
-from test_s3 import S3rver, s3_env
+from gw_lib import BUCKET_PREFIX
+from test_s3 import S3Case
 
 
 def spooled_bytes(pid):
@@ -30,24 +30,7 @@ def spooled_bytes(pid):
     return total, n
 
 
-class TestReviewS3(GatewayTestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        cls.s3 = S3rver()
-        cls.GATEWAY_ENV = s3_env(cls.s3)
-        try:
-            super().setUpClass()
-        except Exception:
-            cls.s3.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            cls.s3.stop()
+class TestReviewS3(S3Case):
 
     def test_defect_public_reads_download_a_full_copy_per_reader(self):
         """FIXED (gw_storage.c s3_read_open: the GET is streamed through libcurl's multi

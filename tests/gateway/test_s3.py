@@ -72,7 +72,8 @@ def s3_env(s3, secret="S3RVER", key_id="S3RVER", **extra):
     return env
 
 
-class TestS3(GatewayTestCase):
+class S3Case(GatewayTestCase):
+    """One s3rver and one gateway storing into it per test class."""
 
     @classmethod
     def setUpClass(cls):
@@ -90,6 +91,9 @@ class TestS3(GatewayTestCase):
             super().tearDownClass()
         finally:
             cls.s3.stop()
+
+
+class TestS3(S3Case):
 
     def test_upload_url_put_and_read_back_through_s3(self):
         wid, tok = self.new_worker("active")
