@@ -608,8 +608,11 @@ for i in range(1, 65):
     s = b(hmac.new(sys.argv[1].encode(), (h + "." + p).encode(), hashlib.sha256).digest())
     print(w, h + "." + p + "." + s)
 PY
+# Every simulated worker connects from 127.0.0.1, as a fleet behind one proxy would: no
+# per-address connection limit (GATEWAY_MAX_CONNECTIONS_PER_IP, structure_docs/gateway.md).
 env -i PATH="$PATH" GATEWAY_DATABASE_URL="$gw_url_db" GATEWAY_JWT_SECRET="$gw_secret" \
     GATEWAY_BIND_ADDRESS=127.0.0.1 STORAGE_DIR="$tmp/gw_storage" LOG_FORMAT=json LOG_LEVEL=INFO \
+    GATEWAY_MAX_CONNECTIONS_PER_IP=256 \
     "$bin" gateway --port 0 2>"$tmp/gw.log" &
 gw_pid=$!
 for _ in $(seq 100); do grep -q '"gateway.start"' "$tmp/gw.log" 2>/dev/null && break; sleep 0.1; done

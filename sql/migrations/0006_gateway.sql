@@ -32,7 +32,9 @@ AS $$
 $$;
 
 -- func_gateway_task_json: the task as the worker reads it (task_id, params, task_type,
--- project_id, plus run_type, attempts and status for the curious).
+-- project_id, plus run_type, attempts, status and worker_id for the curious). Every column the
+-- lost-claim query may select (gw_request.c COLUMNS) is a key here: select=worker_id or select=*
+-- must never answer null for a column the task has.
 CREATE FUNCTION func_gateway_task_json(p_task tasks)
 RETURNS jsonb
 LANGUAGE sql IMMUTABLE
@@ -41,7 +43,8 @@ AS $$
     SELECT jsonb_build_object('task_id', p_task.id, 'id', p_task.id,
                               'params', p_task.params, 'task_type', p_task.task_type,
                               'project_id', p_task.project_id, 'run_type', p_task.run_type,
-                              'attempts', p_task.attempts, 'status', p_task.status::text)
+                              'attempts', p_task.attempts, 'status', p_task.status::text,
+                              'worker_id', p_task.worker_id)
 $$;
 
 -- func_gateway_why_not: why a holder-guarded write changed nothing: 'not_found', 'not_holder'
@@ -278,8 +281,11 @@ END;
 $$;
 
 -- func_gateway_task_for_upload: may this worker store files for p_task_id? 'ok' with
--- {project_id} when it holds the task In Progress (files go under the task's project, or
--- "system"); otherwise func_gateway_why_not's outcome.
+-- {project_id, attempt} when it holds the task In Progress (files go under the task's project,
+-- or "system", in a folder of this claim: attempts counts every return to Queued, so it names
+-- the claim, and a former holder's late upload can never reach the new holder's files);
+-- otherwise func_gateway_why_not's outcome. The gateway calls it before an upload and again
+-- right before the upload is committed.
 CREATE FUNCTION func_gateway_task_for_upload(p_worker_id text, p_task_id uuid)
 RETURNS TABLE (outcome text, body jsonb)
 LANGUAGE plpgsql
@@ -289,19 +295,21 @@ AS $$
 DECLARE
     v_state   text := func_gateway_worker_state(p_worker_id);
     v_project uuid;
+    v_attempt integer;
 BEGIN
     IF v_state LIKE 'refused:%' THEN
         RETURN QUERY SELECT 'refused'::text, jsonb_build_object('worker_status',
                                                                  substr(v_state, 9));
         RETURN;
     END IF;
-    SELECT t.project_id INTO v_project FROM tasks t
+    SELECT t.project_id, t.attempts INTO v_project, v_attempt FROM tasks t
      WHERE t.id = p_task_id AND t.worker_id = p_worker_id AND t.status = 'In Progress';
     IF NOT FOUND THEN
         RETURN QUERY SELECT func_gateway_why_not(p_task_id, p_worker_id), NULL::jsonb;
         RETURN;
     END IF;
-    RETURN QUERY SELECT 'ok'::text, jsonb_build_object('project_id', v_project);
+    RETURN QUERY SELECT 'ok'::text, jsonb_build_object('project_id', v_project,
+                                                       'attempt', v_attempt);
 END;
 $$;
 

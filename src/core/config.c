@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -358,6 +359,22 @@ Status config_parse(const char *const *envp, const char *hostname, unsigned need
                          "config: GATEWAY_PUBLIC_URL is set but GATEWAY_JWT_SECRET is not: pods "
                          "cannot be given a token for the gateway; set both, or neither");
     bool gateway = (needs & CONFIG_NEED_GATEWAY) || cfg->gateway_port > 0;
+    /* Checked here, not when the server starts (after the database and storage were opened,
+     * or in `continuous` after the rest started): an address is an IP literal, since the
+     * gateway binds exactly one address and a host name may resolve to several or none. */
+    unsigned char ip[sizeof(struct in6_addr)];
+    if (inet_pton(AF_INET, cfg->gateway_bind_address, ip) != 1 &&
+        inet_pton(AF_INET6, cfg->gateway_bind_address, ip) != 1)
+        config_add_error(errs,
+                         "config: invalid value \"%s\" for GATEWAY_BIND_ADDRESS: expected an IPv4 "
+                         "or IPv6 literal such as 0.0.0.0, 127.0.0.1 or :: (not a host name)",
+                         cfg->gateway_bind_address);
+    if (cfg->gateway_max_connections_per_ip > cfg->gateway_max_connections)
+        config_add_error(errs,
+                         "config: GATEWAY_MAX_CONNECTIONS_PER_IP (%d) is greater than "
+                         "GATEWAY_MAX_CONNECTIONS (%d): lower it, or set it equal to turn the "
+                         "per-address limit off",
+                         cfg->gateway_max_connections_per_ip, cfg->gateway_max_connections);
     if (gateway && !cfg->gateway_database_url[0] && !cfg->database_url[0] &&
         !config_env_lookup(envp, "PGHOST") && !config_env_lookup(envp, "PGDATABASE") &&
         !config_env_lookup(envp, "PGSERVICE"))
@@ -402,4 +419,12 @@ Status config_parse(const char *const *envp, const char *hostname, unsigned need
     }
     free(cfg);
     return st;
+}
+
+int config_gateway_per_ip_limit(const Config *cfg)
+{
+    if (cfg->gateway_max_connections_per_ip > 0)
+        return cfg->gateway_max_connections_per_ip;
+    int quarter = cfg->gateway_max_connections / 4;
+    return quarter > 0 ? quarter : 1;
 }

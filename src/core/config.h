@@ -138,6 +138,7 @@ typedef struct {
     char gateway_database_url[CONFIG_URL_MAX]; /* secret; "" = DATABASE_URL */
     int gateway_db_pool_size;                  /* GATEWAY_DB_POOL_SIZE */
     int gateway_max_connections;               /* GATEWAY_MAX_CONNECTIONS */
+    int gateway_max_connections_per_ip;        /* 0 = a quarter of gateway_max_connections */
     int gateway_upload_url_ttl_sec;            /* GATEWAY_UPLOAD_URL_TTL_SEC */
     char storage_backend[16];                  /* STORAGE_BACKEND: local | s3 */
     char storage_dir[CONFIG_STR_MAX];          /* STORAGE_DIR (local) */
@@ -171,6 +172,11 @@ typedef enum {
  * (errs lists each problem: variable, value, what is accepted), or STATUS_ERR_NOMEM. */
 Status config_parse(const char *const *envp, const char *hostname, unsigned needs, Config *out,
                     ConfigErrors *errs);
+
+/* The gateway's limit of connections from one client address: GATEWAY_MAX_CONNECTIONS_PER_IP,
+ * or when it is 0 (the default) a quarter of GATEWAY_MAX_CONNECTIONS (at least 1). Cannot
+ * fail. */
+int config_gateway_per_ip_limit(const Config *cfg);
 
 /* The pool serving run_type, or NULL when none does. Cannot fail. */
 const PoolConfig *config_pool_for_run_type(const Config *cfg, const char *run_type);

@@ -126,7 +126,8 @@ const VarSpec CONFIG_VARS[] = {
     {"GATEWAY_PORT", VT_INT, F(gateway_port), "0", 0, 65535, false, NULL,
      "port of the worker gateway (`orchestrator gateway`; continuous serves it too when > 0)"},
     {"GATEWAY_BIND_ADDRESS", VT_STRING, F(gateway_bind_address), "0.0.0.0", 1, 63, false, NULL,
-     "IP address the gateway binds (0.0.0.0: all; 127.0.0.1: this host only)"},
+     "IP address (a literal, not a host name) the gateway binds (0.0.0.0: all; 127.0.0.1: "
+     "this host only; :: for IPv6)"},
     {"GATEWAY_PUBLIC_URL", VT_URL, F(gateway_public_url), NULL, 0, CONFIG_URL_MAX - 1, false, NULL,
      "the gateway's URL as pods reach it; with GATEWAY_JWT_SECRET, pods get WORKER_API_URL "
      "and a WORKER_TOKEN"},
@@ -140,6 +141,10 @@ const VarSpec CONFIG_VARS[] = {
      "database connections the gateway keeps at most"},
     {"GATEWAY_MAX_CONNECTIONS", VT_INT, F(gateway_max_connections), "256", 4, 4096, false, NULL,
      "HTTP connections the gateway serves at once (more wait in the kernel's backlog)"},
+    {"GATEWAY_MAX_CONNECTIONS_PER_IP", VT_INT, F(gateway_max_connections_per_ip), "0", 0, 4096,
+     false, NULL,
+     "connections one client address may hold at once (0: a quarter of "
+     "GATEWAY_MAX_CONNECTIONS); behind a proxy, set it to GATEWAY_MAX_CONNECTIONS"},
     {"GATEWAY_UPLOAD_URL_TTL_SEC", VT_INT, F(gateway_upload_url_ttl_sec), "3600", 10, 604800, false,
      NULL, "lifetime of a signed upload URL from generate-upload-url"},
     {"STORAGE_BACKEND", VT_ENUM, F(storage_backend), "local", 0, 0, false, "local|s3",

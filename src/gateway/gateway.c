@@ -87,16 +87,50 @@ static void reply_clear(GwReply *r)
     if (r->fd >= 0)
         close(r->fd);
     r->fd = -1;
+    gw_storage_read_close(r->reader);
+    r->reader = NULL;
+}
+
+/* libmicrohttpd's pull of a streamed store read: as fast as the client takes it. */
+static ssize_t reader_pull(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    long n = gw_storage_read(cls, buf, max);
+    if (n < 0)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    return n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : (ssize_t)n;
+}
+
+static void reader_free(void *cls)
+{
+    gw_storage_read_close(cls);
+}
+
+/* A HEAD reply's body is never pulled; if it were, it ends the connection. */
+static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)cls;
+    (void)pos;
+    (void)buf;
+    (void)max;
+    return MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
 static enum MHD_Result send_reply(struct MHD_Connection *conn, GwReply *rep)
 {
     struct MHD_Response *resp = NULL;
-    bool file = rep->fd >= 0;
-    if (file) {
+    bool file = rep->fd >= 0 || rep->reader || rep->head_only;
+    if (rep->fd >= 0) {
         resp = MHD_create_response_from_fd64((uint64_t)rep->size, rep->fd);
         if (resp)
             rep->fd = -1; /* the response owns it now */
+    } else if (rep->reader) {
+        resp = MHD_create_response_from_callback((uint64_t)rep->size, 64 * 1024, reader_pull,
+                                                 rep->reader, reader_free);
+        if (resp)
+            rep->reader = NULL; /* the response owns it now */
+    } else if (rep->head_only) {
+        resp = MHD_create_response_from_callback((uint64_t)rep->size, 1024, no_body, NULL, NULL);
     } else {
         const char *b = rep->body ? rep->body : "";
         resp =
@@ -110,8 +144,12 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, GwReply *rep)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, rep->ctype);
     if (rep->location[0])
         MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, rep->location);
+    if (rep->retry_after[0])
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, rep->retry_after);
     if (!file)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    else
+        MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     enum MHD_Result ret = MHD_queue_response(conn, rep->code, resp);
     MHD_destroy_response(resp);
     reply_clear(rep);
@@ -232,9 +270,96 @@ static size_t body_limit(const Gateway *g, GwRoute route)
     }
 }
 
+typedef struct {
+    int content_length, transfer_encoding;
+} LengthHeaders;
+
+static enum MHD_Result count_length_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                           const char *value)
+{
+    (void)kind;
+    (void)value;
+    LengthHeaders *h = cls;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+        h->content_length++;
+    else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+        h->transfer_encoding++;
+    return MHD_YES;
+}
+
+/* True when the request gives its body's length more than once (two Content-Length headers,
+ * or one with Transfer-Encoding): a proxy in front and this server could read two different
+ * bodies out of it (request smuggling), so it is refused before any body is read. */
+static bool ambiguous_length(struct MHD_Connection *conn)
+{
+    LengthHeaders h = {0, 0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_length_header, &h);
+    return h.content_length > 1 || (h.content_length > 0 && h.transfer_encoding > 0);
+}
+
+/* Takes one of the worker's places in flight; false when it has GW_WORKER_INFLIGHT_MAX. */
+static bool inflight_take(Gateway *g, const char *worker)
+{
+    bool ok = true;
+    pthread_mutex_lock(&g->inflight_mu);
+    struct GwInflight *slot = NULL, *free_slot = NULL;
+    for (int i = 0; i < g->inflight_cap && !slot; i++) {
+        if (g->inflight[i].n > 0 && strcmp(g->inflight[i].worker, worker) == 0)
+            slot = &g->inflight[i];
+        else if (g->inflight[i].n == 0 && !free_slot)
+            free_slot = &g->inflight[i];
+    }
+    if (!slot && free_slot) {
+        slot = free_slot;
+        snprintf(slot->worker, sizeof slot->worker, "%s", worker);
+    }
+    if (!slot || slot->n >= GW_WORKER_INFLIGHT_MAX)
+        ok = false;
+    else
+        slot->n++;
+    pthread_mutex_unlock(&g->inflight_mu);
+    return ok;
+}
+
+static void inflight_release(Gateway *g, const char *worker)
+{
+    pthread_mutex_lock(&g->inflight_mu);
+    for (int i = 0; i < g->inflight_cap; i++)
+        if (g->inflight[i].n > 0 && strcmp(g->inflight[i].worker, worker) == 0) {
+            g->inflight[i].n--;
+            break;
+        }
+    pthread_mutex_unlock(&g->inflight_mu);
+}
+
+/* Charges n bytes to the JSON body budget; false (nothing charged) when it would be exceeded. */
+static bool budget_take(Gateway *g, long long n)
+{
+    if (atomic_fetch_add(&g->body_bytes, n) + n > GW_BODY_BUDGET) {
+        atomic_fetch_sub(&g->body_bytes, n);
+        return false;
+    }
+    return true;
+}
+
+/* 503 with Retry-After: a transient refusal the reference worker retries. */
+static GwReply busy(const char *message)
+{
+    GwReply e = gw_reply_error(MHD_HTTP_SERVICE_UNAVAILABLE, "busy", "%s", message);
+    snprintf(e.retry_after, sizeof e.retry_after, "1");
+    return e;
+}
+
 /* Stage 1. 0 = go on reading; -1 = r->error is the answer. */
 static int begin_request(Gateway *g, struct MHD_Connection *conn, const char *url, GwReq *r)
 {
+    if (ambiguous_length(conn)) {
+        r->error = gw_reply_error(MHD_HTTP_BAD_REQUEST, "bad_request",
+                                  "the body's length is given twice (Content-Length and "
+                                  "Transfer-Encoding, or two Content-Length headers); send one");
+        log_warn("gateway.refused", "reason=ambiguous_length route=%d", (int)r->route);
+        return -1;
+    }
     switch (r->route) {
     case GW_R_NONE:
         r->error = gw_reply_error(MHD_HTTP_NOT_FOUND, "not_found",
@@ -243,13 +368,22 @@ static int begin_request(Gateway *g, struct MHD_Connection *conn, const char *ur
     case GW_R_HEALTH:
         return 0;
     case GW_R_GET_OBJECT:
+        /* Public reads need no token: bounded in number, so anonymous readers of large files
+         * cannot hold every connection (and every store transfer) at once. */
+        if (atomic_fetch_add(&g->public_reads, 1) >= g->public_reads_max) {
+            atomic_fetch_sub(&g->public_reads, 1);
+            r->error = busy("too many public file reads at once; retry shortly");
+            log_warn("gateway.refused", "reason=public_reads_busy max=%d", g->public_reads_max);
+            return -1;
+        }
+        r->public_read = true;
         snprintf(r->path, sizeof r->path, "%s", url + strlen(PFX_PUBLIC));
         return 0;
     case GW_R_PUT_OBJECT: {
         snprintf(r->path, sizeof r->path, "%s", url + strlen(PFX_UPLOAD));
+        /* The request's own Content-Type is not kept: the stored type comes from the file
+         * name's extension (gw_storage_content_type), so no worker can store text/html. */
         const char *token = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "token");
-        const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
-        snprintf(r->ctype, sizeof r->ctype, "%s", ct ? ct : "");
         return gw_route_put_begin(g, r, token, content_length(conn), &r->error) == STATUS_OK ? 0
                                                                                              : -1;
     }
@@ -258,14 +392,29 @@ static int begin_request(Gateway *g, struct MHD_Connection *conn, const char *ur
     }
     if (authenticate(g, conn, r) != 0)
         return -1;
+    /* One worker's token (a buggy or compromised pod) may not hold more than a few requests,
+     * and so pooled connections, at once: the others' heartbeats and claims must get through. */
+    if (!inflight_take(g, r->worker)) {
+        r->error = busy("this worker has too many requests in flight; retry after they end");
+        log_warn("gateway.refused", "reason=worker_busy worker_id=%s max=%d", r->worker,
+                 GW_WORKER_INFLIGHT_MAX);
+        return -1;
+    }
+    r->counted = true;
     r->limit = body_limit(g, r->route);
     long long declared = content_length(conn);
-    if (declared > (long long)r->limit) {
+    r->declared = declared;
+    /* A body a little over the limit is read and dropped, then answered 413: a client that
+     * sends its whole body before reading the reply (no Expect: 100-continue) gets the 413
+     * instead of a reset connection. A far larger one is refused before it is read. */
+    if (declared > (long long)r->limit * GW_DRAIN_FACTOR) {
         r->error = gw_reply_error(MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large",
                                   "the body is %lld bytes; this route takes at most %zu", declared,
                                   r->limit);
         return -1;
     }
+    if (declared > (long long)r->limit)
+        r->too_large = true;
     return 0;
 }
 
@@ -279,17 +428,19 @@ static void take_body(Gateway *g, GwReq *r, const char *data, size_t n)
         return;
     }
     if (r->len + n + 1 > r->cap) {
-        size_t cap = r->cap ? r->cap : 4096;
+        /* A declared length is allocated at once (no doubling slack charged to the budget). */
+        size_t cap = r->cap ? r->cap
+                     : r->declared > 0 && (size_t)r->declared + 1 >= r->len + n + 1
+                         ? (size_t)r->declared + 1
+                         : 4096;
         while (cap < r->len + n + 1)
             cap *= 2;
         if (cap > r->limit + 1)
             cap = r->limit + 1;
         long long grow = (long long)(cap - r->cap);
-        if (atomic_fetch_add(&g->body_bytes, grow) + grow > GW_BODY_BUDGET) {
-            atomic_fetch_sub(&g->body_bytes, grow);
+        if (!budget_take(g, grow)) {
             r->failed = true;
-            r->error = gw_reply_error(MHD_HTTP_SERVICE_UNAVAILABLE, "busy",
-                                      "the gateway is holding too many request bodies; retry");
+            r->error = busy("the gateway is holding too many request bodies; retry");
             return;
         }
         char *b = realloc(r->body, cap);
@@ -362,6 +513,14 @@ static GwReply finish_request(Gateway *g, struct MHD_Connection *conn, GwReq *r)
                               "the body is larger than %lld bytes, the most this route takes%s",
                               lim, r->route == GW_R_PUT_OBJECT ? " (STORAGE_MAX_UPLOAD_MB)" : "");
     }
+    /* The handler's copies of a JSON body (cJSON's tree, the decoded file, the normalised log
+     * entries) count against the same budget as the bodies themselves. */
+    long long copies = (long long)r->len * GW_BODY_COPIES;
+    if (r->len > 0 && r->route != GW_R_PUT_OBJECT) {
+        if (!budget_take(g, copies))
+            return busy("the gateway is holding too many request bodies; retry");
+        r->budget += copies;
+    }
     switch (r->route) {
     case GW_R_HEALTH:
         return gw_reply_json(MHD_HTTP_OK, strdup("{\"ok\":true}"));
@@ -421,6 +580,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = r;
         r->error.fd = -1; /* no file to close (0 is a descriptor: calloc is not enough) */
         r->started_us = now_us();
+        /* The headers are in: from now on the long idle timeout (a body, a slow reader). */
+        MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+                                  (unsigned int)GW_REQUEST_TIMEOUT_SEC);
         r->route = route_of(method, url, &r->head);
         if (begin_request(g, conn, url, r) != 0) {
             /* Answered before the body is read; libmicrohttpd closes the connection after. */
@@ -445,6 +607,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (r->failed && r->error.code == 0)
         return MHD_YES; /* already answered in stage 1 */
     GwReply rep = finish_request(g, conn, r);
+    /* The handler is done with the database: the worker's place is free before the reply goes
+     * out (once it has the reply it may send its next request before this thread ends). */
+    if (r->counted)
+        inflight_release(g, r->worker);
+    r->counted = false;
     if (r->failed)
         memset(&r->error, 0, sizeof r->error);
     r->failed = true;
@@ -456,14 +623,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)conn;
     (void)toe;
     Gateway *g = cls;
     GwReq *r = *con_cls;
+    /* Back to the short timeout while a kept-alive connection waits for its next request. */
+    if (conn)
+        MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+                                  (unsigned int)GW_HEADER_TIMEOUT_SEC);
     if (!r)
         return;
     gw_storage_abort(r->upload); /* an interrupted PUT leaves nothing behind */
     atomic_fetch_sub(&g->body_bytes, r->budget);
+    if (r->counted)
+        inflight_release(g, r->worker);
+    if (r->public_read)
+        atomic_fetch_sub(&g->public_reads, 1);
     free(r->body);
     reply_clear(&r->error);
     free(r);
@@ -472,6 +646,24 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* ------------------------------------------------------------------------------------------ */
 /* Lifecycle                                                                                   */
+
+/* Binds and listens on addr (the gateway's own socket, handed to libmicrohttpd, so that a port
+ * in use or an address not on this host is told apart from a failure of the server). -1 with
+ * *err set on failure. */
+static int listen_on(const struct sockaddr_storage *addr, int *err)
+{
+    socklen_t len = addr->ss_family == AF_INET6 ? (socklen_t)sizeof(struct sockaddr_in6)
+                                                : (socklen_t)sizeof(struct sockaddr_in);
+    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int on = 1;
+    if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) == 0 &&
+        bind(fd, (const struct sockaddr *)(const void *)addr, len) == 0 && listen(fd, 256) == 0)
+        return fd;
+    *err = errno;
+    if (fd >= 0)
+        close(fd);
+    return -1;
+}
 
 Status gateway_start(const Config *cfg, int port, Gateway **out)
 {
@@ -483,6 +675,7 @@ Status gateway_start(const Config *cfg, int port, Gateway **out)
                                         MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL);
     struct sockaddr_in *v4 = (struct sockaddr_in *)(void *)&addr;
     struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)(void *)&addr;
+    /* config_parse checked that GATEWAY_BIND_ADDRESS is an IP literal (exit 3 otherwise). */
     if (inet_pton(AF_INET, cfg->gateway_bind_address, &v4->sin_addr) == 1) {
         v4->sin_family = AF_INET;
         v4->sin_port = htons((uint16_t)port);
@@ -500,6 +693,15 @@ Status gateway_start(const Config *cfg, int port, Gateway **out)
     if (!g)
         return STATUS_ERR_NOMEM;
     atomic_init(&g->body_bytes, 0);
+    atomic_init(&g->public_reads, 0);
+    g->public_reads_max = cfg->gateway_max_connections / 2;
+    g->inflight_cap = cfg->gateway_max_connections;
+    g->inflight = calloc((size_t)g->inflight_cap, sizeof *g->inflight);
+    if (!g->inflight || pthread_mutex_init(&g->inflight_mu, NULL) != 0) {
+        free(g->inflight);
+        free(g);
+        return STATUS_ERR_NOMEM;
+    }
     snprintf(g->secret, sizeof g->secret, "%s", cfg->gateway_jwt_secret);
     snprintf(g->storage_public_base, sizeof g->storage_public_base, "%s",
              cfg->storage_public_base_url);
@@ -513,6 +715,23 @@ Status gateway_start(const Config *cfg, int port, Gateway **out)
         gateway_stop(g);
         return st;
     }
+    int err = 0;
+    int lfd = listen_on(&addr, &err);
+    if (lfd < 0) {
+        /* The environment, not the program: a port in use or not ours to take, an address not
+         * on this host. A configuration error (exit 3) naming what to change. */
+        log_error("gateway.start_failed",
+                  "address=%s port=%d error=%s msg=\"cannot listen on GATEWAY_BIND_ADDRESS:"
+                  "GATEWAY_PORT; %s\"",
+                  cfg->gateway_bind_address, port, strerror(err),
+                  err == EADDRINUSE      ? "the port is in use: set GATEWAY_PORT to a free port"
+                  : err == EACCES        ? "ports below 1024 need privileges: set GATEWAY_PORT"
+                  : err == EADDRNOTAVAIL ? "the address is not on this host: set "
+                                           "GATEWAY_BIND_ADDRESS"
+                                         : "check GATEWAY_BIND_ADDRESS and GATEWAY_PORT");
+        gateway_stop(g);
+        return STATUS_ERR_CONFIG;
+    }
     /* The server's threads inherit this mask: SIGTERM and SIGINT go to the caller's thread
      * (the loop of `continuous`, the sigwait of `gateway`), never to a request thread. */
     sigset_t block, saved;
@@ -521,23 +740,34 @@ Status gateway_start(const Config *cfg, int port, Gateway **out)
     sigaddset(&block, SIGINT);
     sigaddset(&block, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &block, &saved);
-    g->daemon =
-        MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, g, MHD_OPTION_SOCK_ADDR,
-                         (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT,
-                         (unsigned int)cfg->gateway_max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-                         (unsigned int)120, MHD_OPTION_NOTIFY_COMPLETED, on_completed, g,
-                         MHD_OPTION_THREAD_STACK_SIZE, (size_t)(256 * 1024),
-                         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_END);
+    /* Connections: GATEWAY_MAX_CONNECTIONS in all, GATEWAY_MAX_CONNECTIONS_PER_IP from one
+     * address (one client cannot take them all); a connection idle for GW_HEADER_TIMEOUT_SEC
+     * before its headers are in (or between requests) is closed, GW_REQUEST_TIMEOUT_SEC once
+     * they are (on_request, on_completed). */
+    g->daemon = MHD_start_daemon(
+        flags, (uint16_t)port, NULL, NULL, on_request, g, MHD_OPTION_LISTEN_SOCKET, lfd,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->gateway_max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)config_gateway_per_ip_limit(cfg),
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)GW_HEADER_TIMEOUT_SEC,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, g, MHD_OPTION_THREAD_STACK_SIZE,
+        (size_t)(256 * 1024), MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+        MHD_OPTION_END);
     pthread_sigmask(SIG_SETMASK, &saved, NULL);
     if (!g->daemon) {
-        log_error("gateway.start_failed",
-                  "address=%s port=%d error=%s msg=\"is the port in use? set GATEWAY_PORT\"",
-                  cfg->gateway_bind_address, port, strerror(errno));
+        log_error("gateway.start_failed", "address=%s port=%d error=%s msg=\"%s\"",
+                  cfg->gateway_bind_address, port, strerror(errno),
+                  "the HTTP server did not start");
+        close(lfd);
         gateway_stop(g);
         return STATUS_ERR_INTERNAL;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(g->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    g->port = info ? (int)info->port : port;
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof bound;
+    g->port = port;
+    if (getsockname(lfd, (struct sockaddr *)(void *)&bound, &blen) == 0)
+        g->port =
+            ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)(void *)&bound)->sin6_port
+                                              : ((struct sockaddr_in *)(void *)&bound)->sin_port);
     if (cfg->gateway_public_url[0])
         snprintf(g->public_url, sizeof g->public_url, "%s", cfg->gateway_public_url);
     else
@@ -548,9 +778,10 @@ Status gateway_start(const Config *cfg, int port, Gateway **out)
                  v6->sin6_family == AF_INET6 ? "]" : "", g->port);
     log_info("gateway.start",
              "address=%s port=%d public_url=%s storage=%s pool_size=%d max_connections=%d "
-             "max_upload_mb=%d",
+             "max_connections_per_ip=%d max_upload_mb=%d",
              cfg->gateway_bind_address, g->port, g->public_url, gw_storage_kind(g->storage),
-             cfg->gateway_db_pool_size, cfg->gateway_max_connections, cfg->storage_max_upload_mb);
+             cfg->gateway_db_pool_size, cfg->gateway_max_connections,
+             config_gateway_per_ip_limit(cfg), cfg->storage_max_upload_mb);
     *out = g;
     return STATUS_OK;
 }
@@ -575,6 +806,8 @@ void gateway_stop(Gateway *g)
     gw_pool_free(g->pool);
     gw_storage_free(g->storage);
     memset(g->secret, 0, sizeof g->secret);
+    pthread_mutex_destroy(&g->inflight_mu);
+    free(g->inflight);
     free(g);
     if (was_running)
         log_info("gateway.stop", "msg=\"worker gateway closed\"");

@@ -26,9 +26,10 @@ typedef struct Gateway Gateway;
  * free port, see gateway_port), with its connection pool (GATEWAY_DATABASE_URL, else
  * DATABASE_URL) and storage backend. cfg must have been parsed with CONFIG_NEED_GATEWAY (a
  * secret is set); it is copied from, not kept. Returns STATUS_OK and *out (gateway_stop it);
- * STATUS_ERR_CONFIG (bad address, unusable STORAGE_DIR: logged); STATUS_ERR_DB when the
- * database cannot be reached (logged); STATUS_ERR_INTERNAL when the port cannot be bound
- * (logged); STATUS_ERR_NOMEM. */
+ * STATUS_ERR_CONFIG (logged) for a bad address, an unusable STORAGE_DIR, or an address and
+ * port that cannot be listened on (in use, privileged, not on this host); STATUS_ERR_DB when
+ * the database cannot be reached (logged); STATUS_ERR_INTERNAL when the HTTP server does not
+ * start (logged); STATUS_ERR_NOMEM. */
 Status gateway_start(const Config *cfg, int port, Gateway **out);
 
 /* The port the gateway listens on (the one chosen when started with port 0). */

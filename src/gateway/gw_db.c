@@ -19,26 +19,31 @@
 #define POOL_MAX 64
 #define WAIT_SEC 5
 
+/* read_only: the statement changes nothing, so it may be sent again after a lost reply. The
+ * others (a claim, a result, a heartbeat with its log rows) may have run and committed when
+ * the connection died before their reply: they are never sent twice (gw_pool_call). */
 static const struct {
     const char *name;
     int n_params;
+    bool read_only;
     const char *sql;
 } STATEMENTS[GW_SQL_COUNT_] = {
-    [GW_SQL_HEARTBEAT] = {"gw_heartbeat", 5,
+    [GW_SQL_HEARTBEAT] = {"gw_heartbeat", 5, false,
                           "SELECT outcome, body::text FROM func_gateway_heartbeat($1, $2::int, "
                           "$3::int, $4::jsonb, $5::boolean)"},
-    [GW_SQL_COUNTS] = {"gw_counts", 2,
+    [GW_SQL_COUNTS] = {"gw_counts", 2, true,
                        "SELECT outcome, body::text FROM func_gateway_task_counts($1, $2)"},
-    [GW_SQL_CLAIM] = {"gw_claim", 2, "SELECT outcome, body::text FROM func_gateway_claim($1, $2)"},
-    [GW_SQL_HELD] = {"gw_held", 2,
+    [GW_SQL_CLAIM] = {"gw_claim", 2, false,
+                      "SELECT outcome, body::text FROM func_gateway_claim($1, $2)"},
+    [GW_SQL_HELD] = {"gw_held", 2, true,
                      "SELECT outcome, body::text FROM func_gateway_held_tasks($1, $2::int)"},
-    [GW_SQL_UPDATE] = {"gw_update", 5,
+    [GW_SQL_UPDATE] = {"gw_update", 5, false,
                        "SELECT outcome, body::text FROM func_gateway_task_update($1, $2::uuid, $3, "
                        "$4, $5::boolean)"},
-    [GW_SQL_FOR_UPLOAD] = {"gw_for_upload", 2,
+    [GW_SQL_FOR_UPLOAD] = {"gw_for_upload", 2, true,
                            "SELECT outcome, body::text FROM func_gateway_task_for_upload($1, "
                            "$2::uuid)"},
-    [GW_SQL_COMPLETE] = {"gw_complete", 4,
+    [GW_SQL_COMPLETE] = {"gw_complete", 4, false,
                          "SELECT outcome, body::text FROM func_gateway_complete($1, $2::uuid, "
                          "$3::jsonb, $4)"},
 };
@@ -248,42 +253,79 @@ static bool ready(GwPool *p, Slot *s)
     return s->conn != NULL;
 }
 
-/* Runs the statement once; NULL and *dead when the connection died under it. */
-static PGresult *exec_once(Slot *s, GwSql which, const char *const *params, bool *dead)
+/* How one run of a statement ended. */
+typedef enum {
+    RUN_OK = 0,  /* the rows are in *out */
+    RUN_UNSENT,  /* the connection died before the statement was sent: safe to send again */
+    RUN_LOST,    /* the connection died after it was sent: it may have run and committed */
+    RUN_REFUSED, /* the server refused a value of the request (SQLSTATE class 22) */
+    RUN_FAILED,  /* any other error (logged) */
+} RunEnd;
+
+static void log_failure(GwSql which, const PGresult *r, PGconn *c)
 {
-    *dead = false;
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(c));
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        msg[--n] = '\0';
+    /* Class 22 (data exception: invalid text encoding, a value out of range) is the client's
+     * input, not a database failure: a warning, answered 400 by the caller. */
+    if (state && strncmp(state, "22", 2) == 0)
+        log_warn("gateway.db_value_refused", "query=%s sqlstate=%s error=%s",
+                 STATEMENTS[which].name, state, msg);
+    else
+        log_error("gateway.db_query_failed", "query=%s sqlstate=%s error=%s",
+                  STATEMENTS[which].name, state ? state : "", msg);
+}
+
+/* Runs the statement once with the asynchronous calls, which tell a statement that never left
+ * (PQsendQueryPrepared fails: nothing reached the server, or no Sync did, so nothing was
+ * committed) from one whose reply was lost (the server may have run and committed it). */
+static RunEnd exec_once(Slot *s, GwSql which, const char *const *params, PGresult **out)
+{
     unsigned bit = 1u << which;
     if (!(s->prepared & bit)) {
+        /* Preparing runs nothing: a connection lost here never ran the statement. */
         PGresult *pr = PQprepare(s->conn, STATEMENTS[which].name, STATEMENTS[which].sql,
                                  STATEMENTS[which].n_params, NULL);
         bool ok = PQresultStatus(pr) == PGRES_COMMAND_OK;
-        PQclear(pr);
-        if (!ok) {
-            *dead = PQstatus(s->conn) != CONNECTION_OK;
-            if (!*dead)
-                log_error("gateway.db_prepare_failed", "query=%s error=%s", STATEMENTS[which].name,
-                          PQerrorMessage(s->conn));
-            return NULL;
+        if (!ok && PQstatus(s->conn) == CONNECTION_OK) {
+            log_error("gateway.db_prepare_failed", "query=%s error=%s", STATEMENTS[which].name,
+                      PQerrorMessage(s->conn));
+            PQclear(pr);
+            return RUN_FAILED;
         }
+        PQclear(pr);
+        if (!ok)
+            return RUN_UNSENT;
         s->prepared |= bit;
     }
-    PGresult *r = PQexecPrepared(s->conn, STATEMENTS[which].name, STATEMENTS[which].n_params,
-                                 params, NULL, NULL, 0);
-    if (PQresultStatus(r) == PGRES_TUPLES_OK)
-        return r;
-    *dead = PQstatus(s->conn) != CONNECTION_OK;
-    if (!*dead) {
-        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(s->conn));
-        size_t n = strlen(msg);
-        while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
-            msg[--n] = '\0';
-        log_error("gateway.db_query_failed", "query=%s sqlstate=%s error=%s",
-                  STATEMENTS[which].name, state ? state : "", msg);
+    if (!PQsendQueryPrepared(s->conn, STATEMENTS[which].name, STATEMENTS[which].n_params, params,
+                             NULL, NULL, 0))
+        return PQstatus(s->conn) == CONNECTION_OK ? RUN_FAILED : RUN_UNSENT;
+    PGresult *r = NULL, *next;
+    while ((next = PQgetResult(s->conn)) != NULL) {
+        if (r)
+            PQclear(next); /* one statement, one result: anything more is ignored */
+        else
+            r = next;
     }
+    if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+        *out = r;
+        return RUN_OK;
+    }
+    RunEnd end = RUN_FAILED;
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    if (PQstatus(s->conn) != CONNECTION_OK)
+        end = RUN_LOST;
+    else if (state && strncmp(state, "22", 2) == 0)
+        end = RUN_REFUSED;
+    if (end != RUN_LOST)
+        log_failure(which, r, s->conn);
     PQclear(r);
-    return NULL;
+    return end;
 }
 
 Status gw_pool_call(GwPool *p, GwSql which, const char *const *params, GwResult *out)
@@ -299,24 +341,32 @@ Status gw_pool_call(GwPool *p, GwSql which, const char *const *params, GwResult 
         return STATUS_ERR_DB;
     }
     PGresult *r = NULL;
-    /* A connection that died between the check and the statement (a restart racing us) is
-     * retried once on a fresh one; a statement the server answered is never repeated. */
-    for (int attempt = 0; attempt < 2 && !r; attempt++) {
-        bool dead = false;
+    RunEnd end = RUN_FAILED;
+    /* A connection that died before the statement left (a restart racing us) is retried once on
+     * a fresh one. After it left, only a read-only statement is sent again: a claim or a result
+     * whose reply was lost may have committed, and running it twice would hand out a second
+     * task or answer 409 for a completion that happened. The caller answers 503; the worker
+     * retries, and its lost-claim query finds a task claimed in the dark. */
+    for (int attempt = 0; attempt < 2; attempt++) {
         bool was_open = s->conn != NULL;
         if (!ready(p, s))
             break;
         bool fresh = !was_open || s->prepared == 0;
-        r = exec_once(s, which, params, &dead);
-        if (!r && dead) {
-            log_warn("gateway.db_connection_lost", "query=%s msg=\"reconnecting\"",
-                     STATEMENTS[which].name);
-            drop(s);
-            if (fresh)
-                break; /* a brand-new connection that died: the server is down */
-            continue;
-        }
-        break;
+        end = exec_once(s, which, params, &r);
+        if (end != RUN_UNSENT && end != RUN_LOST)
+            break;
+        log_warn("gateway.db_connection_lost", "query=%s sent=%s msg=\"%s\"",
+                 STATEMENTS[which].name, end == RUN_LOST ? "true" : "false",
+                 end == RUN_LOST && !STATEMENTS[which].read_only
+                     ? "the reply was lost; not repeated (the request gets 503)"
+                     : "reconnecting");
+        drop(s);
+        if (fresh || (end == RUN_LOST && !STATEMENTS[which].read_only))
+            break; /* a brand-new connection that died: the server is down */
+    }
+    if (end == RUN_REFUSED) {
+        release(p, s);
+        return STATUS_ERR_PARSE;
     }
     Status st = STATUS_ERR_DB;
     if (r && PQntuples(r) == 1 && PQnfields(r) == 2) {

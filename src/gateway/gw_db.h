@@ -5,7 +5,8 @@
  * that should hold only orchestrator_worker. Every call is one prepared statement running one
  * of the func_gateway_* functions of 0006_gateway.sql, with its values as parameters. A
  * connection found broken (the server restarted) is dropped and reopened on next use, so the
- * pool survives a database restart without a restart of its own. Thread-safe: the HTTP
+ * pool survives a database restart without a restart of its own; a statement that changes
+ * something is never sent twice. Thread-safe: the HTTP
  * threads share one pool.
  */
 #ifndef ORCH_GW_DB_H
@@ -45,9 +46,13 @@ Status gw_pool_new(const char *conninfo, int size, GwPool **out);
 void gw_pool_free(GwPool *p);
 
 /* Runs statement `which` with its parameters (NULL = SQL NULL) on a pooled connection, waiting
- * up to 5 s for one to be free. On STATUS_OK fills *out (gw_result_clear it). STATUS_ERR_DB
- * when no connection could be had or the statement failed (logged once, here); a statement
- * that failed because the connection had died is retried once on a fresh connection. */
+ * up to 5 s for one to be free. On STATUS_OK fills *out (gw_result_clear it). STATUS_ERR_PARSE
+ * when the server refused a value of the request (SQLSTATE class 22, e.g. text that is not
+ * UTF-8: logged as a warning; the caller answers 400). STATUS_ERR_DB when no connection could
+ * be had or the statement failed (logged once, here). A statement is sent again on a fresh
+ * connection only when the connection died before it was sent, or when it is read-only; a
+ * claim, result or heartbeat whose reply was lost is never repeated (STATUS_ERR_DB: it may
+ * have committed). */
 Status gw_pool_call(GwPool *p, GwSql which, const char *const *params, GwResult *out);
 
 /* Frees a result's body and zeroes it. NULL-safe. */

@@ -3,6 +3,7 @@
 #ifndef ORCH_GW_INTERNAL_H
 #define ORCH_GW_INTERNAL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
@@ -13,9 +14,21 @@
 #include "gw_storage.h"
 
 #define GW_SMALL_BODY_MAX (64 * 1024)           /* task-counts, claim, update, upload-url */
-#define GW_HEARTBEAT_BODY_MAX (4 * 1024 * 1024) /* up to 1000 log entries */
-#define GW_COMPLETE_BODY_MAX (48 * 1024 * 1024) /* base64 outputs (the worker: < 2 MB files) */
-#define GW_BODY_BUDGET (128LL * 1024 * 1024)    /* JSON bodies buffered at once, all requests */
+#define GW_HEARTBEAT_BODY_MAX (2 * 1024 * 1024) /* 100 log entries of up to 4 KiB + metadata */
+#define GW_COMPLETE_BODY_MAX (16 * 1024 * 1024) /* base64 outputs (the worker: < 2 MB files) */
+/* JSON bodies held at once, all requests: the raw bodies and, while a handler runs, its copies
+ * (cJSON's tree and the decoded file or normalised logs: GW_BODY_COPIES times the body). */
+#define GW_BODY_BUDGET (64LL * 1024 * 1024)
+#define GW_BODY_COPIES 2
+#define GW_DRAIN_FACTOR 4 /* a JSON body up to this many times its limit is read, then 413 */
+/* Requests of one worker (by its token) in flight at once; more get 503 with Retry-After (the
+ * reference worker retries 503 and treats nothing else as transient). The worker itself has at
+ * most two: its heartbeat process and its task loop. Signed PUTs are not counted. */
+#define GW_WORKER_INFLIGHT_MAX 2
+/* Idle timeouts: before a request's headers are in (and between requests of a kept-alive
+ * connection), then once they are (a body arriving, a slow reader of a file). */
+#define GW_HEADER_TIMEOUT_SEC 10
+#define GW_REQUEST_TIMEOUT_SEC 120
 
 struct Gateway {
     struct MHD_Daemon *daemon;
@@ -28,6 +41,16 @@ struct Gateway {
     int upload_ttl_sec;
     int port;
     atomic_llong body_bytes; /* JSON body bytes buffered right now */
+    atomic_int public_reads; /* public file reads in flight */
+    int public_reads_max;
+    /* Requests in flight per worker (GW_WORKER_INFLIGHT_MAX): at most one entry per
+     * connection, so max_connections entries. */
+    pthread_mutex_t inflight_mu;
+    struct GwInflight {
+        char worker[GW_ID_MAX];
+        int n;
+    } * inflight;
+    int inflight_cap;
 };
 
 typedef enum {
@@ -44,15 +67,26 @@ typedef enum {
     GW_R_GET_OBJECT,
 } GwRoute;
 
-/* One reply: a JSON body (malloc'd) or a file (fd, size), or a redirect. */
+/* One reply: a JSON body (malloc'd), a file (fd or a streamed store read, and its size), the
+ * headers of a file (HEAD), or a redirect. */
 typedef struct {
     unsigned code;
-    char *body;     /* JSON text, NULL for none */
-    int fd;         /* >= 0: serve this file (the reply owns it) */
-    long long size; /* of the file */
+    char *body;       /* JSON text, NULL for none */
+    int fd;           /* >= 0: serve this file (the reply owns it) */
+    GwReader *reader; /* non-NULL: serve this store read (the reply owns it) */
+    bool head_only;   /* the headers of a file of `size` bytes, no body */
+    long long size;   /* of the file */
     char ctype[GW_CTYPE_MAX];
     char location[CONFIG_URL_MAX + GW_PATH_MAX + 32]; /* redirect target when code is 302 */
+    char retry_after[8];                              /* Retry-After seconds ("" = none) */
 } GwReply;
+
+/* A worker's claim of a task, as its uploads need it: the folder its files go under (the
+ * task's project, or "system") and the attempt it was claimed in (func_gateway_task_for_upload). */
+typedef struct {
+    char folder[64];
+    int attempt;
+} GwClaim;
 
 /* The state of one request across libmicrohttpd's calls. */
 typedef struct {
@@ -62,15 +96,18 @@ typedef struct {
     char path[GW_PATH_MAX]; /* object path (PUT, GET) */
     char *body;             /* buffered JSON body */
     size_t len, cap, limit;
-    long long budget; /* bytes charged to Gateway.body_bytes */
+    long long declared; /* Content-Length, -1 when none */
+    long long budget;   /* bytes charged to Gateway.body_bytes */
     bool too_large;
     bool failed; /* an error reply is ready in `error` */
     GwReply error;
     GwUpload *upload; /* PUT in progress */
     char task_id[GW_UUID_SIZE];
-    char ctype[GW_CTYPE_MAX];
+    GwClaim claim; /* PUT: the claim the upload was begun in */
     long long uploaded;
     long long started_us;
+    bool counted;     /* holds a place in the worker's in-flight count */
+    bool public_read; /* holds a place in Gateway.public_reads */
 } GwReq;
 
 /* Replies. gw_reply_json takes ownership of body (NULL -> 500). gw_reply_error builds

@@ -23,8 +23,103 @@ static Status fail(GwError *err, const char *fmt, ...)
     return STATUS_ERR_PARSE;
 }
 
-/* The body as a JSON object; len 0 is {} when allow_empty. NULL after fail(). */
-static cJSON *parse_object(const char *body, size_t len, bool allow_empty, GwError *err)
+/* Length of the well-formed UTF-8 sequence at s[0..n) (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF), or 0 when it is not one. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    if (c < 0x80)
+        return 1;
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xbf; /* the range of the second byte */
+    if (c >= 0xc2 && c <= 0xdf)
+        len = 2;
+    else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        if (c == 0xe0)
+            lo = 0xa0; /* overlong */
+        else if (c == 0xed)
+            hi = 0x9f; /* surrogates */
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        if (c == 0xf0)
+            lo = 0x90; /* overlong */
+        else if (c == 0xf4)
+            hi = 0x8f; /* above U+10FFFF */
+    } else {
+        return 0;
+    }
+    if (n < len || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    return len;
+}
+
+size_t gw_utf8_invalid_at(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        size_t k = utf8_seq(u + i, n - i);
+        if (k == 0)
+            return i;
+        i += k;
+    }
+    return n;
+}
+
+bool gw_utf8_valid(const char *s, size_t n)
+{
+    return gw_utf8_invalid_at(s, n) == n;
+}
+
+/* A copy of the NUL-terminated s in which each byte that is not part of well-formed UTF-8 is
+ * replaced by U+FFFD, cut (never inside a sequence) to at most cap - 1 bytes. malloc'd; NULL
+ * when out of memory. */
+static char *utf8_cleaned(const char *s, size_t cap)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t n = strlen(s);
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    size_t i = 0, j = 0;
+    while (i < n) {
+        size_t k = utf8_seq(u + i, n - i);
+        const char *piece = k ? s + i : "\xef\xbf\xbd";
+        size_t plen = k ? k : 3;
+        if (j + plen >= cap)
+            break;
+        memcpy(out + j, piece, plen);
+        j += plen;
+        i += k ? k : 1;
+    }
+    out[j] = '\0';
+    return out;
+}
+
+/* True when every key and string of the tree is well-formed UTF-8. */
+static bool json_utf8_ok(const cJSON *v)
+{
+    for (; v; v = v->next) {
+        if (v->string && !gw_utf8_valid(v->string, strlen(v->string)))
+            return false;
+        if (cJSON_IsString(v) && !gw_utf8_valid(v->valuestring, strlen(v->valuestring)))
+            return false;
+        if ((cJSON_IsObject(v) || cJSON_IsArray(v)) && !json_utf8_ok(v->child))
+            return false;
+    }
+    return true;
+}
+
+/* The body as a JSON object; len 0 is {} when allow_empty. NULL after fail(). JSON text is
+ * UTF-8 (RFC 8259): with strict_utf8 a body holding anything else is refused here, with a
+ * message, instead of reaching PostgreSQL (which refuses such text, SQLSTATE 22021); the
+ * heartbeat parses leniently and cleans its log entries itself (normalise_log). */
+static cJSON *parse_object(const char *body, size_t len, bool allow_empty, GwError *err,
+                           bool strict_utf8)
 {
     size_t i = 0;
     while (i < len && (body[i] == ' ' || body[i] == '\n' || body[i] == '\r' || body[i] == '\t'))
@@ -37,6 +132,11 @@ static cJSON *parse_object(const char *body, size_t len, bool allow_empty, GwErr
     }
     if (memchr(body, '\0', len)) {
         fail(err, "the request body holds a NUL byte; send a JSON object");
+        return NULL;
+    }
+    size_t bad = strict_utf8 ? gw_utf8_invalid_at(body, len) : len;
+    if (bad < len) {
+        fail(err, "the request body is not valid UTF-8 (byte %zu); JSON text must be UTF-8", bad);
         return NULL;
     }
     cJSON *doc = cJSON_ParseWithLength(body, len);
@@ -158,31 +258,65 @@ bool gw_is_uuid(const char *s)
 /* ------------------------------------------------------------------------------------------ */
 /* Heartbeat                                                                                   */
 
-/* One log entry of the worker, normalised for func_worker_heartbeat_with_logs; NULL = drop. */
+/* A short string field of a log entry (timestamp, level) when it is a string of well-formed
+ * UTF-8 shorter than max; NULL otherwise (the field is left out). */
+static const char *short_text(const cJSON *v, size_t max)
+{
+    if (!cJSON_IsString(v))
+        return NULL;
+    size_t n = strlen(v->valuestring);
+    return n < max && gw_utf8_valid(v->valuestring, n) ? v->valuestring : NULL;
+}
+
+/* The entry's metadata, bounded: a copy when it is an object of well-formed UTF-8 whose text
+ * is at most GW_LOG_META_MAX bytes, else an object saying why it was left out. */
+static cJSON *log_metadata(const cJSON *meta)
+{
+    if (!cJSON_IsObject(meta))
+        return cJSON_CreateObject();
+    const char *why = NULL;
+    if (!json_utf8_ok(meta->child)) {
+        why = "invalid UTF-8";
+    } else {
+        char *text = cJSON_PrintUnformatted(meta);
+        if (!text)
+            return NULL;
+        if (strlen(text) > GW_LOG_META_MAX)
+            why = "too large";
+        free(text);
+    }
+    if (!why)
+        return cJSON_Duplicate(meta, true);
+    cJSON *m = cJSON_CreateObject();
+    if (m && !cJSON_AddStringToObject(m, "metadata_dropped", why)) {
+        cJSON_Delete(m);
+        m = NULL;
+    }
+    return m;
+}
+
+/* One log entry of the worker, normalised for func_worker_heartbeat_with_logs; NULL = drop.
+ * Bytes that are not UTF-8 never reach the database (it would refuse the whole beat): the
+ * message and a task reference are cleaned (U+FFFD), other fields left out. */
 static cJSON *normalise_log(const cJSON *e)
 {
     const cJSON *msg = cJSON_GetObjectItemCaseSensitive(e, "message");
     if (!cJSON_IsObject(e) || !cJSON_IsString(msg))
         return NULL;
     cJSON *out = cJSON_CreateObject();
-    char *text = malloc(GW_TEXT_MAX);
-    if (!out || !text)
+    char *text = utf8_cleaned(msg->valuestring, GW_LOG_MESSAGE_MAX);
+    if (!out || !text || !cJSON_AddStringToObject(out, "message", text))
         goto fail;
-    copy_cut(msg->valuestring, text, GW_TEXT_MAX);
-    if (!cJSON_AddStringToObject(out, "message", text))
-        goto fail;
-    const cJSON *ts = cJSON_GetObjectItemCaseSensitive(e, "timestamp");
-    if (cJSON_IsString(ts) && strlen(ts->valuestring) < 64 &&
-        !cJSON_AddStringToObject(out, "timestamp", ts->valuestring))
+    const char *ts = short_text(cJSON_GetObjectItemCaseSensitive(e, "timestamp"), 64);
+    if (ts && !cJSON_AddStringToObject(out, "timestamp", ts))
         goto fail;
     const cJSON *lvl = cJSON_GetObjectItemCaseSensitive(e, "level");
     if (!cJSON_IsString(lvl))
         lvl = cJSON_GetObjectItemCaseSensitive(e, "log_level");
-    if (cJSON_IsString(lvl) && strlen(lvl->valuestring) < 16 &&
-        !cJSON_AddStringToObject(out, "level", lvl->valuestring))
+    const char *level = short_text(lvl, 16);
+    if (level && !cJSON_AddStringToObject(out, "level", level))
         goto fail;
-    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(e, "metadata");
-    cJSON *m = cJSON_IsObject(meta) ? cJSON_Duplicate(meta, true) : cJSON_CreateObject();
+    cJSON *m = log_metadata(cJSON_GetObjectItemCaseSensitive(e, "metadata"));
     if (!m || !cJSON_AddItemToObject(out, "metadata", m)) {
         cJSON_Delete(m);
         goto fail;
@@ -191,9 +325,10 @@ static cJSON *normalise_log(const cJSON *e)
      * so the entry is not lost to a failed uuid cast. */
     const cJSON *tid = cJSON_GetObjectItemCaseSensitive(e, "task_id");
     if (cJSON_IsString(tid)) {
-        copy_cut(tid->valuestring, text, 128);
-        if (!cJSON_AddStringToObject(gw_is_uuid(tid->valuestring) ? out : m,
-                                     gw_is_uuid(tid->valuestring) ? "task_id" : "task_ref", text))
+        bool uuid = gw_is_uuid(tid->valuestring);
+        free(text);
+        text = utf8_cleaned(tid->valuestring, 128);
+        if (!text || !cJSON_AddStringToObject(uuid ? out : m, uuid ? "task_id" : "task_ref", text))
             goto fail;
     }
     free(text);
@@ -208,7 +343,7 @@ Status gw_parse_heartbeat(const char *body, size_t len, GwHeartbeat *out, GwErro
 {
     GwHeartbeat hb;
     memset(&hb, 0, sizeof hb);
-    cJSON *doc = parse_object(body, len, false, err);
+    cJSON *doc = parse_object(body, len, false, err, false);
     if (!doc)
         return STATUS_ERR_PARSE;
     cJSON *logs = NULL;
@@ -226,9 +361,6 @@ Status gw_parse_heartbeat(const char *body, size_t len, GwHeartbeat *out, GwErro
     const cJSON *in = field(doc, "logs_param");
     if (st == STATUS_OK && in && !cJSON_IsArray(in))
         st = fail(err, "logs_param must be a JSON array of log entries");
-    if (st == STATUS_OK && in && cJSON_GetArraySize(in) > GW_LOGS_MAX)
-        st = fail(err, "logs_param holds %d entries; send at most %d per heartbeat",
-                  cJSON_GetArraySize(in), GW_LOGS_MAX);
     if (st != STATUS_OK)
         goto out;
     /* This dialect reports 0, 0 when nvidia-smi failed: unknown, never "no GPU". */
@@ -243,6 +375,12 @@ Status gw_parse_heartbeat(const char *body, size_t len, GwHeartbeat *out, GwErro
     const cJSON *e;
     cJSON_ArrayForEach(e, in)
     {
+        /* The reference worker sends at most 100 entries a beat: more are dropped (counted),
+         * so a beat's log rows and database time are bounded and the beat itself still lands. */
+        if (hb.n_logs >= GW_LOGS_MAX) {
+            hb.n_dropped++;
+            continue;
+        }
         cJSON *n = normalise_log(e);
         if (n && cJSON_AddItemToArray(logs, n))
             hb.n_logs++;
@@ -278,7 +416,7 @@ Status gw_parse_queue_request(const char *body, size_t len, GwQueueRequest *out,
     GwQueueRequest q;
     memset(&q, 0, sizeof q);
     snprintf(q.run_type, sizeof q.run_type, "gpu");
-    cJSON *doc = parse_object(body, len, true, err);
+    cJSON *doc = parse_object(body, len, true, err, true);
     if (!doc)
         return STATUS_ERR_PARSE;
     Status st = opt_token(doc, "run_type", q.run_type, sizeof q.run_type, NULL, err);
@@ -298,7 +436,7 @@ Status gw_parse_status_update(const char *body, size_t len, GwStatusUpdate *out,
     GwStatusUpdate *u = calloc(1, sizeof *u);
     if (!u)
         return STATUS_ERR_NOMEM;
-    cJSON *doc = parse_object(body, len, false, err);
+    cJSON *doc = parse_object(body, len, false, err, true);
     Status st = doc ? req_uuid(doc, "task_id", u->task_id, err) : STATUS_ERR_PARSE;
     const cJSON *s = doc ? field(doc, "status") : NULL;
     if (st == STATUS_OK && !cJSON_IsString(s))
@@ -354,7 +492,7 @@ Status gw_parse_upload_url_request(const char *body, size_t len, GwUploadUrlRequ
     GwUploadUrlRequest r;
     memset(&r, 0, sizeof r);
     snprintf(r.content_type, sizeof r.content_type, "application/octet-stream");
-    cJSON *doc = parse_object(body, len, false, err);
+    cJSON *doc = parse_object(body, len, false, err, true);
     if (!doc)
         return STATUS_ERR_PARSE;
     Status st = req_uuid(doc, "task_id", r.task_id, err);
@@ -419,7 +557,7 @@ Status gw_parse_complete(const char *body, size_t len, GwComplete *out, GwError 
     GwComplete *c = calloc(1, sizeof *c);
     if (!c)
         return STATUS_ERR_NOMEM;
-    c->doc = parse_object(body, len, false, err);
+    c->doc = parse_object(body, len, false, err, true);
     Status st = c->doc ? req_uuid(c->doc, "task_id", c->task_id, err) : STATUS_ERR_PARSE;
     if (st == STATUS_OK)
         st = b64_field(c->doc, "file_data", "filename", &c->file_b64, c->filename, err);

@@ -26,7 +26,9 @@
 #define GW_TEXT_MAX 8192          /* error texts are cut to this (bytes, NUL included) */
 #define GW_URL_MAX 4096           /* output_location, NUL included */
 #define GW_MSG_MAX 256            /* a parse error message */
-#define GW_LOGS_MAX 1000          /* log entries in one heartbeat */
+#define GW_LOGS_MAX 100           /* log entries kept of one heartbeat (the worker: <= 100) */
+#define GW_LOG_MESSAGE_MAX 4096   /* a log message is cut to this (bytes, NUL included) */
+#define GW_LOG_META_MAX 2048      /* a log entry's metadata, as JSON text, at most (bytes) */
 #define GW_CTYPE_MAX 128          /* content type, NUL included */
 #define GW_BUCKET "image_uploads" /* the bucket name the worker builds its URLs with */
 
@@ -122,7 +124,12 @@ typedef struct {
 
 /* Parses each body; len may be 0 (counts and claim then use their defaults). Fill *out and
  * return STATUS_OK, or STATUS_ERR_PARSE with err->message set (malformed JSON, not an object,
- * a field of the wrong type or out of range), or STATUS_ERR_NOMEM. */
+ * a field of the wrong type or out of range, a body that is not UTF-8), or STATUS_ERR_NOMEM.
+ * The heartbeat alone accepts a body with bytes that are not UTF-8 (the worker's log lines
+ * carry what its tools printed): each log entry is cleaned (message and task reference with
+ * U+FFFD for bad bytes, other fields left out, metadata over GW_LOG_META_MAX bytes or not UTF-8
+ * replaced by {"metadata_dropped": why}), entries beyond GW_LOGS_MAX are dropped and counted,
+ * and its other fields must be ASCII anyway. */
 Status gw_parse_heartbeat(const char *body, size_t len, GwHeartbeat *out, GwError *err);
 Status gw_parse_queue_request(const char *body, size_t len, GwQueueRequest *out, GwError *err);
 Status gw_parse_status_update(const char *body, size_t len, GwStatusUpdate *out, GwError *err);
@@ -148,6 +155,14 @@ Status gw_sanitize_filename(const char *name, char out[GW_NAME_MAX]);
 /* True when path is a safe relative object path: 1..GW_PATH_MAX-1 bytes of segments separated by
  * single '/', each segment made of [A-Za-z0-9._-], not starting with '.', never "." or "..". */
 bool gw_object_path_ok(const char *path);
+
+/* The offset of the first byte of s[0..n) that is not part of well-formed UTF-8 (RFC 3629:
+ * overlong forms, surrogates and code points above U+10FFFF are not), or n when all is.
+ * Cannot fail. */
+size_t gw_utf8_invalid_at(const char *s, size_t n);
+
+/* gw_utf8_invalid_at(s, n) == n. Cannot fail. */
+bool gw_utf8_valid(const char *s, size_t n);
 
 /* True for a canonical uuid text (8-4-4-4-12 hex digits). */
 bool gw_is_uuid(const char *s);

@@ -30,6 +30,17 @@ static GwReply db_unavailable(void)
                           "the database did not answer; retry shortly");
 }
 
+/* The reply for a failed gw_pool_call: 400 when the database refused one of the request's
+ * values (it will refuse it again), 503 otherwise (the worker retries). */
+static GwReply db_failed(Status st)
+{
+    if (st == STATUS_ERR_PARSE)
+        return gw_reply_error(MHD_HTTP_BAD_REQUEST, "bad_request",
+                              "the database refused a value of this request (text must be valid "
+                              "UTF-8, numbers in range); do not retry it unchanged");
+    return db_unavailable();
+}
+
 static GwReply not_yours(const GwReq *r, const char *other)
 {
     log_warn("gateway.refused", "reason=other_worker worker_id=%s claimed_worker_id=%s", r->worker,
@@ -76,8 +87,9 @@ static GwReply call_and_reply(Gateway *g, const GwReq *r, GwSql which, const cha
 {
     GwResult res;
     memset(&res, 0, sizeof res);
-    if (gw_pool_call(g->pool, which, params, &res) != STATUS_OK)
-        return db_unavailable();
+    Status st = gw_pool_call(g->pool, which, params, &res);
+    if (st != STATUS_OK)
+        return db_failed(st);
     GwReply rep;
     if (strcmp(res.outcome, "ok") == 0) {
         rep = gw_reply_json(ok_code, res.body);
@@ -240,16 +252,17 @@ GwReply gw_route_update(Gateway *g, GwReq *r)
     return rep;
 }
 
-/* May this worker store files for task_id? STATUS_OK with the project folder ("system" when
- * the task has none), else *err is the reply. */
-static Status task_folder(Gateway *g, const GwReq *r, const char *task_id, char folder[64],
-                          GwReply *err)
+/* May this worker store files for task_id? STATUS_OK with the claim (its project folder,
+ * "system" when the task has none, and its attempt), else *err is the reply. */
+static Status task_claim(Gateway *g, const GwReq *r, const char *task_id, GwClaim *out,
+                         GwReply *err)
 {
     GwResult res;
     memset(&res, 0, sizeof res);
     const char *params[2] = {r->worker, task_id};
-    if (gw_pool_call(g->pool, GW_SQL_FOR_UPLOAD, params, &res) != STATUS_OK) {
-        *err = db_unavailable();
+    Status st = gw_pool_call(g->pool, GW_SQL_FOR_UPLOAD, params, &res);
+    if (st != STATUS_OK) {
+        *err = db_failed(st);
         return STATUS_ERR_DB;
     }
     if (strcmp(res.outcome, "ok") != 0) {
@@ -259,10 +272,56 @@ static Status task_folder(Gateway *g, const GwReq *r, const char *task_id, char 
     }
     cJSON *b = res.body ? cJSON_Parse(res.body) : NULL;
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(b, "project_id");
-    snprintf(folder, 64, "%s",
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(b, "attempt");
+    GwClaim c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.folder, sizeof c.folder, "%s",
              cJSON_IsString(p) && gw_is_uuid(p->valuestring) ? p->valuestring : "system");
+    c.attempt =
+        cJSON_IsNumber(a) && a->valuedouble >= 0 && a->valuedouble < 1e9 ? (int)a->valuedouble : -1;
     cJSON_Delete(b);
     gw_result_clear(&res);
+    if (c.attempt < 0) {
+        *err = gw_reply_error(MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
+                              "the database gave no attempt for task %s", task_id);
+        return STATUS_ERR_INTERNAL;
+    }
+    *out = c;
+    return STATUS_OK;
+}
+
+/* The last look before an upload becomes visible: does this worker still hold the task in the
+ * same claim (attempt)? Called right before the rename or the store's PUT completes, so a
+ * former holder whose body was still arriving when the task was taken from it is refused
+ * (409) and leaves nothing; the per-claim folder (object_path) means it could not have reached
+ * the new holder's files anyway. Commits u (STATUS_OK) or aborts it with *err filled; u is
+ * consumed either way. */
+static Status commit_if_holder(Gateway *g, const GwReq *r, const char *task_id,
+                               const GwClaim *claim, GwUpload *u, GwReply *err)
+{
+    GwClaim now;
+    if (task_claim(g, r, task_id, &now, err) != STATUS_OK) {
+        gw_storage_abort(u);
+        log_warn("gateway.upload_refused", "reason=no_longer_holder worker_id=%s task_id=%s",
+                 r->worker, task_id);
+        return STATUS_ERR_NOT_FOUND;
+    }
+    if (now.attempt != claim->attempt) {
+        gw_storage_abort(u);
+        log_warn("gateway.upload_refused",
+                 "reason=claim_changed worker_id=%s task_id=%s attempt=%d now=%d", r->worker,
+                 task_id, claim->attempt, now.attempt);
+        *err = gw_reply_error(MHD_HTTP_CONFLICT, "task_finished",
+                              "task %s was taken back and claimed again since this upload began; "
+                              "upload the new claim's output with a new upload URL",
+                              task_id);
+        return STATUS_ERR_NOT_FOUND;
+    }
+    if (gw_storage_commit(u) != STATUS_OK) {
+        *err = gw_reply_error(MHD_HTTP_INTERNAL_SERVER_ERROR, "storage_failed",
+                              "the file could not be stored; retry");
+        return STATUS_ERR_INTERNAL;
+    }
     return STATUS_OK;
 }
 
@@ -274,8 +333,10 @@ static void public_url_of(const Gateway *g, const char *path, char *out, size_t 
         out[0] = '\0';
 }
 
-/* Decodes and stores one base64 file; STATUS_OK or *err is the reply. */
-static Status store_b64(Gateway *g, const char *b64, const char *path, GwReply *err)
+/* Decodes and stores one base64 file of the claim; STATUS_OK or *err is the reply. The holder
+ * is checked again right before the file is committed, as for a PUT. */
+static Status store_b64(Gateway *g, const GwReq *r, const char *task_id, const GwClaim *claim,
+                        const char *b64, const char *path, GwReply *err)
 {
     size_t n = strlen(b64);
     size_t cap = gw_base64_decoded_max(n);
@@ -292,16 +353,20 @@ static Status store_b64(Gateway *g, const char *b64, const char *path, GwReply *
     }
     long len = gw_base64_decode(b64, n, data, cap);
     Status st = STATUS_OK;
+    GwUpload *u = NULL;
+    char key[GW_PATH_MAX + 32];
+    snprintf(key, sizeof key, GW_BUCKET "/%s", path);
     if (len < 0) {
         *err = gw_reply_error(MHD_HTTP_BAD_REQUEST, "bad_request", "file data is not valid base64");
         st = STATUS_ERR_PARSE;
+    } else if (gw_storage_begin(g->storage, key, (long long)len, &u) != STATUS_OK ||
+               gw_storage_write(u, data, (size_t)len) != STATUS_OK) {
+        gw_storage_abort(u);
+        *err = gw_reply_error(MHD_HTTP_INTERNAL_SERVER_ERROR, "storage_failed",
+                              "the file could not be stored; retry");
+        st = STATUS_ERR_INTERNAL;
     } else {
-        char key[GW_PATH_MAX + 32];
-        snprintf(key, sizeof key, GW_BUCKET "/%s", path);
-        st = gw_storage_put(g->storage, key, gw_storage_content_type(path), data, (size_t)len);
-        if (st != STATUS_OK)
-            *err = gw_reply_error(MHD_HTTP_INTERNAL_SERVER_ERROR, "storage_failed",
-                                  "the file could not be stored; retry");
+        st = commit_if_holder(g, r, task_id, claim, u, err);
     }
     free(data);
     return st;
@@ -326,16 +391,18 @@ static Status check_stored(Gateway *g, const char *path, GwReply *err)
     return STATUS_OK;
 }
 
-/* Builds "<folder>/tasks/<task>/<prefix><name>" into out (GW_PATH_MAX). */
-static void object_path(const char *folder, const char *task, const char *prefix, const char *name,
+/* Builds "<folder>/tasks/<task>/<attempt>/<prefix><name>" into out (GW_PATH_MAX): each claim
+ * of a task has a folder of its own, so one claim's files can never replace another's. */
+static void object_path(const GwClaim *c, const char *task, const char *prefix, const char *name,
                         char *out)
 {
-    snprintf(out, GW_PATH_MAX, "%s/tasks/%s/%s%s", folder, task, prefix, name);
+    snprintf(out, GW_PATH_MAX, "%s/tasks/%s/%d/%s%s", c->folder, task, c->attempt, prefix, name);
 }
 
 static GwReply complete_with(Gateway *g, GwReq *r, GwComplete *c)
 {
-    char folder[64] = "system";
+    GwClaim claim;
+    memset(&claim, 0, sizeof claim);
     struct {
         char path[GW_PATH_MAX], thumb[GW_PATH_MAX];
         char url[GW_URL_MAX + GW_PATH_MAX], thumb_url[GW_URL_MAX + GW_PATH_MAX];
@@ -345,14 +412,14 @@ static GwReply complete_with(Gateway *g, GwReq *r, GwComplete *c)
     char *path = b->path, *thumb = b->thumb, *url = b->url, *thumb_url = b->thumb_url;
     GwReply err;
     if (c->kind == GW_COMPLETE_FILE) {
-        if (task_folder(g, r, c->task_id, folder, &err) != STATUS_OK)
+        if (task_claim(g, r, c->task_id, &claim, &err) != STATUS_OK)
             goto fail;
-        object_path(folder, c->task_id, "", c->filename, path);
-        if (store_b64(g, c->file_b64, path, &err) != STATUS_OK)
+        object_path(&claim, c->task_id, "", c->filename, path);
+        if (store_b64(g, r, c->task_id, &claim, c->file_b64, path, &err) != STATUS_OK)
             goto fail;
         if (c->thumb_b64) {
-            object_path(folder, c->task_id, "thumb_", c->thumb_filename, thumb);
-            if (store_b64(g, c->thumb_b64, thumb, &err) != STATUS_OK)
+            object_path(&claim, c->task_id, "thumb_", c->thumb_filename, thumb);
+            if (store_b64(g, r, c->task_id, &claim, c->thumb_b64, thumb, &err) != STATUS_OK)
                 goto fail;
         }
     } else if (c->kind == GW_COMPLETE_STORAGE_PATH) {
@@ -429,9 +496,9 @@ GwReply gw_route_upload_url(Gateway *g, GwReq *r)
         return bad_request(&e);
     if (q.has_worker_id && strcmp(q.worker_id, r->worker) != 0)
         return not_yours(r, q.worker_id);
-    char folder[64];
+    GwClaim claim;
     GwReply err;
-    if (task_folder(g, r, q.task_id, folder, &err) != STATUS_OK)
+    if (task_claim(g, r, q.task_id, &claim, &err) != STATUS_OK)
         return err;
     long long exp = (long long)time(NULL) + g->upload_ttl_sec;
     enum { CAP = GW_URL_MAX + GW_PATH_MAX + WORKER_TOKEN_MAX };
@@ -442,7 +509,7 @@ GwReply gw_route_upload_url(Gateway *g, GwReq *r)
         return db_unavailable();
     size_t cap = CAP;
     char *path = buf->path, *url = buf->url, *tpath = buf->tpath, *turl = buf->turl;
-    object_path(folder, q.task_id, "", q.filename, path);
+    object_path(&claim, q.task_id, "", q.filename, path);
     Status st = signed_url(g, r, q.task_id, path, exp, url, cap);
     if (st == STATUS_OK && q.thumbnail) {
         char stem[GW_NAME_MAX], name[GW_NAME_MAX];
@@ -451,7 +518,7 @@ GwReply gw_route_upload_url(Gateway *g, GwReq *r)
         if (dot && dot != stem)
             *dot = '\0';
         snprintf(name, sizeof name, "%.150s.jpg", stem);
-        object_path(folder, q.task_id, "thumb_", name, tpath);
+        object_path(&claim, q.task_id, "thumb_", name, tpath);
         st = signed_url(g, r, q.task_id, tpath, exp, turl, cap);
     }
     cJSON *o = st == STATUS_OK ? cJSON_CreateObject() : NULL;
@@ -496,13 +563,26 @@ Status gw_route_put_begin(Gateway *g, GwReq *r, const char *token, long long con
                               content_length, g->max_upload_bytes);
         return STATUS_ERR_CAPACITY;
     }
-    char folder[64];
     snprintf(r->task_id, sizeof r->task_id, "%.36s", task);
-    if (task_folder(g, r, task, folder, err) != STATUS_OK)
+    if (task_claim(g, r, task, &r->claim, err) != STATUS_OK)
         return STATUS_ERR_NOT_FOUND;
+    /* An upload URL is good for the claim it was issued in: its path is in that claim's
+     * folder. A URL of an earlier claim of the same task (this worker lost it, then claimed it
+     * again) is refused rather than filing its bytes where nobody will look. */
+    char folder[GW_PATH_MAX];
+    snprintf(folder, sizeof folder, "%s/tasks/%s/%d/", r->claim.folder, task, r->claim.attempt);
+    if (strncmp(r->path, folder, strlen(folder)) != 0) {
+        log_warn("gateway.upload_refused", "reason=other_claim worker_id=%s task_id=%s", r->worker,
+                 task);
+        *err = gw_reply_error(MHD_HTTP_CONFLICT, "task_finished",
+                              "this upload URL belongs to an earlier claim of task %s; ask "
+                              "generate-upload-url for a new one",
+                              task);
+        return STATUS_ERR_NOT_FOUND;
+    }
     char key[GW_PATH_MAX + 32];
     snprintf(key, sizeof key, GW_BUCKET "/%s", r->path);
-    if (gw_storage_begin(g->storage, key, r->ctype, content_length, &r->upload) != STATUS_OK) {
+    if (gw_storage_begin(g->storage, key, content_length, &r->upload) != STATUS_OK) {
         *err = gw_reply_error(MHD_HTTP_INTERNAL_SERVER_ERROR, "storage_failed",
                               "the file could not be stored; retry");
         return STATUS_ERR_INTERNAL;
@@ -512,12 +592,14 @@ Status gw_route_put_begin(Gateway *g, GwReq *r, const char *token, long long con
 
 GwReply gw_route_put_finish(Gateway *g, GwReq *r)
 {
-    (void)g;
     GwUpload *u = r->upload;
     r->upload = NULL;
-    if (!u || gw_storage_commit(u) != STATUS_OK)
+    GwReply err;
+    if (!u)
         return gw_reply_error(MHD_HTTP_INTERNAL_SERVER_ERROR, "storage_failed",
                               "the file could not be stored; retry");
+    if (commit_if_holder(g, r, r->task_id, &r->claim, u, &err) != STATUS_OK)
+        return err;
     log_info("gateway.stored", "worker_id=%s task_id=%s path=%s bytes=%lld", r->worker, r->task_id,
              r->path, r->uploaded);
     cJSON *o = cJSON_CreateObject();
@@ -545,8 +627,9 @@ GwReply gw_route_get_object(Gateway *g, GwReq *r)
     char key[GW_PATH_MAX + 32];
     snprintf(key, sizeof key, GW_BUCKET "/%s", r->path);
     int fd = -1;
+    GwReader *reader = NULL;
     long long size = 0;
-    Status st = gw_storage_open(g->storage, key, &fd, &size);
+    Status st = gw_storage_open(g->storage, key, r->head, &fd, &reader, &size);
     if (st == STATUS_ERR_NOT_FOUND)
         return gw_reply_error(MHD_HTTP_NOT_FOUND, "not_found", "no such file");
     if (st != STATUS_OK)
@@ -554,6 +637,8 @@ GwReply gw_route_get_object(Gateway *g, GwReq *r)
                               "the storage backend did not answer; retry");
     GwReply rep = gw_reply_empty(MHD_HTTP_OK);
     rep.fd = fd;
+    rep.reader = reader;
+    rep.head_only = fd < 0 && !reader;
     rep.size = size;
     snprintf(rep.ctype, sizeof rep.ctype, "%s", gw_storage_content_type(r->path));
     return rep;

@@ -43,6 +43,10 @@ struct GwUpload {
     pthread_t thread;
     Status put_status;
     long put_http;
+    /* The last byte of a streamed body is held back until gw_storage_commit: the store's PUT
+     * cannot complete (the object cannot appear) before the caller's last check has passed. */
+    bool held;
+    unsigned char last;
 };
 
 static bool key_ok(const char *key)
@@ -180,7 +184,7 @@ static size_t read_from_fd(char *buf, size_t size, size_t n, void *ctx)
 /* One signed request: method "PUT" (body from fd, size bytes), "GET" (body into fd), "HEAD" or
  * "DELETE". *http gets the status; STATUS_ERR_API on a transport error (logged). */
 static Status s3_request(GwStorage *s, const char *method, const char *key, int fd, long long size,
-                         const char *content_type, long *http)
+                         const char *content_type, long *http, long long *length)
 {
     CURL *c = curl_easy_init();
     if (!c)
@@ -223,7 +227,9 @@ static Status s3_request(GwStorage *s, const char *method, const char *key, int 
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     CURLcode rc = curl_easy_perform(c);
     long code = 0;
+    curl_off_t cl = -1;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_getinfo(c, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
     if (rc != CURLE_OK) {
@@ -232,6 +238,8 @@ static Status s3_request(GwStorage *s, const char *method, const char *key, int 
         return STATUS_ERR_API;
     }
     *http = code;
+    if (length)
+        *length = (long long)cl;
     return STATUS_OK;
 }
 
@@ -256,7 +264,7 @@ static void *put_thread(void *arg)
 {
     GwUpload *u = arg;
     u->put_status =
-        s3_request(u->s, "PUT", u->key, u->rfd, u->declared, u->content_type, &u->put_http);
+        s3_request(u->s, "PUT", u->key, u->rfd, u->declared, u->content_type, &u->put_http, NULL);
     close(u->rfd);
     u->rfd = -1;
     return NULL;
@@ -304,7 +312,7 @@ static void finish_stream(GwUpload *u)
 static void drop_partial(GwUpload *u)
 {
     long http = 0;
-    if (s3_request(u->s, "DELETE", u->key, -1, 0, NULL, &http) == STATUS_OK &&
+    if (s3_request(u->s, "DELETE", u->key, -1, 0, NULL, &http, NULL) == STATUS_OK &&
         (http < 200 || http > 299) && http != 404)
         log_warn("gateway.s3_delete_refused", "key=%s http_status=%ld", u->key, http);
     else
@@ -312,8 +320,7 @@ static void drop_partial(GwUpload *u)
                  u->declared);
 }
 
-Status gw_storage_begin(GwStorage *s, const char *key, const char *content_type, long long size,
-                        GwUpload **out)
+Status gw_storage_begin(GwStorage *s, const char *key, long long size, GwUpload **out)
 {
     if (!key_ok(key))
         return STATUS_ERR_PARSE;
@@ -324,12 +331,13 @@ Status gw_storage_begin(GwStorage *s, const char *key, const char *content_type,
     u->fd = -1;
     u->rfd = -1;
     snprintf(u->key, sizeof u->key, "%s", key);
-    snprintf(u->content_type, sizeof u->content_type, "%s",
-             content_type && content_type[0] ? content_type : gw_storage_content_type(key));
+    /* Never the uploader's own Content-Type: a type from the extension's allowlist. */
+    snprintf(u->content_type, sizeof u->content_type, "%s", gw_storage_content_type(key));
     if (s->s3) {
         /* A declared length is streamed straight to the store; a chunked body is spooled,
-         * since S3 wants the length before the first byte. */
-        if (size < 0 || !start_stream(u, size))
+         * since S3 wants the length before the first byte (and an empty one too: with no byte
+         * to hold back, its PUT would complete before the commit). */
+        if (size <= 0 || !start_stream(u, size))
             u->fd = spool_file(s);
     } else {
         snprintf(u->final_path, sizeof u->final_path, "%s/%s", s->dir, key);
@@ -356,6 +364,13 @@ Status gw_storage_write(GwUpload *u, const void *data, size_t n)
 {
     const char *p = data;
     size_t off = 0;
+    if (n > 0 && u->streaming && !u->held && u->size + (long long)n >= u->declared) {
+        /* The declared last byte (or beyond: the commit then fails on the size) is kept. */
+        u->held = true;
+        u->last = (unsigned char)p[n - 1];
+        n--;
+        u->size++;
+    }
     while (off < n) {
         ssize_t w = write(u->fd, p + off, n - off);
         if (w < 0 && errno == EINTR)
@@ -401,6 +416,14 @@ Status gw_storage_commit(GwUpload *u)
             log_error("gateway.storage_commit_failed", "key=%s error=%s", u->key, strerror(errno));
     } else if (u->streaming) {
         bool whole = u->size == u->declared;
+        if (whole && u->held) {
+            /* The held byte completes the body: only now can the store's PUT finish. */
+            ssize_t w;
+            do
+                w = write(u->fd, &u->last, 1);
+            while (w < 0 && errno == EINTR);
+            whole = w == 1;
+        }
         finish_stream(u);
         st = u->put_status;
         if (st == STATUS_OK && (!whole || u->put_http < 200 || u->put_http > 299)) {
@@ -412,7 +435,7 @@ Status gw_storage_commit(GwUpload *u)
             drop_partial(u);
     } else if (lseek(u->fd, 0, SEEK_SET) == 0) {
         long http = 0;
-        st = s3_request(u->s, "PUT", u->key, u->fd, u->size, u->content_type, &http);
+        st = s3_request(u->s, "PUT", u->key, u->fd, u->size, u->content_type, &http, NULL);
         if (st == STATUS_OK && (http < 200 || http > 299)) {
             log_error("gateway.s3_put_refused", "key=%s http_status=%ld", u->key, http);
             st = STATUS_ERR_API;
@@ -420,21 +443,6 @@ Status gw_storage_commit(GwUpload *u)
     }
     gw_storage_abort(u);
     return st;
-}
-
-Status gw_storage_put(GwStorage *s, const char *key, const char *content_type,
-                      const unsigned char *data, size_t n)
-{
-    GwUpload *u = NULL;
-    Status st = gw_storage_begin(s, key, content_type, (long long)n, &u);
-    if (st != STATUS_OK)
-        return st;
-    st = gw_storage_write(u, data, n);
-    if (st != STATUS_OK) {
-        gw_storage_abort(u);
-        return st;
-    }
-    return gw_storage_commit(u);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -452,7 +460,7 @@ Status gw_storage_exists(GwStorage *s, const char *key, bool *exists)
         return STATUS_OK;
     }
     long http = 0;
-    Status st = s3_request(s, "HEAD", key, -1, 0, NULL, &http);
+    Status st = s3_request(s, "HEAD", key, -1, 0, NULL, &http, NULL);
     if (st != STATUS_OK)
         return st;
     if (http != 200 && http != 404) {
@@ -463,7 +471,186 @@ Status gw_storage_exists(GwStorage *s, const char *key, bool *exists)
     return STATUS_OK;
 }
 
-Status gw_storage_open(GwStorage *s, const char *key, int *fd, long long *size)
+/* A public read from S3, streamed: libcurl's multi interface is driven from the reader's
+ * calls, so bytes move only as fast as the HTTP client takes them (a full buffer pauses the
+ * transfer: TCP backpressure all the way to the store) and nothing is spooled to disk. */
+#define READ_BUF (256 * 1024)
+
+struct GwReader {
+    CURLM *multi;
+    CURL *easy;
+    struct curl_slist *headers;
+    char key[GW_PATH_MAX + 32];
+    char *buf; /* bytes received, not yet read: buf[start .. start + len) */
+    size_t cap, start, len;
+    bool paused, done, headers_done;
+    CURLcode result;
+};
+
+static size_t reader_header(char *data, size_t size, size_t n, void *ctx)
+{
+    GwReader *rd = ctx;
+    size_t len = size * n;
+    if (len <= 2 && (len == 0 || data[0] == '\r' || data[0] == '\n')) {
+        long code = 0;
+        curl_easy_getinfo(rd->easy, CURLINFO_RESPONSE_CODE, &code);
+        if (code >= 200) /* not the end of a 100 Continue */
+            rd->headers_done = true;
+    }
+    return len;
+}
+
+static size_t reader_write(char *data, size_t size, size_t n, void *ctx)
+{
+    GwReader *rd = ctx;
+    size_t len = size * n;
+    long code = 0;
+    curl_easy_getinfo(rd->easy, CURLINFO_RESPONSE_CODE, &code);
+    if (code != 200)
+        return len; /* an error's body is not the object */
+    if (rd->start > 0 && rd->start + rd->len + len > rd->cap) {
+        memmove(rd->buf, rd->buf + rd->start, rd->len);
+        rd->start = 0;
+    }
+    if (rd->len + len > rd->cap) {
+        if (rd->len > 0) {
+            rd->paused = true; /* delivered again once the client has taken what we hold */
+            return CURL_WRITEFUNC_PAUSE;
+        }
+        char *b = realloc(rd->buf, len); /* one piece larger than the buffer */
+        if (!b)
+            return 0;
+        rd->buf = b;
+        rd->cap = len;
+    }
+    memcpy(rd->buf + rd->start + rd->len, data, len);
+    rd->len += len;
+    return len;
+}
+
+/* Runs the transfer until want() holds or it ends; false when it failed to make progress. */
+static bool reader_drive(GwReader *rd, bool want_body)
+{
+    for (;;) {
+        int running = 0;
+        if (curl_multi_perform(rd->multi, &running) != CURLM_OK)
+            return false;
+        CURLMsg *m;
+        int left;
+        while ((m = curl_multi_info_read(rd->multi, &left)) != NULL)
+            if (m->msg == CURLMSG_DONE) {
+                rd->done = true;
+                rd->result = m->data.result;
+            }
+        if (rd->done || (want_body ? rd->len > 0 : rd->headers_done))
+            return true;
+        if (rd->paused)
+            return true; /* nothing will come before the client reads */
+        if (curl_multi_poll(rd->multi, NULL, 0, 1000, NULL) != CURLM_OK)
+            return false;
+    }
+}
+
+void gw_storage_read_close(GwReader *rd)
+{
+    if (!rd)
+        return;
+    if (rd->multi && rd->easy)
+        curl_multi_remove_handle(rd->multi, rd->easy);
+    curl_easy_cleanup(rd->easy);
+    curl_multi_cleanup(rd->multi);
+    curl_slist_free_all(rd->headers);
+    free(rd->buf);
+    free(rd);
+}
+
+long gw_storage_read(GwReader *rd, char *buf, size_t max)
+{
+    if (rd->len == 0 && !rd->done && !reader_drive(rd, true))
+        return -1;
+    if (rd->len == 0) {
+        if (rd->result != CURLE_OK) {
+            log_warn("gateway.s3_read_cut", "key=%s error=%s", rd->key,
+                     curl_easy_strerror(rd->result));
+            return -1;
+        }
+        return 0;
+    }
+    size_t n = rd->len < max ? rd->len : max;
+    memcpy(buf, rd->buf + rd->start, n);
+    rd->start += n;
+    rd->len -= n;
+    if (rd->len == 0)
+        rd->start = 0;
+    if (rd->paused && rd->len == 0) {
+        rd->paused = false;
+        curl_easy_pause(rd->easy, CURLPAUSE_CONT); /* may call reader_write at once */
+    }
+    return (long)n;
+}
+
+/* Starts the GET of key and waits for the store's answer to the headers. */
+static Status s3_read_open(GwStorage *s, const char *key, GwReader **out, long long *size)
+{
+    GwReader *rd = calloc(1, sizeof *rd);
+    if (!rd)
+        return STATUS_ERR_NOMEM;
+    snprintf(rd->key, sizeof rd->key, "%s", key);
+    rd->cap = READ_BUF;
+    rd->buf = malloc(rd->cap);
+    rd->multi = curl_multi_init();
+    rd->easy = curl_easy_init();
+    rd->headers = curl_slist_append(NULL, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
+    if (!rd->buf || !rd->multi || !rd->easy || !rd->headers) {
+        gw_storage_read_close(rd);
+        return STATUS_ERR_NOMEM;
+    }
+    char url[CONFIG_URL_MAX + CONFIG_ITEM_MAX + GW_PATH_MAX + 8];
+    snprintf(url, sizeof url, "%s/%s/%s", s->endpoint, s->bucket, key);
+    CURL *c = rd->easy;
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, rd->headers);
+    curl_easy_setopt(c, CURLOPT_AWS_SIGV4, s->sigv4);
+    curl_easy_setopt(c, CURLOPT_USERPWD, s->userpwd);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, reader_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, rd);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, reader_write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, rd);
+    if (curl_multi_add_handle(rd->multi, c) != CURLM_OK || !reader_drive(rd, false)) {
+        gw_storage_read_close(rd);
+        return STATUS_ERR_INTERNAL;
+    }
+    long code = 0;
+    curl_off_t cl = -1;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_getinfo(c, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+    Status st = STATUS_OK;
+    if (rd->done && rd->result != CURLE_OK && !rd->headers_done) {
+        log_error("gateway.s3_failed", "method=GET key=%s error=%s", key,
+                  curl_easy_strerror(rd->result));
+        st = STATUS_ERR_API;
+    } else if (code == 404) {
+        st = STATUS_ERR_NOT_FOUND;
+    } else if (code != 200 || cl < 0) {
+        log_error("gateway.s3_get_refused", "key=%s http_status=%ld", key, code);
+        st = STATUS_ERR_API;
+    }
+    if (st != STATUS_OK) {
+        gw_storage_read_close(rd);
+        return st;
+    }
+    *out = rd;
+    *size = (long long)cl;
+    return STATUS_OK;
+}
+
+Status gw_storage_open(GwStorage *s, const char *key, bool head, int *fd, GwReader **reader,
+                       long long *size)
 {
     if (!key_ok(key))
         return STATUS_ERR_PARSE;
@@ -479,28 +666,28 @@ Status gw_storage_open(GwStorage *s, const char *key, int *fd, long long *size)
             return STATUS_ERR_NOT_FOUND;
         }
         *fd = f;
+        *reader = NULL;
         *size = (long long)sb.st_size;
         return STATUS_OK;
     }
-    int f = spool_file(s);
-    if (f < 0)
-        return STATUS_ERR_INTERNAL;
+    if (!head) {
+        *fd = -1;
+        return s3_read_open(s, key, reader, size);
+    }
+    /* HEAD: the store's HEAD, never the body. */
     long http = 0;
-    Status st = s3_request(s, "GET", key, f, 0, NULL, &http);
-    if (st == STATUS_OK && http == 404)
-        st = STATUS_ERR_NOT_FOUND;
-    else if (st == STATUS_OK && http != 200) {
-        log_error("gateway.s3_get_refused", "key=%s http_status=%ld", key, http);
-        st = STATUS_ERR_API;
-    }
-    off_t end = st == STATUS_OK ? lseek(f, 0, SEEK_END) : -1;
-    if (st == STATUS_OK && (end < 0 || lseek(f, 0, SEEK_SET) != 0))
-        st = STATUS_ERR_INTERNAL;
-    if (st != STATUS_OK) {
-        close(f);
+    long long len = -1;
+    Status st = s3_request(s, "HEAD", key, -1, 0, NULL, &http, &len);
+    if (st != STATUS_OK)
         return st;
+    if (http == 404)
+        return STATUS_ERR_NOT_FOUND;
+    if (http != 200 || len < 0) {
+        log_error("gateway.s3_head_refused", "key=%s http_status=%ld", key, http);
+        return STATUS_ERR_API;
     }
-    *fd = f;
-    *size = (long long)end;
+    *fd = -1;
+    *reader = NULL;
+    *size = len;
     return STATUS_OK;
 }

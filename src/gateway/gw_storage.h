@@ -13,7 +13,8 @@
  *          it arrives: the request thread writes into a pipe that a PUT running in a thread of
  *          its own reads (a body cut short aborts the PUT, so no partial object is kept). A body
  *          of unknown length (chunked) is spooled to an unlinked temporary file first, since S3
- *          wants the Content-Length up front. Reads go through a temporary file.
+ *          wants the Content-Length up front. Reads are streamed from the store to the client
+ *          (libcurl's multi interface, paused while the client is slow); nothing is spooled.
  * Either way no upload is ever held whole in memory. Thread-safe: each call is independent.
  */
 #ifndef ORCH_GW_STORAGE_H
@@ -39,12 +40,14 @@ void gw_storage_free(GwStorage *s);
 /* Name of the backend: "local" or "s3". */
 const char *gw_storage_kind(const GwStorage *s);
 
-/* Starts writing object key of size bytes (-1: not known in advance). Returns STATUS_OK and
- * *out, STATUS_ERR_PARSE for a key that is not a safe relative path, STATUS_ERR_INTERNAL
- * (logged) when no temporary file can be made. With a known size the caller must write exactly
- * that many bytes before gw_storage_commit (fewer: the commit fails). */
-Status gw_storage_begin(GwStorage *s, const char *key, const char *content_type, long long size,
-                        GwUpload **out);
+/* Starts writing object key of size bytes (-1: not known in advance). The object's content
+ * type is gw_storage_content_type(key), never the uploader's. Returns STATUS_OK and *out,
+ * STATUS_ERR_PARSE for a key that is not a safe relative path, STATUS_ERR_INTERNAL (logged)
+ * when no temporary file can be made. With a known size the caller must write exactly that
+ * many bytes before gw_storage_commit (fewer: the commit fails). Nothing is visible under key
+ * before gw_storage_commit: a streamed S3 PUT is kept from completing by holding back the
+ * body's last byte until then. */
+Status gw_storage_begin(GwStorage *s, const char *key, long long size, GwUpload **out);
 
 /* Appends n bytes. STATUS_ERR_INTERNAL (logged) on a write error; the upload must then be
  * aborted. */
@@ -57,19 +60,28 @@ Status gw_storage_commit(GwUpload *u);
 /* Drops an unfinished upload (nothing is left behind) and frees u. NULL-safe. */
 void gw_storage_abort(GwUpload *u);
 
-/* Writes a whole object from memory (the base64 form of complete_task). Same returns as the
- * three calls above. */
-Status gw_storage_put(GwStorage *s, const char *key, const char *content_type,
-                      const unsigned char *data, size_t n);
-
 /* Tells whether object key exists. STATUS_OK with *exists; STATUS_ERR_PARSE for a bad key;
  * STATUS_ERR_API when the store could not be asked (logged). */
 Status gw_storage_exists(GwStorage *s, const char *key, bool *exists);
 
-/* Opens object key for reading: *fd (the caller closes it) positioned at 0 and *size.
+/* A streamed read of an S3 object (see gw_storage_open). */
+typedef struct GwReader GwReader;
+
+/* Opens object key for reading, with its *size. local: *fd (the caller closes it) positioned
+ * at 0, *reader NULL. s3: *fd -1 and *reader, a GET under way whose bytes the caller takes
+ * with gw_storage_read as its client takes them (nothing is spooled; a slow client slows the
+ * transfer); with head, only the store's HEAD is made and *reader is NULL. Returns
  * STATUS_ERR_NOT_FOUND when there is no such object; STATUS_ERR_PARSE for a bad key;
- * STATUS_ERR_API / STATUS_ERR_INTERNAL (logged) otherwise. */
-Status gw_storage_open(GwStorage *s, const char *key, int *fd, long long *size);
+ * STATUS_ERR_API / STATUS_ERR_INTERNAL / STATUS_ERR_NOMEM (logged) otherwise. */
+Status gw_storage_open(GwStorage *s, const char *key, bool head, int *fd, GwReader **reader,
+                       long long *size);
+
+/* Up to max next bytes of the object into buf, waiting for the store when none are held.
+ * Returns how many, 0 at the end, -1 when the transfer failed (logged). */
+long gw_storage_read(GwReader *rd, char *buf, size_t max);
+
+/* Ends the read (the transfer is abandoned if unfinished) and frees rd. NULL-safe. */
+void gw_storage_read_close(GwReader *rd);
 
 /* A Content-Type for a file name, from its extension (application/octet-stream when
  * unknown). Cannot fail. */

@@ -51,8 +51,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     switch (data[0] % 9) {
     case 0: {
         GwHeartbeat hb;
-        if (gw_parse_heartbeat(body, n, &hb, &e) == STATUS_OK)
+        if (gw_parse_heartbeat(body, n, &hb, &e) == STATUS_OK) {
+            /* What goes to PostgreSQL is UTF-8, whatever bytes came in (it refuses the rest,
+             * and with it the whole beat). */
+            if (!gw_utf8_valid(hb.logs_json, strlen(hb.logs_json)) || hb.n_logs > GW_LOGS_MAX)
+                abort();
             gw_heartbeat_clear(&hb);
+        }
         break;
     }
     case 1: {
@@ -62,8 +67,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     case 2: {
         GwStatusUpdate *u = malloc(sizeof *u);
-        if (u)
-            gw_parse_status_update(body, n, u, &e);
+        if (u && gw_parse_status_update(body, n, u, &e) == STATUS_OK &&
+            !gw_utf8_valid(u->text, strlen(u->text)))
+            abort(); /* an accepted body is UTF-8 */
         free(u);
         break;
     }

@@ -28,6 +28,7 @@ clang "${flags[@]}" -I"$src/src/gateway" -o "$work/fuzz_gateway_request" \
 mkdir -p "$work/corpus_json" "$work/corpus_config" "$work/corpus_gateway_request"
 t=0f8fad5b-d9cb-469f-a165-70867728950e
 printf '\000{"worker_id_param":"gpu-1","vram_total_mb_param":0,"vram_used_mb_param":0,"logs_param":[{"message":"m","task_id":"x","metadata":{}}],"status_param":"crashed"}' >"$work/corpus_gateway_request/hb"
+printf '\000{"worker_id_param":"gpu-1","logs_param":[{"message":"ffmpeg \377\376","level":"E\303","metadata":{"k":"\300\257"}}]}' >"$work/corpus_gateway_request/hb_utf8"
 printf '\001{"run_type":"gpu","worker_id":"gpu-1","include_active":true}' >"$work/corpus_gateway_request/claim"
 printf '\002{"task_id":"%s","status":"Failed","output_location":"oom","reset_generation_started_at":true}' $t >"$work/corpus_gateway_request/status"
 printf '\003{"task_id":"%s","file_data":"aGVsbG8=","filename":"../a.mp4","first_frame_data":"aGk=","first_frame_filename":"f.jpg"}' $t >"$work/corpus_gateway_request/complete"

@@ -203,3 +203,30 @@ class GatewayTestCase(unittest.TestCase):
                              (worker_id, cols["run_type"]))
         self.assertEqual(got, tid)
         return tid
+
+
+def heartbeat_flood(port, token, bodies, n_threads, stop):
+    """Starts n_threads threads sending heartbeats with token until stop is set, thread i
+    sending bodies[i % len(bodies)], each request on a new connection from 127.0.0.(3 + i % 3)
+    (a pod of its own addresses: the per-address connection limit does not hide what the
+    per-worker limit does). Returns the threads (daemons; join them after stop.set())."""
+    import threading
+
+    def flood(i):
+        src = ("127.0.0.%d" % (3 + i % 3), 0)
+        while not stop.is_set():
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60, source_address=src)
+            try:
+                conn.request("POST", "/rest/v1/rpc/func_worker_heartbeat_with_logs",
+                             body=bodies[i % len(bodies)],
+                             headers={"apikey": token, "Content-Type": "application/json"})
+                conn.getresponse().read()
+            except (OSError, http.client.HTTPException):
+                time.sleep(0.01)
+            finally:
+                conn.close()
+
+    threads = [threading.Thread(target=flood, args=(i,), daemon=True) for i in range(n_threads)]
+    for t in threads:
+        t.start()
+    return threads

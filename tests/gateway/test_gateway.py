@@ -184,9 +184,9 @@ class TestRoutes(GatewayTestCase):
             "filename": "out.mp4", "first_frame_data": base64.b64encode(frame).decode(),
             "first_frame_filename": "frame.jpg"})
         self.assertEqual(st, 200, body)
-        want = "%s%s%s/tasks/%s/out.mp4" % (self.gw.base_url, BUCKET_PREFIX, project, tid)
+        want = "%s%s%s/tasks/%s/0/out.mp4" % (self.gw.base_url, BUCKET_PREFIX, project, tid)
         self.assertEqual(body["public_url"], want)
-        self.assertTrue(body["thumbnail_url"].endswith("/tasks/%s/thumb_frame.jpg" % tid))
+        self.assertTrue(body["thumbnail_url"].endswith("/tasks/%s/0/thumb_frame.jpg" % tid))
         t = self.db.one("SELECT status::text, output_location, result_data FROM tasks "
                         "WHERE id = %s", (tid,))
         self.assertEqual((t["status"], t["output_location"]), ("Complete", want))
@@ -203,7 +203,7 @@ class TestRoutes(GatewayTestCase):
             "task_id": tid, "filename": "result.mp4", "content_type": "video/mp4",
             "generate_thumbnail_url": True})
         self.assertEqual(st, 200, urls)
-        self.assertEqual(urls["storage_path"], "system/tasks/%s/result.mp4" % tid)
+        self.assertEqual(urls["storage_path"], "system/tasks/%s/0/result.mp4" % tid)
         self.assertGreater(urls["expires_at"], time.time())
         data = os.urandom(3 * 1024 * 1024 + 7)
         st, body, _ = self.client.request("PUT", urls["upload_url"][len(self.gw.base_url):],
@@ -364,7 +364,7 @@ class TestRefusals(GatewayTestCase):
                                      {"task_id": task_a, "filename": "x.mp4"})
         token = urllib.parse.parse_qs(urllib.parse.urlparse(urls["upload_url"]).query)["token"][0]
         st, body, _ = self.client.request(
-            "PUT", "/storage/v1/object/upload/sign/image_uploads/system/tasks/%s/x.mp4?token=%s"
+            "PUT", "/storage/v1/object/upload/sign/image_uploads/system/tasks/%s/0/x.mp4?token=%s"
             % (task_b, token), raw=b"evil")
         self.assertEqual(st, 401, body)
         # A worker token is no upload token.
@@ -428,7 +428,7 @@ class TestRefusals(GatewayTestCase):
         st, body, _ = self.client.fn(tok, "complete_task", {
             "task_id": tid, "file_data": "aGVsbG8=", "filename": "../../../../tmp/pwn.txt"})
         self.assertEqual(st, 200, body)
-        self.assertTrue(body["public_url"].endswith("/system/tasks/%s/pwn.txt" % tid), body)
+        self.assertTrue(body["public_url"].endswith("/system/tasks/%s/0/pwn.txt" % tid), body)
         self.assertFalse(os.path.exists("/tmp/pwn.txt") and
                          open("/tmp/pwn.txt", "rb").read() == b"hello")
         # storage_path and public reads must stay inside the bucket.
@@ -511,12 +511,14 @@ class TestRefusals(GatewayTestCase):
                      {"worker_id_param": wid, "vram_total_mb_param": -1},
                      {"worker_id_param": wid, "vram_total_mb_param": 1.5},
                      {"worker_id_param": wid, "logs_param": {"a": 1}},
-                     {"worker_id_param": wid, "logs_param": [{"message": "m"}] * 1001},
                      {"worker_id_param": wid, "status_param": 3},
                      {"worker_id_param": 5}, {}):
             st, reply, _ = self.client.as_worker(
                 tok, "POST", "/rest/v1/rpc/func_worker_heartbeat_with_logs", body, apikey=True)
             self.assertEqual(st, 400, (body if len(json.dumps(body)) < 200 else "big", reply))
+        # Entries beyond the reference worker's 100 are dropped, not the beat: it lands.
+        st, reply, _ = self.client.beat(tok, wid, logs=[{"message": "m"}] * 1001)
+        self.assertEqual((st, reply["logs_inserted"]), (200, 100), reply)
         # Numbers beyond any integer (cJSON reads 1e400 as infinity).
         for raw in (b'{"worker_id_param": "%s", "vram_total_mb_param": 1e400}' % wid.encode(),
                     b'{"worker_id_param": "%s", "vram_used_mb_param": -1e400}' % wid.encode(),

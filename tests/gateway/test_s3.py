@@ -1,7 +1,7 @@
 """test_s3.py: STORAGE_BACKEND=s3 against a real S3-compatible server, s3rver (npm), started by
 the test on 127.0.0.1 with signature checking on: the gateway's requests are signed by libcurl's
 AWS SigV4 (a wrong secret key must fail), uploads land under
-<bucket>/<project or system>/tasks/<task_id>/<file>, and public reads come back through the
+<bucket>/<project or system>/tasks/<task_id>/<attempt>/<file>, and public reads come back through the
 gateway (or redirect to STORAGE_PUBLIC_BASE_URL)."""
 
 import base64
@@ -72,7 +72,8 @@ def s3_env(s3, secret="S3RVER", key_id="S3RVER", **extra):
     return env
 
 
-class TestS3(GatewayTestCase):
+class S3Case(GatewayTestCase):
+    """One s3rver and one gateway storing into it per test class."""
 
     @classmethod
     def setUpClass(cls):
@@ -91,6 +92,9 @@ class TestS3(GatewayTestCase):
         finally:
             cls.s3.stop()
 
+
+class TestS3(S3Case):
+
     def test_upload_url_put_and_read_back_through_s3(self):
         wid, tok = self.new_worker("active")
         project = "0b6c1a8e-2f4d-4e1b-9c3a-5d7e9f1a2b3c"
@@ -102,7 +106,7 @@ class TestS3(GatewayTestCase):
         st, body, _ = self.client.request("PUT", urls["upload_url"][len(self.gw.base_url):],
                                           raw=data, headers={"Content-Type": "video/mp4"})
         self.assertEqual(st, 200, body)
-        key = "image_uploads/%s/tasks/%s/video.mp4" % (project, tid)
+        key = "image_uploads/%s/tasks/%s/0/video.mp4" % (project, tid)
         self.assertIn(key, self.s3.objects())
         st, body, _ = self.client.fn(tok, "complete_task", {"task_id": tid,
                                                             "storage_path": urls["storage_path"]})
@@ -149,13 +153,13 @@ class TestS3(GatewayTestCase):
                 dropped = b'"gateway.upload_dropped"' in f.read()
             time.sleep(0.1)
         self.assertTrue(dropped, "the interrupted upload was not dropped")
-        self.assertNotIn("image_uploads/system/tasks/%s/cut.mp4" % tid, self.s3.objects())
+        self.assertNotIn("image_uploads/system/tasks/%s/0/cut.mp4" % tid, self.s3.objects())
         self.assertEqual(self.client.request("GET", BUCKET_PREFIX + urls["storage_path"])[0], 404)
         # The gateway is fine afterwards, and the same URL works for a whole upload.
         st, body, _ = self.client.request("PUT", urls["upload_url"][len(self.gw.base_url):],
                                           raw=b"w" * 4096)
         self.assertEqual(st, 200, body)
-        self.assertIn("image_uploads/system/tasks/%s/cut.mp4" % tid, self.s3.objects())
+        self.assertIn("image_uploads/system/tasks/%s/0/cut.mp4" % tid, self.s3.objects())
 
     def test_base64_complete_into_s3(self):
         wid, tok = self.new_worker("active")
@@ -164,7 +168,7 @@ class TestS3(GatewayTestCase):
             "task_id": tid, "file_data": base64.b64encode(b"png bytes").decode(),
             "filename": "i.png"})
         self.assertEqual(st, 200, body)
-        self.assertIn("image_uploads/system/tasks/%s/i.png" % tid, self.s3.objects())
+        self.assertIn("image_uploads/system/tasks/%s/0/i.png" % tid, self.s3.objects())
         st, got, hdrs = self.client.request("GET", body["public_url"][len(self.gw.base_url):])
         self.assertEqual((st, got, hdrs["content-type"]), (200, b"png bytes", "image/png"))
 
@@ -183,7 +187,7 @@ class TestS3(GatewayTestCase):
             st, body, _ = c.fn(tok, "complete_task", {"task_id": tid, "file_data": "aGk=",
                                                       "filename": "x.txt"})
             self.assertEqual(st, 500, body)
-            self.assertNotIn("image_uploads/system/tasks/%s/x.txt" % tid, self.s3.objects())
+            self.assertNotIn("image_uploads/system/tasks/%s/0/x.txt" % tid, self.s3.objects())
             self.assertEqual(self.db.scalar("SELECT status::text FROM tasks WHERE id = %s",
                                             (tid,)), "In Progress")
             with open(gw.log_path) as f:

@@ -244,6 +244,102 @@ START_TEST(test_gateway_request_tasks_query)
 }
 END_TEST
 
+/* UTF-8 as RFC 3629 has it: what PostgreSQL accepts as text (it refuses the rest, 22021). */
+static const struct {
+    const char *name, *in;
+    size_t bad_at; /* == strlen(in): valid */
+} UTF8[] = {
+    {"ascii", "hello", 5},
+    {"two bytes", "\xc3\xa9t\xc3\xa9", 5},
+    {"three bytes", "\xe4\xb8\x96", 3},
+    {"four bytes, the last code point", "\xf4\x8f\xbf\xbf", 4},
+    {"a lone continuation byte",
+     "a\x80"
+     "b",
+     1},
+    {"a truncated sequence", "ab\xc3", 2},
+    {"the review's \\xc3\\x28", "x\xc3\x28", 1},
+    {"overlong slash", "\xc0\xaf", 0},
+    {"overlong three bytes", "\xe0\x80\xaf", 0},
+    {"a surrogate", "\xed\xa0\x80", 0},
+    {"above U+10FFFF", "\xf4\x90\x80\x80", 0},
+    {"0xff", "ok \xff\xfe", 3},
+};
+
+START_TEST(test_gateway_request_utf8)
+{
+    size_t n = strlen(UTF8[_i].in);
+    ck_assert_msg(gw_utf8_invalid_at(UTF8[_i].in, n) == UTF8[_i].bad_at, "%s", UTF8[_i].name);
+    ck_assert(gw_utf8_valid(UTF8[_i].in, n) == (UTF8[_i].bad_at == n));
+}
+END_TEST
+
+/* A body that is not UTF-8 is refused with a message by every parser but the heartbeat, whose
+ * log entries are cleaned so the beat still lands. */
+START_TEST(test_gateway_request_invalid_utf8)
+{
+    GwError e;
+    GwStatusUpdate u;
+    const char *f = "{\"task_id\":\"" TASK "\",\"status\":\"Failed\","
+                    "\"output_location\":\"CUDA error \xc3\x28\"}";
+    ck_assert_int_eq(gw_parse_status_update(f, strlen(f), &u, &e), STATUS_ERR_PARSE);
+    ck_assert_ptr_nonnull(strstr(e.message, "UTF-8"));
+    GwComplete c;
+    const char *loc = "{\"task_id\":\"" TASK "\",\"output_location\":\"https://x/\xff\"}";
+    ck_assert_int_eq(gw_parse_complete(loc, strlen(loc), &c, &e), STATUS_ERR_PARSE);
+    GwQueueRequest q;
+    const char *claim = "{\"run_type\":\"gpu\",\"x\":\"\xed\xa0\x80\"}";
+    ck_assert_int_eq(gw_parse_queue_request(claim, strlen(claim), &q, &e), STATUS_ERR_PARSE);
+
+    GwHeartbeat hb;
+    const char *beat = "{\"worker_id_param\":\"gpu-1\",\"logs_param\":["
+                       "{\"message\":\"ok\"},"
+                       "{\"message\":\"ffmpeg said \xff\xfe\",\"level\":\"E\xc3\"},"
+                       "{\"message\":\"m\",\"metadata\":{\"k\":\"\xc0\xaf\"}},"
+                       "{\"message\":\"t\",\"task_id\":\"unknown_\x80\"}]}";
+    ck_assert_int_eq(gw_parse_heartbeat(beat, strlen(beat), &hb, &e), STATUS_OK);
+    ck_assert_uint_eq(hb.n_logs, 4);
+    ck_assert(gw_utf8_valid(hb.logs_json, strlen(hb.logs_json)));
+    ck_assert_ptr_nonnull(strstr(hb.logs_json, "ffmpeg said \xef\xbf\xbd\xef\xbf\xbd"));
+    ck_assert_ptr_null(strstr(hb.logs_json, "\"level\""));
+    ck_assert_ptr_nonnull(strstr(hb.logs_json, "\"metadata_dropped\":\"invalid UTF-8\""));
+    ck_assert_ptr_nonnull(strstr(hb.logs_json, "\"task_ref\":\"unknown_\xef\xbf\xbd\""));
+    gw_heartbeat_clear(&hb);
+}
+END_TEST
+
+/* A heartbeat keeps GW_LOGS_MAX entries (the rest counted as dropped), cuts long messages and
+ * leaves out large metadata: one beat's rows and bytes are bounded. */
+START_TEST(test_gateway_request_heartbeat_bounds)
+{
+    enum { N = GW_LOGS_MAX + 50 };
+    size_t cap = 64 + N * 32 + 2 * 10000;
+    char *body = malloc(cap);
+    ck_assert_ptr_nonnull(body);
+    size_t len = (size_t)snprintf(body, cap, "{\"worker_id_param\":\"w\",\"logs_param\":[");
+    len += (size_t)snprintf(body + len, cap - len, "{\"message\":\"");
+    memset(body + len, 'm', 9000);
+    len += 9000;
+    len += (size_t)snprintf(body + len, cap - len, "\",\"metadata\":{\"k\":\"");
+    memset(body + len, 'v', GW_LOG_META_MAX);
+    len += GW_LOG_META_MAX;
+    len += (size_t)snprintf(body + len, cap - len, "\"}}");
+    for (int i = 1; i < N; i++)
+        len += (size_t)snprintf(body + len, cap - len, ",{\"message\":\"n%d\"}", i);
+    len += (size_t)snprintf(body + len, cap - len, "]}");
+    GwHeartbeat hb;
+    GwError e;
+    ck_assert_int_eq(gw_parse_heartbeat(body, len, &hb, &e), STATUS_OK);
+    ck_assert_uint_eq(hb.n_logs, GW_LOGS_MAX);
+    ck_assert_uint_eq(hb.n_dropped, 50);
+    ck_assert_ptr_nonnull(strstr(hb.logs_json, "\"metadata_dropped\":\"too large\""));
+    ck_assert_ptr_null(strstr(hb.logs_json, "\"n100\""));
+    ck_assert(strlen(hb.logs_json) < GW_LOGS_MAX * 64 + GW_LOG_MESSAGE_MAX + 256);
+    gw_heartbeat_clear(&hb);
+    free(body);
+}
+END_TEST
+
 static Suite *gateway_request_suite(void)
 {
     Suite *s = suite_create("gateway_request");
@@ -255,6 +351,9 @@ static Suite *gateway_request_suite(void)
     tcase_add_test(tc, test_gateway_request_heartbeat);
     tcase_add_test(tc, test_gateway_request_status_and_complete);
     tcase_add_loop_test(tc, test_gateway_request_tasks_query, 0, (int)ARRAY_LEN(QUERIES));
+    tcase_add_loop_test(tc, test_gateway_request_utf8, 0, (int)ARRAY_LEN(UTF8));
+    tcase_add_test(tc, test_gateway_request_invalid_utf8);
+    tcase_add_test(tc, test_gateway_request_heartbeat_bounds);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -60,6 +60,11 @@ SELECT is((SELECT outcome FROM func_gateway_task_update('g-live',
 SELECT is((SELECT body ->> 'project_id' FROM func_gateway_task_for_upload('g-live',
               '00000000-0000-0000-0000-0000000000b1')), '00000000-0000-0000-0000-0000000000ff',
           'for_upload gives the project');
+SELECT is((SELECT body ->> 'attempt' FROM func_gateway_task_for_upload('g-live',
+              '00000000-0000-0000-0000-0000000000b1')), '0',
+          'for_upload gives the claim''s attempt (the per-claim folder of its files)');
+SELECT is((SELECT body -> 0 ->> 'worker_id' FROM func_gateway_held_tasks('g-live', 5)), 'g-live',
+          'held: the task json has worker_id (select=worker_id, select=*)');
 SELECT is((SELECT outcome FROM func_gateway_complete('g-live',
               '00000000-0000-0000-0000-0000000000b1', '{"public_url": "u"}', 'u')), 'ok',
           'complete by the holder');
