@@ -92,6 +92,13 @@ static const CounterFamily COUNTERS[] = {
      "Entries of RunPod's pod list that could not be fully read: skipped (no usable id) or "
      "partial (kept, a field replaced by its default). The rest of the list is still used.",
      offsetof(MetricsState, pod_list_defects)},
+    {"spawns_deferred_total", "reason",
+     "Planned spawns held back for a later cycle because RunPod's rate-limit quota was low "
+     "(terminations are never held back).",
+     offsetof(MetricsState, spawns_deferred)},
+    {"gpu_catalog_reads_total", "result",
+     "Reads of RunPod's GPU catalog (stock and prices), by result (ok, failed).",
+     offsetof(MetricsState, catalog_reads)},
 };
 #define N_COUNTERS (sizeof COUNTERS / sizeof COUNTERS[0])
 
@@ -140,6 +147,15 @@ void metrics_init(MetricsState *m, const Config *cfg)
     counter_add(&m->tasks_recovered, "failed", 0);
     counter_add(&m->pod_list_defects, "skipped", 0);
     counter_add(&m->pod_list_defects, "partial", 0);
+    counter_add(&m->spawns_deferred, "rate_limit", 0);
+    counter_add(&m->catalog_reads, "ok", 0);
+    counter_add(&m->catalog_reads, "failed", 0);
+}
+
+void metrics_count_catalog_read(MetricsState *m, bool ok)
+{
+    if (m)
+        counter_add(&m->catalog_reads, ok ? "ok" : "failed", 1);
 }
 
 Status metrics_new(const Config *cfg, MetricsState **out)
@@ -190,7 +206,9 @@ static void observe_outcome(MetricsState *m, const cJSON *o)
     bool applied = strcmp(result, "applied") == 0;
 
     if (strcmp(action, action_kind_str(ACTION_SPAWN_WORKER)) == 0) {
-        if (applied || strncmp(detail, "pod created", 11) == 0)
+        if (strcmp(result, "deferred") == 0)
+            counter_add(&m->spawns_deferred, "rate_limit", 1);
+        else if (applied || strncmp(detail, "pod created", 11) == 0)
             counter_add(&m->pods_created, reason, 1); /* the pod exists, whatever the row */
         else if (strcmp(result, "no_capacity") == 0)
             counter_add(&m->pod_create_failures, runpod_error_str(RP_NO_CAPACITY), 1);
@@ -242,6 +260,9 @@ void metrics_observe_cycle(MetricsState *m, const Snapshot *snap, const Plan *pl
             counter_add(&m->pod_list_defects, "skipped", (double)snap->pods_skipped);
             counter_add(&m->pod_list_defects, "partial", (double)snap->pods_partial);
         }
+        if (act) /* the planner's deferrals (a dry run acts on nothing, defers nothing) */
+            counter_add(&m->spawns_deferred, "rate_limit", (double)plan->rate_deferred);
+        metrics_observe_runpod(m, &snap->quota, snap);
     }
     if (act) {
         for (const cJSON *o = act->outcomes ? act->outcomes->child : NULL; o; o = o->next)
@@ -410,6 +431,12 @@ char *metrics_render(const MetricsState *m)
             sample(&b, COUNTERS[f].name, COUNTERS[f].label, c->samples[i].label,
                    c->samples[i].value);
     }
+    char *runpod = metrics_runpod_render(m);
+    if (runpod)
+        buf_printf(&b, "%s", runpod);
+    else
+        b.oom = true;
+    free(runpod);
     if (b.oom) {
         free(b.data);
         return NULL;

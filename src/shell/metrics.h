@@ -36,6 +36,25 @@ typedef struct {
     } samples[METRICS_LABELS_MAX];
 } MetricsCounter;
 
+/* RunPod's rate limit and GPU catalog as the last cycle left them (metrics_runpod.c). */
+typedef struct {
+    bool quota_seen; /* a RateLimit field was ever seen (this run, or persisted) */
+    bool malformed;
+    long long remaining; /* -1 unknown */
+    double reset_in_sec; /* -1 unknown */
+    size_t n_windows;
+    struct {
+        char name[24]; /* [a-z0-9_] or "other" */
+        long long remaining, quota;
+    } windows[RATE_WINDOWS_MAX];
+    size_t n_scopes;
+    struct {
+        char scope[SNAP_SCOPE_MAX];
+        long long age_sec;
+        bool failed;
+    } scopes[SNAP_CATALOG_SCOPES_MAX];
+} MetricsRunpod;
+
 /* Everything /metrics and the textfile show. Plain data: copy it by assignment. */
 typedef struct MetricsState {
     /* from the configuration */
@@ -70,6 +89,9 @@ typedef struct MetricsState {
     MetricsCounter tasks_recovered;     /* outcome: requeued, failed */
     MetricsCounter cycles;              /* result: ok, locked, database, runpod_api, partial... */
     MetricsCounter pod_list_defects;    /* kind: skipped (no usable id), partial (a bad field) */
+    MetricsCounter spawns_deferred;     /* reason: rate_limit (issue 16) */
+    MetricsCounter catalog_reads;       /* result: ok, failed (issue 16) */
+    MetricsRunpod runpod;               /* gauges of RunPod's rate limit and catalog */
 } MetricsState;
 
 /* Initialises m from a validated configuration: gauges unknown, counters at zero for every
@@ -90,6 +112,17 @@ void metrics_free(MetricsState *m);
  * (cycles_total{result}); STATUS_OK also sets last_success to the wall clock. Cannot fail. */
 void metrics_observe_cycle(MetricsState *m, const Snapshot *snap, const Plan *plan,
                            const ActResult *act, Status st, double duration_sec);
+
+/* Records RunPod's rate-limit quota as the cycle left it (q; NULL keeps the last) and the
+ * ages of the cached catalog reads (snap; NULL keeps them). m may be NULL. Cannot fail. */
+void metrics_observe_runpod(MetricsState *m, const RateQuota *q, const Snapshot *snap);
+
+/* Counts one read of RunPod's GPU catalog (gpu_catalog_reads_total{result}). m may be NULL. */
+void metrics_count_catalog_read(MetricsState *m, bool ok);
+
+/* The RunPod gauges (rate limit, catalog ages) as exposition text; metrics_render appends it.
+ * Returns a malloc'd string (caller frees), or NULL when out of memory. */
+char *metrics_runpod_render(const MetricsState *m);
 
 /* Renders m in the text exposition format 0.0.4, HELP and TYPE lines for each family.
  * Returns a malloc'd NUL-terminated string (caller frees), or NULL when out of memory. */

@@ -69,7 +69,11 @@ check "  ...every line fits 100 columns" $(awk 'length($0) > 100 { bad = 1 } END
 check "status --json has the documented keys" $([ $rc -eq 0 ] && /usr/bin/python3 - "$tmp/out" "$id" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
-assert set(d) == {"queue", "fleet", "breaker", "gpu_backoff", "cycles", "workers"}, d.keys()
+assert set(d) == {"queue", "fleet", "breaker", "gpu_backoff", "cycles", "workers", "runpod"}, d.keys()
+# issue 16: the RunPod quota and catalog the last run saw (none yet here: unknown, not zero)
+r = d["runpod"]
+assert r["gpu_choice"] == "ordered" and r["rate_limit_reserve"] == 10 and r["catalog"] == [], r
+assert r["rate_limit"]["known"] is False and r["rate_limit"]["remaining"] == -1, r
 w = d["workers"][0]
 assert w["id"] == "gpu-status-1" and w["status"] == "active", w
 assert w["task_id"] == sys.argv[2] and abs(w["vram_percent"] - 50) < 0.01, w

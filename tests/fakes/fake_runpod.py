@@ -61,6 +61,10 @@ Faults (POST /_fake/faults; each key optional; reset restores the defaults):
                                  process dies; false keeps it RUNNING (a container that
                                  lingers). Injected pods (POST /_fake/pods) never do.
 
+GPU catalog (GET /v2/catalog/gpus) and rate limit (RateLimit / RateLimit-Policy on every
+authenticated answer, 429 when a window is exhausted): tests/fakes/fake_runpod_catalog.py, with
+its control endpoints /_fake/catalog and /_fake/ratelimit.
+
 Start: fake_runpod.py --port 0 --api-key KEY [--port-file F] [--record F.jsonl]
        [--boot-cmd CMD] [--boot-delay-sec S] [--provision-sec S] [--start-sec S]
        [--parent-pid PID] [--boot-log F]
@@ -86,6 +90,8 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+import fake_runpod_catalog
+
 NO_CAPACITY_DETAIL = ("There are no longer any instances available with the requested "
                       "specifications. Please refresh and try again.")
 TITLES = {400: "Bad Request", 401: "Unauthorized", 402: "Payment Required", 403: "Forbidden",
@@ -103,8 +109,6 @@ FAULT_DEFAULTS = {"no_capacity": [], "rules": [], "not_found_after_create_sec": 
 CREATE_KEYS = {"name", "image", "gpu", "cpu", "cloud", "dataCenterIds", "disk", "ports", "env",
                "mounts", "args", "registry", "startSsh", "startJupyter", "globalNetworking",
                "templateId"}
-RATE_LIMIT = '"minute";r=59;t=60, "hour";r=2999;t=3600, "day";r=49999;t=86400'
-RATE_POLICY = '"minute";q=60;w=60, "hour";q=3000;w=3600, "day";q=50000;w=86400'
 
 
 def iso(ts):
@@ -269,6 +273,8 @@ class State:
         self.lock = threading.RLock()
         self.log_lock = threading.Lock()
         self.record_file = open(args.record, "a", encoding="utf-8") if args.record else None
+        self.catalog = fake_runpod_catalog.Catalog()
+        self.ratelimit = fake_runpod_catalog.RateLimiter()
         self.reset()
 
     def reset(self):
@@ -285,6 +291,8 @@ class State:
             self.seq = 0
             self.max_alive = 0
             self.creates = 0
+        self.catalog.reset()
+        self.ratelimit.reset()
         for p in old:
             stop_proc(p)
 
@@ -424,8 +432,9 @@ class Handler(BaseHTTPRequestHandler):
         if data:
             headers["Content-Type"] = ctype
         if rec is not None and status != 401:
-            headers["RateLimit"] = RATE_LIMIT
-            headers["RateLimit-Policy"] = RATE_POLICY
+            headers.update(STATE.ratelimit.headers())
+            if STATE.ratelimit.is_malformed():
+                rec.setdefault("fault", {})["ratelimit_mode"] = "malformed"
         headers.update(extra or {})
         if rec is not None:
             with STATE.log_lock:
@@ -499,6 +508,10 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(401, problem(401, "missing bearer token"), rec=rec)
         if auth != want:
             return self.send(401, problem(401, "invalid bearer token"), rec=rec)
+        limited = STATE.ratelimit.take(path)
+        if limited:
+            return self.send(429, problem(429, limited[1]),
+                             extra={"Retry-After": str(limited[0])}, rec=rec)
         rule = self.match_rule(method, path)
         if rule:
             rec["fault"] = {k: v for k, v in rule.items() if k != "count"}
@@ -544,6 +557,19 @@ class Handler(BaseHTTPRequestHandler):
 
     def route(self, method, path, body, raw, rec):
         parts = path.rstrip("/").split("/")
+        if path.rstrip("/") == "/v2/catalog/gpus":
+            if method != "GET":
+                return self.send(405, problem(405, "The requested method is not allowed for "
+                                                   "this path."), extra={"Allow": "GET"},
+                                 rec=rec)
+            status, obj, ctype, marker = STATE.catalog.answer(rec["query"])
+            if marker:
+                rec.setdefault("fault", {}).update(marker)
+            if status != 200:
+                return self.send(status, problem(status, obj["detail"]), rec=rec)
+            if isinstance(obj, str):
+                return self.send(200, raw=obj, ctype=ctype, rec=rec)
+            return self.send(200, obj, rec=rec)
         if path.rstrip("/") == "/v2/pods":
             if method == "GET":
                 with STATE.lock:
@@ -633,6 +659,10 @@ class Handler(BaseHTTPRequestHandler):
                             return self.send(400, {"error": "unknown config %s" % k})
                         STATE.config[k] = v
                 return self.send(200, STATE.config)
+        if path == "/_fake/catalog" and method in ("GET", "POST"):
+            return self.send(*STATE.catalog.control(method, body))
+        if path == "/_fake/ratelimit" and method in ("GET", "POST"):
+            return self.send(*STATE.ratelimit.control(method, body))
         if path == "/_fake/requests":
             since = int((parse_qs(query).get("since") or ["0"])[0])
             with STATE.log_lock:
