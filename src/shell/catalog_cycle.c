@@ -31,6 +31,17 @@ void catalog_cycle_overlay_quota(App *app, Snapshot *snap)
     }
 }
 
+bool catalog_cycle_quota_spent(const Snapshot *snap)
+{
+    if (ratelimit_remaining(&snap->quota) != 0)
+        return false;
+    log_info("pods.list_deferred",
+             "reset_in_sec=%.0f msg=\"RunPod's rate-limit quota is spent: the pod list waits "
+             "for the reset; no pod-based decision this cycle\"",
+             ratelimit_reset_in(&snap->quota));
+    return true;
+}
+
 void catalog_cycle_observe_metrics(App *app)
 {
     RunpodRateSeen seen;

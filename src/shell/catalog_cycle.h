@@ -29,6 +29,9 @@
  * fail. */
 void catalog_cycle_overlay_quota(App *app, Snapshot *snap);
 
+/* True (logged as pods.list_deferred) when snap->quota says no call is left now. */
+bool catalog_cycle_quota_spent(const Snapshot *snap);
+
 /* See above. A failed read is logged (catalog.read_failed), recorded (so the next read waits a
  * TTL) and marks the scope failed in snap: the planner then uses the configured order. A
  * failed task-duration query is logged and leaves the figures unloaded (value then ranks by

@@ -291,6 +291,16 @@ static Status observe_and_decide(App *app, Snapshot *snap, Plan *plan, cJSON *er
     Policy policy;
     policy_from_config(app->cfg, &policy);
     *pods_wanted = need_pods(app, snap, &policy) && app->rp;
+    catalog_cycle_overlay_quota(app, snap);
+    /* RunPod's quota is known to be spent (a 429's Retry-After, or a window at 0 that has not
+     * reset): a cycle's pod list would only be answered 429, so it waits, and the cycle
+     * decides nothing pod-based, as after a failed list. An operator's request still lists;
+     * terminations are never held back. */
+    if (*pods_wanted && !app->manual && catalog_cycle_quota_spent(snap)) {
+        *pods_wanted = false;
+        cJSON_AddItemToArray(errors, cJSON_CreateString("pod list deferred: RunPod's rate-limit "
+                                                        "quota is spent until its reset"));
+    }
     if (*pods_wanted)
         list_pods(app, snap, errors);
     catalog_cycle_overlay_quota(app, snap);

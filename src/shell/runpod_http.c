@@ -383,7 +383,8 @@ static void note_rate_limit(RunpodClient *c, const HttpResp *r)
                      r->status, strlen(r->ratelimit));
     }
     if (r->status == 429) {
-        long ms = r->has_retry_after ? retry_after_ms(r->retry_after, c->retry_after_max_ms) : -1;
+        /* What RunPod said, up to an hour (the wait before a retry is capped separately). */
+        long ms = r->has_retry_after ? retry_after_ms(r->retry_after, 3600000L) : -1;
         c->retry_after_until_ms = now + (ms >= 0 ? ms : 1000);
     }
     c->rate_seen = true;

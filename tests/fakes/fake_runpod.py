@@ -47,6 +47,8 @@ Faults (POST /_fake/faults; each key optional; reset restores the defaults):
             status: int (answer this problem status; omit for the normal answer),
             count: N (matches left; -1 = unlimited, default 1),
             retry_after: seconds (header on the answer), delay_sec: seconds before answering,
+            headers: {name: value or [values]} (replace the answer's headers; a list sends
+            one line per value),
             create_anyway: bool (POST /v2/pods: create the pod first, then answer status),
             detail: str, body: raw body text, body_repeat: N, content_type: str} ]
      Rules are checked in order after authentication; the first match applies.
@@ -433,10 +435,12 @@ class Handler(BaseHTTPRequestHandler):
             headers["Content-Type"] = ctype
         if rec is not None and status != 401:
             headers.update(STATE.ratelimit.headers())
-            if STATE.ratelimit.is_malformed():
-                rec.setdefault("fault", {})["ratelimit_mode"] = "malformed"
+            odd = STATE.ratelimit.odd_mode()
+            if odd:  # the contract test does not expect well-formed headers here
+                rec.setdefault("fault", {})["ratelimit_mode"] = odd
         headers.update(extra or {})
         if rec is not None:
+            headers.update(rec.pop("_headers", None) or {})
             with STATE.log_lock:
                 STATE.inflight.pop(id(rec), None)
             # Logged before the answer leaves, so a client that has its answer also finds
@@ -445,13 +449,14 @@ class Handler(BaseHTTPRequestHandler):
             rec["response_headers"] = headers
             try:
                 rec["response"] = json.loads(data) if data else None
-            except ValueError:
+            except (ValueError, RecursionError):
                 rec["response"] = data[:2000].decode("utf-8", "replace")
             STATE.record(rec)
         try:
             self.send_response(status)
             for k, v in headers.items():
-                self.send_header(k, str(v))
+                for one in (v if isinstance(v, list) else [v]):  # a list: repeated lines
+                    self.send_header(k, str(one))
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             if data:
@@ -526,6 +531,8 @@ class Handler(BaseHTTPRequestHandler):
                 time.sleep(float(rule["delay_sec"]))
             if "status" in rule or "body" in rule:
                 return self.answer_rule(rule, rec)
+            if isinstance(rule.get("headers"), dict):  # the normal answer, these headers
+                rec["_headers"] = rule["headers"]
         self.route(method, path, body, raw, rec)
 
     def match_rule(self, method, path):
@@ -549,6 +556,8 @@ class Handler(BaseHTTPRequestHandler):
         extra = {}
         if "retry_after" in rule:
             extra["Retry-After"] = str(rule["retry_after"])
+        if isinstance(rule.get("headers"), dict):  # e.g. hostile RateLimit fields (issue 16)
+            extra.update(rule["headers"])
         if "body" in rule:
             raw = str(rule["body"]) * int(rule.get("body_repeat", 1))
             return self.send(status, raw=raw, ctype=rule.get("content_type"), extra=extra,
@@ -615,8 +624,10 @@ class Handler(BaseHTTPRequestHandler):
                 self.send(422, problem(422, "Request validation failed.", errs), rec=rec)
             return None
         gpu = body.get("gpu", {}).get("id", "")
+        sold_out = STATE.catalog.out_of_stock(gpu, body.get("cloud", "SECURE"),
+                                              body.get("dataCenterIds") or [])
         with STATE.lock:
-            no_cap = gpu in STATE.faults["no_capacity"]
+            no_cap = gpu in STATE.faults["no_capacity"] or sold_out
             latency = float(STATE.faults["create_latency_ms"]) / 1000.0
         if latency > 0:
             time.sleep(latency)

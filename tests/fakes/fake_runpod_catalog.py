@@ -143,6 +143,23 @@ class Catalog:
         for _, changes in sorted(due, key=lambda s: s[0]):
             self._merge(changes)
 
+    def out_of_stock(self, gpu_id, cloud, dcs):
+        """Whether a create of gpu_id on cloud (in one of dcs, when given) finds no capacity:
+        the catalog lists the type and shows it unavailable there. A type it does not list is
+        never out of stock here (the fake's no_capacity fault covers those)."""
+        with self.lock:
+            self._advance()
+            g = self.gpus.get(gpu_id)
+            if g is None:
+                return False
+            offered = g["secure"] if cloud == "SECURE" else g["community"]
+            level = g["stock"] if cloud == "SECURE" else g["community_stock"]
+            if not offered or level == "NONE":
+                return True
+            if dcs:
+                return all(g["dcs"].get(dc, "NONE") == "NONE" for dc in dcs)
+            return False
+
     @staticmethod
     def check_query(query):
         """Validates the query string as openapi-v2.json describes. Returns None, or
@@ -353,6 +370,7 @@ class RateLimiter:
                 self.malformed_next += 1
             return {"RateLimit": limit, "RateLimit-Policy": ", ".join(policy)}
 
-    def is_malformed(self):
+    def odd_mode(self):
+        """The mode when its headers are deliberately malformed or absent, else None."""
         with self.lock:
-            return self.mode == "malformed"
+            return self.mode if self.mode in ("malformed", "absent") else None
