@@ -83,7 +83,8 @@ const VarSpec CONFIG_VARS[] = {
      "value: completed tasks a GPU type needs before its own median duration counts (fewer: "
      "the pool's median, i.e. ranked by price)"},
     {"RUNPOD_VALUE_WINDOW_HOURS", VT_INT, F(runpod_value_window_hours), "168", 1, 8760, false, NULL,
-     "value: completed tasks of this many past hours make the task-duration figures"},
+     "value: the task-duration figures come from the completed tasks of this many past hours "
+     "(the newest 5000 at most)"},
     {"RUNPOD_RATE_LIMIT_RESERVE", VT_INT, F(runpod_rate_limit_reserve), "10", 0, 100000, false,
      NULL,
      "RunPod API calls kept back from pod creates for pod lists and terminations (creates "

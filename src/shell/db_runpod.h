@@ -23,9 +23,10 @@
  * statement, run inside the snapshot's transaction (db_load_snapshot calls it). */
 Status db_load_runpod(PGconn *conn, const Config *cfg, Snapshot *snap);
 
-/* Loads the completed tasks of the last RUNPOD_VALUE_WINDOW_HOURS per (pool, GPU type) and per
- * pool (gpu_type ""): their number and median duration (generation_started_at to
- * generation_processed_at). One statement; sets snap->gpu_stats_loaded on success. */
+/* Loads, from the newest completed tasks (at most 5,000, of the last
+ * RUNPOD_VALUE_WINDOW_HOURS), per (pool, GPU type) and per pool (gpu_type ""): their number
+ * and median duration (generation_started_at to generation_processed_at). One statement,
+ * bounded whatever the size of tasks; sets snap->gpu_stats_loaded on success. */
 Status db_load_gpu_stats(PGconn *conn, const Config *cfg, Snapshot *snap);
 
 /* Records one catalog read of scope: on success (list non-NULL) its entries replace the
