@@ -27,6 +27,7 @@ fleet that ran for a while leaves behind).
 import json
 import os
 import re
+import subprocess
 import time
 import unittest
 
@@ -60,6 +61,14 @@ class TestRunpodCatalog(SafetyTestCase):
                                      body or None)
         self.assertEqual(status, 200, ans)
         return ans
+
+    def promtool_clean(self, text):
+        """promtool (Debian package prometheus, installed by scripts/install-deps.sh) accepts
+        the exposition text with no lint finding."""
+        p = subprocess.run(["promtool", "check", "metrics"], input=text.encode(),
+                           capture_output=True, timeout=30)
+        out = (p.stdout + p.stderr).decode("utf-8", "replace").strip()
+        self.assertEqual((p.returncode, out), (0, ""), "promtool: %s" % out)
 
     def catalog_reads(self):
         return [r for r in self.fake.api_requests("GET") if r["path"] == CAT]
@@ -327,6 +336,9 @@ class TestRunpodCatalog(SafetyTestCase):
         self.assertRegex(prom, r'(?m)^gpu_orchestrator_spawns_deferred_total'
                                r'\{reason="rate_limit"\} \d+$')
         self.assertTrue(0 <= int(got.group(1)) <= 8, got.group(0))
+        self.assertRegex(prom, r'(?m)^gpu_orchestrator_gpu_catalog_age_seconds'
+                               r'\{scope="SECURE"\} \d+$')
+        self.promtool_clean(prom)
         self.settle(timeout=90)
         self.invariants("rate limit spread", max_active=9)
 
@@ -376,6 +388,7 @@ class TestRunpodCatalog(SafetyTestCase):
             prom = f.read()
         self.assertRegex(prom, r"(?m)^gpu_orchestrator_runpod_rate_limit_header_malformed 1$")
         self.assertNotRegex(prom, r"(?m)^gpu_orchestrator_runpod_rate_limit_remaining ")
+        self.promtool_clean(prom)
 
 
 if __name__ == "__main__":
