@@ -312,9 +312,14 @@ Status db_save_rate_limit(PGconn *conn, const RunpodRateSeen *seen)
     snprintf(age, sizeof age, "%.3f", seen->quota.age_sec > 0 ? seen->quota.age_sec : 0);
     snprintf(retry, sizeof retry, "%.3f", seen->retry_after_left_sec);
     snprintf(remaining, sizeof remaining, "%lld", ratelimit_remaining(&seen->quota));
+    /* RunPod's text as received, scrubbed like everything else that is stored: a header that
+     * echoed a secret is then unreadable, which reads back as unknown. */
+    char lim[RATE_RAW_MAX], pol[RATE_RAW_MAX];
+    log_scrub(seen->ratelimit, lim, sizeof lim);
+    log_scrub(seen->policy, pol, sizeof pol);
     const char *p[] = {age,
-                       seen->ratelimit[0] ? seen->ratelimit : NULL,
-                       seen->policy[0] ? seen->policy : NULL,
+                       lim[0] ? lim : NULL,
+                       pol[0] ? pol : NULL,
                        seen->quota.malformed ? "t" : "f",
                        seen->retry_after_left_sec > 0 ? retry : NULL,
                        remaining};
