@@ -15,8 +15,13 @@
 #   3. Reaction of `continuous`: INSERT of a task into an idle system -> create request at the
 #      fake (both timestamps on this machine's clock).
 #   4. Burst: 500 tasks at once with MAX_ACTIVE_GPUS=50: cycles to the desired fleet, retries.
-# --smoke: tiny sizes and counts; asserts correctness only (statements identical across sizes,
-# no-op cycles act on nothing, spawns happen, the reaction is observed, the burst converges).
+#   5. Pools (issue 14): the no-op cycle with 8 pools against 1 pool (POOLS unset) on the same
+#      database (the largest size, 7/8 of its Queued tasks moved to 7 other run types),
+#      alternating: SQL statements per cycle (must be equal: demand is counted per run type in
+#      one statement, never a query per pool) and wall time (target: 8 pools within 1.2x).
+# --smoke: tiny sizes and counts; asserts correctness only (statements identical across sizes
+# and across pool counts, no-op cycles act on nothing, spawns happen, the reaction is observed,
+# the burst converges).
 #
 # Binary: $ORCH_BINARY, else build-bench/orchestrator (a Release build:
 #   cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release && cmake --build build-bench -j2).
@@ -36,7 +41,7 @@ while [ $# -gt 0 ]; do
     --sizes) sizes=${2:?--sizes needs a comma list}; shift 2 ;;
     --reps) reps=${2:?--reps needs a number}; shift 2 ;;
     --smoke) smoke=1; shift ;;
-    -h | --help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -424,6 +429,75 @@ echo "   desired fleet ($burst_max pods) reached after $reached cycle(s)"
 echo "   fake: $burst_stats; repeated create names: $dup_names; client retries (runpod.retry log lines): $retries"
 check "the burst reached the desired fleet" "$([ "$reached" != 0 ] && echo 0 || echo 1)"
 check "no create retried or duplicated" "$([ "$retries" = 0 ] && [ "$dup_names" = 0 ] && echo 0 || echo 1)"
+
+# ==== 5. pools ==========================================================================================
+pdb=bench_pools
+src_db=${dbs[-1]}
+log "bench: 5. 8 pools against 1 pool on $pdb (a copy of $src_db), $reps rounds"
+PGOPTIONS='-c client_min_messages=warning' sql postgres "DROP DATABASE IF EXISTS $pdb WITH (FORCE)"
+createdb -T "$src_db" "$pdb"
+sql "$pdb" "UPDATE tasks SET run_type = 'p' || (2 + abs(hashtext(id::text)) % 7)
+             WHERE status = 'Queued' AND abs(hashtext(id::text || 'pool')) % 8 <> 0" >/dev/null
+sql "$pdb" "VACUUM ANALYZE tasks" >/dev/null
+rt_counts=$(sql "$pdb" "SELECT string_agg(run_type || ':' || n, ' ' ORDER BY run_type) FROM
+                        (SELECT run_type, count(*) n FROM tasks WHERE status = 'Queued' GROUP BY 1) q")
+# 1 pool: POOLS unset (pool default, serving gpu; the other run types are unserved). 8 pools:
+# default (MIN = MAX = 100, the live workers' pool) and p2..p8, each with its own GPU type and
+# image, serving its own run type, MIN = MAX = 0 (so the cycle stays a no-op: their queues are
+# counted and sized, nothing spawns).
+ONE_POOL=("${NOOP_ENV[@]}")
+EIGHT_POOLS=("${NOOP_ENV[@]}" POOLS=default,p2,p3,p4,p5,p6,p7,p8)
+for k in 2 3 4 5 6 7 8; do
+    EIGHT_POOLS+=(POOL_P${k}_MIN_ACTIVE_GPUS=0 POOL_P${k}_MAX_ACTIVE_GPUS=0
+                  "POOL_P${k}_GPU_TYPES=NVIDIA RTX A$((k * 1000))" POOL_P${k}_WORKER_IMAGE=bench/p$k:1)
+done
+# pool_noop DB -- ENV...: one no-op cycle -> "pgss_count summary_count actions plan_len pools result"
+pool_noop() {
+    local db=$1 oid pgss
+    shift 2
+    oid=$(sql postgres "SELECT oid FROM pg_database WHERE datname = '$db'")
+    sql postgres "SELECT pg_stat_statements_reset()" >/dev/null
+    orch "$db" "$@" -- single >"$tmp/pools.json" 2>"$tmp/pools.err" ||
+        { cat "$tmp/pools.err" >&2; die "pools cycle on $db failed"; }
+    pgss=$(sql postgres "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements
+                         WHERE dbid = $oid AND toplevel")
+    echo "$pgss $(jpy 'd["sql_statements"], sum(v for v in d["actions"].values()), len(d.get("plan", [])), len(d["pools"]), d["result"]' <"$tmp/pools.json" | tr -d "(),'")"
+}
+# Each configuration's first cycle after the other one writes worker_pools (one statement more);
+# the steady cycle right after it is the one counted and timed.
+pool_noop "$pdb" -- "${EIGHT_POOLS[@]}" >/dev/null # the copy's worker_pools says 1 pool
+read -r one_sync _ <<<"$(pool_noop "$pdb" -- "${ONE_POOL[@]}")"
+read -r one_stm one_sum one_acts one_plan one_pools one_res <<<"$(pool_noop "$pdb" -- "${ONE_POOL[@]}")"
+read -r eight_sync _ <<<"$(pool_noop "$pdb" -- "${EIGHT_POOLS[@]}")"
+read -r eight_stm eight_sum eight_acts eight_plan eight_pools eight_res <<<"$(pool_noop "$pdb" -- "${EIGHT_POOLS[@]}")"
+: >"$tmp/pool1_w"; : >"$tmp/pool8_w"
+for ((r = 1; r <= reps; r++)); do
+    for n in 1 8; do
+        if [ "$n" = 1 ]; then cfg=("${ONE_POOL[@]}"); else cfg=("${EIGHT_POOLS[@]}"); fi
+        orch "$pdb" "${cfg[@]}" -- single >/dev/null 2>&1 || die "pools warm-up cycle failed"
+        orch_env "$pdb" "${cfg[@]}"
+        read -r w _ <<<"$(timed env -i "${ORCH_ENV[@]}" "$bin" single)"
+        echo "$w" >>"$tmp/pool${n}_w"
+    done
+done
+p1=$(median <"$tmp/pool1_w") p8=$(median <"$tmp/pool8_w")
+pratio=$(awk -v a="$p8" -v b="$p1" 'BEGIN {printf "%.2f", a / b}')
+echo
+echo "== 5. Pools: the no-op cycle with 8 pools vs 1 pool (POOLS unset), same database, alternating"
+echo "   ($pdb: ${size_list[-1]} tasks; Queued by run type: $rt_counts; 100 live workers of pool default)"
+printf '   %-6s %-13s %-25s %-9s %-8s %s\n' pools stmts summ+1 orch_ms ratio "actions plan result"
+printf '   %-6s %-13s %-25s %-9s %-8s %s\n' "$one_pools" "$one_stm" \
+    "$((one_sum + 1)) (after a change: $one_sync)" "$(ms "$p1")" 1.00 "$one_acts $one_plan $one_res"
+printf '   %-6s %-13s %-25s %-9s %-8s %s\n' "$eight_pools" "$eight_stm" \
+    "$((eight_sum + 1)) (after a change: $eight_sync)" "$(ms "$p8")" "$pratio" "$eight_acts $eight_plan $eight_res"
+echo "   (median of $reps alternating runs each, every timed run right after one untimed run of the"
+echo "   same configuration: a change of POOLS costs one statement once, writing worker_pools)"
+echo "   targets: same statements with 8 pools as with 1: $([ "$one_stm" = "$eight_stm" ] && echo met || echo MISSED);" \
+    "8 pools within 1.2x of 1 pool (${pratio}x): $(awk -v r="$pratio" 'BEGIN {print (r <= 1.2) ? "met" : "MISSED"}')"
+check "8 pools and 1 pool: the same SQL statements per no-op cycle ($one_stm, $eight_stm)" \
+    "$([ "$one_stm" = "$eight_stm" ] && [ "$one_stm" = "$((one_sum + 1))" ] && echo 0 || echo 1)"
+check "the pool cycles are no-ops reporting 1 and 8 pools" \
+    "$([ "$one_acts $one_plan $one_pools $one_res" = "0 0 1 ok" ] && [ "$eight_acts $eight_plan $eight_pools $eight_res" = "0 0 8 ok" ] && echo 0 || echo 1)"
 
 echo
 if [ "$smoke_failures" -gt 0 ]; then

@@ -24,8 +24,9 @@ static const CliCommand COMMANDS[] = {
     {"reconcile", "[--terminate] [--json]",
      "RunPod pods vs worker rows: leaked and vanished pods, $/h; --terminate cleans up",
      cmd_reconcile},
-    {"spawn", "[--count N] [--dry-run]",
-     "spawns workers by hand (the scale-up path: MAX_ACTIVE_GPUS, breaker, spend cap hold)",
+    {"spawn", "[--pool NAME] [--count N] [--dry-run]",
+     "spawns workers into a pool by hand (the scale-up path: MAX_ACTIVE_GPUS, breaker, spend cap "
+     "hold; --pool is needed when POOLS has several)",
      cmd_spawn},
     {"terminate", "WORKER_ID [--dry-run]", "drains and terminates one worker, re-queues its tasks",
      cmd_terminate},

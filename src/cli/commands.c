@@ -61,23 +61,31 @@ Status commands_parse_flags(int argc, char **argv, const char *allowed, CommandF
 }
 
 /* Registers every secret value with the logger so none can reach a log line. */
-static void register_secrets(const Config *cfg)
+/* Every value that must never reach an output: the API key, the database URL and password, and
+ * every environment value given to the pods (WORKER_ENV_* and each pool's POOL_<NAME>_ENV_*),
+ * which RunPod may echo back in an error. STATUS_ERR_NOMEM when one could not be kept. */
+static Status register_secrets(const Config *cfg)
 {
-    log_add_secret(cfg->runpod_api_key);
-    log_add_secret(cfg->database_url);
-    if (cfg->database_url[0]) {
+    Status st = log_add_secret(cfg->runpod_api_key);
+    if (st == STATUS_OK)
+        st = log_add_secret(cfg->database_url);
+    if (st == STATUS_OK && cfg->database_url[0]) {
         char *err = NULL;
         PQconninfoOption *opts = PQconninfoParse(cfg->database_url, &err);
-        for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        for (PQconninfoOption *o = opts; st == STATUS_OK && o && o->keyword; o++)
             if (strcmp(o->keyword, "password") == 0 && o->val)
-                log_add_secret(o->val);
+                st = log_add_secret(o->val);
         PQconninfoFree(opts);
         PQfreemem(err);
     }
-    const char *pgpass = getenv("PGPASSWORD");
-    log_add_secret(pgpass);
-    for (size_t i = 0; i < cfg->n_worker_env; i++)
-        log_add_secret(cfg->worker_env[i].value);
+    if (st == STATUS_OK)
+        st = log_add_secret(getenv("PGPASSWORD"));
+    for (size_t i = 0; st == STATUS_OK && i < cfg->n_worker_env; i++)
+        st = log_add_secret(cfg->worker_env[i].value);
+    for (size_t p = 0; st == STATUS_OK && p < cfg->n_pools; p++)
+        for (size_t i = 0; st == STATUS_OK && i < cfg->pools[p].n_env; i++)
+            st = log_add_secret(cfg->pools[p].env[i].value);
+    return st;
 }
 
 /* Parses the configuration (printing every error) and configures logging. */
@@ -104,7 +112,12 @@ static Status load_config(unsigned needs, Config **out)
     log_level_parse(cfg->log_level, &level);
     log_configure(level, strcmp(cfg->log_format, "text") == 0 ? LOG_FORMAT_TEXT : LOG_FORMAT_JSON);
     log_set_source(cfg->orchestrator_instance_id);
-    register_secrets(cfg);
+    st = register_secrets(cfg);
+    if (st != STATUS_OK) {
+        fprintf(stderr, "orchestrator: out of memory while registering the secrets to scrub "
+                        "from every output; nothing was done\n");
+        goto out;
+    }
     *out = cfg;
     cfg = NULL;
 out:
@@ -162,6 +175,34 @@ void commands_app_close(App *app)
     curl_global_cleanup();
 }
 
+/* The configured pool names as "a, b, c" (for messages). Cannot fail; truncates. */
+static void pool_list(const Config *cfg, char *out, size_t cap)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    for (size_t p = 0; p < cfg->n_pools && len < cap; p++) {
+        int n = snprintf(out + len, cap - len, "%s%s", p ? ", " : "", cfg->pools[p].name);
+        if (n < 0)
+            break;
+        len += (size_t)n;
+    }
+}
+
+/* spawn found no pool to spawn into: say why, and which pools there are. */
+static void spawn_no_pool(const ManualRequest *manual, const char *pools)
+{
+    if (manual->pool[0])
+        fprintf(stderr,
+                "orchestrator spawn: no pool is named '%s' (POOLS: %s); nothing done. Give "
+                "--pool one of those names\n",
+                manual->pool, pools);
+    else
+        fprintf(stderr,
+                "orchestrator spawn: POOLS has several pools (%s): name the one to spawn into "
+                "with --pool NAME; nothing done\n",
+                pools);
+}
+
 /* One cycle (or an operator's request planned like one), its summary printed on stdout. */
 static Status run_cycle(const char *command, bool dry_run, bool force_dry_run,
                         const ManualRequest *manual)
@@ -193,6 +234,8 @@ static Status run_cycle(const char *command, bool dry_run, bool force_dry_run,
     ManualResult found = app.manual_result;
     bool pods_listed = app.manual_pods_listed;
     bool was_dry_run = app.dry_run;
+    char pools[CONFIG_POOLS_MAX * (CONFIG_POOL_NAME_MAX + 2)];
+    pool_list(cfg, pools, sizeof pools);
     commands_app_close(&app);
     free(cfg);
     if (st == STATUS_LOCKED && manual) {
@@ -201,6 +244,12 @@ static Status run_cycle(const char *command, bool dry_run, bool force_dry_run,
                 "done, try again\n",
                 command);
         return STATUS_ERR_DB;
+    }
+    if (manual && manual->kind == MANUAL_SPAWN && found == MANUAL_RESULT_NO_POOL &&
+        st != STATUS_LOCKED) {
+        /* A typo in a pool name must not look like a spawn that the limits cut to zero. */
+        spawn_no_pool(manual, pools);
+        return STATUS_ERR_USAGE;
     }
     if (manual && manual->kind == MANUAL_TERMINATE &&
         (found == MANUAL_RESULT_NOT_FOUND || found == MANUAL_RESULT_NOT_OURS)) {
@@ -266,6 +315,16 @@ Status cmd_spawn(int argc, char **argv)
                 return STATUS_ERR_USAGE;
             }
             req.count = (int)n;
+        } else if (strcmp(argv[i], "--pool") == 0 && i + 1 < argc) {
+            const char *name = argv[++i];
+            if (!name[0] || strlen(name) >= sizeof req.pool) {
+                fprintf(stderr,
+                        "orchestrator spawn: --pool needs a pool name of POOLS (at most "
+                        "%zu characters)\n",
+                        sizeof req.pool - 1);
+                return STATUS_ERR_USAGE;
+            }
+            snprintf(req.pool, sizeof req.pool, "%s", name);
         } else {
             fprintf(stderr,
                     "orchestrator spawn: unknown argument '%s'; see `orchestrator spawn "

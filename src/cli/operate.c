@@ -81,6 +81,37 @@ static void print_errors(const TaskfileErrors *errs)
     fprintf(stderr, "orchestrator submit: nothing was inserted\n");
 }
 
+/* Warns on stderr, once per run type, about tasks of a run type that no pool serves: they are
+ * inserted (a pool may be added for them) but no worker will claim them until then. */
+static void warn_unserved(const Config *cfg, const cJSON *tasks)
+{
+    const char *warned[16];
+    size_t n_warned = 0;
+    for (const cJSON *t = tasks ? tasks->child : NULL; t; t = t->next) {
+        const cJSON *rt = cJSON_GetObjectItemCaseSensitive(t, "run_type");
+        const char *name = cJSON_IsString(rt) && rt->valuestring ? rt->valuestring : "gpu";
+        bool seen = config_pool_for_run_type(cfg, name) != NULL;
+        for (size_t k = 0; k < n_warned && !seen; k++)
+            seen = strcmp(warned[k], name) == 0;
+        if (seen || n_warned >= sizeof warned / sizeof warned[0])
+            continue; /* served, already named, or enough named */
+        warned[n_warned++] = name;
+        char served[1024] = "";
+        size_t len = 0;
+        for (size_t p = 0; p < cfg->n_pools && len < sizeof served; p++)
+            for (size_t r = 0; r < cfg->pools[p].run_types.count && len < sizeof served; r++) {
+                int w = snprintf(served + len, sizeof served - len, "%s%s (%s)", len ? ", " : "",
+                                 cfg->pools[p].run_types.items[r], cfg->pools[p].name);
+                len = w < 0 ? sizeof served : len + (size_t)w;
+            }
+        fprintf(stderr,
+                "orchestrator submit: warning: no pool serves run_type '%s': its tasks are "
+                "inserted but no worker claims them until POOLS has a pool for it (served: "
+                "%s)\n",
+                name, served);
+    }
+}
+
 Status cmd_submit(int argc, char **argv)
 {
     const char *type = NULL, *params = NULL, *run_type = NULL, *deps = NULL, *file = NULL;
@@ -173,6 +204,7 @@ Status cmd_submit(int argc, char **argv)
         cJSON_Delete(tasks);
         return st;
     }
+    warn_unserved(cfg, tasks);
     char *text = cJSON_PrintUnformatted(tasks);
     size_t n = (size_t)cJSON_GetArraySize(tasks);
     cJSON_Delete(tasks);

@@ -1,8 +1,9 @@
 /* reconcile_cmd.c -- `orchestrator reconcile [--terminate] [--json]`: RunPod pods against worker
  * rows.
  *
- * Reports every pod whose name has our worker-id shape (its row, or LEAKED), every live row whose
- * pod is missing (VANISHED), and the fleet's and the leaked pods' cost per hour. --terminate
+ * Reports every pod whose name has our worker-id shape (its row and that worker's pool, or
+ * LEAKED), every live row whose pod is missing (VANISHED), the pods and cost per hour of each pool
+ * (issue 14), and the fleet's and the leaked pods' cost per hour. --terminate
  * terminates the leaked pods the cycle's step 7 would terminate (the same planner rule, applied by
  * the actuator) and marks vanished rows `error` (the next cycle recovers their tasks and retires
  * them). Without --terminate nothing is written and no mutating call is made. Pods without our
@@ -76,18 +77,43 @@ static bool plan_terminates_pod(const Plan *plan, const char *pod_id)
     return false;
 }
 
+/* The matched pods of one pool. */
+typedef struct {
+    char name[SNAP_POOL_NAME_MAX];
+    long long pods;
+    double cost;
+} PoolTotal;
+
 typedef struct {
     long long ours, other, foreign, matched, leaked, vanished;
     double fleet_cost, leaked_cost;
+    size_t n_pools; /* the configured pools first (POOLS order), then any other a worker has */
+    PoolTotal pools[CONFIG_POOLS_MAX + SNAP_POOLS_MAX];
 } Totals;
+
+static PoolTotal *pool_total(Totals *t, const char *name)
+{
+    for (size_t p = 0; p < t->n_pools; p++)
+        if (strcmp(t->pools[p].name, name) == 0)
+            return &t->pools[p];
+    if (t->n_pools >= sizeof t->pools / sizeof t->pools[0])
+        return NULL;
+    PoolTotal *pt = &t->pools[t->n_pools++];
+    snprintf(pt->name, sizeof pt->name, "%s", name);
+    pt->pods = 0;
+    pt->cost = 0;
+    return pt;
+}
 
 /* One line and one JSON object per pod with our prefix. */
 static void report_pods(const Config *cfg, const Snapshot *snap, const Plan *plan, bool json,
                         cJSON *pods, Totals *t)
 {
+    for (size_t p = 0; p < cfg->n_pools; p++)
+        pool_total(t, cfg->pools[p].name);
     if (!json)
         printf("%-16s %-36s %-12s %8s %7s  %s\n", "POD", "NAME", "STATUS", "AGE", "$/H",
-               "WORKER ROW");
+               "WORKER ROW (POOL)");
     for (size_t k = 0; k < snap->n_pods; k++) {
         const SnapPod *p = &snap->pods[k];
         if (!worker_name_matches(cfg->worker_id_prefix, p->name)) {
@@ -103,6 +129,11 @@ static void report_pods(const Config *cfg, const Snapshot *snap, const Plan *pla
             t->fleet_cost += p->cost_per_hr;
         if (w >= 0) {
             t->matched++;
+            PoolTotal *pt = pool_total(t, snap->workers[w].pool);
+            if (pt && p->status != SNAP_POD_TERMINATED) {
+                pt->pods++;
+                pt->cost += p->cost_per_hr;
+            }
         } else if (p->status != SNAP_POD_TERMINATED) {
             t->leaked++;
             t->leaked_cost += p->cost_per_hr;
@@ -117,15 +148,17 @@ static void report_pods(const Config *cfg, const Snapshot *snap, const Plan *pla
         if (w >= 0) {
             cJSON_AddStringToObject(x, "worker_id", snap->workers[w].id);
             cJSON_AddStringToObject(x, "worker_status", worker_state_str(snap->workers[w].state));
+            cJSON_AddStringToObject(x, "pool", snap->workers[w].pool);
         }
         cJSON_AddBoolToObject(x, "terminable", terminable);
         cJSON_AddItemToArray(pods, x);
         if (json)
             continue;
-        char row[96];
+        char row[128];
         if (w >= 0)
-            snprintf(row, sizeof row, "%s%s", worker_state_str(snap->workers[w].state),
-                     by_name ? " (pod id not recorded yet: the cycle adopts it)" : "");
+            snprintf(row, sizeof row, "%s (%s)%s", worker_state_str(snap->workers[w].state),
+                     snap->workers[w].pool,
+                     by_name ? "; pod id not recorded yet: the cycle adopts it" : "");
         else
             snprintf(row, sizeof row, "LEAKED: no live worker row%s",
                      terminable ? "; older than ORPHAN_POD_GRACE_SEC" : "");
@@ -162,6 +195,7 @@ static Status report_vanished(App *app, const Snapshot *snap, const Policy *pol,
         cJSON *x = cJSON_CreateObject();
         cJSON_AddStringToObject(x, "worker_id", w->id);
         cJSON_AddStringToObject(x, "worker_status", worker_state_str(w->state));
+        cJSON_AddStringToObject(x, "pool", w->pool);
         cJSON_AddStringToObject(x, "pod_id", w->runpod_id);
         cJSON_AddNumberToObject(x, "age_sec", (double)w->age_sec);
         cJSON_AddItemToArray(vanished, x);
@@ -214,9 +248,26 @@ static Status terminate_leaks(App *app, const Snapshot *snap, const Plan *plan, 
     return st;
 }
 
+/* The matched pods and their cost per hour, per pool. */
+static void add_pool_totals(cJSON *tot, const Totals *t, bool json)
+{
+    cJSON *arr = cJSON_AddArrayToObject(tot, "pools");
+    for (size_t p = 0; arr && p < t->n_pools; p++) {
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddStringToObject(x, "pool", t->pools[p].name);
+        cJSON_AddNumberToObject(x, "pods", (double)t->pools[p].pods);
+        cJSON_AddNumberToObject(x, "cost_per_hr", t->pools[p].cost);
+        cJSON_AddItemToArray(arr, x);
+        if (!json)
+            printf("pool %s: %lld pod%s, $%.3f/h\n", t->pools[p].name, t->pools[p].pods,
+                   t->pools[p].pods == 1 ? "" : "s", t->pools[p].cost);
+    }
+}
+
 static void add_totals(cJSON *out, const Totals *t, size_t live_rows, bool act_now, bool json)
 {
     cJSON *tot = cJSON_AddObjectToObject(out, "totals");
+    add_pool_totals(tot, t, json);
     cJSON_AddNumberToObject(tot, "pods_ours", (double)t->ours);
     cJSON_AddNumberToObject(tot, "pods_not_ours", (double)(t->other + t->foreign));
     cJSON_AddNumberToObject(tot, "matched", (double)t->matched);

@@ -3,7 +3,8 @@
  * Shell module. Reads one snapshot (the cycle's own read-only queries; no lock, no write),
  * lets the pure planner compute `desired` and the limits as the next cycle would see them, and
  * prints a table that fits 100 columns, or the JSON document described in
- * structure_docs/status.md.
+ * structure_docs/operating.md. The fleet and the workers are grouped by pool (issue 14), and
+ * tasks of run types no pool serves get a line of their own.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -48,11 +49,14 @@ typedef struct {
     double failure_rate;
 } Now;
 
-static Now now_of(const Snapshot *snap)
+/* The live workers now, of pool (NULL: every pool). */
+static Now now_of_pool(const Snapshot *snap, const char *pool)
 {
     Now n = {0};
     for (size_t i = 0; i < snap->n_workers; i++) {
         const SnapWorker *w = &snap->workers[i];
+        if (pool && strcmp(w->pool, pool) != 0)
+            continue;
         if (w->state == WORKER_SPAWNING)
             n.spawning++;
         else if (w->state == WORKER_TERMINATING)
@@ -71,6 +75,121 @@ static Now now_of(const Snapshot *snap)
                          ? (double)snap->unexpected_in_window / (double)snap->ended_in_window
                          : 0.0;
     return n;
+}
+
+static Now now_of(const Snapshot *snap)
+{
+    return now_of_pool(snap, NULL);
+}
+
+/* Queued tasks of one run type (0 when the snapshot has none). */
+static long long run_type_queued(const Snapshot *snap, const char *run_type)
+{
+    for (size_t k = 0; k < snap->n_run_types; k++)
+        if (strcmp(snap->run_types[k].name, run_type) == 0)
+            return snap->run_types[k].queued;
+    return 0;
+}
+
+/* The pool names the live workers carry that POOLS no longer has (their workers drain), in
+ * the order first seen; at most cap. */
+static size_t retired_pools(const Snapshot *snap, const Config *cfg,
+                            char (*out)[SNAP_POOL_NAME_MAX], size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < snap->n_workers; i++) {
+        const char *name = snap->workers[i].pool;
+        bool seen = config_pool_named(cfg, name) != NULL;
+        for (size_t k = 0; k < n && !seen; k++)
+            seen = strcmp(out[k], name) == 0;
+        if (!seen && n < cap)
+            snprintf(out[n++], SNAP_POOL_NAME_MAX, "%s", name);
+    }
+    return n;
+}
+
+/* The plan's entry for pool name, or NULL (a snapshot too large to plan on). */
+static const PlanPool *plan_pool(const Plan *plan, const char *name)
+{
+    for (size_t p = 0; p < plan->n_pools; p++)
+        if (strcmp(plan->pools[p].name, name) == 0)
+            return &plan->pools[p];
+    return NULL;
+}
+
+static cJSON *string_list(const char (*items)[CONFIG_ITEM_MAX], size_t n)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (size_t k = 0; a && k < n; k++)
+        cJSON_AddItemToArray(a, cJSON_CreateString(items[k]));
+    return a;
+}
+
+/* "pools": one object per configured pool, then one per pool the configuration no longer has
+ * that still has live workers (configured false). */
+static cJSON *pools_json(const Snapshot *snap, const Plan *plan, const Config *cfg)
+{
+    cJSON *arr = cJSON_CreateArray();
+    char retired[SNAP_POOLS_MAX][SNAP_POOL_NAME_MAX];
+    size_t n_retired = retired_pools(snap, cfg, retired, SNAP_POOLS_MAX);
+    for (size_t k = 0; arr && k < cfg->n_pools + n_retired; k++) {
+        const PoolConfig *pc = k < cfg->n_pools ? &cfg->pools[k] : NULL;
+        const char *name = pc ? pc->name : retired[k - cfg->n_pools];
+        const PlanPool *pp = plan_pool(plan, name);
+        Now n = now_of_pool(snap, name);
+        cJSON *o = cJSON_CreateObject();
+        if (!o)
+            break;
+        cJSON_AddStringToObject(o, "name", name);
+        cJSON_AddBoolToObject(o, "configured", pc != NULL);
+        cJSON_AddNumberToObject(o, "desired", pp ? (double)pp->desired : 0);
+        cJSON_AddNumberToObject(o, "spawning", (double)n.spawning);
+        cJSON_AddNumberToObject(o, "active", (double)n.active);
+        cJSON_AddNumberToObject(o, "busy", (double)n.busy);
+        cJSON_AddNumberToObject(o, "idle", (double)n.idle);
+        cJSON_AddNumberToObject(o, "terminating", (double)n.terminating);
+        cJSON_AddNumberToObject(o, "error", (double)n.error);
+        cJSON_AddNumberToObject(o, "min", pc ? pc->min_active_gpus : 0);
+        cJSON_AddNumberToObject(o, "max", pc ? pc->max_active_gpus : 0);
+        cJSON *q = cJSON_AddObjectToObject(o, "queue");
+        cJSON_AddNumberToObject(q, "claimable", pp ? (double)pp->queued : 0);
+        cJSON_AddNumberToObject(q, "queued", pp ? (double)pp->queued_total : 0);
+        cJSON_AddNumberToObject(q, "running", pp ? (double)pp->running : 0);
+        cJSON_AddNumberToObject(q, "oldest_queued_age_sec",
+                                pp ? (double)pp->oldest_queued_age_sec : -1);
+        cJSON *b = cJSON_AddObjectToObject(o, "breaker");
+        cJSON_AddBoolToObject(b, "open", pp && pp->breaker_open);
+        cJSON_AddNumberToObject(b, "failure_rate", pp ? pp->failure_rate : 0);
+        cJSON_AddStringToObject(o, "spawn_limit",
+                                spawn_limit_str(pp ? pp->spawn_limit : plan->spawn_limit));
+        cJSON_AddNumberToObject(o, "cost_per_hr", pp ? pp->cost_per_hr : 0);
+        cJSON_AddItemToObject(o, "run_types",
+                              pc ? string_list(pc->run_types.items, pc->run_types.count)
+                                 : cJSON_CreateArray());
+        cJSON_AddItemToObject(o, "gpu_types",
+                              pc ? string_list(pc->gpu_types.items, pc->gpu_types.count)
+                                 : cJSON_CreateArray());
+        cJSON_AddItemToArray(arr, o);
+    }
+    return arr;
+}
+
+/* "unserved": {queued, run_types: [{run_type, queued}]} (the plan lists at most
+ * PLAN_UNSERVED_MAX run types; queued counts them all). */
+static cJSON *unserved_json(const Snapshot *snap, const Plan *plan)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    cJSON_AddNumberToObject(o, "queued", (double)plan->unserved_queued);
+    cJSON *a = cJSON_AddArrayToObject(o, "run_types");
+    for (size_t k = 0; a && k < plan->n_unserved && k < PLAN_UNSERVED_MAX; k++) {
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddStringToObject(x, "run_type", plan->unserved[k]);
+        cJSON_AddNumberToObject(x, "queued", (double)run_type_queued(snap, plan->unserved[k]));
+        cJSON_AddItemToArray(a, x);
+    }
+    return o;
 }
 
 static double fleet_cost(const Snapshot *snap)
@@ -132,6 +251,7 @@ static cJSON *status_json(const Snapshot *snap, const Plan *plan, const Config *
             break;
         cJSON_AddStringToObject(x, "id", w->id);
         cJSON_AddStringToObject(x, "status", worker_state_str(w->state));
+        cJSON_AddStringToObject(x, "pool", w->pool);
         cJSON_AddStringToObject(x, "pod_id", w->runpod_id);
         cJSON_AddStringToObject(x, "gpu_type", w->gpu_type);
         cJSON_AddNumberToObject(x, "age_sec", (double)w->age_sec);
@@ -155,7 +275,101 @@ static cJSON *status_json(const Snapshot *snap, const Plan *plan, const Config *
         cJSON_AddNumberToObject(x, "cost_per_hr", w->cost_per_hr);
         cJSON_AddItemToArray(ws, x);
     }
+    cJSON_AddItemToObject(o, "pools", pools_json(snap, plan, cfg));
+    cJSON_AddItemToObject(o, "unserved", unserved_json(snap, plan));
     return o;
+}
+
+/* One line per pool (configured ones, then pools no longer configured that still have live
+ * workers): desired, the workers now, its queue, its breaker and its spawn limit. */
+static void pools_text(const Snapshot *snap, const Plan *plan, const Config *cfg)
+{
+    char retired[SNAP_POOLS_MAX][SNAP_POOL_NAME_MAX];
+    size_t n_retired = retired_pools(snap, cfg, retired, SNAP_POOLS_MAX);
+    printf("%-18s %4s %4s %4s %4s %4s %4s %6s %6s %6s %-7s %s\n", "POOL", "WANT", "ACT", "BUSY",
+           "IDLE", "SPWN", "TERM", "CLAIM", "QUEUED", "OLDEST", "BREAKER", "LIMIT");
+    for (size_t k = 0; k < cfg->n_pools + n_retired; k++) {
+        const char *name = k < cfg->n_pools ? cfg->pools[k].name : retired[k - cfg->n_pools];
+        const PlanPool *pp = plan_pool(plan, name);
+        Now n = now_of_pool(snap, name);
+        char oldest[32];
+        fmt_age(pp ? pp->oldest_queued_age_sec : -1, oldest, sizeof oldest);
+        SpawnLimit lim = pp ? pp->spawn_limit : plan->spawn_limit;
+        printf("%-18.18s %4lld %4lld %4lld %4lld %4lld %4lld %6lld %6lld %6s %-7s %s\n", name,
+               pp ? pp->desired : 0, n.active, n.busy, n.idle, n.spawning, n.terminating,
+               pp ? pp->queued : 0, pp ? pp->queued_total : 0, oldest,
+               pp && pp->breaker_open ? "OPEN" : "closed",
+               k >= cfg->n_pools         ? "(not in POOLS: drains)"
+               : lim == SPAWN_LIMIT_NONE ? "-"
+                                         : spawn_limit_str(lim));
+    }
+}
+
+/* The run types no pool serves, with their queued counts, cut to 100 columns. */
+static void unserved_text(const Snapshot *snap, const Plan *plan)
+{
+    if (plan->unserved_queued <= 0 && plan->n_unserved == 0)
+        return;
+    char line[101];
+    int len =
+        snprintf(line, sizeof line, "unserved %lld queued, no pool serves:", plan->unserved_queued);
+    for (size_t k = 0; len > 0 && k < plan->n_unserved && k < PLAN_UNSERVED_MAX; k++) {
+        char item[160];
+        snprintf(item, sizeof item, "%s %.40s %lld", k ? "," : "", plan->unserved[k],
+                 run_type_queued(snap, plan->unserved[k]));
+        if ((size_t)len + strlen(item) + 4 >= sizeof line) {
+            snprintf(line + len, sizeof line - (size_t)len, " ...");
+            len = -1;
+            break;
+        }
+        len += snprintf(line + len, sizeof line - (size_t)len, "%s", item);
+    }
+    if (len > 0 && plan->n_unserved > PLAN_UNSERVED_MAX && (size_t)len + 4 < sizeof line)
+        snprintf(line + len, sizeof line - (size_t)len, " ...");
+    printf("%s\n", line);
+}
+
+/* One worker's row of the table. */
+static void worker_row(const Snapshot *snap, const SnapWorker *w)
+{
+    const SnapTask *t = task_of(snap, w->id);
+    char vram[64], run[32], age[32], beat[32];
+    if (w->vram_total_mb > 0 && w->vram_used_mb >= 0)
+        snprintf(vram, sizeof vram, "%lld/%lld %3.0f%%", w->vram_used_mb, w->vram_total_mb,
+                 100.0 * (double)w->vram_used_mb / (double)w->vram_total_mb);
+    else if (w->vram_total_mb == 0)
+        snprintf(vram, sizeof vram, "no GPU");
+    else
+        snprintf(vram, sizeof vram, "-");
+    fmt_age(w->age_sec, age, sizeof age);
+    fmt_age(w->heartbeat_age_sec, beat, sizeof beat);
+    fmt_age(t ? t->age_sec : -1, run, sizeof run);
+    printf("%-28.28s %-11s %6s %6s %17s %-8.8s %6s %6.3f\n", w->id, worker_state_str(w->state), age,
+           beat, vram, t ? t->id : "-", run, w->cost_per_hr);
+}
+
+/* One row per live worker, grouped by pool: configured pools in POOLS order, then the rest. */
+static void workers_text(const Snapshot *snap, const Config *cfg)
+{
+    char retired[SNAP_POOLS_MAX][SNAP_POOL_NAME_MAX];
+    size_t n_retired = retired_pools(snap, cfg, retired, SNAP_POOLS_MAX);
+    printf("%-28s %-11s %6s %6s %17s %-8s %6s %6s\n", "WORKER", "STATE", "AGE", "BEAT", "VRAM MB",
+           "TASK", "RUN", "$/H");
+    for (size_t k = 0; k < cfg->n_pools + n_retired; k++) {
+        const char *name = k < cfg->n_pools ? cfg->pools[k].name : retired[k - cfg->n_pools];
+        long long live = 0;
+        for (size_t i = 0; i < snap->n_workers; i++)
+            live += strcmp(snap->workers[i].pool, name) == 0;
+        if (live == 0)
+            continue;
+        printf("-- pool %.31s: %lld live worker%s%s\n", name, live, live == 1 ? "" : "s",
+               k >= cfg->n_pools ? " (pool not in POOLS: they drain)" : "");
+        for (size_t i = 0; i < snap->n_workers; i++)
+            if (strcmp(snap->workers[i].pool, name) == 0)
+                worker_row(snap, &snap->workers[i]);
+    }
+    if (snap->n_workers == 0)
+        printf("(no live workers)\n");
 }
 
 static void status_text(const Snapshot *snap, const Plan *plan, const Config *cfg)
@@ -181,29 +395,13 @@ static void status_text(const Snapshot *snap, const Plan *plan, const Config *cf
     status_runpod_text(snap, cfg); /* issue 16 */
     fmt_age(snap->since_success_sec, a2, sizeof a2);
     fmt_age(snap->since_reconcile_sec, a3, sizeof a3);
-    printf("cycles   last #%lld, last success %s ago, last reconcile %s ago; fleet $%.2f/h\n\n",
+    printf("cycles   last #%lld, last success %s ago, last reconcile %s ago; fleet $%.2f/h\n",
            snap->cycle_number - 1, a2, a3, fleet_cost(snap));
-    printf("%-28s %-11s %6s %6s %17s %-8s %6s %6s\n", "WORKER", "STATE", "AGE", "BEAT", "VRAM MB",
-           "TASK", "RUN", "$/H");
-    for (size_t i = 0; i < snap->n_workers; i++) {
-        const SnapWorker *w = &snap->workers[i];
-        const SnapTask *t = task_of(snap, w->id);
-        char vram[64], run[32];
-        if (w->vram_total_mb > 0 && w->vram_used_mb >= 0)
-            snprintf(vram, sizeof vram, "%lld/%lld %3.0f%%", w->vram_used_mb, w->vram_total_mb,
-                     100.0 * (double)w->vram_used_mb / (double)w->vram_total_mb);
-        else if (w->vram_total_mb == 0)
-            snprintf(vram, sizeof vram, "no GPU");
-        else
-            snprintf(vram, sizeof vram, "-");
-        fmt_age(w->age_sec, age, sizeof age);
-        fmt_age(w->heartbeat_age_sec, a2, sizeof a2);
-        fmt_age(t ? t->age_sec : -1, run, sizeof run);
-        printf("%-28.28s %-11s %6s %6s %17s %-8.8s %6s %6.3f\n", w->id, worker_state_str(w->state),
-               age, a2, vram, t ? t->id : "-", run, w->cost_per_hr);
-    }
-    if (snap->n_workers == 0)
-        printf("(no live workers)\n");
+    unserved_text(snap, plan);
+    printf("\n");
+    pools_text(snap, plan, cfg);
+    printf("\n");
+    workers_text(snap, cfg);
 }
 
 static volatile sig_atomic_t g_stop_watch;

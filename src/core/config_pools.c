@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "config_table.h"
+#include "runpod_json.h"
 
 #define F(field) offsetof(PoolConfig, field), sizeof(((PoolConfig *)0)->field)
 
@@ -219,6 +220,33 @@ static void check_pools(const Config *cfg, ConfigErrors *errs)
             config_add_error(errs, "config: pool %s serves no run_type: set POOL_%s_RUN_TYPES",
                              p->name, up);
         min_sum += p->min_active_gpus;
+        /* Every variable must reach the pod: WORKER_ID, WORKER_POOL, WORKER_ENV_* and the pool's
+         * own ENV_* (one of the same name replaces the global one). */
+        size_t vars = 2 + cfg->n_worker_env;
+        for (size_t e = 0; e < p->n_env; e++) {
+            bool overrides = false;
+            for (size_t w = 0; w < cfg->n_worker_env; w++)
+                overrides = overrides || strcmp(cfg->worker_env[w].name, p->env[e].name) == 0;
+            vars += overrides ? 0 : 1;
+        }
+        if (vars > POD_CREATE_MAX_ENV)
+            config_add_error(errs,
+                             "config: pool %s's pods would get %zu environment variables "
+                             "(WORKER_ID, WORKER_POOL, WORKER_ENV_* and POOL_%s_ENV_*), more than "
+                             "the %d a pod is created with: remove some",
+                             p->name, vars, up, POD_CREATE_MAX_ENV);
+        /* POOL_<A>_<SETTING> must name one pool: with pools `a` and `a_env_x`,
+         * POOL_A_ENV_X_MAX_ACTIVE_GPUS would also read as pool a's ENV_X_MAX_ACTIVE_GPUS, and
+         * pool a_env_x's variables (its secrets too) would reach pool a's pods. */
+        for (size_t j = 0; j < cfg->n_pools; j++) {
+            size_t n = strlen(cfg->pools[j].name);
+            if (j != i && strncmp(p->name, cfg->pools[j].name, n) == 0 && p->name[n] == '_')
+                config_add_error(errs,
+                                 "config: pool names %s and %s collide in POOL_<NAME>_<SETTING> "
+                                 "(POOL_%s_... could belong to either): rename one so that no "
+                                 "name is another's name followed by _",
+                                 cfg->pools[j].name, p->name, up);
+        }
         for (size_t r = 0; r < p->run_types.count; r++) {
             const char *rt = p->run_types.items[r];
             for (size_t j = 0; j < i; j++) {

@@ -57,6 +57,7 @@ typedef enum {
     REASON_ADOPT_ORPHAN_POD,
     REASON_OPERATOR,        /* spawn, terminate, shutdown-all by hand */
     REASON_LEGACY_INACTIVE, /* a legacy `inactive` row: its pod terminated, the row ended */
+    REASON_MIN_REBALANCE,   /* drained so that a pool below its MIN gets a slot of a full fleet */
 } Reason;
 
 /* Why scale-up spawned fewer workers than desired (SPAWN_LIMIT_NONE when it did not). */
@@ -113,6 +114,7 @@ typedef struct {
     long long spawning_timeout_sec;
     long long grace_period_sec;
     double max_hourly_spend; /* 0 = off */
+    char cloud_type[16];     /* SECURE or COMMUNITY: which of gpu_prices' prices applies */
     size_t n_gpu_types;
     char gpu_types[PLAN_GPU_TYPES_MAX][SNAP_NAME_MAX];
     char catalog_scope[SNAP_SCOPE_MAX]; /* catalog_scope() of its cloud and the data centers */
@@ -184,7 +186,10 @@ typedef struct {
     long long to_spawn;
     SpawnLimit spawn_limit;
     bool breaker_open;
-    double failure_rate; /* unexpected / ended in the window; 0 when too few endings */
+    bool fleet_breaker_open; /* the fleet-wide rate tripped with failures in two or more pools:
+                                every pool stops spawning (one broken image shared by pools) */
+    bool over_spend_cap;     /* the live fleet (or a pool) costs more than its spend cap */
+    double failure_rate;     /* unexpected / ended in the window; 0 when too few endings */
     double fleet_cost_per_hr;
     bool reconcile_due;
     bool reconcile_ran; /* due and the pod list was available */

@@ -93,6 +93,7 @@ const char *reason_str(Reason reason)
         [REASON_ADOPT_ORPHAN_POD] = "adopt_orphan_pod",
         [REASON_OPERATOR] = "operator",
         [REASON_LEGACY_INACTIVE] = "legacy_inactive",
+        [REASON_MIN_REBALANCE] = "min_rebalance",
     };
     if ((size_t)reason < sizeof names / sizeof names[0] && names[reason])
         return names[reason];
@@ -172,6 +173,7 @@ void policy_from_config(const Config *cfg, Policy *out)
         pp->spawning_timeout_sec = pc->spawning_timeout_sec;
         pp->grace_period_sec = pc->worker_grace_period_sec;
         pp->max_hourly_spend = pc->max_hourly_spend_usd;
+        snprintf(pp->cloud_type, sizeof pp->cloud_type, "%s", pc->cloud_type);
         for (size_t g = 0; g < pc->gpu_types.count && g < PLAN_GPU_TYPES_MAX; g++)
             snprintf(pp->gpu_types[pp->n_gpu_types++], SNAP_NAME_MAX, "%s", pc->gpu_types.items[g]);
         const char *dcs[CONFIG_LIST_MAX];

@@ -183,14 +183,16 @@ static bool unpriced_live(const Ctx *c, int pool)
 }
 
 /* The most a new pod of a pool may cost per hour: the highest known price among its usable GPU
- * types, since a create may fall back to any of them; -1 when one of them has no known price. */
-static double price_bound(const Snapshot *snap, const PlanPool *pp)
+ * types in the pool's cloud, since a create may fall back to any of them; -1 when one of them
+ * has no known price there. */
+static double price_bound(const Snapshot *snap, const PolicyPool *pol, const PlanPool *pp)
 {
     double bound = 0;
     for (size_t g = 0; g < pp->n_gpu_types; g++) {
         double price = -1;
         for (size_t k = 0; k < snap->n_prices; k++)
-            if (strcmp(snap->prices[k].gpu_type, pp->gpu_types[g]) == 0)
+            if (strcmp(snap->prices[k].gpu_type, pp->gpu_types[g]) == 0 &&
+                strcmp(snap->prices[k].cloud_type, pol->cloud_type) == 0)
                 price = snap->prices[k].usd_per_hr;
         if (!(price > 0))
             return -1;
@@ -201,17 +203,20 @@ static double price_bound(const Snapshot *snap, const PlanPool *pp)
 }
 
 /* How many more pods a spend cap allows (cap 0 = off: unlimited), each costing at most bound.
- * With a price unknown (bound < 0), one pod at a time is created to learn it, and none while a
- * live pod's price is still unknown (creates whose answers never came back). */
-static long long spend_allowance(double cap, double cost, double bound, bool unpriced)
+ * With a price unknown (bound < 0), one pod at a time is created to learn it -- and only when
+ * the cap leaves room for the dearest price known of any type (ceiling; any room when no price
+ * is known at all) -- and none while a live pod's price is still unknown (creates whose answers
+ * never came back). */
+static long long spend_allowance(double cap, double cost, double bound, bool unpriced,
+                                 double ceiling)
 {
     if (cap <= 0)
         return 1LL << 40;
     long long allowed;
     if (bound > 0)
-        allowed = (long long)floor((cap - cost) / bound);
+        allowed = (long long)floor((cap - cost) / bound + 1e-9);
     else
-        allowed = !unpriced && cost < cap ? 1 : 0;
+        allowed = !unpriced && cost < cap && cap - cost >= ceiling - 1e-9 ? 1 : 0;
     return allowed > 0 ? allowed : 0;
 }
 
@@ -295,9 +300,9 @@ static void size_pool(Ctx *c, int p, long long *cap, long long *min_deficit, Rea
         n = 0;
         out->spawn_limit = SPAWN_LIMIT_BREAKER;
     }
-    out->price_bound = price_bound(snap, out);
+    out->price_bound = price_bound(snap, pp, out);
     long long spend = spend_allowance(pp->max_hourly_spend, out->cost_per_hr, out->price_bound,
-                                      unpriced_live(c, p));
+                                      unpriced_live(c, p), price_ceiling(snap));
     if (n > 0 && spend < n) {
         n = spend;
         out->spawn_limit = SPAWN_LIMIT_SPEND_CAP;
@@ -314,10 +319,12 @@ static void size_pool(Ctx *c, int p, long long *cap, long long *min_deficit, Rea
 }
 
 /* Shares `room` between n pools wanting cap[p] each: every pool's MIN deficit first (pools in
- * name order), then the rest of the demand in proportion (largest remainder; ties by name).
+ * name order); then one slot to each pool that has demand and no worker at all (first[0..nf),
+ * longest-waiting queue first), so a small queue beside a large one is never rounded away cycle
+ * after cycle; then the rest of the demand in proportion (largest remainder; ties by name).
  * give[p] <= cap[p]; sum(give) <= room. */
 static void share(long long room, size_t n, const long long *cap, const long long *min_deficit,
-                  const size_t *by_name, long long *give)
+                  const size_t *by_name, const size_t *first, size_t nf, long long *give)
 {
     for (size_t p = 0; p < n; p++)
         give[p] = 0;
@@ -327,6 +334,11 @@ static void share(long long room, size_t n, const long long *cap, const long lon
         give[p] = g;
         room -= g;
     }
+    for (size_t k = 0; k < nf && room > 0; k++)
+        if (give[first[k]] == 0 && cap[first[k]] > 0) {
+            give[first[k]] = 1;
+            room--;
+        }
     long long rest[PLAN_POOLS_MAX], total = 0;
     for (size_t p = 0; p < n; p++) {
         rest[p] = cap[p] - give[p];
@@ -389,6 +401,8 @@ static void unserved(Ctx *c)
             memcpy(plan->unserved[plan->n_unserved], snap->run_types[k].name, SNAP_NAME_MAX);
         plan->n_unserved++;
     }
+    plan->unserved_queued += snap->unserved_other_queued;
+    plan->n_unserved += (size_t)snap->unserved_other_types;
 }
 
 /* The plan's totals, over every pool (and the workers of retired pools). */
@@ -404,10 +418,14 @@ static void totals(Ctx *c)
     p->running = snap->in_progress_total;
     p->queued = 0;
     p->desired = 0;
+    /* The fleet's breaker is open when no pool may spawn for it: every pool's own breaker (one
+     * pool: exactly its breaker), or the fleet-wide one (fleet_breaker). One pool's open breaker
+     * shows in its own entry while the others keep spawning. */
+    p->breaker_open = p->n_pools > 0;
     for (size_t k = 0; k < p->n_pools; k++) {
         p->queued += p->pools[k].queued;
         p->desired += p->pools[k].desired;
-        p->breaker_open = p->breaker_open || p->pools[k].breaker_open;
+        p->breaker_open = p->breaker_open && p->pools[k].breaker_open;
     }
     /* The fleet's failure rate (every pool, retired ones included). */
     long long ended = snap->ended_in_window, unexpected = snap->unexpected_in_window;
@@ -425,6 +443,186 @@ static void totals(Ctx *c)
     }
 }
 
+/* Pools with demand and no worker at all, longest-waiting queue first (ties by name). */
+static size_t starving_pools(const Plan *plan, size_t n, const long long *cap,
+                             const size_t *by_name, size_t *out)
+{
+    size_t nf = 0;
+    for (size_t k = 0; k < n; k++) {
+        size_t p = by_name[k];
+        const PlanPool *pp = &plan->pools[p];
+        if (cap[p] <= 0 || pp->active + pp->spawning > 0)
+            continue;
+        size_t j = nf++;
+        while (j > 0 && plan->pools[out[j - 1]].oldest_queued_age_sec < pp->oldest_queued_age_sec) {
+            out[j] = out[j - 1];
+            j--;
+        }
+        out[j] = p;
+    }
+    return nf;
+}
+
+/* The fleet's breaker: the fleet-wide failure rate (every pool) tripped, and the unexpected
+ * endings come from two pools or more -- a broken image, registry or template shared by pools.
+ * One failing pool trips only its own breaker, and the other pools keep serving. Without this,
+ * N pools sharing one broken image made N times the crash-loop bound of pods. */
+static bool fleet_breaker(const Ctx *c)
+{
+    const Snapshot *snap = c->snap;
+    const Policy *pol = c->policy;
+    long long ended = snap->ended_in_window, unexpected = snap->unexpected_in_window;
+    for (size_t k = 0; k <= PLAN_POOLS_MAX; k++) {
+        ended += c->new_unexpected[k];
+        unexpected += c->new_unexpected[k];
+    }
+    if (ended < pol->min_workers_for_rate || ended == 0 ||
+        !((double)unexpected / (double)ended > pol->max_failure_rate))
+        return false;
+    size_t failing = c->new_unexpected[PLAN_POOLS_MAX] > 0 ? 1 : 0;
+    for (size_t k = 0; k < snap->n_pool_endings; k++) {
+        bool configured = false;
+        for (size_t p = 0; p < pol->n_pools && p < PLAN_POOLS_MAX; p++)
+            configured = configured || strcmp(snap->pool_endings[k].pool, pol->pools[p].name) == 0;
+        if (!configured && snap->pool_endings[k].unexpected > 0)
+            failing++; /* a pool no longer configured */
+    }
+    for (size_t p = 0; p < pol->n_pools && p < PLAN_POOLS_MAX; p++) {
+        long long u = c->new_unexpected[p];
+        for (size_t k = 0; k < snap->n_pool_endings; k++)
+            if (strcmp(snap->pool_endings[k].pool, pol->pools[p].name) == 0)
+                u += snap->pool_endings[k].unexpected;
+        if (u > 0)
+            failing++;
+    }
+    return failing >= 2;
+}
+
+/* Whether a pod at `price` fits in `budget` dollars per hour; a pod of unknown price (0: no
+ * price known at all) only while the fleet is strictly under the cap. */
+static bool affordable(double budget, double price)
+{
+    return price > 0 ? budget >= price - 1e-9 : budget > 1e-9;
+}
+
+/* The fleet's spend cap, in dollars: the slots shared out by count are handed out again, each
+ * at its own pool's price bound -- MIN deficits first (by name), then one pod per pool in turn
+ * (by name) -- and a pool stops when its next pod no longer fits. A pool whose price is unknown
+ * gets at most one pod (to learn the price), costed at the dearest price known, and none while
+ * one of its live pods has no price yet. One pool of unknown price no longer holds every pool
+ * to one pod. Returns whether any pool got fewer than its share. */
+static bool spend_share(const Ctx *c, size_t n, const size_t *by_name, const long long *deficit,
+                        long long *give)
+{
+    double cap = c->policy->max_hourly_spend;
+    if (cap <= 0)
+        return false;
+    double budget = cap - c->plan->fleet_cost_per_hr, ceiling = price_ceiling(c->snap);
+    long long lim[PLAN_POOLS_MAX], got[PLAN_POOLS_MAX] = {0};
+    double price[PLAN_POOLS_MAX];
+    bool stopped[PLAN_POOLS_MAX] = {false};
+    for (size_t p = 0; p < n; p++) {
+        price[p] = c->plan->pools[p].price_bound;
+        lim[p] = give[p];
+        if (price[p] <= 0) {
+            price[p] = ceiling;
+            if (lim[p] > 1)
+                lim[p] = 1;
+            if (unpriced_live(c, (int)p))
+                lim[p] = 0;
+        }
+    }
+    for (size_t k = 0; k < n; k++) { /* MIN deficits first */
+        size_t p = by_name[k];
+        long long want = deficit[p] < lim[p] ? deficit[p] : lim[p];
+        while (got[p] < want && !stopped[p]) {
+            if (!affordable(budget, price[p])) {
+                stopped[p] = true;
+                break;
+            }
+            got[p]++;
+            budget -= price[p];
+        }
+    }
+    for (bool any = true; any;) { /* then one pod per pool in turn */
+        any = false;
+        for (size_t k = 0; k < n; k++) {
+            size_t p = by_name[k];
+            if (stopped[p] || got[p] >= lim[p])
+                continue;
+            if (!affordable(budget, price[p])) {
+                stopped[p] = true;
+                continue;
+            }
+            got[p]++;
+            budget -= price[p];
+            any = true;
+        }
+    }
+    bool cut = false;
+    for (size_t p = 0; p < n; p++) {
+        cut = cut || got[p] < give[p];
+        give[p] = got[p];
+    }
+    return cut;
+}
+
+/* A pool below its MIN on a full fleet (a pool just added, a MIN just raised): workers of pools
+ * above their own MIN are drained -- idle ones first, then busy ones (a draining worker finishes
+ * its task and claims no other), newest first, from the pool furthest above its MIN -- as many as
+ * the deficit the fleet's room could not cover, less the workers already on their way out. No
+ * pool is taken below its MIN. */
+static void rebalance_min(Ctx *c, size_t n, const long long *deficit, const long long *give)
+{
+    const Snapshot *snap = c->snap;
+    long long unmet = 0;
+    for (size_t p = 0; p < n; p++)
+        if (deficit[p] > give[p])
+            unmet += deficit[p] - give[p];
+    unmet -= planner_count_state(c, WORKER_TERMINATING, PLANNER_ALL_POOLS);
+    while (unmet > 0) {
+        long long from = -1, most = 0;
+        for (size_t p = 0; p < n; p++) {
+            long long above = planner_count_state(c, WORKER_ACTIVE, (int)p) +
+                              planner_count_state(c, WORKER_SPAWNING, (int)p) -
+                              c->policy->pools[p].min_active;
+            if (above > most && planner_count_state(c, WORKER_ACTIVE, (int)p) > 0) {
+                most = above;
+                from = (long long)p;
+            }
+        }
+        if (from < 0)
+            return;
+        long long pick = -1;
+        for (size_t i = 0; i < snap->n_workers; i++) {
+            const View *v = &c->view[i];
+            if (v->pool != from || v->state != WORKER_ACTIVE || v->promoted_in_plan ||
+                v->terminated_in_plan || snap->workers[i].id_too_long)
+                continue;
+            if (pick < 0) {
+                pick = (long long)i;
+                continue;
+            }
+            bool idle = v->tasks_held == 0, pick_idle = c->view[pick].tasks_held == 0;
+            if ((idle && !pick_idle) ||
+                (idle == pick_idle && snap->workers[i].age_sec < snap->workers[pick].age_sec))
+                pick = (long long)i;
+        }
+        if (pick < 0)
+            return;
+        Action *a =
+            planner_add_action(c, ACTION_DRAIN_WORKER, REASON_MIN_REBALANCE, &snap->workers[pick]);
+        if (!a)
+            return;
+        snprintf(a->detail, sizeof a->detail,
+                 "a pool below its MIN needs the slot (%s has %lld "
+                 "above its MIN)",
+                 c->policy->pools[from].name, most);
+        c->view[pick].state = WORKER_TERMINATING;
+        unmet--;
+    }
+}
+
 /* RunPod calls this plan's terminations make (one DELETE per pod), made before any create. */
 static long long planned_api_terminations(const Plan *plan)
 {
@@ -435,6 +633,30 @@ static long long planned_api_terminations(const Plan *plan)
             plan->actions[i].pod_id[0])
             n++;
     return n;
+}
+
+/* RunPod's rate limit (issue 16): the creates beyond what the quota leaves after the reserve
+ * and this plan's terminations wait for later cycles, shared out like the fleet's room (MIN
+ * deficits and starving pools first). Terminations are never held back. Applied last, after
+ * the MIN rebalance, so a deferred create never makes another pool drain. Returns whether it
+ * cut a pool's share. */
+static bool rate_share(Ctx *c, size_t n, const long long *deficit, const size_t *by_name,
+                       const size_t *first, size_t nf, long long *give)
+{
+    Plan *plan = c->plan;
+    plan->rate_remaining = ratelimit_remaining(&c->snap->quota);
+    plan->rate_allowance = ratelimit_create_allowance(
+        &c->snap->quota, c->policy->rate_limit_reserve, planned_api_terminations(plan));
+    long long wanted = 0;
+    for (size_t p = 0; p < n; p++)
+        wanted += give[p];
+    if (plan->rate_allowance < 0 || plan->rate_allowance >= wanted)
+        return false;
+    long long allowed[PLAN_POOLS_MAX];
+    share(plan->rate_allowance, n, give, deficit, by_name, first, nf, allowed);
+    plan->rate_deferred = wanted - plan->rate_allowance;
+    memcpy(give, allowed, n * sizeof *give);
+    return true;
 }
 
 /* A spawn's detail: the pool's sizing and the GPU type tried first, with why. */
@@ -466,54 +688,56 @@ void planner_step_scale_up(Ctx *c)
     long long cap[PLAN_POOLS_MAX], deficit[PLAN_POOLS_MAX];
     long long give[PLAN_POOLS_MAX];
     Reason why[PLAN_POOLS_MAX];
-    size_t by_name[PLAN_POOLS_MAX];
+    size_t by_name[PLAN_POOLS_MAX], first[PLAN_POOLS_MAX];
     for (size_t p = 0; p < n; p++)
         size_pool(c, (int)p, &cap[p], &deficit[p], &why[p]);
     unserved(c);
     totals(c);
+    if (fleet_breaker(c)) {
+        plan->fleet_breaker_open = plan->breaker_open = true;
+        for (size_t p = 0; p < n; p++) {
+            if (cap[p] > 0 && c->want_override[p] < 0) {
+                plan->pools[p].spawn_limit = SPAWN_LIMIT_BREAKER;
+                cap[p] = deficit[p] = 0;
+            }
+        }
+    }
+    plan->over_spend_cap =
+        pol->max_hourly_spend > 0 && plan->fleet_cost_per_hr > pol->max_hourly_spend + 1e-9;
+    for (size_t p = 0; p < n; p++)
+        if (pol->pools[p].max_hourly_spend > 0 &&
+            plan->pools[p].cost_per_hr > pol->pools[p].max_hourly_spend + 1e-9)
+            plan->over_spend_cap = true;
 
-    /* The fleet's ceilings: MAX_ACTIVE_GPUS over every pod (retired pools' included) and
-     * MAX_HOURLY_SPEND_USD over the whole fleet's cost. */
+    /* The fleet's ceilings: MAX_ACTIVE_GPUS over every pod (retired pools' included), shared
+     * by count, then MAX_HOURLY_SPEND_USD over the whole fleet's cost, in dollars. */
     long long used = plan->active + plan->spawning + plan->terminating;
     long long fleet_room = pol->max_active - used;
     if (fleet_room < 0)
         fleet_room = 0;
-    double bound = 0; /* the dearest pool's bound; unknown when any pool's is */
-    for (size_t p = 0; p < n && bound >= 0; p++)
-        if (cap[p] > 0)
-            bound = plan->pools[p].price_bound < 0       ? -1
-                    : plan->pools[p].price_bound > bound ? plan->pools[p].price_bound
-                                                         : bound;
-    long long spend = spend_allowance(pol->max_hourly_spend, plan->fleet_cost_per_hr, bound,
-                                      unpriced_live(c, PLANNER_ALL_POOLS));
-    long long room = fleet_room < spend ? fleet_room : spend;
-    /* RunPod's rate limit (issue 16): creates beyond what the quota leaves after the reserve
-     * and this plan's terminations wait for later cycles. Terminations are never held back. */
-    plan->rate_remaining = ratelimit_remaining(&c->snap->quota);
-    plan->rate_allowance = ratelimit_create_allowance(&c->snap->quota, pol->rate_limit_reserve,
-                                                      planned_api_terminations(plan));
-    long long wanted = 0;
-    for (size_t p = 0; p < n; p++)
-        wanted += cap[p];
-    bool rate_bound =
-        plan->rate_allowance >= 0 && plan->rate_allowance < room && plan->rate_allowance < wanted;
-    if (rate_bound) {
-        plan->rate_deferred = (wanted < room ? wanted : room) - plan->rate_allowance;
-        room = plan->rate_allowance;
-    }
     order_by_name(pol, n, by_name);
-    share(room, n, cap, deficit, by_name, give);
+    size_t nf = starving_pools(plan, n, cap, by_name, first);
+    share(fleet_room, n, cap, deficit, by_name, first, nf, give);
+    long long by_count[PLAN_POOLS_MAX];
+    memcpy(by_count, give, sizeof by_count);
+    spend_share(c, n, by_name, deficit, give);
+    if (!plan->over_spend_cap)
+        rebalance_min(c, n, deficit, give);
+    long long by_money[PLAN_POOLS_MAX];
+    memcpy(by_money, give, sizeof by_money);
+    rate_share(c, n, deficit, by_name, first, nf, give);
 
     plan->spawn_limit = SPAWN_LIMIT_NONE;
     plan->to_spawn = 0;
     for (size_t k = 0; k < n; k++) {
         size_t p = by_name[k];
         PlanPool *pp = &plan->pools[p];
-        if (give[p] < cap[p]) /* the fleet's ceilings cut this pool's share */
-            pp->spawn_limit = rate_bound           ? SPAWN_LIMIT_RATE_LIMIT
-                              : spend < fleet_room ? SPAWN_LIMIT_SPEND_CAP
-                              : n == 1             ? SPAWN_LIMIT_MAX_ACTIVE
-                                                   : SPAWN_LIMIT_FLEET_CEILING;
+        if (give[p] < by_money[p]) /* RunPod's rate limit: the rest waits */
+            pp->spawn_limit = SPAWN_LIMIT_RATE_LIMIT;
+        else if (give[p] < by_count[p]) /* the fleet's spend cap cut this pool's share */
+            pp->spawn_limit = SPAWN_LIMIT_SPEND_CAP;
+        else if (give[p] < cap[p]) /* the fleet's MAX_ACTIVE_GPUS cut it */
+            pp->spawn_limit = n == 1 ? SPAWN_LIMIT_MAX_ACTIVE : SPAWN_LIMIT_FLEET_CEILING;
         Reason r = c->want_override[p] >= 0 ? REASON_OPERATOR : why[p];
         for (long long s = 0; s < give[p]; s++) {
             Action *a = planner_add_action(c, ACTION_SPAWN_WORKER, r, NULL);
@@ -528,4 +752,9 @@ void planner_step_scale_up(Ctx *c)
     /* The fleet's limit: the first pool's (in pool order) that spawned fewer than it wanted. */
     for (size_t p = 0; p < n && plan->spawn_limit == SPAWN_LIMIT_NONE; p++)
         plan->spawn_limit = plan->pools[p].spawn_limit;
+    /* Counts after this plan's own drains (rebalance). */
+    plan->active = planner_count_state(c, WORKER_ACTIVE, PLANNER_ALL_POOLS);
+    plan->terminating = planner_count_state(c, WORKER_TERMINATING, PLANNER_ALL_POOLS);
+    plan->busy = planner_count_busy(c, PLANNER_ALL_POOLS);
+    plan->idle = plan->active - plan->busy;
 }

@@ -22,7 +22,10 @@
 #define SNAP_TASK_ID_MAX 40
 #define SNAP_NAME_MAX 128
 #define SNAP_POOL_NAME_MAX 32 /* CONFIG_POOL_NAME_MAX */
-#define SNAP_RUN_TYPES_MAX 64
+/* Every run type a pool serves (at most 16 pools x 16 run types) and the SNAP_UNSERVED_NAMED
+ * unserved run types with the most Queued tasks; the other unserved ones are summed. */
+#define SNAP_UNSERVED_NAMED 16
+#define SNAP_RUN_TYPES_MAX (16 * 16 + SNAP_UNSERVED_NAMED)
 #define SNAP_POOLS_MAX 64 /* pools named by worker rows (configured, or removed since) */
 #define SNAP_GPU_PRICES_MAX 64
 #define SNAP_CATALOG_MAX 256      /* cached catalog entries of the configured GPU types */
@@ -116,9 +119,10 @@ typedef struct {
     long long oldest_queued_age_sec;
 } SnapRunType;
 
-/* The last price RunPod charged for a pod of a GPU type (gpu_prices). */
+/* The last price RunPod charged for a pod of a GPU type in a cloud (gpu_prices). */
 typedef struct {
     char gpu_type[SNAP_NAME_MAX];
+    char cloud_type[16]; /* SECURE or COMMUNITY: the same type is priced differently in each */
     double usd_per_hr;
 } SnapGpuPrice;
 
@@ -175,6 +179,8 @@ typedef struct {
     size_t n_run_types; /* the same, per run_type (the run types that have Queued tasks) */
     SnapRunType run_types[SNAP_RUN_TYPES_MAX];
     bool run_types_truncated; /* more run types than SNAP_RUN_TYPES_MAX: the rest are unseen */
+    long long unserved_other_types;  /* unserved run types beyond the named ones: how many, */
+    long long unserved_other_queued; /* and their Queued tasks */
 
     /* fleet: every worker row that is not terminated */
     size_t n_workers;

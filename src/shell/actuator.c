@@ -59,6 +59,8 @@ static void record(ActResult *res, const Action *a, const char *worker_id, const
         cJSON_AddStringToObject(o, "task_id", a->task_id);
     if (a->pod_id[0])
         cJSON_AddStringToObject(o, "pod_id", a->pod_id);
+    if (a->pool >= 0 && (size_t)a->pool < res->n_pools) /* metrics count spawns per pool */
+        cJSON_AddStringToObject(o, "pool", res->pools[a->pool]);
     cJSON_AddStringToObject(o, "result", result);
     if (detail && detail[0]) {
         /* RunPod's problem detail lands here: scrubbed like a log line before it reaches the
@@ -156,8 +158,16 @@ static void make_worker_id(const char *prefix, char out[SNAP_WORKER_ID_MAX])
                  prefix); /* cannot happen: the prefix is <= 24 chars */
 }
 
+/* Sets name=value in the pod's environment: a later value of the same name replaces the earlier
+ * (a pool's ENV_<VAR> overrides WORKER_ENV_<VAR>). The configuration is validated to fit
+ * POD_CREATE_MAX_ENV (config_pools.c), so nothing is dropped. */
 static void add_env(PodCreateSpec *spec, const char *name, const char *value)
 {
+    for (size_t i = 0; i < spec->n_env; i++)
+        if (strcmp(spec->env[i].name, name) == 0) {
+            snprintf(spec->env[i].value, sizeof spec->env[0].value, "%s", value);
+            return;
+        }
     if (spec->n_env >= POD_CREATE_MAX_ENV)
         return;
     snprintf(spec->env[spec->n_env].name, sizeof spec->env[0].name, "%s", name);
@@ -197,13 +207,20 @@ static void build_spec(const Config *cfg, const PoolConfig *pool, const char *wo
         add_env(spec, pool->env[i].name, pool->env[i].value);
 }
 
+/* The cloud a pod of pool p was created in (its price is that cloud's price); NULL for a pod of
+ * no configured pool, whose price is then not recorded as any cloud's. */
+static const char *pool_cloud(const Config *cfg, int p)
+{
+    return p >= 0 && (size_t)p < cfg->n_pools ? cfg->pools[p].cloud_type : NULL;
+}
+
 /* A created (or found) pod: record its id on the row, or compensate when the row changed. */
 static void record_created(App *app, ActResult *res, const Action *proto, const char *id,
                            const PodCreateResult *r)
 {
     bool applied = false;
-    Status dst =
-        db_record_pod(app->conn, id, r->pod.id, r->gpu_type_used, r->pod.cost_per_hr, &applied);
+    Status dst = db_record_pod(app->conn, id, r->pod.id, r->gpu_type_used,
+                               pool_cloud(app->cfg, proto->pool), r->pod.cost_per_hr, &applied);
     if (dst != STATUS_OK) {
         /* The pod exists and is named after the row: the next reconcile adopts it. */
         res->db_failed = true;
@@ -328,6 +345,92 @@ static void record_spawn(App *app, ActResult *res, const Action *proto, const ch
         record_not_created(app, res, proto, id, r);
 }
 
+/* The spend caps while the creates of a cycle learn what RunPod really charges. The planner
+ * sized the spawns by the last price on record for each pool's GPU types (gpu_prices), which may
+ * be stale (a list price moved, a community host prices its own GPUs). Near a cap the creates
+ * therefore go in waves of 1, 2, 4, ...: after each wave the real prices replace the estimates,
+ * a pool's estimate rises to the dearest price it was just charged, and a spawn that no longer
+ * fits under MAX_HOURLY_SPEND_USD (fleet or pool) is not made. Far from the caps (every planned
+ * pod fits at twice its estimate) all creates go at once, as before. */
+typedef struct {
+    double fleet_cap, fleet_cost; /* cap 0 = off */
+    double pool_cap[PLAN_POOLS_MAX], pool_cost[PLAN_POOLS_MAX];
+    double est[PLAN_POOLS_MAX]; /* what a new pod of the pool is taken to cost; 0 unknown */
+    bool on;
+} Budget;
+
+static void budget_init(Budget *b, const Config *cfg, const Plan *plan)
+{
+    memset(b, 0, sizeof *b);
+    b->fleet_cap = cfg->max_hourly_spend_usd;
+    b->fleet_cost = plan->fleet_cost_per_hr;
+    b->on = b->fleet_cap > 0;
+    for (size_t p = 0; p < plan->n_pools && p < cfg->n_pools; p++) {
+        b->pool_cap[p] = cfg->pools[p].max_hourly_spend_usd;
+        b->pool_cost[p] = plan->pools[p].cost_per_hr;
+        b->est[p] = plan->pools[p].price_bound > 0 ? plan->pools[p].price_bound : 0;
+        b->on = b->on || b->pool_cap[p] > 0;
+    }
+}
+
+/* Whether `count` more pods of pool p, each at `factor` times its estimate, stay under both
+ * caps. */
+static bool budget_fits(const Budget *b, int p, double count, double factor)
+{
+    double add = count * factor * b->est[p];
+    if (b->fleet_cap > 0 && b->fleet_cost + add > b->fleet_cap + 1e-9)
+        return false;
+    return !(b->pool_cap[p] > 0 && b->pool_cost[p] + add > b->pool_cap[p] + 1e-9);
+}
+
+static void budget_add(Budget *b, int p, double usd)
+{
+    b->fleet_cost += usd;
+    b->pool_cost[p] += usd;
+}
+
+/* Whether all of todo[0..m) fit at twice their estimates: then one wave is safe enough. */
+static bool budget_roomy(const Budget *b, const Action *const *todo, size_t m)
+{
+    double count[PLAN_POOLS_MAX] = {0};
+    for (size_t k = 0; k < m; k++)
+        count[todo[k]->pool]++;
+    Budget t = *b;
+    for (size_t p = 0; p < PLAN_POOLS_MAX; p++) {
+        if (count[p] == 0)
+            continue;
+        if (!budget_fits(&t, (int)p, count[p], 2.0))
+            return false;
+        budget_add(&t, (int)p, count[p] * 2.0 * t.est[p]);
+    }
+    return true;
+}
+
+/* After a wave: the real price of each pod created replaces its estimate, and its pool's
+ * estimate rises to it when it was dearer. */
+static void budget_learn(Budget *b, const Action *const *wave, const PodCreateResult *results,
+                         size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int p = wave[i]->pool;
+        double paid =
+            results[i].status == STATUS_OK && results[i].pod.id[0] ? results[i].pod.cost_per_hr : 0;
+        if (paid > 0) {
+            budget_add(b, p, paid - b->est[p]);
+            if (paid > b->est[p])
+                b->est[p] = paid;
+        } else if (!(results[i].status == STATUS_OK || results[i].outcome_unknown)) {
+            budget_add(b, p, -b->est[p]); /* not created: costs nothing */
+        }
+    }
+}
+
+static bool fenced(App *app, ActResult *res);
+
+/* The spawns of the plan, less as many as planned terminations did not happen (cut[p] for pool
+ * p, cut_fleet for pods of no pool). Each wave: fence check, rows first, then the creates, then
+ * each outcome recorded. Returns STATUS_OK, STATUS_ERR_NOMEM, STATUS_ERR_CONFIG (no client) or
+ * STATUS_ERR_DB; the outcome of each create is in res. */
 /* RunPod's rate limit as this cycle's own calls left it (the terminations ran first): spawns
  * beyond what the quota allows after RUNPOD_RATE_LIMIT_RESERVE wait for a later cycle, the
  * last of the plan first, before any row is registered. todo[0..m) holds the spawns from the
@@ -357,10 +460,6 @@ static size_t defer_over_quota(App *app, ActResult *res, const Action **todo, si
     return keep;
 }
 
-/* Spawns the plan's spawn actions, register-before-create: every row first, then the pods
- * concurrently, then each outcome. Pods whose planned termination did not happen this cycle
- * still run, so spawns shrink to keep every MAX true: cut[p] from pool p (its own pods), then
- * cut_fleet (pods of no pool: leaked ones) from the last spawns of the plan. */
 static Status apply_spawns(App *app, const Plan *plan, ActResult *res, const long long *cut,
                            long long cut_fleet)
 {
@@ -421,36 +520,79 @@ static Status apply_spawns(App *app, const Plan *plan, ActResult *res, const lon
     for (size_t p = 0; p < plan->n_pools; p++)
         for (size_t g = 0; g < plan->pools[p].n_gpu_types; g++)
             types[p][g] = plan->pools[p].gpu_types[g];
-
-    /* 1. Register every worker row first. */
-    size_t registered = 0;
-    for (size_t k = m; k-- > 0;) { /* back in plan order */
-        const Action *a = todo[k];
-        int p = a->pool;
-        make_worker_id(cfg->worker_id_prefix, ids[registered]);
-        if (db_insert_spawning_worker(app->conn, ids[registered], types[p][0],
-                                      cfg->pools[p].name) != STATUS_OK) {
-            res->db_failed = true;
-            st = STATUS_ERR_DB;
-            break;
-        }
-        build_spec(cfg, &cfg->pools[p], ids[registered], &specs[registered]);
-        jobs[registered] = (PodCreateJob){&specs[registered], types[p], plan->pools[p].n_gpu_types,
-                                          &results[registered]};
-        todo[registered] = a; /* k >= registered: reuses the slot in plan order */
-        registered++;
+    for (size_t a = 0, b = m; a < --b; a++) { /* back in plan order */
+        const Action *t = todo[a];
+        todo[a] = todo[b];
+        todo[b] = t;
     }
-    if (registered == 0)
-        goto out;
 
-    /* 2. Create the pods concurrently. */
-    runpod_create_jobs(app->rp, jobs, registered);
-    crash_point("after_create");
-
-    /* 3. Record each outcome. */
-    record_capacity(app, res, results, registered, ids);
-    for (size_t i = 0; i < registered; i++)
-        record_spawn(app, res, todo[i], ids[i], &results[i]);
+    Budget budget;
+    budget_init(&budget, cfg, plan);
+    size_t wave = !budget.on || budget_roomy(&budget, todo, m) ? m : 1;
+    size_t next = 0, done = 0, held = 0;
+    while (next < m && !res->db_failed && !res->lease_lost) {
+        /* 1. This wave's spawns, each still under the caps at its pool's estimate. */
+        size_t first = done, w = 0;
+        for (; next < m && w < wave; next++) {
+            const Action *a = todo[next];
+            if (budget.on && !budget_fits(&budget, a->pool, 1, 1.0)) {
+                held++;
+                record(res, a, NULL, "spend_cap",
+                       "not created: a create of this cycle was charged more than the price on "
+                       "record, and the spend cap is reached");
+                continue;
+            }
+            budget_add(&budget, a->pool, budget.est[a->pool]);
+            todo[done + w++] = a;
+        }
+        if (w == 0 || fenced(app, res))
+            break;
+        /* 2. Register every worker row of the wave first (only while the lease is ours). */
+        size_t registered = 0;
+        for (size_t k = 0; k < w; k++) {
+            size_t i = first + k;
+            const Action *a = todo[i];
+            int p = a->pool;
+            make_worker_id(cfg->worker_id_prefix, ids[i]);
+            const char *holder = NULL, *fence = NULL;
+            lease_guard(app->lease, &holder, &fence);
+            Status ist = db_insert_spawning_worker(app->conn, ids[i], types[p][0],
+                                                   cfg->pools[p].name, holder, fence);
+            if (ist == STATUS_ERR_LEASE_LOST) {
+                if (!fenced(app, res)) { /* logs cycle.lease_lost; expired between the two */
+                    res->lease_lost = true;
+                    add_error(res, "cycle lease lost: no further action this cycle");
+                }
+                break;
+            }
+            if (ist != STATUS_OK) {
+                res->db_failed = true;
+                st = STATUS_ERR_DB;
+                break;
+            }
+            build_spec(cfg, &cfg->pools[p], ids[i], &specs[i]);
+            jobs[i] = (PodCreateJob){&specs[i], types[p], plan->pools[p].n_gpu_types, &results[i]};
+            registered++;
+        }
+        if (registered == 0)
+            break;
+        /* 3. Create the wave's pods concurrently. */
+        runpod_create_jobs(app->rp, &jobs[first], registered);
+        crash_point("after_create");
+        /* 4. Record each outcome. */
+        record_capacity(app, res, &results[first], registered, &ids[first]);
+        for (size_t k = 0; k < registered; k++)
+            record_spawn(app, res, todo[first + k], ids[first + k], &results[first + k]);
+        budget_learn(&budget, &todo[first], &results[first], registered);
+        done += registered;
+        wave *= 2;
+    }
+    if (held > 0)
+        log_warn("spend.spawns_held",
+                 "planned=%zu created_or_tried=%zu held=%zu fleet_cost_per_hr=%.3f "
+                 "max_hourly_spend_usd=%.3f msg=\"RunPod charged more than the price on record; "
+                 "the rest would pass the spend cap\"",
+                 m, done, held, budget.fleet_cost, budget.fleet_cap);
 out:
     free(todo);
     free(specs);
@@ -577,7 +719,8 @@ static Outcome apply_one(App *app, const Action *a, ActResult *res)
         }
         break;
     case ACTION_ADOPT_POD:
-        s = db_adopt_pod(app->conn, a->worker_id, a->pod_id, a->gpu_type, a->cost_per_hr, &applied);
+        s = db_adopt_pod(app->conn, a->worker_id, a->pod_id, a->gpu_type, pool_cloud(cfg, a->pool),
+                         a->cost_per_hr, &applied);
         if (s == STATUS_OK && applied) {
             res->pods_adopted++;
             log_info("pod.adopted", "worker_id=%s pod_id=%s gpu_type=%s cost_per_hr=%.3f",
@@ -641,6 +784,9 @@ Status actuator_apply(App *app, const Snapshot *snap, const Plan *plan, ActResul
      * MAX_ACTIVE_GPUS holds. */
     long long not_terminated[PLAN_POOLS_MAX] = {0}, not_terminated_fleet = 0;
     Status st = STATUS_OK;
+    res->n_pools = 0; /* the outcomes name each action's pool */
+    for (size_t p = 0; p < plan->n_pools && p < PLAN_POOLS_MAX; p++)
+        memcpy(res->pools[res->n_pools++], plan->pools[p].name, SNAP_POOL_NAME_MAX);
 
     /* One failed action never stops the unrelated actions after it; only a lost database
      * connection ends the cycle early. */

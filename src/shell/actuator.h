@@ -34,8 +34,11 @@ typedef struct {
     bool api_retired;
     bool db_failed;
     bool lease_lost; /* the fence failed: the cycle lease is no longer ours (lease.h) */
-    cJSON *outcomes; /* array of {action, reason, worker_id?, task_id?, pod_id?, result, detail} */
+    cJSON *outcomes; /* array of {action, reason, worker_id?, task_id?, pod_id?, pool?, result,
+                        detail}; pool names the configured pool of the action (Action.pool) */
     cJSON *errors;   /* array of strings */
+    size_t n_pools;  /* the plan's pool names by index, copied by actuator_apply for "pool" */
+    char pools[PLAN_POOLS_MAX][SNAP_POOL_NAME_MAX];
 } ActResult;
 
 /* Initialises res (allocates its JSON arrays). Returns STATUS_ERR_NOMEM on failure. */

@@ -168,26 +168,30 @@ Status db_mark_terminated(PGconn *conn, const char *id, WorkerState from, const 
     return st;
 }
 
-/* The last price RunPod charged for a pod of gpu_type (the spend cap's bound on new pods). */
-static Status record_price(PGconn *conn, const char *gpu_type, double cost_per_hr)
+/* The last price RunPod charged for a pod of gpu_type in cloud_type (the spend cap's bound on
+ * new pods). Nothing is recorded without a cloud: a price is only ever used for its own cloud. */
+static Status record_price(PGconn *conn, const char *gpu_type, const char *cloud_type,
+                           double cost_per_hr)
 {
-    if (!gpu_type || !gpu_type[0] || !(cost_per_hr > 0))
+    if (!gpu_type || !gpu_type[0] || !(cost_per_hr > 0) || !cloud_type ||
+        (strcmp(cloud_type, "SECURE") != 0 && strcmp(cloud_type, "COMMUNITY") != 0))
         return STATUS_OK;
     char cost[32];
     snprintf(cost, sizeof cost, "%.6f", cost_per_hr);
-    const char *p[] = {gpu_type, cost};
+    const char *p[] = {gpu_type, cost, cloud_type};
     /* Best effort: the pod is recorded either way; a type without a price only makes the spend
      * cap more careful (one pod at a time until a price is known). Failures are logged. */
     db_exec_command(conn, "record_price",
-                    "INSERT INTO gpu_prices (gpu_type, cost_per_hr) VALUES ($1, $2::numeric)"
-                    " ON CONFLICT (gpu_type) DO UPDATE SET cost_per_hr = EXCLUDED.cost_per_hr,"
-                    " seen_at = now()",
-                    2, p, NULL);
+                    "INSERT INTO gpu_prices (gpu_type, cost_per_hr, cloud_type)"
+                    " VALUES ($1, $2::numeric, $3)"
+                    " ON CONFLICT (gpu_type, cloud_type) DO UPDATE"
+                    " SET cost_per_hr = EXCLUDED.cost_per_hr, seen_at = now()",
+                    3, p, NULL);
     return STATUS_OK;
 }
 
 Status db_record_pod(PGconn *conn, const char *id, const char *pod_id, const char *gpu_type,
-                     double cost_per_hr, bool *applied)
+                     const char *cloud_type, double cost_per_hr, bool *applied)
 {
     char cost[32];
     snprintf(cost, sizeof cost, "%.6f", cost_per_hr);
@@ -205,14 +209,14 @@ Status db_record_pod(PGconn *conn, const char *id, const char *pod_id, const cha
         " WHERE id = $1 AND status = 'spawning' AND runpod_id IS NULL",
         4, p, &rows);
     if (st == STATUS_OK && rows == 1)
-        st = record_price(conn, gpu_type, cost_per_hr);
+        st = record_price(conn, gpu_type, cloud_type, cost_per_hr);
     if (st == STATUS_OK)
         *applied = rows == 1;
     return st;
 }
 
 Status db_adopt_pod(PGconn *conn, const char *id, const char *pod_id, const char *gpu_type,
-                    double cost_per_hr, bool *applied)
+                    const char *cloud_type, double cost_per_hr, bool *applied)
 {
     char cost[32];
     snprintf(cost, sizeof cost, "%.6f", cost_per_hr);
@@ -230,22 +234,31 @@ Status db_adopt_pod(PGconn *conn, const char *id, const char *pod_id, const char
         " WHERE id = $1 AND runpod_id IS NULL AND status <> 'terminated'",
         4, p, &rows);
     if (st == STATUS_OK && rows == 1)
-        st = record_price(conn, gpu_type, cost_per_hr);
+        st = record_price(conn, gpu_type, cloud_type, cost_per_hr);
     if (st == STATUS_OK)
         *applied = rows == 1;
     return st;
 }
 
 Status db_insert_spawning_worker(PGconn *conn, const char *id, const char *gpu_type,
-                                 const char *pool)
+                                 const char *pool, const char *lease_holder,
+                                 const char *lease_fence)
 {
-    const char *p[] = {id, gpu_type, pool};
-    return db_exec_command(conn, "insert_worker",
-                           "INSERT INTO workers (id, instance_type, gpu_type, status, pool,"
-                           " metadata) VALUES ($1, $2, $2, 'spawning', $3,"
-                           "  jsonb_build_object('orchestrator_status', 'spawning', 'pool',"
-                           "  $3::text))",
-                           3, p, NULL);
+    const char *p[] = {id, gpu_type, pool, lease_holder, lease_fence};
+    int rows = 0;
+    /* The row is written only while the cycle lease is still ours (in the same statement): a
+     * process paused after its last fence check inserts nothing once another took over. */
+    Status st = db_exec_command(
+        conn, "insert_worker",
+        "INSERT INTO workers (id, instance_type, gpu_type, status, pool, metadata)"
+        " SELECT $1, $2, $2, 'spawning', $3,"
+        "  jsonb_build_object('orchestrator_status', 'spawning', 'pool', $3::text)"
+        " WHERE $4::text IS NULL OR EXISTS (SELECT 1 FROM orchestrator_lease"
+        "  WHERE name = 'cycle' AND holder = $4 AND fence = $5::bigint AND expires_at > now())",
+        5, p, &rows);
+    if (st == STATUS_OK && rows != 1)
+        return STATUS_ERR_LEASE_LOST;
+    return st;
 }
 
 Status db_sync_pools(PGconn *conn, const Config *cfg, const Snapshot *snap, bool *changed)

@@ -61,14 +61,15 @@ Status db_force_drain_worker(PGconn *conn, const char *id, WorkerState from, con
 Status db_mark_terminated(PGconn *conn, const char *id, WorkerState from, const char *reason,
                           bool *applied);
 
-/* Records the pod id of a spawning row that has none (spawn or adoption). */
+/* Records the pod id of a spawning row that has none (spawn or adoption), and the price as
+ * the price of gpu_type in cloud_type (gpu_prices; NULL cloud: the price is not recorded). */
 Status db_record_pod(PGconn *conn, const char *id, const char *pod_id, const char *gpu_type,
-                     double cost_per_hr, bool *applied);
+                     const char *cloud_type, double cost_per_hr, bool *applied);
 
 /* Records the pod id (and its GPU type and price, when known) of a live row that has none: a
  * pod found by the row's name (adoption), whatever the row's state. */
 Status db_adopt_pod(PGconn *conn, const char *id, const char *pod_id, const char *gpu_type,
-                    double cost_per_hr, bool *applied);
+                    const char *cloud_type, double cost_per_hr, bool *applied);
 
 /* Makes worker_pools (which run types each pool's workers may claim, read by
  * func_claim_next_task) say what cfg says, when snap shows it does not: one statement then,
@@ -76,9 +77,13 @@ Status db_adopt_pod(PGconn *conn, const char *id, const char *pod_id, const char
  * tells whether a row changed. */
 Status db_sync_pools(PGconn *conn, const Config *cfg, const Snapshot *snap, bool *changed);
 
-/* Inserts a new worker row of pool: spawning, no pod id. */
+/* Inserts a new worker row of pool: spawning, no pod id -- only while the cycle lease row names
+ * lease_holder and lease_fence and has not expired (lease_guard), checked in the same statement;
+ * lease_holder NULL: no check. STATUS_ERR_LEASE_LOST when the lease is no longer ours (nothing
+ * inserted), STATUS_ERR_DB on a database error. */
 Status db_insert_spawning_worker(PGconn *conn, const char *id, const char *gpu_type,
-                                 const char *pool);
+                                 const char *pool, const char *lease_holder,
+                                 const char *lease_fence);
 
 /* ---- tasks ---- */
 

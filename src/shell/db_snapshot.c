@@ -117,11 +117,20 @@ static const char SQL_SNAPSHOT_DEMAND[] =
     "   WHERE t.status = 'Queued' AND t.available_at <= now() AND t.dependant_on IS NOT NULL"
     "     AND NOT EXISTS (SELECT 1 FROM unnest(t.dependant_on) AS x(id)"
     "       LEFT JOIN tasks p ON p.id = x.id WHERE p.status IS DISTINCT FROM 'Complete')"
-    "   GROUP BY t.run_type)"
-    " SELECT q.run_type, (coalesce(nd.n, 0) + coalesce(d.n, 0))::float8, q.queued::float8,"
-    "  extract(epoch FROM now() - q.oldest)::float8"
-    " FROM q LEFT JOIN nd USING (run_type) LEFT JOIN d USING (run_type)"
-    " ORDER BY q.queued DESC, q.run_type LIMIT $1::int";
+    "   GROUP BY t.run_type),"
+    " r AS (SELECT q.run_type, coalesce(nd.n, 0) + coalesce(d.n, 0) AS claimable, q.queued,"
+    "   extract(epoch FROM now() - q.oldest)::float8 AS age,"
+    "   q.run_type IN (SELECT jsonb_array_elements_text($2::jsonb)) AS served"
+    "   FROM q LEFT JOIN nd USING (run_type) LEFT JOIN d USING (run_type)),"
+    " k AS (SELECT *, row_number() OVER (PARTITION BY served ORDER BY queued DESC, run_type)"
+    "   AS rank FROM r)"
+    " SELECT * FROM ("
+    "  SELECT run_type, claimable::float8 AS c, queued::float8 AS n, age, 1::float8 AS types"
+    "   FROM k WHERE served OR rank <= $1::int"
+    "  UNION ALL"
+    "  SELECT NULL, sum(claimable)::float8, sum(queued)::float8, max(age), count(*)::float8"
+    "   FROM k WHERE NOT served AND rank > $1::int HAVING count(*) > 0) u"
+    " ORDER BY run_type IS NULL, n DESC, run_type";
 
 /* Per pool: workers that ended within the breaker window (kind 'ended'), and the run types
  * worker_pools lets each pool's workers claim (kind 'claims', compared with the configuration
@@ -133,7 +142,7 @@ static const char SQL_SNAPSHOT_POOLS[] =
     " UNION ALL"
     " SELECT 'claims', name, NULL, NULL, array_to_string(run_types, ',') FROM worker_pools"
     " UNION ALL"
-    " SELECT 'price', gpu_type, cost_per_hr::float8, NULL, NULL FROM gpu_prices"
+    " SELECT 'price', gpu_type, cost_per_hr::float8, NULL, cloud_type FROM gpu_prices"
     " ORDER BY 1, 2 LIMIT $2::int";
 
 static const char SQL_SNAPSHOT_WORKERS[] =
@@ -368,37 +377,67 @@ out:
     return st;
 }
 
-static Status load_demand(PGconn *conn, Snapshot *snap)
+/* Every run type a pool of cfg serves, as a JSON array (the demand query's $2). NULL: no memory. */
+static char *served_json(const Config *cfg)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t p = 0; arr && p < cfg->n_pools; p++)
+        for (size_t r = 0; r < cfg->pools[p].run_types.count; r++)
+            cJSON_AddItemToArray(arr, cJSON_CreateString(cfg->pools[p].run_types.items[r]));
+    char *out = arr ? cJSON_PrintUnformatted(arr) : NULL;
+    cJSON_Delete(arr);
+    return out;
+}
+
+/* Demand: a row for every served run type with Queued tasks and for the SNAP_UNSERVED_NAMED
+ * largest unserved ones, then one row (name NULL) summing the other unserved run types. However
+ * many unserved run types fill the queue, a served queue is always seen (a flood of 70 unknown
+ * run types used to push a pool's own small queue out of the snapshot). */
+static Status load_demand(PGconn *conn, const Config *cfg, Snapshot *snap)
 {
     char limit[16];
-    snprintf(limit, sizeof limit, "%d", SNAP_RUN_TYPES_MAX + 1);
-    const char *p[] = {limit};
+    snprintf(limit, sizeof limit, "%d", SNAP_UNSERVED_NAMED);
+    char *served = served_json(cfg);
+    if (!served)
+        return STATUS_ERR_NOMEM;
+    const char *p[] = {limit, served};
     PGresult *res =
-        db_exec_params(conn, "snapshot_demand", SQL_SNAPSHOT_DEMAND, 1, p, PGRES_TUPLES_OK);
+        db_exec_params(conn, "snapshot_demand", SQL_SNAPSHOT_DEMAND, 2, p, PGRES_TUPLES_OK);
+    cJSON_free(served);
     if (!res)
         return STATUS_ERR_DB;
     Status st = STATUS_ERR_DB;
     int rows = PQntuples(res);
-    snap->run_types_truncated = rows > SNAP_RUN_TYPES_MAX;
-    if (snap->run_types_truncated) {
-        log_warn("snapshot.run_types_truncated",
-                 "limit=%d msg=\"more run types with Queued tasks than the snapshot holds; the "
-                 "smallest queues are not seen this cycle\"",
-                 SNAP_RUN_TYPES_MAX);
-        rows = SNAP_RUN_TYPES_MAX;
-    }
     snap->n_run_types = 0;
     snap->queued_claimable = 0;
+    snap->unserved_other_types = snap->unserved_other_queued = 0;
+    snap->run_types_truncated = false;
     for (int r = 0; r < rows; r++) {
-        SnapRunType *t = &snap->run_types[snap->n_run_types];
+        long long claimable = 0, queued = 0, age = 0, types = 0;
+        if (cell_ll(res, r, 1, &claimable) || cell_ll(res, r, 2, &queued) ||
+            cell_ll(res, r, 3, &age) || cell_ll(res, r, 4, &types))
+            goto out;
+        snap->queued_claimable += claimable;
+        if (PQgetisnull(res, r, 0)) { /* the other unserved run types, summed */
+            snap->unserved_other_types = types;
+            snap->unserved_other_queued = queued;
+            continue;
+        }
+        if (snap->n_run_types >= SNAP_RUN_TYPES_MAX) { /* cannot happen: bounded by the query */
+            snap->run_types_truncated = true;
+            continue;
+        }
+        SnapRunType *t = &snap->run_types[snap->n_run_types++];
         memset(t, 0, sizeof *t);
         cell_str(res, r, 0, t->name, sizeof t->name);
-        if (cell_ll(res, r, 1, &t->claimable) || cell_ll(res, r, 2, &t->queued) ||
-            cell_ll(res, r, 3, &t->oldest_queued_age_sec))
-            goto out;
-        snap->queued_claimable += t->claimable;
-        snap->n_run_types++;
+        t->claimable = claimable;
+        t->queued = queued;
+        t->oldest_queued_age_sec = age;
     }
+    if (snap->run_types_truncated)
+        log_warn("snapshot.run_types_truncated",
+                 "limit=%d msg=\"more run types with Queued tasks than the snapshot holds\"",
+                 SNAP_RUN_TYPES_MAX);
     st = STATUS_OK;
 out:
     PQclear(res);
@@ -434,6 +473,7 @@ static Status load_pools(PGconn *conn, const Config *cfg, Snapshot *snap)
         } else if (strcmp(kind, "price") == 0 && snap->n_prices < SNAP_GPU_PRICES_MAX) {
             SnapGpuPrice *g = &snap->prices[snap->n_prices];
             cell_str(res, r, 1, g->gpu_type, sizeof g->gpu_type);
+            cell_str(res, r, 4, g->cloud_type, sizeof g->cloud_type);
             if (cell_double(res, r, 2, &g->usd_per_hr))
                 goto out;
             snap->n_prices++;
@@ -464,7 +504,7 @@ Status db_load_snapshot(PGconn *conn, const Config *cfg, Snapshot *out)
     if (st == STATUS_OK)
         st = load_summary(conn, cfg, snap);
     if (st == STATUS_OK)
-        st = load_demand(conn, snap);
+        st = load_demand(conn, cfg, snap);
     if (st == STATUS_OK)
         st = load_pools(conn, cfg, snap);
     if (st == STATUS_OK)

@@ -392,6 +392,12 @@ void lease_release(Lease *l, PGconn *conn)
               released ? "true" : "false");
 }
 
+void lease_guard(const Lease *l, const char **holder, const char **fence)
+{
+    *holder = l && l->held ? l->token : NULL;
+    *fence = l && l->held ? l->fence : NULL;
+}
+
 long long lease_fence(const Lease *l)
 {
     return l ? strtoll(l->fence, NULL, 10) : 0;

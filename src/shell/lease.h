@@ -63,6 +63,11 @@ Status lease_verify(Lease *l, PGconn *conn);
  * once). Logs renewal failures seen during the hold. NULL-safe; a no-op when nothing is held. */
 void lease_release(Lease *l, PGconn *conn);
 
+/* The current hold as SQL parameters (token, fence), for a statement that must only take effect
+ * while the hold is ours (db_insert_spawning_worker). Both NULL when l is NULL or holds nothing
+ * (no exclusion asked for). Cannot fail. */
+void lease_guard(const Lease *l, const char **holder, const char **fence);
+
 /* The fence number of the current or last hold (0 before the first). Cannot fail. */
 long long lease_fence(const Lease *l);
 

@@ -19,16 +19,14 @@
 #define LOG_LINE_MAX 8192
 #define LOG_FIELDS_MAX 6144
 #define LOG_VALUE_MAX 2048
-#define LOG_SECRETS_MAX 16
-
 static struct {
     LogLevel min_level;
     LogFormat format;
     int fd;
     char source[128];
     long long cycle;
-    char *secrets[LOG_SECRETS_MAX];
-    size_t n_secrets;
+    char **secrets; /* grows: every WORKER_ENV_* and POOL_<NAME>_ENV_* value is one */
+    size_t n_secrets, cap_secrets;
     LogSink sink;
     void *sink_ctx;
 } g_log = {.min_level = LOG_INFO, .format = LOG_FORMAT_JSON, .fd = 2};
@@ -58,23 +56,35 @@ void log_set_cycle(long long cycle)
     g_log.cycle = cycle;
 }
 
-void log_add_secret(const char *secret)
+Status log_add_secret(const char *secret)
 {
-    if (!secret || strlen(secret) < 4 || g_log.n_secrets >= LOG_SECRETS_MAX)
-        return;
+    if (!secret || strlen(secret) < 4)
+        return STATUS_OK;
     for (size_t i = 0; i < g_log.n_secrets; i++)
         if (strcmp(g_log.secrets[i], secret) == 0)
-            return;
+            return STATUS_OK;
+    if (g_log.n_secrets == g_log.cap_secrets) {
+        size_t cap = g_log.cap_secrets ? g_log.cap_secrets * 2 : 16;
+        char **grown = realloc(g_log.secrets, cap * sizeof *grown);
+        if (!grown)
+            return STATUS_ERR_NOMEM;
+        g_log.secrets = grown;
+        g_log.cap_secrets = cap;
+    }
     char *copy = strdup(secret);
-    if (copy)
-        g_log.secrets[g_log.n_secrets++] = copy;
+    if (!copy)
+        return STATUS_ERR_NOMEM;
+    g_log.secrets[g_log.n_secrets++] = copy;
+    return STATUS_OK;
 }
 
 void log_clear_secrets(void)
 {
     for (size_t i = 0; i < g_log.n_secrets; i++)
         free(g_log.secrets[i]);
-    g_log.n_secrets = 0;
+    free(g_log.secrets);
+    g_log.secrets = NULL;
+    g_log.n_secrets = g_log.cap_secrets = 0;
 }
 
 void log_set_sink(LogSink sink, void *ctx)

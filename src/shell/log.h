@@ -21,6 +21,8 @@
 
 #include <stddef.h>
 
+#include "status.h"
+
 typedef enum { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR } LogLevel;
 typedef enum { LOG_FORMAT_JSON = 0, LOG_FORMAT_TEXT } LogFormat;
 
@@ -42,8 +44,10 @@ void log_set_source(const char *source_id);
 void log_set_cycle(long long cycle);
 
 /* Registers a secret value to be scrubbed from every %s value. Values shorter than 4 bytes are
- * ignored (they would scrub ordinary words). Copied; at most 16 are kept. */
-void log_add_secret(const char *secret);
+ * ignored (they would scrub ordinary words). Copied; any number are kept. Returns STATUS_OK, or
+ * STATUS_ERR_NOMEM when it could not be kept -- then the caller must not go on, since the value
+ * would reach the logs unscrubbed. */
+Status log_add_secret(const char *secret);
 
 /* Copies s into out (cap bytes, truncated, NUL-terminated) with every registered secret
  * replaced by "***": for text that leaves the process other than through the logger (the

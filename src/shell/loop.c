@@ -218,6 +218,17 @@ static void log_plan(const Plan *plan)
                  action_kind_str(a->kind), reason_str(a->reason), a->worker_id, a->task_id,
                  a->pod_id, a->detail);
     }
+    if (plan->over_spend_cap)
+        log_warn("spend.over_cap",
+                 "fleet_cost_per_hr=%.3f msg=\"the live fleet costs more than a spend cap "
+                 "(MAX_HOURLY_SPEND_USD, fleet or pool): nothing is spawned until it is under; "
+                 "lower the fleet by hand or raise the cap if this is not expected\"",
+                 plan->fleet_cost_per_hr);
+    if (plan->fleet_breaker_open)
+        log_warn("breaker.fleet_open",
+                 "failure_rate=%.3f msg=\"workers of two or more pools are failing: every pool "
+                 "stops spawning until the failure window clears (a shared image or registry?)\"",
+                 plan->failure_rate);
     if (plan->breaker_open)
         log_warn("breaker.open",
                  "failure_rate=%.3f msg=\"spawning paused until the failure "
@@ -366,6 +377,24 @@ static void record_cycle(App *app, const Snapshot *snap, const Plan *plan, const
     free(err_json);
 }
 
+/* Removes the plan's spawns (the rest of the plan stands). Returns how many. */
+static size_t drop_spawns(Plan *plan)
+{
+    size_t kept = 0, dropped = 0;
+    for (size_t i = 0; i < plan->count; i++) {
+        if (plan->actions[i].kind == ACTION_SPAWN_WORKER) {
+            dropped++;
+            continue;
+        }
+        plan->actions[kept++] = plan->actions[i];
+    }
+    plan->count = kept;
+    plan->to_spawn = 0;
+    for (size_t p = 0; p < plan->n_pools; p++)
+        plan->pools[p].to_spawn = 0;
+    return dropped;
+}
+
 /* A cycle that could not see or plan everything is not a success (issue 12 review): more live
  * rows than the snapshot holds (it acts on nothing), or more actions than a plan holds (the rest
  * wait). Each says so in errors and turns an ok cycle into a partial one (exit 6). */
@@ -460,13 +489,30 @@ Status loop_cycle(App *app, cJSON **summary)
         goto out;
     have_act = true;
     /* Which run types each pool's workers may claim (func_claim_next_task reads worker_pools):
-     * rewritten only when the configuration changed, before any spawn of the new pools. */
+     * rewritten only when the configuration changed, before any spawn of the new pools, and only
+     * by the lease holder (a fenced-out cycle with an old configuration must not rewrite it). */
+    st = lease_verify(app->lease, app->conn);
+    if (st != STATUS_OK)
+        goto out;
     bool pools_changed = false;
-    if (db_sync_pools(app->conn, cfg, snap, &pools_changed) == STATUS_OK && pools_changed)
+    Status sync = db_sync_pools(app->conn, cfg, snap, &pools_changed);
+    if (sync == STATUS_OK && pools_changed)
         log_info("pools.synced", "pools=%zu msg=\"worker_pools now matches POOLS\"", cfg->n_pools);
+    if (sync != STATUS_OK) {
+        /* Workers of a new pool could claim nothing: no spawn this cycle; the rest goes on. */
+        size_t dropped = drop_spawns(plan);
+        log_error("pools.sync_failed",
+                  "spawns_dropped=%zu msg=\"worker_pools could not be "
+                  "rewritten; no spawn this cycle\"",
+                  dropped);
+        cJSON_AddItemToArray(errors, cJSON_CreateString("worker_pools could not be updated to "
+                                                        "match POOLS: no spawn this cycle"));
+    }
     st = actuator_apply(app, snap, plan, &act);
     for (cJSON *e = act.errors ? act.errors->child : NULL; e; e = e->next)
         cJSON_AddItemToArray(errors, cJSON_CreateString(e->valuestring));
+    if (sync != STATUS_OK && st == STATUS_OK)
+        st = STATUS_ERR_PARTIAL;
     st = incomplete_plan(snap, plan, errors, st, pods_wanted);
 
 out:;

@@ -6,8 +6,9 @@
  * metrics_render() turns it into the Prometheus text exposition format 0.0.4 (prefix
  * `gpu_orchestrator_`). No I/O except metrics_file_load() and metrics_file_write(); no logging
  * except from those two. Labels are low-cardinality names (planner reasons, cycle results,
- * worker and task states): never worker, pod or task ids, never configuration values. See
- * structure_docs/metrics.md for every family.
+ * worker and task states, the configured pool names): never worker, pod or task ids, never
+ * other configuration values. metrics.c keeps the state; metrics_text.c renders it and reads
+ * and writes the textfile. See structure_docs/metrics.md for every family.
  */
 #ifndef ORCH_METRICS_H
 #define ORCH_METRICS_H
@@ -23,18 +24,41 @@
 
 #define METRICS_PREFIX "gpu_orchestrator_"
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
-#define METRICS_LABELS_MAX 32 /* label values per counter family; more fold into "other" */
+#define METRICS_LABELS_MAX 256 /* label sets per counter family; more fold into "other" */
 #define METRICS_LABEL_MAX 48
+#define METRICS_POOL_MAX 32                          /* SNAP_POOL_NAME_MAX */
+#define METRICS_POOLS_MAX (PLAN_POOLS_MAX + 1)       /* the configured pools and METRICS_NO_POOL */
+#define METRICS_UNSERVED_MAX (PLAN_UNSERVED_MAX + 1) /* named run types and "other" */
 #define METRICS_FILE_MAX_BYTES (1u << 20)
+/* The pool label of what belongs to no configured pool: a leaked pod, a worker of a pool removed
+ * from POOLS, a task held by neither. Pool names are [a-z0-9_], so it never names a pool. */
+#define METRICS_NO_POOL "(none)"
 
-/* One counter family with a single label: a bounded list of (label value, count). */
+/* One counter family: a bounded list of (label value, pool, count). pool is "" in a family
+ * without the pool label, else a configured pool name or METRICS_NO_POOL. */
 typedef struct {
     size_t count;
     struct {
         char label[METRICS_LABEL_MAX];
+        char pool[METRICS_POOL_MAX];
         double value;
     } samples[METRICS_LABELS_MAX];
 } MetricsCounter;
+
+/* One pool's gauges of the last cycle (the plan's PlanPool), or the fleet's remainder that no
+ * configured pool holds (name METRICS_NO_POOL, configured false). */
+typedef struct {
+    char name[METRICS_POOL_MAX];
+    bool configured;
+    long long spawning, active, idle, busy, terminating;
+    long long tasks_queued;  /* claimable tasks of its run types, plus those re-queued */
+    long long tasks_running; /* In Progress tasks its workers hold */
+    long long oldest_queued_age_sec;
+    long long desired;
+    bool breaker_open;
+    SpawnLimit spawn_limit;
+    double cost_per_hr;
+} MetricsPool;
 
 /* RunPod's rate limit and GPU catalog as the last cycle left them (metrics_runpod.c). */
 typedef struct {
@@ -61,20 +85,21 @@ typedef struct MetricsState {
     long long workers_min;
     long long workers_max;
     bool safe_mode;
+    size_t n_pool_names; /* the configured pools: the only pool label values besides (none) */
+    char pool_names[PLAN_POOLS_MAX][METRICS_POOL_MAX];
 
     /* gauges of the last cycle whose snapshot loaded (fleet_known false until one did: an
      * unknown fleet is never reported as zero workers) */
     bool fleet_known;
-    long long spawning, active, idle, busy, terminating;
-    long long tasks_queued;     /* claimable GPU tasks, plus those the plan re-queued */
-    long long tasks_queued_all; /* every Queued task */
-    long long tasks_running;    /* In Progress */
-    long long oldest_queued_age_sec;
-    long long desired;
-    bool breaker_open;
-    SpawnLimit spawn_limit;
-    double fleet_cost_per_hr;
+    size_t n_pools; /* the configured pools in POOLS order, then METRICS_NO_POOL when used */
+    MetricsPool pools[METRICS_POOLS_MAX];
+    long long tasks_queued_all;   /* every Queued task */
     long long tasks_foreign_held; /* In Progress tasks held by a claimer that is not ours */
+    size_t n_unserved;            /* Queued tasks of run types no pool serves, by run type */
+    struct {
+        char run_type[METRICS_LABEL_MAX]; /* the run type, or "other" (see metrics.md) */
+        long long queued;
+    } unserved[METRICS_UNSERVED_MAX];
 
     /* the last cycle of any result */
     bool cycle_seen;
@@ -82,16 +107,17 @@ typedef struct MetricsState {
     double last_success_epoch; /* wall clock of the last STATUS_OK cycle; 0 = none known */
 
     /* counters (process lifetime, plus what metrics_file_load restored) */
-    MetricsCounter pods_created;        /* reason: backlog, min_floor, keep_idle */
-    MetricsCounter pod_create_failures; /* reason: no_capacity, outcome_unknown, <api class> */
-    MetricsCounter pods_terminated;     /* reason: drained, error_cleanup, graceful_timeout, ... */
-    MetricsCounter workers_failed;      /* reason: stale_heartbeat, stuck_task, ... */
-    MetricsCounter tasks_recovered;     /* outcome: requeued, failed */
-    MetricsCounter cycles;              /* result: ok, locked, database, runpod_api, partial... */
-    MetricsCounter pod_list_defects;    /* kind: skipped (no usable id), partial (a bad field) */
-    MetricsCounter spawns_deferred;     /* reason: rate_limit (issue 16) */
-    MetricsCounter catalog_reads;       /* result: ok, failed (issue 16) */
-    MetricsRunpod runpod;               /* gauges of RunPod's rate limit and catalog */
+    MetricsCounter pods_created; /* reason: backlog, min_floor, keep_idle; pool */
+    MetricsCounter
+        pod_create_failures;         /* reason: no_capacity, outcome_unknown, <api class>; pool */
+    MetricsCounter pods_terminated;  /* reason: drained, error_cleanup, ...; pool */
+    MetricsCounter workers_failed;   /* reason: stale_heartbeat, stuck_task, ... */
+    MetricsCounter tasks_recovered;  /* outcome: requeued, failed */
+    MetricsCounter cycles;           /* result: ok, locked, database, runpod_api, partial... */
+    MetricsCounter pod_list_defects; /* kind: skipped (no usable id), partial (a bad field) */
+    MetricsCounter spawns_deferred;  /* reason: rate_limit (issue 16) */
+    MetricsCounter catalog_reads;    /* result: ok, failed (issue 16) */
+    MetricsRunpod runpod;            /* gauges of RunPod's rate limit and catalog */
 } MetricsState;
 
 /* Initialises m from a validated configuration: gauges unknown, counters at zero for every
@@ -141,8 +167,12 @@ Status metrics_file_load(MetricsState *m, const char *path);
  * fails (logged as metrics.write_failed; the temporary file is removed), STATUS_ERR_NOMEM. */
 Status metrics_file_write(const MetricsState *m, const char *path);
 
-/* The value of the sample of a family with label value label (0 when absent). For tests and
- * the HTTP module. Cannot fail. */
+/* The value of the samples of a family with label value label, summed over every pool (0 when
+ * absent). For tests and the HTTP module. Cannot fail. */
 double metrics_counter_get(const MetricsCounter *c, const char *label);
+
+/* The value of the one sample with label value label and pool pool (0 when absent). Cannot
+ * fail. */
+double metrics_counter_get_pool(const MetricsCounter *c, const char *label, const char *pool);
 
 #endif

@@ -189,6 +189,7 @@ cJSON *summary_build(const App *app, const Snapshot *snap, const Plan *plan, con
         add_count(status, "to_spawn", plan->to_spawn);
         cJSON_AddStringToObject(status, "spawn_limit", spawn_limit_str(plan->spawn_limit));
         cJSON_AddNumberToObject(status, "fleet_cost_per_hr", plan->fleet_cost_per_hr);
+        cJSON_AddBoolToObject(status, "over_spend_cap", plan->over_spend_cap);
         cJSON_AddBoolToObject(status, "reconciled", plan->reconcile_ran);
         add_count(status, "tasks_held_by_others", plan->foreign_held_tasks);
     }
@@ -202,6 +203,7 @@ cJSON *summary_build(const App *app, const Snapshot *snap, const Plan *plan, con
     cJSON *breaker = cJSON_AddObjectToObject(root, "breaker");
     if (breaker && plan && snap) {
         cJSON_AddBoolToObject(breaker, "open", plan->breaker_open);
+        cJSON_AddBoolToObject(breaker, "fleet_wide", plan->fleet_breaker_open);
         cJSON_AddNumberToObject(breaker, "failure_rate", plan->failure_rate);
         add_count(breaker, "ended_in_window", snap->ended_in_window);
         add_count(breaker, "unexpected_in_window", snap->unexpected_in_window);

@@ -39,6 +39,15 @@ check "submit --file JSON lines --json" $([ $rc -eq 0 ] && /usr/bin/python3 -c '
 check "  ...run_type and max_attempts kept" $([ "$(q "SELECT count(*) FROM tasks WHERE task_type = 'b' AND run_type = 'api' AND max_attempts = 5")" = 1 ]; echo $?)
 "$bin" submit --type x --depends-on not-a-uuid >/dev/null 2>"$tmp/err"; rc=$?
 check "submit --depends-on with a bad id exits 2" $([ $rc -eq 2 ] && grep -q 'not a task id' "$tmp/err"; echo $?)
+# Issue 14: a run type no pool serves is inserted, with a warning naming it (exit 0).
+"$bin" submit --type t --run-type audio >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "submit --run-type audio (no pool serves it) exits 0, inserts it and warns on stderr" $([ $rc -eq 0 ] && grep -Eq "$uuid_re" "$tmp/out" && grep -q "warning: no pool serves run_type 'audio'.*served: gpu (default)" "$tmp/err" && [ "$(q "SELECT count(*) FROM tasks WHERE run_type = 'audio'")" = 1 ]; echo $?)
+POOLS=video,image "$bin" submit --type t --run-type video >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "  ...no warning for a run type a pool serves" $([ $rc -eq 0 ] && ! grep -q warning "$tmp/err"; echo $?)
+printf '{"task_type":"a","run_type":"speech"}\n{"task_type":"b","run_type":"speech"}\n{"task_type":"c"}\n' >"$tmp/rt.jsonl"
+POOLS=video,image "$bin" submit --file "$tmp/rt.jsonl" >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "  ...a file: one warning per unserved run type (speech, and gpu with POOLS=video,image)" $([ $rc -eq 0 ] && [ "$(grep -c "warning: no pool serves run_type 'speech'" "$tmp/err")" = 1 ] && grep -q "run_type 'gpu'.*served: video (video), image (image)" "$tmp/err" && [ "$(grep -c warning "$tmp/err")" = 2 ]; echo $?)
+q "DELETE FROM tasks WHERE run_type IN ('audio', 'video', 'speech') OR task_type = 'c'" >/dev/null
 "$bin" submit >/dev/null 2>&1; rc=$?
 check "submit without --type or --file exits 2" $([ $rc -eq 2 ]; echo $?)
 
@@ -64,22 +73,75 @@ q "UPDATE tasks SET status = 'In Progress', worker_id = 'gpu-status-1', generati
 "$bin" status >"$tmp/out" 2>"$tmp/err"; rc=$?
 check "status exits 0 with the queue, fleet and breaker lines" $([ $rc -eq 0 ] && grep -q '^queue ' "$tmp/out" && grep -q '^fleet ' "$tmp/out" && grep -q 'breaker closed' "$tmp/out"; echo $?)
 check "  ...one row per live worker with VRAM percent and its task" $(grep -E '^gpu-status-1 +active .* 12282/24564 +50% +'"${id:0:8}" "$tmp/out" >/dev/null; echo $?)
+check "  ...one pool (POOLS unset): the line of pool default, its workers under it" $(grep -Eq '^default +2 +1 +1 +0 +0 +0 ' "$tmp/out" && grep -A1 '^-- pool default: 1 live worker$' "$tmp/out" | grep -q '^gpu-status-1 '; echo $?)
 check "  ...every line fits 100 columns" $(awk 'length($0) > 100 { bad = 1 } END { exit bad }' "$tmp/out"; echo $?)
 "$bin" status --json >"$tmp/out" 2>"$tmp/err"; rc=$?
 check "status --json has the documented keys" $([ $rc -eq 0 ] && /usr/bin/python3 - "$tmp/out" "$id" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
-assert set(d) == {"queue", "fleet", "breaker", "gpu_backoff", "cycles", "workers", "runpod"}, d.keys()
+assert set(d) == {"queue", "fleet", "breaker", "gpu_backoff", "cycles", "workers", "pools",
+                  "unserved", "runpod"}, d.keys()
 # issue 16: the RunPod quota and catalog the last run saw (none yet here: unknown, not zero)
 r = d["runpod"]
 assert r["gpu_choice"] == "ordered" and r["rate_limit_reserve"] == 10 and r["catalog"] == [], r
 assert r["rate_limit"]["known"] is False and r["rate_limit"]["remaining"] == -1, r
 w = d["workers"][0]
-assert w["id"] == "gpu-status-1" and w["status"] == "active", w
+assert w["id"] == "gpu-status-1" and w["status"] == "active" and w["pool"] == "default", w
+p = d["pools"]
+assert [x["name"] for x in p] == ["default"] and p[0]["configured"] and p[0]["active"] == 1, p
+assert p[0]["run_types"] == ["gpu"] and p[0]["queue"]["running"] == 1, p
+# the task of run type api submitted above: no pool serves it
+assert d["unserved"] == {"queued": 1, "run_types": [{"run_type": "api", "queued": 1}]}, d["unserved"]
 assert w["task_id"] == sys.argv[2] and abs(w["vram_percent"] - 50) < 0.01, w
 assert d["fleet"]["active"] == 1 and d["fleet"]["busy"] == 1 and d["fleet"]["cost_per_hr"] == 0.69, d["fleet"]
 PY
 echo $?)
+# Pools (issue 14): the fleet and the workers grouped by pool, a pool removed from POOLS whose
+# worker still runs, and tasks of run types no pool serves on a line of their own.
+q "INSERT INTO workers (id, status, pool) VALUES ('gpu-status-v', 'spawning', 'video'), ('gpu-status-o', 'spawning', 'old');
+   UPDATE workers SET status = 'active', last_heartbeat = now() WHERE id = 'gpu-status-o';
+   INSERT INTO tasks (task_type, run_type) SELECT 'x', r FROM unnest(ARRAY['video', 'video', 'audio', 'audio', 'audio',
+       'speech', 'u1', 'u2', 'u3', 'u4', 'u5', 'u6', 'u7']) r" >/dev/null
+pools=(env POOLS=video,gpu_pool POOL_GPU_POOL_RUN_TYPES=gpu POOL_VIDEO_MIN_ACTIVE_GPUS=0 POOL_GPU_POOL_MIN_ACTIVE_GPUS=0)
+"${pools[@]}" "$bin" status >"$tmp/out" 2>"$tmp/err"; rc=$?
+sed 's/^/  | /' "$tmp/out"
+check "status with two pools: one line per pool, the removed pool's last" $([ $rc -eq 0 ] && grep -Eq '^video +1 +0 +0 +0 +1 +0 +2 +2 ' "$tmp/out" && grep -Eq '^gpu_pool +[0-9]+ +0 +0 +0 +0 +0 ' "$tmp/out" && grep -Eq '^old +0 +1 +0 +1 +0 +0 .*not in POOLS' "$tmp/out" && [ "$(grep -nE '^(video|gpu_pool|old) ' "$tmp/out" | cut -d: -f2 | cut -c1-3 | tr '\n' ' ')" = "vid gpu old " ]; echo $?)
+check "  ...workers grouped by pool" $(grep -A1 '^-- pool video: 1 live worker$' "$tmp/out" | grep -q '^gpu-status-v ' && grep -A1 '^-- pool old: 1 live worker' "$tmp/out" | grep -q '^gpu-status-o ' && grep -A1 '^-- pool default' "$tmp/out" | grep -q '^gpu-status-1 '; echo $?)
+check "  ...a line for the unserved run types with their queued counts" $(grep -Eq '^unserved 12 queued, no pool serves: audio 3, api 1, speech 1, u1 1, .* \.\.\.$' "$tmp/out"; echo $?)
+check "  ...every line fits 100 columns" $(awk 'length($0) > 100 { bad = 1 } END { exit bad }' "$tmp/out"; echo $?)
+"${pools[@]}" "$bin" status --json >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "status --json with pools: pools and unserved" $([ $rc -eq 0 ] && /usr/bin/python3 - "$tmp/out" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+p = {x["name"]: x for x in d["pools"]}
+assert [x["name"] for x in d["pools"]] == ["video", "gpu_pool", "default", "old"], list(p)
+assert p["video"]["configured"] and p["video"]["spawning"] == 1 and p["video"]["queue"]["claimable"] == 2, p["video"]
+assert p["gpu_pool"]["run_types"] == ["gpu"] and p["gpu_pool"]["queue"]["running"] == 0, p["gpu_pool"]
+assert not p["old"]["configured"] and p["old"]["active"] == 1 and p["old"]["desired"] == 0, p["old"]
+assert not p["default"]["configured"] and p["default"]["busy"] == 1, p["default"]
+u = d["unserved"]
+assert u["queued"] == 12 and {"run_type": "audio", "queued": 3} in u["run_types"], u
+assert len(u["run_types"]) == 8, u
+assert {w["id"]: w["pool"] for w in d["workers"]}["gpu-status-v"] == "video", d["workers"]
+PY
+echo $?)
+q "DELETE FROM workers WHERE id IN ('gpu-status-v', 'gpu-status-o'); DELETE FROM tasks WHERE run_type <> 'gpu'" >/dev/null
+
+# spawn --pool (issue 14): an unknown pool, or no --pool when POOLS has several, plans nothing
+# and exits 2 naming the pools. (No pod is created in any of these: the API is unreachable.)
+sp=(env RUNPOD_API_KEY=rk-ops RUNPOD_API_BASE_URL=http://127.0.0.1:9 RUNPOD_CONNECT_TIMEOUT_SEC=1
+    RUNPOD_MAX_RETRIES=0 POOLS=video,image)
+before=$(q "SELECT count(*) FROM workers")
+"${sp[@]}" "$bin" spawn --count 1 >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "spawn without --pool when POOLS has several exits 2 naming them" $([ $rc -eq 2 ] && grep -q 'POOLS has several pools (video, image): name the one to spawn into with --pool NAME' "$tmp/err"; echo $?)
+"${sp[@]}" "$bin" spawn --pool nope --count 1 >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "spawn --pool nope exits 2: no pool is named 'nope'" $([ $rc -eq 2 ] && grep -q "no pool is named 'nope' (POOLS: video, image)" "$tmp/err"; echo $?)
+check "  ...and nothing was spawned" $([ "$(q "SELECT count(*) FROM workers")" = "$before" ] && /usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if all(p["to_spawn"] == 0 for p in d["pools"]) else 1)' "$tmp/out"; echo $?)
+"${sp[@]}" "$bin" spawn --pool image --count 2 --dry-run >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "spawn --pool image --count 2 --dry-run plans 2 spawns into image only" $([ $rc -eq 0 ] && /usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if {p["pool"]: p["to_spawn"] for p in d["pools"]} == {"video": 0, "image": 2} else 1)' "$tmp/out"; echo $?)
+"${sp[@]}" "$bin" spawn --pool >/dev/null 2>"$tmp/err"; rc=$?
+check "spawn --pool without a name exits 2" $([ $rc -eq 2 ]; echo $?)
+
 "$bin" status --watch 0 >/dev/null 2>&1; rc=$?
 check "status --watch 0 exits 2" $([ $rc -eq 2 ]; echo $?)
 

@@ -66,12 +66,19 @@ class TestReconcileCommand(SafetyTestCase):
                           t["vanished"]), (4, 2, 1, 3, 1), t)
         self.assertAlmostEqual(t["leaked_cost_per_hr"], 3 * 0.69, places=3)
         self.assertAlmostEqual(t["fleet_cost_per_hr"], 4 * 0.69, places=3)
+        # Issue 14: a matched pod names its worker's pool; the totals are per pool too.
+        self.assertEqual([p.get("pool") for p in rep["pods"] if p["verdict"] == "matched"],
+                         ["default"])
+        self.assertEqual([(x["pool"], x["pods"]) for x in t["pools"]], [("default", 1)], t)
+        self.assertAlmostEqual(t["pools"][0]["cost_per_hr"], 0.69, places=3)
+        self.assertEqual(rep["vanished"][0]["pool"], "default")
         self.assertEqual((rep["terminate"], rep["terminated"], rep["marked_error"]),
                          (False, [], []))
         text = self.reconcile().stdout
         self.assertIn("LEAKED", text)
         self.assertIn("VANISHED: worker %s" % b["id"], text)
         self.assertIn("nothing changed", text)
+        self.assertIn("pool default: 1 pod, $0.690/h", text)
         safe = json.loads(self.reconcile("--terminate", "--json",
                                          env={"SAFE_MODE": "true"}).stdout)
         self.assertEqual(safe["terminated"], [])

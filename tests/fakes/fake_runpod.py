@@ -12,7 +12,8 @@ removes the pod (404 afterwards, absent from the list).
 
 Boot hook: --boot-cmd CMD (or POST /_fake/config {"boot_cmd": ...}) starts CMD with /bin/sh
 when a pod reaches RUNNING, with the pod's env plus RUNPOD_POD_ID (and RUNPOD_POD_NAME) added
-to the environment, in its own process group. The group gets SIGTERM (then SIGKILL after 3 s)
+to the environment, and FAKE_POD_IMAGE naming the pod's image (so a test's boot command can make
+one image crash, as a broken image would), in its own process group. The group gets SIGTERM (then SIGKILL after 3 s)
 when the pod is deleted or killed from outside, and on exit.
 
 Control API (no auth), all JSON:
@@ -22,7 +23,8 @@ Control API (no auth), all JSON:
   GET  /_fake/faults                  current faults
   POST /_fake/faults   {...}          merge fault switches (see FAULT_DEFAULTS below)
   POST /_fake/config   {...}          boot_cmd, boot_delay_sec, provision_sec, start_sec,
-                                      gpu_costs {type: usd_per_hr}, default_cost
+                                      gpu_costs {type: usd_per_hr} (a key "type@CLOUD"
+                                      prices one cloud only), default_cost
   GET  /_fake/requests[?since=N]      {"requests": [...]}: seq, method, path, query, headers
                                       (an Authorization value is replaced by
                                       "Bearer <matched>", "Bearer <mismatched>" or
@@ -309,7 +311,10 @@ class State:
         with self.lock:
             now = time.time()
             gpu = (req.get("gpu") or {}).get("id", "")
-            cost = float(self.config["gpu_costs"].get(gpu, self.config["default_cost"]))
+            # "TYPE@CLOUD" first: RunPod prices one GPU type differently in SECURE and COMMUNITY.
+            costs = self.config["gpu_costs"]
+            cloud = req.get("cloud", "SECURE")
+            cost = float(costs.get("%s@%s" % (gpu, cloud), costs.get(gpu, self.config["default_cost"])))
             pod = FakePod(self.new_id(), name, req, created if created is not None else now, cost)
             self.pods[pod.id] = pod
             self.creates += 1
@@ -368,6 +373,7 @@ def start_proc(pod, cmd, boot_log):
         env[str(k)] = str(v)
     env["RUNPOD_POD_ID"] = pod.id
     env["RUNPOD_POD_NAME"] = pod.name
+    env["FAKE_POD_IMAGE"] = str(pod.req.get("image") or "")
     out = None
     if boot_log:
         out = open(boot_log, "ab")

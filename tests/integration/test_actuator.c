@@ -54,6 +54,18 @@ static const char *result_of(const ActResult *r, const char *action)
     return "(none)";
 }
 
+/* The "pool" of the first outcome of action, or "" when it has none. */
+static const char *pool_of(const ActResult *r, const char *action)
+{
+    for (cJSON *o = r->outcomes->child; o; o = o->next) {
+        cJSON *a = cJSON_GetObjectItem(o, "action");
+        cJSON *p = cJSON_GetObjectItem(o, "pool");
+        if (a && strcmp(a->valuestring, action) == 0)
+            return cJSON_IsString(p) ? p->valuestring : "";
+    }
+    return "(no outcome)";
+}
+
 START_TEST(test_actuator_skips_changed_row)
 {
     sql("INSERT INTO workers (id, status) VALUES ('gpu-a', 'spawning')");
@@ -69,6 +81,7 @@ START_TEST(test_actuator_skips_changed_row)
     ck_assert_int_eq(r.workers_promoted, 0);
     ck_assert_int_eq(r.skipped, 1);
     ck_assert_str_eq(result_of(&r, "promote_worker"), "skipped");
+    ck_assert_str_eq(pool_of(&r, "promote_worker"), "default"); /* the metrics count by pool */
     char *st = harness_sql(conn, "SELECT status FROM workers WHERE id = 'gpu-a'");
     ck_assert_str_eq(st, "error"); /* not resurrected */
     free(st);

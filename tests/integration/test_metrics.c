@@ -39,17 +39,50 @@ static void teardown(void)
     free(plan);
 }
 
-static void outcome(const char *action, const char *reason, const char *result, const char *detail)
+/* One actuator outcome, as actuator.c's record() writes it (pool NULL: an action of no pool). */
+static void pool_outcome(const char *action, const char *reason, const char *pool,
+                         const char *result, const char *detail)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "action", action);
     cJSON_AddStringToObject(o, "reason", reason);
     cJSON_AddStringToObject(o, "worker_id", "gpu-20250101_000000-deadbeef");
     cJSON_AddStringToObject(o, "pod_id", "pod-SECRETISH-id");
+    if (pool)
+        cJSON_AddStringToObject(o, "pool", pool);
     cJSON_AddStringToObject(o, "result", result);
     if (detail)
         cJSON_AddStringToObject(o, "detail", detail);
     cJSON_AddItemToArray(act.outcomes, o);
+}
+
+static void outcome(const char *action, const char *reason, const char *result, const char *detail)
+{
+    pool_outcome(action, reason, strcmp(action, "terminate_pod") == 0 ? NULL : "default", result,
+                 detail);
+}
+
+/* Pool p of the plan with its counts (the plan's totals are the caller's). */
+static PlanPool *plan_pool(size_t p, const char *name, long long spawning, long long active,
+                           long long busy, long long terminating, long long queued,
+                           long long running, long long desired, double cost)
+{
+    PlanPool *pp = &plan->pools[p];
+    memset(pp, 0, sizeof *pp);
+    snprintf(pp->name, sizeof pp->name, "%s", name);
+    pp->spawning = spawning;
+    pp->active = active;
+    pp->busy = busy;
+    pp->idle = active - busy;
+    pp->terminating = terminating;
+    pp->queued = queued;
+    pp->running = running;
+    pp->desired = desired;
+    pp->cost_per_hr = cost;
+    pp->oldest_queued_age_sec = -1;
+    if (plan->n_pools < p + 1)
+        plan->n_pools = p + 1;
+    return pp;
 }
 
 /* A cycle with a bit of everything. */
@@ -68,6 +101,9 @@ static void synthetic_cycle(void)
     plan->desired = 7;
     plan->spawn_limit = SPAWN_LIMIT_MAX_ACTIVE;
     plan->fleet_cost_per_hr = 3.45;
+    PlanPool *pp = plan_pool(0, "default", 2, 5, 4, 1, 9, 4, 7, 3.45);
+    pp->spawn_limit = SPAWN_LIMIT_MAX_ACTIVE;
+    pp->oldest_queued_age_sec = 95;
     outcome("spawn_worker", "backlog", "applied", "NVIDIA GeForce RTX 4090");
     outcome("spawn_worker", "backlog", "applied", "NVIDIA GeForce RTX 4090");
     outcome("spawn_worker", "backlog", "no_capacity", "Failed to spawn Runpod instance: x");
@@ -110,7 +146,7 @@ START_TEST(test_metrics_initial_state)
     has_line(text, "gpu_orchestrator_build_info{version=\"" ORCH_VERSION "\"} 1");
     has_line(text, "gpu_orchestrator_workers_min 1");
     has_line(text, "gpu_orchestrator_workers_max 7");
-    has_line(text, "gpu_orchestrator_pods_created_total{reason=\"backlog\"} 0");
+    has_line(text, "gpu_orchestrator_pods_created_total{reason=\"backlog\",pool=\"default\"} 0");
     has_line(text, "gpu_orchestrator_cycles_total{result=\"ok\"} 0");
     has_line(text, "# TYPE gpu_orchestrator_cycles_total counter");
     /* An unknown fleet is absent, never zero workers. */
@@ -127,29 +163,40 @@ START_TEST(test_metrics_cycle_gauges_and_counters)
     synthetic_cycle();
     metrics_observe_cycle(&m, snap, plan, &act, STATUS_ERR_PARTIAL, 1.25);
     char *text = render(&m);
-    has_line(text, "gpu_orchestrator_workers{state=\"spawning\"} 2");
-    has_line(text, "gpu_orchestrator_workers{state=\"active\"} 5");
-    has_line(text, "gpu_orchestrator_workers{state=\"idle\"} 1");
-    has_line(text, "gpu_orchestrator_workers{state=\"busy\"} 4");
-    has_line(text, "gpu_orchestrator_workers{state=\"terminating\"} 1");
-    has_line(text, "gpu_orchestrator_tasks{state=\"queued\"} 9");
-    has_line(text, "gpu_orchestrator_tasks{state=\"running\"} 4");
+    /* One pool (POOLS unset): every fleet series is the pool default's, with the old totals. */
+    has_line(text, "gpu_orchestrator_workers{state=\"spawning\",pool=\"default\"} 2");
+    has_line(text, "gpu_orchestrator_workers{state=\"active\",pool=\"default\"} 5");
+    has_line(text, "gpu_orchestrator_workers{state=\"idle\",pool=\"default\"} 1");
+    has_line(text, "gpu_orchestrator_workers{state=\"busy\",pool=\"default\"} 4");
+    has_line(text, "gpu_orchestrator_workers{state=\"terminating\",pool=\"default\"} 1");
+    has_line(text, "gpu_orchestrator_tasks{state=\"queued\",pool=\"default\"} 9");
+    has_line(text, "gpu_orchestrator_tasks{state=\"running\",pool=\"default\"} 4");
     has_line(text, "gpu_orchestrator_tasks_queued_all 11");
-    has_line(text, "gpu_orchestrator_queue_oldest_task_age_seconds 95");
-    has_line(text, "gpu_orchestrator_workers_desired 7");
-    has_line(text, "gpu_orchestrator_breaker_open 0");
-    has_line(text, "gpu_orchestrator_spawn_limited{reason=\"max_active_gpus\"} 1");
-    has_line(text, "gpu_orchestrator_spawn_limited{reason=\"circuit_breaker\"} 0");
-    has_line(text, "gpu_orchestrator_fleet_cost_per_hour_usd 3.45");
+    has_line(text, "gpu_orchestrator_queue_oldest_task_age_seconds{pool=\"default\"} 95");
+    has_line(text, "gpu_orchestrator_workers_desired{pool=\"default\"} 7");
+    has_line(text, "gpu_orchestrator_breaker_open{pool=\"default\"} 0");
+    has_line(text, "gpu_orchestrator_spawn_limited{reason=\"max_active_gpus\",pool=\"default\"} 1");
+    has_line(text, "gpu_orchestrator_spawn_limited{reason=\"circuit_breaker\",pool=\"default\"} 0");
+    has_line(text, "gpu_orchestrator_fleet_cost_per_hour_usd{pool=\"default\"} 3.45");
     has_line(text, "gpu_orchestrator_cycle_duration_seconds 1.25");
+    /* nothing outside the one pool: no (none) series, no unserved run type */
+    ck_assert_ptr_null(strstr(text, "workers{state=\"active\",pool=\"(none)\"}"));
+    ck_assert_ptr_null(strstr(text, "fleet_cost_per_hour_usd{pool=\"(none)\"}"));
+    ck_assert_ptr_null(strstr(text, "tasks_unserved"));
     /* two applied spawns and one created pod whose id was not recorded */
-    has_line(text, "gpu_orchestrator_pods_created_total{reason=\"backlog\"} 3");
-    has_line(text, "gpu_orchestrator_pod_create_failures_total{reason=\"no_capacity\"} 1");
-    has_line(text, "gpu_orchestrator_pod_create_failures_total{reason=\"auth\"} 1");
-    has_line(text, "gpu_orchestrator_pod_create_failures_total{reason=\"outcome_unknown\"} 1");
-    has_line(text, "gpu_orchestrator_pods_terminated_total{reason=\"drained\"} 1");
-    has_line(text, "gpu_orchestrator_pods_terminated_total{reason=\"error_cleanup\"} 0");
-    has_line(text, "gpu_orchestrator_pods_terminated_total{reason=\"leaked_pod\"} 1");
+    has_line(text, "gpu_orchestrator_pods_created_total{reason=\"backlog\",pool=\"default\"} 3");
+    has_line(
+        text,
+        "gpu_orchestrator_pod_create_failures_total{reason=\"no_capacity\",pool=\"default\"} 1");
+    has_line(text,
+             "gpu_orchestrator_pod_create_failures_total{reason=\"auth\",pool=\"default\"} 1");
+    has_line(text, "gpu_orchestrator_pod_create_failures_total{reason=\"outcome_unknown\","
+                   "pool=\"default\"} 1");
+    has_line(text, "gpu_orchestrator_pods_terminated_total{reason=\"drained\",pool=\"default\"} 1");
+    has_line(text,
+             "gpu_orchestrator_pods_terminated_total{reason=\"error_cleanup\",pool=\"default\"} 0");
+    has_line(text,
+             "gpu_orchestrator_pods_terminated_total{reason=\"leaked_pod\",pool=\"(none)\"} 1");
     has_line(text, "gpu_orchestrator_workers_failed_total{reason=\"stale_heartbeat\"} 1");
     has_line(text, "gpu_orchestrator_workers_failed_total{reason=\"stuck_task\"} 0");
     has_line(text, "gpu_orchestrator_tasks_recovered_total{outcome=\"requeued\"} 3");
@@ -180,11 +227,11 @@ START_TEST(test_metrics_failed_cycle_keeps_gauges_and_counts)
     metrics_observe_cycle(&m, NULL, NULL, NULL, STATUS_LOCKED, 0.01);
     free(empty);
     char *text = render(&m);
-    has_line(text, "gpu_orchestrator_workers{state=\"busy\"} 4"); /* last known */
+    has_line(text, "gpu_orchestrator_workers{state=\"busy\",pool=\"default\"} 4"); /* last known */
     has_line(text, "gpu_orchestrator_cycles_total{result=\"ok\"} 1");
     has_line(text, "gpu_orchestrator_cycles_total{result=\"database\"} 1");
     has_line(text, "gpu_orchestrator_cycles_total{result=\"locked\"} 1");
-    has_line(text, "gpu_orchestrator_pods_created_total{reason=\"backlog\"} 3");
+    has_line(text, "gpu_orchestrator_pods_created_total{reason=\"backlog\",pool=\"default\"} 3");
     has_line(text, "gpu_orchestrator_cycle_duration_seconds 0.01");
     ck_assert_ptr_nonnull(strstr(text, "gpu_orchestrator_last_success_timestamp_seconds 1"));
     free(text);
@@ -197,7 +244,7 @@ START_TEST(test_metrics_label_values_bounded)
 {
     MetricsState m;
     metrics_init(&m, &cfg);
-    for (int i = 0; i < 100; i++) {
+    for (int i = 0; i < 300; i++) {
         char reason[32];
         snprintf(reason, sizeof reason, "surprise_%d", i);
         outcome("fail_worker", reason, "applied", NULL);
@@ -208,7 +255,7 @@ START_TEST(test_metrics_label_values_bounded)
     double sum = 0;
     for (size_t i = 0; i < m.workers_failed.count; i++)
         sum += m.workers_failed.samples[i].value;
-    ck_assert(sum == 100);
+    ck_assert(sum == 300);
     ck_assert(metrics_counter_get(&m.workers_failed, "other") > 0);
     char *text = render(&m);
     has_line(text, "gpu_orchestrator_workers_failed_total{reason=\"stale_heartbeat\"} 0");
@@ -258,7 +305,7 @@ START_TEST(test_metrics_textfile_round_trip)
     size_t n = fread(text, 1, sizeof text - 1, fp);
     text[n] = '\0';
     fclose(fp);
-    has_line(text, "gpu_orchestrator_pods_created_total{reason=\"backlog\"} 6");
+    has_line(text, "gpu_orchestrator_pods_created_total{reason=\"backlog\",pool=\"default\"} 6");
     has_line(text, "gpu_orchestrator_cycles_total{result=\"ok\"} 2");
     has_line(text, "gpu_orchestrator_cycles_total{result=\"locked\"} 1");
 
@@ -280,26 +327,183 @@ START_TEST(test_metrics_textfile_ignores_garbage)
     char path[] = "/tmp/orch-metrics-garbage-XXXXXX";
     int fd = mkstemp(path);
     ck_assert_int_ge(fd, 0);
-    const char *text = "# HELP x\n"
-                       "gpu_orchestrator_pods_created_total{reason=\"backlog\"} 5\n"
-                       "gpu_orchestrator_pods_created_total{reason=\"Bad Label\"} 9\n"
-                       "gpu_orchestrator_pods_created_total{reason=\"min_floor\"} -3\n"
-                       "gpu_orchestrator_pods_created_total{reason=\"keep_idle\"} abc\n"
-                       "gpu_orchestrator_workers{state=\"idle\"} 3\n"
-                       "gpu_orchestrator_cycles_total{outcome=\"ok\"} 4\n"
-                       "garbage line without structure\n"
-                       "gpu_orchestrator_cycles_total{result=\"ok\"} 7";
+    const char *text =
+        "# HELP x\n"
+        "gpu_orchestrator_pods_created_total{reason=\"backlog\",pool=\"default\"} 5\n"
+        "gpu_orchestrator_pods_created_total{reason=\"Bad Label\",pool=\"default\"} 9\n"
+        "gpu_orchestrator_pods_created_total{reason=\"min_floor\",pool=\"default\"} -3\n"
+        "gpu_orchestrator_pods_created_total{reason=\"keep_idle\",pool=\"default\"} abc\n"
+        /* a file of the release before pools: the pool-labelled series start afresh */
+        "gpu_orchestrator_pods_created_total{reason=\"operator\"} 8\n"
+        /* a pool this configuration does not have (removed from POOLS): its series ends */
+        "gpu_orchestrator_pods_created_total{reason=\"operator\",pool=\"gone\"} 4\n"
+        "gpu_orchestrator_pods_created_total{reason=\"operator\",pool=\"Default\"} 4\n"
+        "gpu_orchestrator_pods_created_total{reason=\"operator\",pool=\"(none\"} 4\n"
+        "gpu_orchestrator_pods_terminated_total{reason=\"leaked_pod\",pool=\"(none)\"} 2\n"
+        "gpu_orchestrator_cycles_total{result=\"ok\",pool=\"default\"} 3\n"
+        "gpu_orchestrator_workers{state=\"idle\",pool=\"default\"} 3\n"
+        "gpu_orchestrator_cycles_total{outcome=\"ok\"} 4\n"
+        "garbage line without structure\n"
+        "gpu_orchestrator_cycles_total{result=\"ok\"} 7";
     ck_assert_int_eq((int)write(fd, text, strlen(text)), (int)strlen(text));
     close(fd);
     MetricsState m;
     metrics_init(&m, &cfg);
     ck_assert_int_eq(metrics_file_load(&m, path), STATUS_OK);
     unlink(path);
-    ck_assert(metrics_counter_get(&m.pods_created, "backlog") == 5);
+    ck_assert(metrics_counter_get_pool(&m.pods_created, "backlog", "default") == 5);
     ck_assert(metrics_counter_get(&m.pods_created, "min_floor") == 0);
     ck_assert(metrics_counter_get(&m.pods_created, "keep_idle") == 0);
+    ck_assert(metrics_counter_get(&m.pods_created, "operator") == 0);
+    ck_assert(metrics_counter_get_pool(&m.pods_terminated, "leaked_pod", METRICS_NO_POOL) == 2);
     ck_assert(metrics_counter_get(&m.cycles, "ok") == 7);
     ck_assert(!m.fleet_known);
+}
+END_TEST
+
+/* Two pools, a pool removed from POOLS that still has a worker, a leaked pod, and run types no
+ * pool serves: every fleet, queue, spawn, termination and breaker series per pool, what belongs
+ * to no configured pool under (none), the unserved run types by name (a strange one and the ones
+ * past the plan's list under "other"), and the textfile round trip of the pool labels. */
+START_TEST(test_metrics_pools)
+{
+    Config pcfg;
+    ConfigErrors errs;
+    const char *envp[] = {
+        "MAX_ACTIVE_GPUS=10",           "POOLS=video,image", "POOL_VIDEO_MIN_ACTIVE_GPUS=1",
+        "POOL_IMAGE_MIN_ACTIVE_GPUS=1", "MIN_ACTIVE_GPUS=0", NULL};
+    ck_assert_int_eq(config_parse(envp, "h", 0, &pcfg, &errs), STATUS_OK);
+    MetricsState *m = NULL;
+    ck_assert_int_eq(metrics_new(&pcfg, &m), STATUS_OK);
+    char *text = render(m);
+    has_line(text, "gpu_orchestrator_pods_created_total{reason=\"backlog\",pool=\"video\"} 0");
+    has_line(text, "gpu_orchestrator_pods_created_total{reason=\"backlog\",pool=\"image\"} 0");
+    ck_assert_ptr_null(strstr(text, "pool=\"default\""));
+    free(text);
+
+    snap->cycle_number = 7;
+    snap->queued_total = 40;
+    /* video: 3 active (2 busy), 4 spawning; image: 2 active, 1 terminating; a worker of the
+     * retired pool "old" (active, busy, 0.5 $/h) and 1 task nobody of ours holds */
+    plan_pool(0, "video", 4, 3, 2, 0, 20, 2, 7, 2.5)->spawn_limit = SPAWN_LIMIT_FLEET_CEILING;
+    PlanPool *img = plan_pool(1, "image", 0, 2, 0, 1, 0, 0, 1, 0.8);
+    img->breaker_open = true;
+    img->spawn_limit = SPAWN_LIMIT_BREAKER;
+    plan->pools[0].oldest_queued_age_sec = 61;
+    plan->spawning = 4;
+    plan->active = 6;
+    plan->busy = 3;
+    plan->idle = 3;
+    plan->terminating = 1;
+    plan->running = 4;
+    plan->fleet_cost_per_hr = 3.8;
+    /* unserved: 10 run types, the plan lists 8; "audio" 5, "bad label" 2, six of 1, two more */
+    snap->n_run_types = 10;
+    const char *names[] = {"audio", "bad label", "u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8"};
+    for (size_t k = 0; k < 10; k++) {
+        snprintf(snap->run_types[k].name, SNAP_NAME_MAX, "%s", names[k]);
+        snap->run_types[k].queued = k == 0 ? 5 : k == 1 ? 2 : 1;
+        if (k < PLAN_UNSERVED_MAX)
+            snprintf(plan->unserved[k], SNAP_NAME_MAX, "%s", names[k]);
+    }
+    plan->n_unserved = 10;
+    plan->unserved_queued = 5 + 2 + 8;
+
+    pool_outcome("spawn_worker", "backlog", "video", "applied", "x");
+    pool_outcome("spawn_worker", "backlog", "video", "applied", "x");
+    pool_outcome("spawn_worker", "min_floor", "image", "applied", "x");
+    pool_outcome("spawn_worker", "backlog", "image", "no_capacity", "x");
+    pool_outcome("terminate_worker", "drained", "image", "applied", NULL);
+    pool_outcome("terminate_worker", "drained", NULL, "applied", NULL);      /* pool "old" */
+    pool_outcome("terminate_worker", "drained", "default", "applied", NULL); /* not configured */
+    pool_outcome("terminate_pod", "leaked_pod", NULL, "applied", NULL);
+    metrics_observe_cycle(m, snap, plan, &act, STATUS_OK, 0.3);
+    text = render(m);
+    has_line(text, "gpu_orchestrator_workers{state=\"active\",pool=\"video\"} 3");
+    has_line(text, "gpu_orchestrator_workers{state=\"spawning\",pool=\"video\"} 4");
+    has_line(text, "gpu_orchestrator_workers{state=\"idle\",pool=\"image\"} 2");
+    has_line(text, "gpu_orchestrator_workers{state=\"terminating\",pool=\"image\"} 1");
+    has_line(text, "gpu_orchestrator_workers{state=\"active\",pool=\"(none)\"} 1");
+    has_line(text, "gpu_orchestrator_workers{state=\"busy\",pool=\"(none)\"} 1");
+    has_line(text, "gpu_orchestrator_tasks{state=\"queued\",pool=\"video\"} 20");
+    has_line(text, "gpu_orchestrator_tasks{state=\"running\",pool=\"video\"} 2");
+    has_line(text, "gpu_orchestrator_tasks{state=\"running\",pool=\"(none)\"} 2");
+    ck_assert_ptr_null(strstr(text, "tasks{state=\"queued\",pool=\"(none)\"}"));
+    has_line(text, "gpu_orchestrator_queue_oldest_task_age_seconds{pool=\"video\"} 61");
+    has_line(text, "gpu_orchestrator_queue_oldest_task_age_seconds{pool=\"image\"} 0");
+    has_line(text, "gpu_orchestrator_workers_desired{pool=\"video\"} 7");
+    has_line(text, "gpu_orchestrator_workers_desired{pool=\"image\"} 1");
+    has_line(text, "gpu_orchestrator_breaker_open{pool=\"video\"} 0");
+    has_line(text, "gpu_orchestrator_breaker_open{pool=\"image\"} 1");
+    has_line(text, "gpu_orchestrator_spawn_limited{reason=\"fleet_ceiling\",pool=\"video\"} 1");
+    has_line(text, "gpu_orchestrator_spawn_limited{reason=\"circuit_breaker\",pool=\"image\"} 1");
+    has_line(text, "gpu_orchestrator_spawn_limited{reason=\"circuit_breaker\",pool=\"video\"} 0");
+    has_line(text, "gpu_orchestrator_fleet_cost_per_hour_usd{pool=\"video\"} 2.5");
+    has_line(text, "gpu_orchestrator_fleet_cost_per_hour_usd{pool=\"image\"} 0.8");
+    has_line(text, "gpu_orchestrator_fleet_cost_per_hour_usd{pool=\"(none)\"} 0.5");
+    has_line(text, "gpu_orchestrator_tasks_unserved{run_type=\"audio\"} 5");
+    has_line(text, "gpu_orchestrator_tasks_unserved{run_type=\"u6\"} 1");
+    has_line(text, "gpu_orchestrator_tasks_unserved{run_type=\"other\"} 4"); /* 2 + 2 unlisted */
+    ck_assert_ptr_null(strstr(text, "bad label"));
+    ck_assert_ptr_null(strstr(text, "u7"));
+    has_line(text, "gpu_orchestrator_pods_created_total{reason=\"backlog\",pool=\"video\"} 2");
+    has_line(text, "gpu_orchestrator_pods_created_total{reason=\"min_floor\",pool=\"image\"} 1");
+    has_line(text,
+             "gpu_orchestrator_pod_create_failures_total{reason=\"no_capacity\",pool=\"image\"} 1");
+    has_line(text, "gpu_orchestrator_pods_terminated_total{reason=\"drained\",pool=\"image\"} 1");
+    has_line(text, "gpu_orchestrator_pods_terminated_total{reason=\"drained\",pool=\"(none)\"} 2");
+    has_line(text,
+             "gpu_orchestrator_pods_terminated_total{reason=\"leaked_pod\",pool=\"(none)\"} 1");
+    ck_assert_ptr_null(strstr(text, "pool=\"default\"")); /* never a pool not configured */
+    free(text);
+
+    /* The textfile keeps the pool labels: the next run continues each pool's counters. */
+    char dir[] = "/tmp/orch-metrics-pools-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/orchestrator.prom", dir);
+    ck_assert_int_eq(metrics_file_write(m, path), STATUS_OK);
+    metrics_free(m);
+    ck_assert_int_eq(metrics_new(&pcfg, &m), STATUS_OK);
+    ck_assert_int_eq(metrics_file_load(m, path), STATUS_OK);
+    ck_assert(metrics_counter_get_pool(&m->pods_created, "backlog", "video") == 2);
+    ck_assert(metrics_counter_get_pool(&m->pods_created, "min_floor", "image") == 1);
+    ck_assert(metrics_counter_get_pool(&m->pod_create_failures, "no_capacity", "image") == 1);
+    ck_assert(metrics_counter_get_pool(&m->pods_terminated, "drained", METRICS_NO_POOL) == 2);
+    ck_assert(metrics_counter_get_pool(&m->pods_terminated, "leaked_pod", METRICS_NO_POOL) == 1);
+    ck_assert(metrics_counter_get(&m->cycles, "ok") == 1);
+    metrics_free(m);
+    /* A configuration without pool video: its series end, the others continue. */
+    const char *envp2[] = {"POOLS=image", NULL};
+    ck_assert_int_eq(config_parse(envp2, "h", 0, &pcfg, &errs), STATUS_OK);
+    ck_assert_int_eq(metrics_new(&pcfg, &m), STATUS_OK);
+    ck_assert_int_eq(metrics_file_load(m, path), STATUS_OK);
+    ck_assert(metrics_counter_get(&m->pods_created, "backlog") == 0);
+    ck_assert(metrics_counter_get_pool(&m->pods_created, "min_floor", "image") == 1);
+    metrics_free(m);
+    unlink(path);
+    rmdir(dir);
+}
+END_TEST
+
+/* A snapshot too large to act on: the planner stops before sizing any pool. The pools still
+ * report the limit, with the last known counts. */
+START_TEST(test_metrics_unsafe_snapshot_keeps_pools)
+{
+    MetricsState m;
+    metrics_init(&m, &cfg);
+    synthetic_cycle();
+    metrics_observe_cycle(&m, snap, plan, &act, STATUS_OK, 0.5);
+    Plan *bail = calloc(1, sizeof *bail);
+    ck_assert_ptr_nonnull(bail);
+    bail->spawn_limit = SPAWN_LIMIT_UNSAFE_SNAPSHOT;
+    metrics_observe_cycle(&m, snap, bail, NULL, STATUS_ERR_PARTIAL, 0.5);
+    free(bail);
+    char *text = render(&m);
+    has_line(text, "gpu_orchestrator_workers{state=\"active\",pool=\"default\"} 5");
+    has_line(text, "gpu_orchestrator_spawn_limited{reason=\"unsafe_snapshot\",pool=\"default\"} 1");
+    has_line(text, "gpu_orchestrator_spawn_limited{reason=\"max_active_gpus\",pool=\"default\"} 0");
+    free(text);
 }
 END_TEST
 
@@ -341,6 +545,8 @@ static Suite *metrics_suite(void)
     tcase_add_test(tc, test_metrics_label_values_bounded);
     tcase_add_test(tc, test_metrics_textfile_round_trip);
     tcase_add_test(tc, test_metrics_textfile_ignores_garbage);
+    tcase_add_test(tc, test_metrics_pools);
+    tcase_add_test(tc, test_metrics_unsafe_snapshot_keeps_pools);
     tcase_add_loop_test(tc, test_metrics_readyz_rule, 0, (int)(sizeof READY / sizeof READY[0]));
     suite_add_tcase(s, tc);
     return s;

@@ -109,9 +109,9 @@ rc=$?
 echo "promtool check metrics (textfile):"; sed 's/^/  | /' "$tmp/promtool.out"
 check "promtool check metrics accepts the textfile" $rc
 check "  ...with no lint findings" $([ ! -s "$tmp/promtool.out" ]; echo $?)
-check "the textfile has build_info, workers and cycles_total{result=\"ok\"} 1" \
+check "the textfile has build_info, workers of pool default and cycles_total{result=\"ok\"} 1" \
     $(grep -q '^gpu_orchestrator_build_info{version="[^"]*"} 1$' "$prom" &&
-      grep -q '^gpu_orchestrator_workers{state="idle"} ' "$prom" &&
+      grep -q '^gpu_orchestrator_workers{state="idle",pool="default"} ' "$prom" &&
       grep -q '^gpu_orchestrator_cycles_total{result="ok"} 1$' "$prom"; echo $?)
 "${base_env[@]}" METRICS_FILE="$prom" "$bin" single >/dev/null 2>>"$tmp/single.err"
 check "a second run continues the counters (cycles_total{result=\"ok\"} 2)" \
@@ -120,6 +120,36 @@ check "no temporary file is left next to the textfile" \
     $([ "$(ls "$tmp/textfile" | wc -l)" -eq 1 ]; echo $?)
 check "the textfile holds no secret and no worker id" \
     $(! grep -q 'PROM-SECRET\|gpu-[0-9]' "$prom"; echo $?)
+# Pools (issue 14): two pools, a worker of a pool since removed from POOLS, and tasks of a run
+# type no pool serves. Every pool-labelled series passes promtool.
+psql -qAt -d "$db" -c "INSERT INTO workers (id, status, pool) VALUES ('gpu-prom-old', 'spawning', 'old');
+    UPDATE workers SET status = 'active', last_heartbeat = now() WHERE id = 'gpu-prom-old';
+    INSERT INTO tasks (task_type, run_type) VALUES ('a', 'audio'), ('b', 'audio'), ('v', 'video');" >/dev/null
+check "a worker of a removed pool and tasks of run types audio (unserved) and video" $?
+pprom="$tmp/textfile/pools.prom"
+"${base_env[@]}" METRICS_FILE="$pprom" POOLS=video,image POOL_VIDEO_MIN_ACTIVE_GPUS=0 \
+    POOL_IMAGE_MIN_ACTIVE_GPUS=0 "$bin" single >/dev/null 2>"$tmp/pools.err"
+check "single with POOLS=video,image exits 0" $?
+promtool check metrics <"$pprom" >"$tmp/promtool-pools.out" 2>&1
+rc=$?
+sed 's/^/  | /' "$tmp/promtool-pools.out"
+check "promtool check metrics accepts the pool-labelled textfile, with no lint findings" \
+    $([ $rc -eq 0 ] && [ ! -s "$tmp/promtool-pools.out" ]; echo $?)
+grep -E 'pool=|tasks_unserved' "$pprom" | grep -v '_total{' | sed 's/^/  pools: /' | head -n 40
+check "the fleet, queue, breaker and limit series carry the pool label" \
+    $(grep -q '^gpu_orchestrator_workers{state="active",pool="video"} 0$' "$pprom" &&
+      grep -q '^gpu_orchestrator_workers{state="active",pool="(none)"} 1$' "$pprom" &&
+      grep -q '^gpu_orchestrator_tasks{state="queued",pool="video"} 1$' "$pprom" &&
+      grep -q '^gpu_orchestrator_workers_desired{pool="image"} 0$' "$pprom" &&
+      grep -q '^gpu_orchestrator_breaker_open{pool="image"} 0$' "$pprom" &&
+      grep -q '^gpu_orchestrator_spawn_limited{reason="circuit_breaker",pool="video"} 0$' "$pprom" &&
+      grep -q '^gpu_orchestrator_pods_created_total{reason="backlog",pool="image"} 0$' "$pprom" &&
+      ! grep -q 'pool="default"' "$pprom"; echo $?)
+check "tasks of a run type no pool serves: tasks_unserved{run_type=\"audio\"} 2" \
+    $(grep -q '^gpu_orchestrator_tasks_unserved{run_type="audio"} 2$' "$pprom"; echo $?)
+psql -qAt -d "$db" -c "DELETE FROM workers WHERE id = 'gpu-prom-old';
+    DELETE FROM tasks WHERE run_type IN ('audio', 'video');" >/dev/null
+rm -f "$pprom"
 "${base_env[@]}" METRICS_FILE="$tmp/no/such/dir/x.prom" "$bin" single >/dev/null 2>"$tmp/bad.err"
 rc=$?
 check "an unwritable METRICS_FILE is logged (metrics.write_failed), the cycle still exits 0" \
@@ -148,7 +178,7 @@ echo "promtool check metrics (/metrics):"; sed 's/^/  | /' "$tmp/promtool2.out"
 check "promtool check metrics accepts /metrics" $rc
 check "  ...with no lint findings" $([ ! -s "$tmp/promtool2.out" ]; echo $?)
 check "/metrics shows gauges of the last cycle" \
-    $(grep -q '^gpu_orchestrator_workers_desired ' "$tmp/scrape.txt" &&
+    $(grep -q '^gpu_orchestrator_workers_desired{pool="default"} ' "$tmp/scrape.txt" &&
       grep -q '^gpu_orchestrator_last_success_timestamp_seconds ' "$tmp/scrape.txt"; echo $?)
 code=$(http_code "$m/status")
 check "/status answers 200 with the last cycle summary" \
@@ -210,6 +240,10 @@ check "Prometheus reports the orchestrator target up" $?
 wait_for 30 build_info_is_1
 check "Prometheus query gpu_orchestrator_build_info returns 1" $?
 echo "  query result: $(cat "$tmp/query.json" 2>/dev/null)"
+q=$(curl -s -m 2 "$p/api/v1/query" --data-urlencode 'query=gpu_orchestrator_workers_desired{pool="default"}' 2>/dev/null)
+echo "  gpu_orchestrator_workers_desired{pool=\"default\"}: $q"
+check "Prometheus stores the pool label (workers_desired{pool=\"default\"} is one series)" \
+    $(echo "$q" | "$py" -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; sys.exit(0 if len(r) == 1 and r[0]["metric"]["pool"] == "default" else 1)' 2>/dev/null; echo $?)
 q=$(curl -s -m 2 "$p/api/v1/query" --data-urlencode 'query=sum(gpu_orchestrator_cycles_total)' 2>/dev/null)
 echo "  sum(gpu_orchestrator_cycles_total): $q"
 check "Prometheus sees cycles counted" \

@@ -10,6 +10,11 @@
 # workers with the orchestrator's drain transaction (lock the row FOR UPDATE, then
 # active -> terminating only if it holds no task). Asserts no terminating worker ever ends up
 # holding a task and no drained worker claimed after its drain.
+# Phase 3 (pools, issue 14): workers of two pools -- A serving run type a, B serving b and gpu --
+# claim concurrently from one queue that mixes a, b, gpu and c (served by no pool), every worker
+# always passing run_type 'gpu' as the reference worker does. Asserts no worker ever claimed a
+# task of another pool's run types, no task was claimed twice, every served task was claimed,
+# and every task of c is still Queued.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lib.sh
@@ -17,6 +22,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 CLAIMERS=${CLAIMERS:-16}
 TASKS=${TASKS:-5000}
+POOL_TASKS=${POOL_TASKS:-4000}
 
 sqltest_require pgbench
 sqltest_server
@@ -125,4 +131,76 @@ echo "drain-race: $drained of $CLAIMERS workers drained while claiming; $claims2
     sqltest_fail "drain race"
 [ "$drained" -gt 0 ] && [ "$claims2" -gt 0 ] ||
     sqltest_fail "drain race: nothing drained or nothing claimed, the race was not exercised"
+
+# ---------------------------------------------------------------------------------------------
+# Phase 3
+half=$((CLAIMERS / 2))
+sqltest_sql "$db" "
+UPDATE tasks SET status = 'Complete' WHERE status IN ('Queued', 'In Progress');
+TRUNCATE claim_log;
+ALTER TABLE claim_log ADD COLUMN run_type text;
+SELECT orchestrator_sync_pools('{\"pool_a\": [\"a\"], \"pool_b\": [\"b\", \"gpu\"]}');
+INSERT INTO workers (id, pool)
+SELECT CASE WHEN i < $half THEN 'pa-' || i ELSE 'pb-' || (i - $half) END,
+       CASE WHEN i < $half THEN 'pool_a' ELSE 'pool_b' END
+  FROM generate_series(0, $CLAIMERS - 1) i;
+UPDATE workers SET status = 'active' WHERE id LIKE 'pa-%' OR id LIKE 'pb-%';
+INSERT INTO tasks (task_type, run_type, created_at)
+SELECT 'mixed', (ARRAY['a', 'b', 'gpu', 'c'])[1 + i % 4],
+       now() - make_interval(secs => ($POOL_TASKS - i) / 1000.0)
+  FROM generate_series(1, $POOL_TASKS) i;
+ANALYZE tasks;" >/dev/null
+
+# Client k is worker pa-k (k < half) or pb-(k - half); every claim passes 'gpu'.
+cat >"$sqltest_tmp/pools.sql" <<SQL
+INSERT INTO claim_log (task_id, claimer, holder, run_type)
+SELECT id, CASE WHEN :client_id < $half THEN 'pa-' || :client_id
+                ELSE 'pb-' || (:client_id - $half) END, worker_id, run_type
+  FROM func_claim_next_task(CASE WHEN :client_id < $half THEN 'pa-' || :client_id
+                                 ELSE 'pb-' || (:client_id - $half) END, 'gpu');
+SQL
+served=$((POOL_TASKS - POOL_TASKS / 4))
+per_client=$(( served / CLAIMERS + served / (CLAIMERS * 2) + 20 ))
+for round in 1 2 3 4 5 6; do
+    pgbench -n -c "$CLAIMERS" -j "$CLAIMERS" -t "$per_client" -f "$sqltest_tmp/pools.sql" \
+        "$db" >"$sqltest_tmp/pgbench4.log" 2>&1 || { cat "$sqltest_tmp/pgbench4.log" >&2;
+                                                      sqltest_fail "pgbench (pool claims) failed"; }
+    left=$(sqltest_sql "$db" "SELECT count(*) FROM tasks WHERE status = 'Queued' AND run_type <> 'c'")
+    [ "$left" = 0 ] && break
+done
+
+read -r by_a by_b cross doubles3 unclaimed c_queued c_claimed a_claimers b_claimers gpu_by_b <<<"$(sqltest_sql "$db" "
+SELECT (SELECT count(*) FROM claim_log WHERE claimer LIKE 'pa-%'),
+       (SELECT count(*) FROM claim_log WHERE claimer LIKE 'pb-%'),
+       (SELECT count(*) FROM claim_log l JOIN tasks t ON t.id = l.task_id
+         WHERE (l.claimer LIKE 'pa-%' AND t.run_type <> 'a')
+            OR (l.claimer LIKE 'pb-%' AND t.run_type NOT IN ('b', 'gpu'))
+            OR l.holder IS DISTINCT FROM l.claimer OR l.run_type IS DISTINCT FROM t.run_type),
+       (SELECT count(*) FROM (SELECT task_id FROM claim_log GROUP BY task_id
+                               HAVING count(*) > 1) d),
+       (SELECT count(*) FROM tasks WHERE task_type = 'mixed' AND run_type <> 'c'
+           AND status <> 'In Progress'),
+       (SELECT count(*) FROM tasks WHERE task_type = 'mixed' AND run_type = 'c'
+           AND status = 'Queued'),
+       (SELECT count(*) FROM claim_log WHERE run_type = 'c'),
+       (SELECT count(DISTINCT claimer) FROM claim_log WHERE claimer LIKE 'pa-%'),
+       (SELECT count(DISTINCT claimer) FROM claim_log WHERE claimer LIKE 'pb-%'),
+       (SELECT count(*) FROM claim_log WHERE claimer LIKE 'pb-%' AND run_type = 'gpu')
+" | tr '|' ' ')"
+tps3=$(grep -o 'tps = [0-9.]*' "$sqltest_tmp/pgbench4.log" | head -n 1 || true)
+echo "claim-pools: $by_a tasks claimed by $a_claimers workers of pool A (run type a only)," \
+     "$by_b by $b_claimers of pool B (b and gpu, $gpu_by_b of them gpu), all passing 'gpu';" \
+     "$cross cross-pool claims, $doubles3 double claims, $unclaimed served tasks unclaimed," \
+     "$c_queued tasks of unserved run type c still Queued ($c_claimed claimed); $tps3"
+fail=0
+[ "$cross" = 0 ] || { echo "not ok - $cross claims crossed pools (or holder mismatches)" >&2; fail=1; }
+[ "$doubles3" = 0 ] || { echo "not ok - $doubles3 tasks claimed more than once" >&2; fail=1; }
+[ "$unclaimed" = 0 ] || { echo "not ok - $unclaimed served tasks not claimed" >&2; fail=1; }
+[ "$by_a" = $((POOL_TASKS / 4)) ] || { echo "not ok - pool A claimed $by_a, not $((POOL_TASKS / 4))" >&2; fail=1; }
+[ "$by_b" = $((POOL_TASKS / 2)) ] || { echo "not ok - pool B claimed $by_b, not $((POOL_TASKS / 2))" >&2; fail=1; }
+[ "$c_queued" = $((POOL_TASKS / 4)) ] && [ "$c_claimed" = 0 ] ||
+    { echo "not ok - run type c: $c_queued Queued, $c_claimed claimed" >&2; fail=1; }
+[ "$a_claimers" = "$half" ] && [ "$b_claimers" = $((CLAIMERS - half)) ] ||
+    { echo "not ok - claimers: A $a_claimers, B $b_claimers" >&2; fail=1; }
+[ $fail = 0 ] || sqltest_fail "pool claims"
 echo "ok - claim concurrency"

@@ -328,6 +328,170 @@ START_TEST(test_config_env_example_lists_every_variable)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------------------------ */
+/* Pools (issue 14)                                                                            */
+
+START_TEST(test_config_pools_default)
+{
+    const char *envp[] = {"RUNPOD_WORKER_IMAGE=img:1", "MIN_ACTIVE_GPUS=1", NULL};
+    ck_assert_int_eq(config_parse(envp, "h", CONFIG_NEED_NOTHING, &cfg, &errs), STATUS_OK);
+    ck_assert_uint_eq(cfg.n_pools, 1);
+    const PoolConfig *p = &cfg.pools[0];
+    ck_assert_str_eq(p->name, "default");
+    ck_assert_uint_eq(p->run_types.count, 1);
+    ck_assert_str_eq(p->run_types.items[0], "gpu");
+    ck_assert_str_eq(p->worker_image, "img:1");
+    ck_assert_str_eq(p->gpu_types.items[0], "NVIDIA GeForce RTX 4090");
+    ck_assert_int_eq(p->min_active_gpus, 1);
+    ck_assert_int_eq(p->max_active_gpus, 10);
+    ck_assert_ptr_eq(config_pool_for_run_type(&cfg, "gpu"), p);
+    ck_assert_ptr_null(config_pool_for_run_type(&cfg, "video"));
+    ck_assert_ptr_eq(config_pool_named(&cfg, "default"), p);
+}
+END_TEST
+
+START_TEST(test_config_pools_fallbacks)
+{
+    const char *envp[] = {"POOLS=video,image",
+                          "MAX_ACTIVE_GPUS=12",
+                          "TASKS_PER_GPU_THRESHOLD=4",
+                          "RUNPOD_WORKER_IMAGE=global:1",
+                          "WORKER_ENV_HF_HOME=/cache",
+                          "POOL_VIDEO_RUN_TYPES=video,gpu",
+                          "POOL_VIDEO_GPU_TYPES=NVIDIA A100 80GB PCIe,NVIDIA H100 80GB HBM3",
+                          "POOL_VIDEO_WORKER_IMAGE=video:2",
+                          "POOL_VIDEO_MIN_ACTIVE_GPUS=1",
+                          "POOL_VIDEO_MAX_ACTIVE_GPUS=6",
+                          "POOL_VIDEO_TASKS_PER_GPU_THRESHOLD=1",
+                          "POOL_VIDEO_MAX_HOURLY_SPEND_USD=7.5",
+                          "POOL_IMAGE_ENV_MODEL=sdxl",
+                          "POOL_IMAGE_CLOUD_TYPE=COMMUNITY",
+                          NULL};
+    ck_assert_int_eq(config_parse(envp, "h", CONFIG_NEED_NOTHING, &cfg, &errs), STATUS_OK);
+    ck_assert_uint_eq(cfg.n_pools, 2);
+    const PoolConfig *v = config_pool_named(&cfg, "video"), *i = config_pool_named(&cfg, "image");
+    ck_assert_ptr_nonnull(v);
+    ck_assert_ptr_nonnull(i);
+    /* video: its own settings */
+    ck_assert_uint_eq(v->run_types.count, 2);
+    ck_assert_str_eq(v->run_types.items[1], "gpu");
+    ck_assert_uint_eq(v->gpu_types.count, 2);
+    ck_assert_str_eq(v->gpu_types.items[1], "NVIDIA H100 80GB HBM3");
+    ck_assert_str_eq(v->worker_image, "video:2");
+    ck_assert_int_eq(v->min_active_gpus, 1);
+    ck_assert_int_eq(v->max_active_gpus, 6);
+    ck_assert_int_eq(v->tasks_per_gpu_threshold, 1);
+    ck_assert(fabs(v->max_hourly_spend_usd - 7.5) < 1e-9);
+    ck_assert_uint_eq(v->n_env, 0);
+    /* image: its name as run type, the rest from the globals of the same name */
+    ck_assert_uint_eq(i->run_types.count, 1);
+    ck_assert_str_eq(i->run_types.items[0], "image");
+    ck_assert_str_eq(i->worker_image, "global:1");
+    ck_assert_str_eq(i->cloud_type, "COMMUNITY");
+    ck_assert_str_eq(i->gpu_types.items[0], "NVIDIA GeForce RTX 4090");
+    ck_assert_int_eq(i->min_active_gpus, 2);
+    ck_assert_int_eq(i->max_active_gpus, 12);
+    ck_assert_int_eq(i->tasks_per_gpu_threshold, 4);
+    ck_assert_uint_eq(i->n_env, 1);
+    ck_assert_str_eq(i->env[0].name, "MODEL");
+    ck_assert_str_eq(i->env[0].value, "sdxl");
+    ck_assert_ptr_eq(config_pool_for_run_type(&cfg, "gpu"), v);
+    ck_assert_ptr_eq(config_pool_for_run_type(&cfg, "image"), i);
+    ck_assert_ptr_null(config_pool_for_run_type(&cfg, "audio"));
+}
+END_TEST
+
+/* Each problem of the pool configuration, alone: exit 3 with a message naming it. */
+static const struct {
+    const char *name;
+    const char *env[6];
+    const char *want;
+} POOL_ERRORS[] = {
+    {"a run_type served by two pools",
+     {"POOLS=a,b", "POOL_B_RUN_TYPES=x,a"},
+     "run_type \"a\" is served by two pools, a and b"},
+    {"a pool variable naming a pool not in POOLS",
+     {"POOLS=video", "POOL_VIDO_MIN_ACTIVE_GPUS=1"},
+     "POOL_VIDO_MIN_ACTIVE_GPUS names no pool of POOLS"},
+    {"a pool variable with an unknown setting",
+     {"POOLS=video", "POOL_VIDEO_MAX_GPUS=1"},
+     "POOL_VIDEO_MAX_GPUS names no pool of POOLS"},
+    {"a pool variable while POOLS is unset (the one pool is DEFAULT)",
+     {"POOL_VIDEO_MIN_ACTIVE_GPUS=1"},
+     "(unset: the one pool is DEFAULT)"},
+    {"a pool's MIN above its MAX",
+     {"POOLS=a", "POOL_A_MIN_ACTIVE_GPUS=5", "POOL_A_MAX_ACTIVE_GPUS=2"},
+     "pool a: its MIN_ACTIVE_GPUS (5) is greater than its MAX_ACTIVE_GPUS (2)"},
+    {"the pools' MINs above the fleet's MAX",
+     {"MAX_ACTIVE_GPUS=3", "MIN_ACTIVE_GPUS=0", "POOLS=a,b", "POOL_A_MIN_ACTIVE_GPUS=2",
+      "POOL_B_MIN_ACTIVE_GPUS=2"},
+     "the pools' MIN_ACTIVE_GPUS add up to 4, above the fleet's MAX_ACTIVE_GPUS (3)"},
+    {"a pool name that is not lower-case letters, digits and _",
+     {"POOLS=Video"},
+     "invalid pool name \"Video\" in POOLS"},
+    {"a pool named twice", {"POOLS=a,b,a"}, "pool \"a\" is named twice in POOLS"},
+    {"a pool value out of the global variable's bounds",
+     {"POOLS=a", "POOL_A_MAX_ACTIVE_GPUS=x"},
+     "POOL_A_MAX_ACTIVE_GPUS"},
+    {"WORKER_POOL set by hand in a pool's env",
+     {"POOLS=a", "POOL_A_ENV_WORKER_POOL=b"},
+     "POOL_A_ENV_WORKER_POOL is not allowed"},
+};
+
+START_TEST(test_config_pools_errors)
+{
+    ck_assert_int_eq(config_parse(POOL_ERRORS[_i].env, "h", CONFIG_NEED_NOTHING, &cfg, &errs),
+                     STATUS_ERR_CONFIG);
+    ck_assert_msg(errors_mention(POOL_ERRORS[_i].want), "%s: no error mentions \"%s\" (first: %s)",
+                  POOL_ERRORS[_i].name, POOL_ERRORS[_i].want,
+                  errs.count ? errs.messages[0] : "(none)");
+}
+END_TEST
+
+START_TEST(test_config_pools_all_errors_at_once)
+{
+    const char *envp[] = {
+        "MAX_ACTIVE_GPUS=3",        "MIN_ACTIVE_GPUS=0",        "POOLS=a,b",
+        "POOL_A_MIN_ACTIVE_GPUS=3", "POOL_B_MIN_ACTIVE_GPUS=4", "POOL_B_MAX_ACTIVE_GPUS=1",
+        "POOL_B_RUN_TYPES=a",       "POOL_C_WORKER_IMAGE=x",    NULL};
+    ck_assert_int_eq(config_parse(envp, "h", CONFIG_NEED_NOTHING, &cfg, &errs), STATUS_ERR_CONFIG);
+    ck_assert(errors_mention("served by two pools"));
+    ck_assert(errors_mention("POOL_C_WORKER_IMAGE names no pool"));
+    ck_assert(errors_mention("pool b: its MIN_ACTIVE_GPUS (4) is greater"));
+    ck_assert(errors_mention("add up to 7"));
+    ck_assert_uint_ge(errs.count, 4);
+}
+END_TEST
+
+/* Every variable must reach the pod: 64 WORKER_ENV_* + 16 of a pool's own + WORKER_ID and
+ * WORKER_POOL is 82, above the 72 a pod is created with (the pool's were silently dropped);
+ * a pool variable of the same name replaces the global one and takes no extra slot. */
+START_TEST(test_config_pools_env_fits_the_pod)
+{
+    static char vars[CONFIG_WORKER_ENV_MAX + CONFIG_POOL_ENV_MAX][64];
+    const char *envp[CONFIG_WORKER_ENV_MAX + CONFIG_POOL_ENV_MAX + 4];
+    size_t n = 0;
+    envp[n++] = "POOLS=a";
+    for (int i = 0; i < CONFIG_WORKER_ENV_MAX; i++) {
+        snprintf(vars[i], sizeof vars[i], "WORKER_ENV_V%d=value-%d", i, i);
+        envp[n++] = vars[i];
+    }
+    for (int i = 0; i < CONFIG_POOL_ENV_MAX; i++) {
+        /* 8 override a global variable, 8 are new: 2 + 64 + 8 = 74 > 72 */
+        snprintf(vars[CONFIG_WORKER_ENV_MAX + i], sizeof vars[0], "POOL_A_ENV_%s%d=x%d",
+                 i < 8 ? "V" : "P", i, i);
+        envp[n++] = vars[CONFIG_WORKER_ENV_MAX + i];
+    }
+    envp[n] = NULL;
+    ck_assert_int_eq(config_parse(envp, "h", CONFIG_NEED_NOTHING, &cfg, &errs), STATUS_ERR_CONFIG);
+    ck_assert_msg(errors_mention("would get 74 environment variables"), "first error: %s",
+                  errs.count ? errs.messages[0] : "(none)");
+    /* 6 new ones fit exactly: 2 + 64 + 6 = 72. */
+    envp[CONFIG_WORKER_ENV_MAX + 1 + 8 + 6] = NULL;
+    ck_assert_int_eq(config_parse(envp, "h", CONFIG_NEED_NOTHING, &cfg, &errs), STATUS_OK);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -353,6 +517,11 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_config_hash);
     tcase_add_test(tc, test_config_help_lists_every_variable);
     tcase_add_test(tc, test_config_env_example_lists_every_variable);
+    tcase_add_test(tc, test_config_pools_default);
+    tcase_add_test(tc, test_config_pools_fallbacks);
+    tcase_add_loop_test(tc, test_config_pools_errors, 0, (int)ARRAY_LEN(POOL_ERRORS));
+    tcase_add_test(tc, test_config_pools_all_errors_at_once);
+    tcase_add_test(tc, test_config_pools_env_fits_the_pod);
     suite_add_tcase(s, tc);
     return s;
 }

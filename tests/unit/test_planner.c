@@ -328,6 +328,7 @@ static void default_pool(void)
         pp->spawning_timeout_sec = pol.spawning_timeout_sec;
         pp->grace_period_sec = pol.grace_period_sec;
         pp->max_hourly_spend = pol.max_hourly_spend;
+        snprintf(pp->cloud_type, sizeof pp->cloud_type, "SECURE");
         pp->n_gpu_types = pol.n_gpu_types;
         memcpy(pp->gpu_types, pol.gpu_types, sizeof pp->gpu_types);
     }
@@ -1227,6 +1228,7 @@ START_TEST(test_planner_spend_cap)
         snap.n_prices = 1;
         snprintf(snap.prices[0].gpu_type, SNAP_NAME_MAX, "NVIDIA GeForce RTX 4090");
         snap.prices[0].usd_per_hr = SPEND_CASES[_i].known_cost;
+        snprintf(snap.prices[0].cloud_type, sizeof snap.prices[0].cloud_type, "SECURE");
     }
     for (int k = 0; k < SPEND_CASES[_i].n_fleet; k++) {
         snprintf(id, sizeof id, "w%d", k + 1);
@@ -1541,6 +1543,7 @@ static PolicyPool *add_pool(const char *name, const char *run_types, int min, in
             *comma = '\0';
         snprintf(pp->run_types[pp->n_run_types++], SNAP_NAME_MAX, "%.127s", tok);
     }
+    snprintf(pp->cloud_type, sizeof pp->cloud_type, "SECURE");
     pp->min_active = min;
     pp->max_active = max;
     pp->tasks_per_gpu = per_gpu;
@@ -1677,6 +1680,78 @@ static void pools_per_pool_max(void)
     add_demand("image", 5);
 }
 
+static void pool_price(const char *pool, double usd)
+{
+    SnapGpuPrice *g = &snap.prices[snap.n_prices++];
+    snprintf(g->gpu_type, sizeof g->gpu_type, "GPU-%s", pool);
+    snprintf(g->cloud_type, sizeof g->cloud_type, "SECURE");
+    g->usd_per_hr = usd;
+}
+static void pools_fleet_breaker_two_failing(void)
+{
+    /* video and image both crash (one broken image shared by pools): the fleet-wide breaker
+     * stops every pool, audio too, although audio's own breaker is closed. */
+    add_pool("audio", "audio", 0, 10, 1);
+    add_pool("image", "image", 0, 10, 1);
+    add_pool("video", "video", 0, 10, 1);
+    add_demand("audio", 2);
+    add_demand("image", 2);
+    add_demand("video", 2);
+    snap.ended_in_window = 6;
+    snap.unexpected_in_window = 6;
+    snap.n_pool_endings = 2;
+    snprintf(snap.pool_endings[0].pool, SNAP_POOL_NAME_MAX, "image");
+    snap.pool_endings[0].ended = snap.pool_endings[0].unexpected = 3;
+    snprintf(snap.pool_endings[1].pool, SNAP_POOL_NAME_MAX, "video");
+    snap.pool_endings[1].ended = snap.pool_endings[1].unexpected = 3;
+}
+static void pools_spend_in_dollars(void)
+{
+    /* Fleet cap $10/h; video pods cost $2, image pods $1, 4 tasks each: handed out one pod per
+     * pool in turn (by name): image 1, video 2, image 1, video 2, image 1, video 2, image 1 =
+     * $10: image 4, video 3. */
+    pol.max_hourly_spend = 10;
+    add_pool("video", "video", 0, 10, 1);
+    add_pool("image", "image", 0, 10, 1);
+    pool_price("video", 2);
+    pool_price("image", 1);
+    add_demand("video", 4);
+    add_demand("image", 4);
+}
+static void pools_unknown_price_does_not_hold_others(void)
+{
+    /* image's price is unknown: it gets one pod to learn it; video is sized at its own price. */
+    pol.max_hourly_spend = 100;
+    add_pool("video", "video", 0, 10, 1);
+    add_pool("image", "image", 0, 10, 1);
+    pool_price("video", 1);
+    add_demand("video", 5);
+    add_demand("image", 5);
+}
+static void pools_learning_pod_needs_room(void)
+{
+    /* Cap $5/h, one video pod at $3 live: $2 left, less than the dearest known price ($3), so
+     * image (price unknown) gets no pod that could cost as much as the dearest type. */
+    pol.max_hourly_spend = 5;
+    add_pool("video", "video", 0, 10, 1);
+    add_pool("image", "image", 0, 10, 1);
+    pool_price("video", 3);
+    add_pool_workers("video", 1, true);
+    snap.workers[snap.n_workers - 1].cost_per_hr = 3;
+    add_demand("image", 1);
+}
+static void pools_small_queue_not_rounded_away(void)
+{
+    /* One slot left; big has 100 queued, small 3 and no worker: small gets the slot (the
+     * proportional split alone would round small's 3/103 of a slot away every cycle). */
+    pol.max_active = 10;
+    add_pool("big", "big", 0, 20, 1);
+    add_pool("small", "small", 0, 20, 1);
+    add_pool_workers("big", 9, true);
+    add_demand("big", 100);
+    add_demand("small", 3);
+}
+
 static const struct {
     const char *name;
     void (*setup)(void);
@@ -1701,6 +1776,16 @@ static const struct {
      "drain_worker:idle:old-1 terminate_worker:drained:old-1"},
     {"a pool's own MAX caps its desired size before the fleet's", pools_per_pool_max,
      "video:2 image:1", "- -", ""},
+    {"two pools failing: the fleet-wide breaker stops every pool", pools_fleet_breaker_two_failing,
+     "", "circuit_breaker circuit_breaker circuit_breaker", ""},
+    {"fleet spend cap shared in dollars: image 4 x $1, video 3 x $2", pools_spend_in_dollars,
+     "video:3 image:4", "spend_cap -", ""},
+    {"a pool of unknown price gets one pod and does not hold the others to one",
+     pools_unknown_price_does_not_hold_others, "video:5 image:1", "- spend_cap", ""},
+    {"a learning pod needs room for the dearest known price", pools_learning_pod_needs_room, "",
+     "- spend_cap", ""},
+    {"a pool with demand and no worker gets a slot before the proportional split",
+     pools_small_queue_not_rounded_away, "small:1", "fleet_ceiling fleet_ceiling", ""},
 };
 
 START_TEST(test_planner_pools)
@@ -1815,8 +1900,10 @@ START_TEST(test_planner_spend_cap_price_bound)
     snap.n_prices = 2;
     snprintf(snap.prices[0].gpu_type, SNAP_NAME_MAX, "GPU A");
     snap.prices[0].usd_per_hr = 0.30;
+    snprintf(snap.prices[0].cloud_type, sizeof snap.prices[0].cloud_type, "SECURE");
     snprintf(snap.prices[1].gpu_type, SNAP_NAME_MAX, "GPU B");
     snap.prices[1].usd_per_hr = 2.00;
+    snprintf(snap.prices[1].cloud_type, sizeof snap.prices[1].cloud_type, "SECURE");
     decide("fallback to the dearer type");
     /* A alone would allow 10; a create falling back to B costs 2.00: one fits under 3.00. */
     ck_assert_int_eq(plan.to_spawn, 1);
