@@ -174,7 +174,7 @@ class TestRunpodCatalog(SafetyTestCase):
         self.assertIn("gpu value: %s $0.490/h" % A6000, r.summary["plan"][0]["detail"])
         r = self.spawn_one(RUNPOD_GPU_CHOICE="value", RUNPOD_VALUE_MIN_SAMPLES="30")
         self.assertEqual(self.created_types(2), [A40], r.describe())
-        e2e_lib.note("value: A6000 $0.49/h x 100 s = $%.4f/task beats A40 $0.40/h x 300 s = "
+        e2e_lib.note("catalog value: A6000 $0.49/h x 100 s = $%.4f/task beats A40 $0.40/h x 300 s = "
                      "$%.4f/task; cheapest picks A40; with 30 samples required, A40 (by price)"
                      % (first["usd_per_task"], a40["usd_per_task"]))
 
