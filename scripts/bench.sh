@@ -2,7 +2,7 @@
 # bench.sh: performance figures of the control cycle, measured side by side on this machine.
 # A benchmark that prints figures, not a timed test (see structure_docs/performance.md).
 #
-#   scripts/bench.sh [--sizes 1000,100000,1000000] [--reps 15] [--smoke]
+#   scripts/bench.sh [--sizes 1000,100000,1000000] [--reps 15] [--smoke] [--gateway-only]
 #
 # It starts its own private PostgreSQL (scripts/pg-local.sh) and fake RunPod
 # (tests/fakes/fake_runpod.py, no fake workers) and stops both on exit, whatever happened.
@@ -19,6 +19,10 @@
 #      database (the largest size, 7/8 of its Queued tasks moved to 7 other run types),
 #      alternating: SQL statements per cycle (must be equal: demand is counted per run type in
 #      one statement, never a query per pool) and wall time (target: 8 pools within 1.2x).
+#   6. The worker gateway (issue 13): claims/s and p50/p99 through `orchestrator gateway` vs the
+#      direct SQL claim at 1, 16 and 64 concurrent claimers (tests/bench/claim_bench.c), and the
+#      gateway's peak RSS while 64 workers poll.
+# --gateway-only: item 6 alone.
 # --smoke: tiny sizes and counts; asserts correctness only (statements identical across sizes
 # and across pool counts, no-op cycles act on nothing, spawns happen, the reaction is observed,
 # the burst converges).
@@ -36,19 +40,23 @@ bin=${ORCH_BINARY:-$root/build-bench/orchestrator}
 sizes="1000,100000,1000000"
 reps=15
 smoke=0
+gateway_only=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --sizes) sizes=${2:?--sizes needs a comma list}; shift 2 ;;
     --reps) reps=${2:?--reps needs a number}; shift 2 ;;
     --smoke) smoke=1; shift ;;
-    -h | --help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --gateway-only) gateway_only=1; shift ;;
+    -h | --help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
 # Figures of items 2-4 (smoke: scaled down so the whole run stays well under 40 s).
 spawn_big=20 latency_ms=500 spawn_reps=3 react_trials=5 burst_tasks=500 burst_max=50
 poll_interval=5
+gw_secs=5 gw_tasks=60000
 if [ "$smoke" = 1 ]; then
+    gw_secs=1 gw_tasks=3000
     sizes="200,2000"
     reps=3
     spawn_big=4 latency_ms=200 spawn_reps=1 react_trials=1 burst_tasks=40 burst_max=5
@@ -72,7 +80,9 @@ chmod 755 "$tmp"
 pg_started=0
 fake_pid=""
 cont_pid=""
+gw_pid=""
 cleanup() {
+    if [ -n "$gw_pid" ]; then kill "$gw_pid" 2>/dev/null || true; wait "$gw_pid" 2>/dev/null || true; fi
     if [ -n "$cont_pid" ]; then kill "$cont_pid" 2>/dev/null || true; wait "$cont_pid" 2>/dev/null || true; fi
     if [ -n "$fake_pid" ]; then kill "$fake_pid" 2>/dev/null || true; wait "$fake_pid" 2>/dev/null || true; fi
     [ "$pg_started" = 1 ] && "$root/scripts/pg-local.sh" stop "$tmp/pg" || true
@@ -163,6 +173,7 @@ check() { # check CONDITION_TEXT RESULT(0/1)
     if [ "$2" = 0 ]; then log "  ok   - $1"; else log "  FAIL - $1"; smoke_failures=$((smoke_failures + 1)); fi
 }
 
+if [ "$gateway_only" = 0 ]; then # items 1-4 (skipped by --gateway-only)
 # ==== 1. data for the cycle-cost databases ===================================================
 # 100 live workers: active, promoted two hours ago, heartbeat now, GPU visible; 900 terminated
 # (ended two days ago, outside the breaker window). MIN=MAX=100 makes desired = 100 = active, so
@@ -430,7 +441,7 @@ echo "   fake: $burst_stats; repeated create names: $dup_names; client retries (
 check "the burst reached the desired fleet" "$([ "$reached" != 0 ] && echo 0 || echo 1)"
 check "no create retried or duplicated" "$([ "$retries" = 0 ] && [ "$dup_names" = 0 ] && echo 0 || echo 1)"
 
-# ==== 5. pools ==========================================================================================
+# ==== 5. pools ===================================================================================
 pdb=bench_pools
 src_db=${dbs[-1]}
 log "bench: 5. 8 pools against 1 pool on $pdb (a copy of $src_db), $reps rounds"
@@ -498,6 +509,95 @@ check "8 pools and 1 pool: the same SQL statements per no-op cycle ($one_stm, $e
     "$([ "$one_stm" = "$eight_stm" ] && [ "$one_stm" = "$((one_sum + 1))" ] && echo 0 || echo 1)"
 check "the pool cycles are no-ops reporting 1 and 8 pools" \
     "$([ "$one_acts $one_plan $one_pools $one_res" = "0 0 1 ok" ] && [ "$eight_acts $eight_plan $eight_pools $eight_res" = "0 0 8 ok" ] && echo 0 || echo 1)"
+
+fi # --gateway-only
+# ---- 6. The worker gateway (issue 13) ---------------------------------------------------------
+# claims/s and latency through `orchestrator gateway` against the direct SQL claim, at 1, 16 and
+# 64 concurrent claimers on the same run (alternating, a fresh queue before each measurement);
+# then the gateway's peak RSS while 64 workers poll as the reference worker does.
+claim_bench=$(dirname "$bin")/claim_bench
+[ -x "$claim_bench" ] || die "no $claim_bench: build the claim_bench target next to the binary"
+log "bench: 6. the worker gateway (${gw_secs}s per measurement)"
+sql postgres "DO \$\$ BEGIN CREATE ROLE orch_bench_gw LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END \$\$" >/dev/null
+sql postgres "GRANT orchestrator_worker TO orch_bench_gw" >/dev/null 2>&1
+fresh_db bench_gw
+gw_url_db="postgresql:///bench_gw?host=$PGHOST&port=$PGPORT&user=orch_bench_gw"
+gw_secret=bench-gateway-secret-0123456789abcdef01234
+sql bench_gw "INSERT INTO workers (id, status) SELECT 'gpu-bench-' || i, 'spawning' FROM generate_series(1, 64) i;
+              UPDATE workers SET status = 'active'" >/dev/null
+"$py" - "$gw_secret" >"$tmp/gw_workers" <<'PY'
+import base64, hashlib, hmac, json, sys, time
+b = lambda x: base64.urlsafe_b64encode(x).rstrip(b"=").decode()
+for i in range(1, 65):
+    w = "gpu-bench-%d" % i
+    h = b(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    p = b(json.dumps({"sub": w, "use": "worker", "iat": int(time.time())}).encode())
+    s = b(hmac.new(sys.argv[1].encode(), (h + "." + p).encode(), hashlib.sha256).digest())
+    print(w, h + "." + p + "." + s)
+PY
+env -i PATH="$PATH" GATEWAY_DATABASE_URL="$gw_url_db" GATEWAY_JWT_SECRET="$gw_secret" \
+    GATEWAY_BIND_ADDRESS=127.0.0.1 STORAGE_DIR="$tmp/gw_storage" LOG_FORMAT=json LOG_LEVEL=INFO \
+    "$bin" gateway --port 0 2>"$tmp/gw.log" &
+gw_pid=$!
+for _ in $(seq 100); do grep -q '"gateway.start"' "$tmp/gw.log" 2>/dev/null && break; sleep 0.1; done
+gw_port=$(grep '"gateway.start"' "$tmp/gw.log" | jpy 'd["port"]') || { cat "$tmp/gw.log" >&2; die "the gateway did not start"; }
+gw_base="http://127.0.0.1:$gw_port"
+reset_queue() { # reset_queue N: N fresh claimable tasks, nothing held
+    sql bench_gw "TRUNCATE tasks; INSERT INTO tasks (task_type, params)
+                  SELECT 't2v', jsonb_build_object('i', i) FROM generate_series(1, $1) i" >/dev/null
+    sql bench_gw "VACUUM ANALYZE tasks" >/dev/null
+}
+: >"$tmp/gw_lines"
+for c in 1 16 64; do
+    for mode in sql http; do
+        reset_queue "$gw_tasks"
+        if [ "$mode" = sql ]; then
+            out=$("$claim_bench" --mode sql --dsn "$gw_url_db" --workers "$tmp/gw_workers" \
+                --concurrency "$c" --duration "$gw_secs") || die "claim_bench $mode $c failed: $out"
+        else
+            out=$("$claim_bench" --mode http --url "$gw_base" --workers "$tmp/gw_workers" \
+                --concurrency "$c" --duration "$gw_secs") || die "claim_bench $mode $c failed: $out"
+        fi
+        held=$(sql bench_gw "SELECT count(*) FROM tasks WHERE status = 'In Progress'")
+        claims=$(sed -n 's/.* claims=\([0-9]*\) .*/\1/p' <<<"$out")
+        echo "$out held=$held" >>"$tmp/gw_lines"
+        check "gateway: $mode x$c claimed ($claims) = tasks held ($held), no errors" \
+            "$([ "$claims" -gt 0 ] && [ "$claims" = "$held" ] && grep -q 'errors=0' <<<"$out" && echo 0 || echo 1)"
+    done
+done
+reset_queue 0
+rss_before=$(awk '/VmRSS/ {print $2}' "/proc/$gw_pid/status")
+# Reset the peak (VmHWM) so it covers the polling alone (Linux clear_refs 5; needs the same
+# user as the gateway, which we are).
+hwm_reset=no
+echo 5 >"/proc/$gw_pid/clear_refs" 2>/dev/null && hwm_reset=yes
+poll_out=$("$claim_bench" --mode poll --url "$gw_base" --workers "$tmp/gw_workers" \
+    --concurrency 64 --duration "$gw_secs") || die "claim_bench poll failed: $poll_out"
+rss_peak=$(awk '/VmHWM/ {print $2}' "/proc/$gw_pid/status")
+gw_threads=$(awk '/Threads/ {print $2}' "/proc/$gw_pid/status")
+kill "$gw_pid" 2>/dev/null || true
+wait "$gw_pid" 2>/dev/null || true
+echo
+echo "== 6. The worker gateway: claim-next-task through the gateway vs func_claim_next_task over SQL"
+echo "   (${gw_secs} s each, a fresh queue of $gw_tasks tasks before each; both as a role holding only"
+echo "   orchestrator_worker; gateway pool GATEWAY_DB_POOL_SIZE=8; load generator on the same 2 cores)"
+printf '   %-5s %-11s | %-11s %-8s %-8s | %-11s %-8s %-8s | %s\n' claimers sql_claims/s p50_ms p99_ms "" gw_claims/s p50_ms p99_ms "gw/sql"
+for c in 1 16 64; do
+    s=$(grep "mode=sql concurrency=$c " "$tmp/gw_lines")
+    g=$(grep "mode=http concurrency=$c " "$tmp/gw_lines")
+    f() { sed -n "s/.* $2=\([0-9.]*\).*/\1/p" <<<"$1"; }
+    ratio=$(awk -v a="$(f "$g" claims_per_sec)" -v b="$(f "$s" claims_per_sec)" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')
+    printf '   %-8s %-11s | %-11s %-8s %-8s | %-11s %-8s %-8s | %s\n' "$c" "$(f "$s" claims_per_sec)" \
+        "$(f "$s" p50_ms)" "$(f "$s" p99_ms)" "" "$(f "$g" claims_per_sec)" "$(f "$g" p50_ms)" \
+        "$(f "$g" p99_ms)" "$ratio"
+    [ "$c" = 64 ] && { gw_ratio64=$ratio; gw_p99_64=$(f "$g" p99_ms); }
+done
+echo "   64 workers polling (lost-claim GET + task-counts + claim, a heartbeat a second, empty queue):"
+echo "   $poll_out"
+echo "   gateway RSS: $(mib "$rss_before") MiB before polling, peak while polling (VmHWM, reset before: $hwm_reset) $(mib "$rss_peak") MiB; threads at the end: $gw_threads"
+echo "   targets at 64 claimers: throughput >= 0.5x SQL: ${gw_ratio64}x;" \
+    "p99 < 100 ms: ${gw_p99_64} ms; peak RSS < 32 MiB: $(mib "$rss_peak") MiB"
+check "gateway: 64 pollers without errors" "$(grep -q 'errors=0' <<<"$poll_out" && echo 0 || echo 1)"
 
 echo
 if [ "$smoke_failures" -gt 0 ]; then

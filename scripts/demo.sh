@@ -5,7 +5,10 @@
 # (tests/fakes/fake_runpod.py) whose pods boot fake GPU workers (tests/fakes/fake_worker.py),
 # applies the migrations, queues demo tasks, and runs `orchestrator continuous` with short
 # intervals while printing the fleet once a second: watch it grow, work, and shrink back to
-# MIN_ACTIVE_GPUS. Then it stops everything it started. Takes about a minute and a half.
+# MIN_ACTIVE_GPUS. The workers speak HTTP, as the reference worker Headless-Wan2GP does: the
+# same `continuous` serves the worker gateway (GATEWAY_PORT), every pod gets its own token, and
+# the outputs land in the gateway's storage. Then it stops everything it started. Takes about a
+# minute and a half.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -43,18 +46,31 @@ for _ in $(seq 100); do [ -s "$tmp/fake.port" ] && break; sleep 0.1; done
 port=$(cat "$tmp/fake.port")
 
 export RUNPOD_API_KEY=demo-key RUNPOD_API_BASE_URL="http://127.0.0.1:$port"
-export WORKER_ENV_DATABASE_URL="$DATABASE_URL"
+
+# The worker gateway, served by `continuous` itself: a login role holding only
+# orchestrator_worker, a port on 127.0.0.1, a fresh signing secret. The pods get WORKER_API_URL
+# and a WORKER_TOKEN each (no database access at all).
+psql -qAt -c "DO \$\$ BEGIN CREATE ROLE demo_gateway LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END \$\$" \
+    -c "GRANT orchestrator_worker TO demo_gateway" >/dev/null
+gw_port=$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+export GATEWAY_PORT=$gw_port GATEWAY_BIND_ADDRESS=127.0.0.1
+export GATEWAY_PUBLIC_URL="http://127.0.0.1:$gw_port"
+export GATEWAY_JWT_SECRET=$("$py" -c 'import secrets; print(secrets.token_hex(32))')
+export GATEWAY_DATABASE_URL="postgresql:///orch_demo?host=$PGHOST&port=$PGPORT&user=demo_gateway"
+export STORAGE_DIR="$tmp/storage"
+export WORKER_ENV_FAKE_WORKER_CLAIM_POLL_SEC=0.5
 export MIN_ACTIVE_GPUS=1 MAX_ACTIVE_GPUS=5 TASKS_PER_GPU_THRESHOLD=2
 export GPU_IDLE_TIMEOUT_SEC=8 WORKER_GRACE_PERIOD_SEC=4 SPAWNING_TIMEOUT_SEC=30
 export TASK_STUCK_TIMEOUT_SEC=60 RECONCILE_INTERVAL_SEC=10 ORPHAN_POD_GRACE_SEC=30
 export LOG_FORMAT=text
 
-echo "demo: queueing 16 tasks of 3 seconds each"
+echo "demo: queueing 16 tasks of 3 seconds each (every other output uploaded by signed URL)"
 psql -qAt -c "INSERT INTO tasks (task_type, params)
-              SELECT 'demo_render', jsonb_build_object('duration_sec', 3)
-              FROM generate_series(1, 16)"
+              SELECT 'demo_render', jsonb_build_object('duration_sec', 3, 'upload', i % 2 = 0)
+              FROM generate_series(1, 16) i"
 
-echo "demo: running 'orchestrator continuous --interval 2' (its log: $tmp/orchestrator.log)"
+echo "demo: running 'orchestrator continuous --interval 2' with the worker gateway on $GATEWAY_PUBLIC_URL"
+echo "      (its log: $tmp/orchestrator.log)"
 "$bin" continuous --interval 2 >"$tmp/orchestrator.log" 2>&1 &
 pids+=($!)
 
@@ -79,6 +95,10 @@ while [ $((SECONDS - start)) -lt 100 ]; do
     [ $((s + a)) -gt $peak ] && peak=$((s + a))
     if [ "$c" -eq 16 ] && [ "$s" -eq 0 ] && [ "$t" -eq 0 ] && [ "$a" -eq "$MIN_ACTIVE_GPUS" ]; then
         echo "demo: all 16 tasks complete; the fleet grew to $peak workers and is back at MIN_ACTIVE_GPUS=$MIN_ACTIVE_GPUS"
+        url=$(psql -qAt -c "SELECT output_location FROM tasks ORDER BY created_at LIMIT 1")
+        files=$(find "$STORAGE_DIR" -type f | wc -l)
+        echo "demo: the workers spoke HTTP only; $files output files stored by the gateway, e.g."
+        echo "      $url ($(curl -s -o /dev/null -w '%{http_code}, %{size_download} bytes' "$url"))"
         exit 0
     fi
     sleep 1

@@ -27,6 +27,9 @@ PACKAGES=(
     # style check and fuzzing (libFuzzer)
     clang-format
     clang libclang-rt-14-dev
+    # the worker gateway (issue 13): OpenSSL's libcrypto for the token HMAC; Node.js for the
+    # @supabase/supabase-js and s3rver tests (npm itself: see below)
+    libssl-dev nodejs
 )
 
 missing=()
@@ -35,6 +38,10 @@ for p in "${PACKAGES[@]}"; do
         missing+=("$p")
     fi
 done
+# Debian's nodejs has npm as a package of its own; a nodejs that bundles npm needs none.
+if ! command -v npm >/dev/null 2>&1; then
+    missing+=(npm)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
     echo "install-deps: all ${#PACKAGES[@]} packages present"

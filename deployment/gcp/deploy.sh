@@ -9,7 +9,9 @@
 #
 # Prerequisites (once; see structure_docs/deployment.md): the image pushed to Artifact Registry;
 # secrets orchestrator-database-url, orchestrator-runpod-api-key and
-# orchestrator-worker-database-url in Secret Manager; a service account
+# orchestrator-worker-database-url in Secret Manager (and, for the worker gateway,
+# orchestrator-gateway-database-url, orchestrator-gateway-jwt-secret and the Cloud Storage HMAC
+# key pair orchestrator-gcs-hmac-access-id / orchestrator-gcs-hmac-secret); a service account
 # orchestrator-runner@PROJECT_ID (roles/secretmanager.secretAccessor, roles/cloudsql.client) that
 # runs the jobs, and one orchestrator-scheduler@PROJECT_ID (roles/run.invoker on the job) that
 # Cloud Scheduler uses to start executions.
@@ -31,6 +33,7 @@ render() { # template -> rendered copy with the placeholders filled in
 }
 render "$here/migrate-job.yaml" "$tmp/migrate-job.yaml"
 render "$here/cloud-run-job.yaml" "$tmp/cloud-run-job.yaml"
+render "$here/gateway-service.yaml" "$tmp/gateway-service.yaml"
 
 # 1. Migrations first (idempotent, each step under a transaction-level advisory lock).
 gcloud run jobs replace "$tmp/migrate-job.yaml" --project "$PROJECT_ID" --region "$REGION"
@@ -38,6 +41,14 @@ gcloud run jobs execute orchestrator-migrate --project "$PROJECT_ID" --region "$
 
 # 2. The cycle job.
 gcloud run jobs replace "$tmp/cloud-run-job.yaml" --project "$PROJECT_ID" --region "$REGION"
+
+# 2b. The worker gateway (DEPLOY_GATEWAY=0 skips it): a service the workers call with their own
+#     tokens, so Cloud Run lets anyone reach it and the gateway authenticates.
+if [ "${DEPLOY_GATEWAY:-1}" = 1 ]; then
+    gcloud run services replace "$tmp/gateway-service.yaml" --project "$PROJECT_ID" --region "$REGION"
+    gcloud run services add-iam-policy-binding orchestrator-gateway --project "$PROJECT_ID" \
+        --region "$REGION" --member allUsers --role roles/run.invoker
+fi
 
 # 3. Cloud Scheduler: POST .../jobs/orchestrator:run every minute, no retries (the next minute
 #    is the retry), with an OAuth token of the scheduler service account.

@@ -39,6 +39,8 @@ static const CliCommand COMMANDS[] = {
     {"logs", "[--worker ID] [--task ID] [--cycle N] [--level L] [--since DUR] [--limit N] [--json]",
      "reads system_logs, oldest first", cmd_logs},
     {"config", "[--json]", "effective configuration, secrets redacted", cmd_config},
+    {"gateway", "[--port N]",
+     "the workers' HTTP API (Supabase dialect of Headless-Wan2GP) on GATEWAY_PORT", cmd_gateway},
     {"version", "", "prints the version", cmd_version},
     {"help", "[COMMAND]", "this help, or one command's", cmd_help},
 };

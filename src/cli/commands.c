@@ -16,6 +16,7 @@
 #include "config.h"
 #include "db.h"
 #include "dblog.h"
+#include "gateway.h"
 #include "http.h" /* issue 6 */
 #include "lease.h"
 #include "log.h"
@@ -67,11 +68,13 @@ Status commands_parse_flags(int argc, char **argv, const char *allowed, CommandF
 static Status register_secrets(const Config *cfg)
 {
     Status st = log_add_secret(cfg->runpod_api_key);
-    if (st == STATUS_OK)
-        st = log_add_secret(cfg->database_url);
-    if (st == STATUS_OK && cfg->database_url[0]) {
+    const char *urls[] = {cfg->database_url, cfg->gateway_database_url};
+    for (size_t u = 0; st == STATUS_OK && u < 2; u++) {
+        st = log_add_secret(urls[u]);
+        if (st != STATUS_OK || !urls[u][0])
+            continue;
         char *err = NULL;
-        PQconninfoOption *opts = PQconninfoParse(cfg->database_url, &err);
+        PQconninfoOption *opts = PQconninfoParse(urls[u], &err);
         for (PQconninfoOption *o = opts; st == STATUS_OK && o && o->keyword; o++)
             if (strcmp(o->keyword, "password") == 0 && o->val)
                 st = log_add_secret(o->val);
@@ -85,6 +88,11 @@ static Status register_secrets(const Config *cfg)
     for (size_t p = 0; st == STATUS_OK && p < cfg->n_pools; p++)
         for (size_t i = 0; st == STATUS_OK && i < cfg->pools[p].n_env; i++)
             st = log_add_secret(cfg->pools[p].env[i].value);
+    /* issue 13: the gateway's key and the S3 keys */
+    const char *keys[] = {cfg->gateway_jwt_secret, cfg->storage_s3_secret_access_key,
+                          cfg->storage_s3_access_key_id};
+    for (size_t k = 0; st == STATUS_OK && k < 3; k++)
+        st = log_add_secret(keys[k]);
     return st;
 }
 
@@ -412,8 +420,12 @@ Status cmd_continuous(int argc, char **argv)
         metrics_file_load(app.metrics, cfg->metrics_file);
     if (st == STATUS_OK && cfg->metrics_port > 0)
         st = http_start(cfg, interval, &app.http);
+    Gateway *gw = NULL; /* issue 13: GATEWAY_PORT > 0 serves the worker gateway too */
+    if (st == STATUS_OK && cfg->gateway_port > 0)
+        st = gateway_start(cfg, -1, &gw);
     if (st == STATUS_OK)
         st = loop_continuous(&app, interval);
+    gateway_stop(gw);
     http_stop(app.http);
     metrics_free(app.metrics);
     commands_app_close(&app);

@@ -358,6 +358,39 @@ Status config_parse(const char *const *envp, const char *hostname, unsigned need
         snprintf(cfg->orchestrator_instance_id, sizeof cfg->orchestrator_instance_id,
                  "orchestrator-%.100s", hostname && hostname[0] ? hostname : "unknown");
 
+    /* The gateway (issue 13): pods get a token only when both halves are set. */
+    if (cfg->gateway_public_url[0] && !cfg->gateway_jwt_secret[0])
+        config_add_error(errs,
+                         "config: GATEWAY_PUBLIC_URL is set but GATEWAY_JWT_SECRET is not: pods "
+                         "cannot be given a token for the gateway; set both, or neither");
+    bool gateway = (needs & CONFIG_NEED_GATEWAY) || cfg->gateway_port > 0;
+    if (gateway && !cfg->gateway_database_url[0] && !cfg->database_url[0] &&
+        !config_env_lookup(envp, "PGHOST") && !config_env_lookup(envp, "PGDATABASE") &&
+        !config_env_lookup(envp, "PGSERVICE"))
+        config_add_error(errs,
+                         "config: the gateway needs a database: set GATEWAY_DATABASE_URL to a "
+                         "login role granted only orchestrator_worker (or DATABASE_URL)");
+    if (gateway && !cfg->gateway_jwt_secret[0])
+        config_add_error(errs,
+                         "config: GATEWAY_JWT_SECRET is not set: the gateway needs it to check "
+                         "worker tokens; set it to a random string of 32 or more characters "
+                         "(e.g. `openssl rand -hex 32`) and give the orchestrator the same value");
+    if (gateway && strcmp(cfg->storage_backend, "s3") == 0) {
+        const char *missing[4];
+        size_t n = 0;
+        if (!cfg->storage_s3_endpoint[0])
+            missing[n++] = "STORAGE_S3_ENDPOINT";
+        if (!cfg->storage_s3_bucket[0])
+            missing[n++] = "STORAGE_S3_BUCKET";
+        if (!cfg->storage_s3_access_key_id[0])
+            missing[n++] = "STORAGE_S3_ACCESS_KEY_ID";
+        if (!cfg->storage_s3_secret_access_key[0])
+            missing[n++] = "STORAGE_S3_SECRET_ACCESS_KEY";
+        for (size_t i = 0; i < n; i++)
+            config_add_error(errs, "config: STORAGE_BACKEND=s3 needs %s: set it (see env.example)",
+                             missing[i]);
+    }
+
     if ((needs & CONFIG_NEED_DB) && !cfg->database_url[0] && !config_env_lookup(envp, "PGHOST") &&
         !config_env_lookup(envp, "PGDATABASE") && !config_env_lookup(envp, "PGSERVICE"))
         config_add_error(errs,

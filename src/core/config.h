@@ -135,6 +135,24 @@ typedef struct {
     PoolConfig pools[CONFIG_POOLS_MAX];
     /* single-controller exclusion (structure_docs/safety.md) */
     int cycle_lease_ttl_sec; /* CYCLE_LEASE_TTL_SEC: the cycle lease's lifetime, renewed at 1/4 */
+    /* the worker gateway and its storage (issue 13, structure_docs/gateway.md) */
+    int gateway_port;                          /* GATEWAY_PORT: 0 = not served by continuous */
+    char gateway_bind_address[64];             /* GATEWAY_BIND_ADDRESS: IP literal */
+    char gateway_public_url[CONFIG_URL_MAX];   /* GATEWAY_PUBLIC_URL: what pods call */
+    char gateway_jwt_secret[CONFIG_STR_MAX];   /* GATEWAY_JWT_SECRET: signs the tokens (secret) */
+    char gateway_database_url[CONFIG_URL_MAX]; /* secret; "" = DATABASE_URL */
+    int gateway_db_pool_size;                  /* GATEWAY_DB_POOL_SIZE */
+    int gateway_max_connections;               /* GATEWAY_MAX_CONNECTIONS */
+    int gateway_upload_url_ttl_sec;            /* GATEWAY_UPLOAD_URL_TTL_SEC */
+    char storage_backend[16];                  /* STORAGE_BACKEND: local | s3 */
+    char storage_dir[CONFIG_STR_MAX];          /* STORAGE_DIR (local) */
+    char storage_public_base_url[CONFIG_URL_MAX]; /* STORAGE_PUBLIC_BASE_URL: redirect GETs */
+    char storage_s3_endpoint[CONFIG_URL_MAX];
+    char storage_s3_bucket[CONFIG_ITEM_MAX];
+    char storage_s3_region[64];
+    char storage_s3_access_key_id[CONFIG_ITEM_MAX];    /* secret */
+    char storage_s3_secret_access_key[CONFIG_STR_MAX]; /* secret */
+    int storage_max_upload_mb;                         /* STORAGE_MAX_UPLOAD_MB */
 } Config;
 
 typedef struct {
@@ -147,6 +165,8 @@ typedef enum {
     CONFIG_NEED_NOTHING = 0,
     CONFIG_NEED_DB = 1,  /* DATABASE_URL (or PGHOST/PGDATABASE/PGSERVICE) */
     CONFIG_NEED_API = 2, /* RUNPOD_API_KEY unless SAFE_MODE */
+    /* issue 13: GATEWAY_JWT_SECRET, a database, and the s3 settings when STORAGE_BACKEND=s3 */
+    CONFIG_NEED_GATEWAY = 4,
 } ConfigNeeds;
 
 /* Parses the configuration from envp ("NAME=value" strings, NULL-terminated, like environ).

@@ -222,7 +222,7 @@ static void check_pools(const Config *cfg, ConfigErrors *errs)
         min_sum += p->min_active_gpus;
         /* Every variable must reach the pod: WORKER_ID, WORKER_POOL, WORKER_ENV_* and the pool's
          * own ENV_* (one of the same name replaces the global one). */
-        size_t vars = 2 + cfg->n_worker_env;
+        size_t vars = 2 + cfg->n_worker_env + (cfg->gateway_public_url[0] ? 2 : 0);
         for (size_t e = 0; e < p->n_env; e++) {
             bool overrides = false;
             for (size_t w = 0; w < cfg->n_worker_env; w++)
@@ -232,7 +232,8 @@ static void check_pools(const Config *cfg, ConfigErrors *errs)
         if (vars > POD_CREATE_MAX_ENV)
             config_add_error(errs,
                              "config: pool %s's pods would get %zu environment variables "
-                             "(WORKER_ID, WORKER_POOL, WORKER_ENV_* and POOL_%s_ENV_*), more than "
+                             "(WORKER_ID, WORKER_POOL, the gateway's two, WORKER_ENV_* and "
+                             "POOL_%s_ENV_*), more than "
                              "the %d a pod is created with: remove some",
                              p->name, vars, up, POD_CREATE_MAX_ENV);
         /* POOL_<A>_<SETTING> must name one pool: with pools `a` and `a_env_x`,

@@ -21,6 +21,7 @@
 #include "runpod.h"
 #include "runpod_catalog.h"
 #include "worker_name.h"
+#include "worker_token.h"
 
 Status act_result_init(ActResult *res)
 {
@@ -197,14 +198,24 @@ static void build_spec(const Config *cfg, const PoolConfig *pool, const char *wo
     snprintf(spec->volume_mount_path, sizeof spec->volume_mount_path, "%s",
              cfg->runpod_volume_mount_path);
     /* The pod's environment: exactly what the operator passed through WORKER_ENV_*, then the
-     * pool's POOL_<NAME>_ENV_* (a repeated name keeps the pool's value), plus the worker id and
-     * its pool. Nothing of the orchestrator's own secrets. */
-    add_env(spec, "WORKER_ID", worker_id);
-    add_env(spec, "WORKER_POOL", pool->name);
+     * pool's POOL_<NAME>_ENV_* (a repeated name keeps the pool's value), then what only the
+     * orchestrator may set, last so nothing replaces it: the worker id, its pool and, with the
+     * gateway configured, its URL and the pod's own token (issue 13). Nothing of the
+     * orchestrator's own secrets. */
     for (size_t i = 0; i < cfg->n_worker_env; i++)
         add_env(spec, cfg->worker_env[i].name, cfg->worker_env[i].value);
     for (size_t i = 0; i < pool->n_env; i++)
         add_env(spec, pool->env[i].name, pool->env[i].value);
+    add_env(spec, "WORKER_ID", worker_id);
+    add_env(spec, "WORKER_POOL", pool->name);
+    if (cfg->gateway_public_url[0] && cfg->gateway_jwt_secret[0]) {
+        char token[sizeof spec->env[0].value];
+        if (worker_token_mint(cfg->gateway_jwt_secret, worker_id, (long long)time(NULL), token,
+                              sizeof token) == STATUS_OK) {
+            add_env(spec, "WORKER_API_URL", cfg->gateway_public_url);
+            add_env(spec, "WORKER_TOKEN", token);
+        }
+    }
 }
 
 /* The cloud a pod of pool p was created in (its price is that cloud's price); NULL for a pod of

@@ -8,7 +8,9 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,14 +196,43 @@ void log_json_escape(char *buf, size_t cap, size_t *len, const char *s)
     buf_puts(buf, cap, len, "\"");
 }
 
-/* Replaces every registered secret in s (in place, into out) by "***". */
+static bool b64url_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_';
+}
+
+/* Length of a JSON Web Token starting at s ("eyJ<b64url>.<b64url>.<b64url>"), or 0. The
+ * gateway's worker and upload tokens are minted per pod, too many to register one by one, so
+ * anything shaped like a token is scrubbed (issue 13). */
+static size_t jwt_length(const char *s)
+{
+    if (strncmp(s, "eyJ", 3) != 0)
+        return 0;
+    size_t i = 0;
+    for (int part = 0; part < 3; part++) {
+        size_t start = i;
+        while (b64url_char(s[i]))
+            i++;
+        if (i - start < 2)
+            return 0;
+        if (part < 2) {
+            if (s[i] != '.')
+                return 0;
+            i++;
+        }
+    }
+    return i;
+}
+
+/* Replaces every registered secret and every token-shaped string in s (into out) by "***". */
 void log_scrub(const char *s, char *out, size_t cap)
 {
     size_t len = 0;
     out[0] = '\0';
     while (*s) {
-        size_t matched = 0;
-        for (size_t i = 0; i < g_log.n_secrets; i++) {
+        size_t matched = jwt_length(s);
+        for (size_t i = 0; i < g_log.n_secrets && !matched; i++) {
             size_t n = strlen(g_log.secrets[i]);
             if (strncmp(s, g_log.secrets[i], n) == 0) {
                 matched = n;

@@ -29,11 +29,13 @@ import yaml
 PY = "/usr/bin/python3"
 SLOW_SKIPPED = False  # --skip-slow (validate.sh's mutation self-tests): no apt, shellcheck, stub run
 RUNTIME_PACKAGES = {"libpq5", "libcurl4", "libcjson1", "libuuid1", "libmicrohttpd12",
-                    "ca-certificates"}
+                    "libssl3", "ca-certificates"}
 # Shared objects of sanitizer builds (ORCH_SANITIZE=ON) are not runtime-image material.
 SANITIZER_LIBS = re.compile(r"^lib(asan|ubsan|lsan|tsan)\.so")
 # Variables the manifests must never carry as plain values (only via a secret store).
-SECRET_VARS = re.compile(r"^(DATABASE_URL|RUNPOD_API_KEY|WORKER_ENV_.+)$")
+SECRET_VARS = re.compile(r"^(DATABASE_URL|RUNPOD_API_KEY|WORKER_ENV_.+|GATEWAY_JWT_SECRET|"
+                         r"GATEWAY_DATABASE_URL|STORAGE_S3_ACCESS_KEY_ID|"
+                         r"STORAGE_S3_SECRET_ACCESS_KEY|WORKER_TOKEN)$")
 # Fargate task sizes: cpu units -> allowed memory (MiB).
 FARGATE_SIZES = {
     "256": {512, 1024, 2048},
@@ -411,6 +413,22 @@ def check_compose(r, root, docs, stage_names, binary, uses):
             os.path.isfile(os.path.join(root, "tests", "fakes", "fake_worker.py")))
     r.check("compose passes the workers a DATABASE_URL (WORKER_ENV_DATABASE_URL)",
             "WORKER_ENV_DATABASE_URL" in oenv)
+    g = svcs.get("gateway", {})
+    genv = g.get("environment", {}) if isinstance(g.get("environment"), dict) else {}
+    r.check("compose gateway runs `gateway` from the orchestrator image",
+            "gateway" in orch_svcs and g.get("command") in (["gateway"], "gateway"))
+    gport = str(genv.get("GATEWAY_PORT", ""))
+    r.check("compose gateway publishes GATEWAY_PORT %s" % gport,
+            gport not in ("", "0") and any(str(p).endswith(":%s" % gport)
+                                           for p in g.get("ports", [])))
+    r.check("compose gateway connects as its own role, created after the migrations",
+            "gateway:" in str(genv.get("GATEWAY_DATABASE_URL", "")) and
+            dig(g, "depends_on", "gateway-role", "condition") ==
+            "service_completed_successfully" and
+            "orchestrator_worker" in str(svcs.get("gateway-role", {}).get("command")))
+    r.check("compose orchestrator points the pods at the gateway (GATEWAY_PUBLIC_URL)",
+            str(oenv.get("GATEWAY_PUBLIC_URL", "")).endswith(":%s" % gport) and
+            "GATEWAY_JWT_SECRET" in oenv)
 
 
 # --------------------------------------------------------------------------------------------
@@ -521,7 +539,7 @@ def check_kubernetes(r, docs, binary, uses):
                             vals.update((sec or {}).get("data", {}) or {})
                             for k in vals:
                                 uses.add_env(where + " (Secret)", prefix + k)
-                if kind == "Deployment":
+                if kind == "Deployment" and not is_gateway(pod):
                     check_probes(r, dname, pod, cms)
             if kind == "CronJob":
                 spec = d.get("spec", {})
@@ -547,7 +565,10 @@ def check_kubernetes(r, docs, binary, uses):
                 r.check("%s: backoffLimit and activeDeadlineSeconds set" % dname,
                         isinstance(dig(d, "spec", "backoffLimit"), int) and
                         isinstance(dig(d, "spec", "activeDeadlineSeconds"), int))
-            if kind == "Deployment":
+            if kind == "Deployment" and is_gateway(dig(d, "spec", "template", "spec",
+                                                        default={})):
+                check_k8s_gateway(r, dname, d, by_kind.get("Service", []))
+            elif kind == "Deployment":
                 r.check("%s: replicas 1" % dname, dig(d, "spec", "replicas") == 1)
                 pod = dig(d, "spec", "template", "spec", default={})
                 r.check("%s: runs `continuous`" % dname,
@@ -564,6 +585,56 @@ def check_kubernetes(r, docs, binary, uses):
                 any(sel.items() <= dig(dep, "spec", "template", "metadata", "labels",
                                        default={}).items()
                     for _, dep in by_kind.get("Deployment", [])))
+
+
+def is_gateway(pod):
+    """A pod whose first container runs `orchestrator gateway` (issue 13)."""
+    return (dig(pod, "containers", 0, "args", default=[]) or [])[:1] == ["gateway"]
+
+
+def env_value(c, name):
+    for e in c.get("env", []) or []:
+        if e.get("name") == name:
+            return e.get("value")
+    return None
+
+
+def check_k8s_gateway(r, dname, d, services):
+    """The worker gateway's Deployment: runs `gateway` on GATEWAY_PORT, probes /healthz there,
+    its database URL and token secret come from a Secret, STORAGE_DIR is a volume (the root file
+    system is read-only), and a Service routes to its port."""
+    pod = dig(d, "spec", "template", "spec", default={})
+    c = dig(pod, "containers", 0, default={})
+    r.check("%s: runs `gateway`" % dname, c.get("args") == ["gateway"])
+    r.check("%s: replicas >= 1 (stateless)" % dname,
+            isinstance(dig(d, "spec", "replicas"), int) and dig(d, "spec", "replicas") >= 1)
+    gport = env_value(c, "GATEWAY_PORT")
+    ports = {p.get("name"): p.get("containerPort") for p in c.get("ports", []) or []}
+    r.check("%s: GATEWAY_PORT set and a containerPort of that number" % dname,
+            gport not in (None, "", "0") and str(gport) in {str(v) for v in ports.values()},
+            "GATEWAY_PORT %s ports %s" % (gport, ports))
+    for probe in ("livenessProbe", "readinessProbe"):
+        hg = dig(c, probe, "httpGet", default={})
+        port = hg.get("port")
+        num = ports.get(port) if isinstance(port, str) else port
+        r.check("%s: %s GET /healthz on GATEWAY_PORT" % (dname, probe),
+                hg.get("path") == "/healthz" and str(num) == str(gport))
+    names = {e["name"] for e in c.get("env", []) or [] if dig(e, "valueFrom", "secretKeyRef")}
+    r.check("%s: GATEWAY_DATABASE_URL and GATEWAY_JWT_SECRET come from a Secret" % dname,
+            {"GATEWAY_DATABASE_URL", "GATEWAY_JWT_SECRET"} <= names, str(sorted(names)))
+    sdir = env_value(c, "STORAGE_DIR") or "/var/lib/orchestrator/storage"
+    mounts = [m.get("mountPath") for m in c.get("volumeMounts", []) or []]
+    r.check("%s: STORAGE_DIR (%s) is a mounted volume" % (dname, sdir), sdir in mounts,
+            str(mounts))
+    labels = dig(d, "spec", "template", "metadata", "labels", default={})
+    routed = []
+    for _, svc in services:
+        sel = dig(svc, "spec", "selector", default={})
+        if sel and sel.items() <= labels.items():
+            for p in dig(svc, "spec", "ports", default=[]) or []:
+                t = p.get("targetPort")
+                routed.append(str(ports.get(t, t) if isinstance(t, str) else t))
+    r.check("%s: a Service routes to GATEWAY_PORT" % dname, str(gport) in routed, str(routed))
 
 
 def check_probes(r, dname, pod, cms):
@@ -635,7 +706,17 @@ def check_aws(r, docs, binary, uses):
             names = {s["name"] for s in c.get("secrets", [])}
             r.check("%s: DATABASE_URL and RUNPOD_API_KEY come from secrets" % where,
                     {"DATABASE_URL", "RUNPOD_API_KEY"} <= names)
-    key = next((k for k in docs if k.startswith("aws" + os.sep) and k.endswith(".yaml")), None)
+    templates = {k: d[0] for k, d in docs.items() if k.startswith("aws" + os.sep) and
+                 k.endswith(".yaml") and d and isinstance(d[0], dict)}
+    for k, t in templates.items():
+        check_cfn_refs(r, k, t)
+    gw = next((t for t in templates.values() if any(
+        v.get("Type") == "AWS::ECS::Service" for v in (t.get("Resources") or {}).values())), None)
+    if r.check("aws: gateway service template (AWS::ECS::Service) present", gw is not None):
+        check_aws_gateway(r, gw, uses)
+    key = next((k for k, t in templates.items() if any(
+        v.get("Type") == "AWS::Scheduler::Schedule"
+        for v in (t.get("Resources") or {}).values())), None)
     if not r.check("aws: EventBridge Scheduler template present", key is not None):
         return
     tpl = docs[key][0]
@@ -655,6 +736,11 @@ def check_aws(r, docs, binary, uses):
     r.check("aws schedule: Fargate ECS target with a task definition and awsvpc network",
             ecs.get("LaunchType") == "FARGATE" and "TaskDefinitionArn" in ecs and
             dig(ecs, "NetworkConfiguration", "AwsvpcConfiguration", "Subnets") is not None)
+
+
+
+def check_cfn_refs(r, name, tpl):
+    res = tpl.get("Resources", {})
     declared = set(tpl.get("Parameters", {})) | set(res) | {"AWS::Region", "AWS::AccountId",
                                                               "AWS::StackName", "AWS::Partition"}
     refs = []
@@ -675,8 +761,55 @@ def check_aws(r, docs, binary, uses):
     walk(res)
     walk(tpl.get("Outputs", {}))
     undeclared = sorted({x for x in refs if x not in declared})
-    r.check("aws template: every Ref/GetAtt/Sub names a declared parameter or resource",
-            not undeclared, str(undeclared))
+    r.check("aws template %s: every Ref/GetAtt/Sub names a declared parameter or resource"
+            % name, not undeclared, str(undeclared))
+
+
+def check_aws_gateway(r, tpl, uses):
+    """The gateway's ECS service: Fargate task running `gateway` as a non-root user with a
+    read-only root file system, secrets from Secrets Manager, the load balancer on
+    GATEWAY_PORT, STORAGE_DIR on a task volume."""
+    res = tpl.get("Resources", {})
+    tds = [v.get("Properties", {}) for v in res.values()
+           if v.get("Type") == "AWS::ECS::TaskDefinition"]
+    svcs = [v.get("Properties", {}) for v in res.values() if v.get("Type") == "AWS::ECS::Service"]
+    if not r.check("aws gateway: one task definition and one service",
+                   len(tds) == 1 and len(svcs) == 1):
+        return
+    td, svc = tds[0], svcs[0]
+    cpu, mem = str(td.get("Cpu")), td.get("Memory")
+    r.check("aws gateway task: Fargate, awsvpc, valid size (cpu %s, memory %s)" % (cpu, mem),
+            "FARGATE" in td.get("RequiresCompatibilities", []) and
+            td.get("NetworkMode") == "awsvpc" and cpu in FARGATE_SIZES and
+            str(mem).isdigit() and int(mem) in FARGATE_SIZES[cpu])
+    c = (td.get("ContainerDefinitions") or [{}])[0]
+    where = "aws gateway container %s" % c.get("Name")
+    uses.add_cmd(where, c.get("Command", []))
+    r.check("%s: runs `gateway`" % where, c.get("Command") == ["gateway"])
+    r.check("%s: non-root numeric user, read-only root, not privileged, drops ALL" % where,
+            re.fullmatch(r"[1-9][0-9]*(:[0-9]+)?", str(c.get("User", ""))) is not None and
+            c.get("ReadonlyRootFilesystem") is True and not c.get("Privileged") and
+            "ALL" in dig(c, "LinuxParameters", "Capabilities", "Drop", default=[]))
+    env = {e["Name"]: e.get("Value") for e in c.get("Environment", [])}
+    for n in env:
+        uses.add_env(where, n)
+    r.check("%s: no secret in plaintext environment" % where,
+            not [n for n in env if SECRET_VARS.match(n)])
+    secrets = {x["Name"] for x in c.get("Secrets", [])}
+    for n in secrets:
+        uses.add_env(where + " (secrets)", n)
+    r.check("%s: GATEWAY_DATABASE_URL and GATEWAY_JWT_SECRET from secrets" % where,
+            {"GATEWAY_DATABASE_URL", "GATEWAY_JWT_SECRET"} <= secrets)
+    gport = str(env.get("GATEWAY_PORT"))
+    cports = {str(p.get("ContainerPort")) for p in c.get("PortMappings", [])}
+    lbs = {str(lb.get("ContainerPort")) for lb in svc.get("LoadBalancers", [])}
+    r.check("%s: GATEWAY_PORT %s mapped and behind the load balancer" % (where, gport),
+            gport in cports and gport in lbs, "ports %s lb %s" % (cports, lbs))
+    sdir = env.get("STORAGE_DIR") or "/var/lib/orchestrator/storage"
+    r.check("%s: STORAGE_DIR on a task volume" % where,
+            sdir in [m.get("ContainerPath") for m in c.get("MountPoints", [])])
+    r.check("aws gateway service: Fargate, DesiredCount >= 1",
+            svc.get("LaunchType") == "FARGATE" and int(svc.get("DesiredCount", 0)) >= 1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -716,6 +849,29 @@ def check_gcp(r, root, deploy, docs, binary, uses):
                     mem is not None and mem >= 512 * 1024 ** 2)
     r.check("gcp: jobs run `single` and `migrate`", {"single", "migrate"} <= args_seen,
             str(args_seen))
+    services = [(k, d) for k, ds in docs.items() if k.startswith("gcp" + os.sep)
+                for d in ds if isinstance(d, dict) and d.get("kind") == "Service"]
+    r.check("gcp: a Cloud Run service for the worker gateway", len(services) >= 1)
+    for k, d in services:
+        where = "gcp service %s" % d["metadata"]["name"]
+        r.check("%s: apiVersion serving.knative.dev/v1" % where,
+                d.get("apiVersion") == "serving.knative.dev/v1")
+        c = dig(d, "spec", "template", "spec", "containers", 0, default={})
+        uses.add_cmd(where, c.get("args", []))
+        r.check("%s: runs `gateway`" % where, c.get("args") == ["gateway"])
+        for e in c.get("env", []):
+            uses.add_env(where, e["name"])
+            if SECRET_VARS.match(e["name"]):
+                r.check("%s: %s comes from Secret Manager" % (where, e["name"]),
+                        dig(e, "valueFrom", "secretKeyRef", "key") is not None)
+        cport = str(dig(c, "ports", 0, "containerPort"))
+        r.check("%s: GATEWAY_PORT is the containerPort (%s)" % (where, cport),
+                str(env_value(c, "GATEWAY_PORT")) == cport)
+        r.check("%s: probes GET /healthz" % where,
+                dig(c, "livenessProbe", "httpGet", "path") == "/healthz")
+        mem = quantity(dig(c, "resources", "limits", "memory", default=""), "memory")
+        r.check("%s: memory limit >= Cloud Run's 512Mi minimum" % where,
+                mem is not None and mem >= 512 * 1024 ** 2)
     script = os.path.join(deploy, "gcp", "deploy.sh")
     if not r.check("gcp: deploy.sh present", os.path.isfile(script)):
         return
@@ -809,6 +965,50 @@ def check_env_example(r, root, binary):
             str(unknown))
 
 
+def check_worker_entrypoint(r, deploy):
+    """deployment/worker/entrypoint.sh, run against a stub worker.py: the flags Headless-Wan2GP
+    needs, --supabase-url and --supabase-anon-key always, no service-role key left."""
+    script = os.path.join(deploy, "worker", "entrypoint.sh")
+    if not r.check("worker: entrypoint.sh present", os.path.isfile(script)):
+        return
+    r.check("worker entrypoint: bash -n", subprocess.run(["bash", "-n", script]).returncode == 0)
+    with tempfile.TemporaryDirectory() as tmp:
+        with open(os.path.join(tmp, "worker.py"), "w") as f:
+            f.write("import json, os, sys\nprint(json.dumps({'argv': sys.argv[1:], "
+                    "'env': {k: v for k, v in os.environ.items() if k.startswith('SUPABASE')}}"
+                    "))\n")
+        env = {"PATH": os.environ.get("PATH", ""), "HEADLESS_WAN2GP_DIR": tmp,
+               "HEADLESS_PYTHON": PY, "WORKER_ID": "gpu-20260101_000000-abcd1234",
+               "WORKER_API_URL": "https://gw.example.com/", "WORKER_TOKEN": "tok.en.sig",
+               "SUPABASE_SERVICE_ROLE_KEY": "leak", "SUPABASE_SERVICE_KEY": "leak",
+               "SUPABASE_EDGE_CLAIM_TASK_URL": "https://elsewhere.example"}
+        out = subprocess.run(["bash", script, "--main-output-dir", "/out"], env=env,
+                             capture_output=True, text=True, timeout=30)
+        try:
+            got = json.loads(out.stdout)
+        except ValueError:
+            got = {"argv": [], "env": {}}
+        argv = got["argv"]
+
+        def flag(name):
+            return argv[argv.index(name) + 1] if name in argv[:-1] else None
+        r.check("worker entrypoint: maps WORKER_API_URL/WORKER_TOKEN/WORKER_ID onto the flags",
+                out.returncode == 0 and flag("--supabase-url") == "https://gw.example.com" and
+                flag("--supabase-access-token") == "tok.en.sig" and
+                flag("--worker") == "gpu-20260101_000000-abcd1234" and
+                argv[-2:] == ["--main-output-dir", "/out"], out.stdout + out.stderr)
+        r.check("worker entrypoint: always passes --supabase-anon-key (the token)",
+                flag("--supabase-anon-key") == "tok.en.sig")
+        r.check("worker entrypoint: no service-role key, no endpoint override reaches the worker",
+                not {"SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_SERVICE_KEY",
+                     "SUPABASE_EDGE_CLAIM_TASK_URL"} & set(got["env"]) and
+                got["env"].get("SUPABASE_URL") == "https://gw.example.com", str(got["env"]))
+        bad = subprocess.run(["bash", script], env={"PATH": env["PATH"], "WORKER_ID": "w"},
+                             capture_output=True, text=True, timeout=30)
+        r.check("worker entrypoint: refuses to start without WORKER_API_URL and WORKER_TOKEN",
+                bad.returncode != 0 and "WORKER_API_URL" in bad.stderr)
+
+
 def check_docs(r, root, deploy):
     path = os.path.join(root, "structure_docs", "deployment.md")
     if not r.check("structure_docs/deployment.md exists", os.path.isfile(path)):
@@ -843,6 +1043,7 @@ def main():
     check_gcp(r, root, deploy, docs, binary, uses)
     check_binary_uses(r, binary, uses)
     check_env_example(r, root, binary)
+    check_worker_entrypoint(r, deploy)
     check_docs(r, root, deploy)
     print("%d passed, %d failed" % (r.passed, r.failed))
     return 1 if r.failed else 0

@@ -53,6 +53,8 @@ mutate "misspelt command in the CronJob" kubernetes/cronjob.yaml \
     's/args: \["single"\]/args: ["singel"]/' singel
 mutate "unknown flag in the Cloud Run job" gcp/cloud-run-job.yaml \
     's/args: \["single"\]/args: ["single", "--dryrun"]/' --dryrun
+mutate "misspelt command in the gateway Deployment" kubernetes/gateway.yaml \
+    's/args: \["gateway"\]/args: ["gatewy"]/' gatewy
 mutate "CronJob retries failed cycles" kubernetes/cronjob.yaml \
     's/backoffLimit: 0 /backoffLimit: 2 /' "backoffLimit 0"
 

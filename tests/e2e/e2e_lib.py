@@ -411,6 +411,109 @@ class FakeRunPod:
         self._log.close()
 
 
+# ------------------------------------------------------------------------------------------------
+# The worker gateway (issue 13)
+
+GATEWAY_SECRET = "e2e-gateway-secret-0123456789abcdef0123456789"
+GATEWAY_ROLE = "orch_gateway_e2e"
+
+
+def ensure_gateway_role():
+    """A login role holding only orchestrator_worker, as the gateway should connect (roles are
+    cluster-wide; created once)."""
+    with _AdminConn() as admin:
+        cur = admin.cursor()
+        cur.execute("DO $$ BEGIN CREATE ROLE %s LOGIN; EXCEPTION WHEN duplicate_object OR "
+                    "unique_violation THEN NULL; END $$" % _ident(GATEWAY_ROLE))
+        cur.execute("GRANT orchestrator_worker TO %s" % _ident(GATEWAY_ROLE))
+
+
+def gateway_conninfo(dbname):
+    host = os.environ.get("PGHOST", "")
+    port = os.environ.get("PGPORT", "5432")
+    q = "port=%s&user=%s" % (port, GATEWAY_ROLE)
+    if host:
+        q = "host=%s&%s" % (host, q)
+    return "postgresql:///%s?%s" % (dbname, q)
+
+
+class Gateway:
+    """`$ORCH_BINARY gateway --port 0` on 127.0.0.1 for one test database, connected as
+    GATEWAY_ROLE, local storage under the test's log directory. Its port is read from the
+    gateway.start event; its log goes to gateway.log."""
+
+    def __init__(self, db, log_dir, env=None):
+        ensure_gateway_role()
+        self.log_path = os.path.join(log_dir, "gateway.log")
+        self.storage_dir = os.path.join(log_dir, "storage")
+        e = {k: v for k, v in os.environ.items()
+             if k in PASS_ENV or k.startswith(("ASAN_", "UBSAN_", "LSAN_"))}
+        e.update({"GATEWAY_DATABASE_URL": gateway_conninfo(db.name),
+                  "GATEWAY_JWT_SECRET": GATEWAY_SECRET, "GATEWAY_BIND_ADDRESS": "127.0.0.1",
+                  "STORAGE_DIR": self.storage_dir, "LOG_FORMAT": "json", "LOG_LEVEL": "INFO"})
+        e.update(env or {})
+        self._log = open(self.log_path, "ab", buffering=0)
+        self.proc = subprocess.Popen([BINARY, "gateway", "--port", "0"], env=e,
+                                     stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=subprocess.PIPE)
+        self.port = None
+        deadline = time.monotonic() + 20
+        buf = b""
+        fd = self.proc.stderr.fileno()
+        while time.monotonic() < deadline and self.port is None and self.proc.poll() is None:
+            r, _, _ = select.select([fd], [], [], 0.1)
+            if not r:
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            buf += chunk
+            self._log.write(chunk)
+            for line in buf.decode("utf-8", "replace").splitlines():
+                if '"gateway.start"' in line:
+                    try:
+                        self.port = int(json.loads(line)["port"])
+                    except (ValueError, KeyError):
+                        pass
+        if self.port is None:
+            self.stop()
+            raise RuntimeError("the gateway did not start; log %s:\n%s"
+                               % (self.log_path, tail(self.log_path)))
+        self.base_url = "http://127.0.0.1:%d" % self.port
+        self._drain = threading.Thread(target=self._copy, daemon=True)
+        self._drain.start()
+
+    def _copy(self):
+        try:
+            for chunk in iter(lambda: self.proc.stderr.read1(65536), b""):
+                self._log.write(chunk)
+        except (ValueError, OSError):
+            pass
+
+    def get(self, path, timeout=10):
+        """GET base_url + path: (status, body bytes)."""
+        try:
+            with urllib.request.urlopen(self.base_url + path, timeout=timeout) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def stop(self):
+        """SIGTERM, then wait; returns the exit code (SIGKILL after 15 s)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        try:
+            self._log.close()
+        except OSError:
+            pass
+        return self.proc.returncode
+
+
 def _group_alive(pgid):
     """True while a non-zombie process of the group exists."""
     try:
@@ -556,11 +659,34 @@ class E2ETestCase(unittest.TestCase):
     # -- fake ---------------------------------------------------------------------------------
 
     def start_fake(self, boot_worker=True, extra_args=(), env=None):
+        if self.http_workers and self.gateway is None:
+            self.start_gateway()
         fake = FakeRunPod(self.log_dir, boot_worker=boot_worker, extra_args=extra_args,
                           env=env)
         self.addCleanup(fake.stop)
         self.fake = fake
         return fake
+
+    # -- the worker gateway (issue 13) ----------------------------------------------------------
+
+    # True in the HTTP variants of the scenarios: the pods' workers speak the reference worker's
+    # HTTP dialect to `orchestrator gateway` (started per test) instead of calling SQL.
+    http_workers = False
+    gateway = None
+
+    def start_gateway(self, **env):
+        gw = Gateway(self.db, self.log_dir, env=env)
+        self.addCleanup(self._stop_gateway, gw)
+        self.gateway = gw
+        self.config["GATEWAY_PUBLIC_URL"] = gw.base_url
+        self.config["GATEWAY_JWT_SECRET"] = GATEWAY_SECRET
+        return gw
+
+    def _stop_gateway(self, gw):
+        rc = gw.stop()
+        if rc != 0:   # a crash, a sanitizer report or a leak fails the test
+            raise AssertionError("the gateway exited %s on SIGTERM; log %s:\n%s"
+                                 % (rc, gw.log_path, tail(gw.log_path, 40)))
 
     # -- running the binary -------------------------------------------------------------------
 
@@ -571,7 +697,8 @@ class E2ETestCase(unittest.TestCase):
              if k in PASS_ENV or k.startswith(("ASAN_", "UBSAN_", "LSAN_", "PG"))}
         e.update(self.config)
         e["DATABASE_URL"] = self.db.url
-        e["WORKER_ENV_DATABASE_URL"] = self.db.url
+        if not self.http_workers:       # HTTP workers get no database access at all
+            e["WORKER_ENV_DATABASE_URL"] = self.db.url
         if self.fake is not None:
             e["RUNPOD_API_BASE_URL"] = self.fake.base_url
         for k, v in overrides.items():

@@ -17,7 +17,10 @@ class TestScaleUpAndDown(E2ETestCase):
         self.config.update(MIN_ACTIVE_GPUS="1", MAX_ACTIVE_GPUS="4", TASKS_PER_GPU_THRESHOLD="3",
                            GPU_IDLE_TIMEOUT_SEC="3", WORKER_GRACE_PERIOD_SEC="1")
         self.start_fake()
-        task_ids = [self.db.insert_task("generate", {"duration_sec": 1, "n": i})
+        # HTTP workers: every other task's output goes through generate-upload-url + PUT, the
+        # rest as base64 in complete_task.
+        task_ids = [self.db.insert_task("generate", {"duration_sec": 1, "n": i,
+                                                     "upload": i % 2 == 0})
                     for i in range(12)]
 
         # -- scale up: desired = min(4, max(1, 0 + ceil(12 / 3))) = 4 -------------------------
@@ -43,9 +46,18 @@ class TestScaleUpAndDown(E2ETestCase):
         for p in posts:
             env = p["body"].get("env") or {}
             self.assertEqual(env.get("WORKER_ID"), p["body"]["name"])
-            self.assertEqual(env.get("DATABASE_URL"), self.db.url,
-                             "WORKER_ENV_DATABASE_URL passed through as DATABASE_URL")
             self.assertNotIn("RUNPOD_API_KEY", env, "secrets must not reach the pods")
+            if self.http_workers:
+                # The pod reaches the gateway with a token of its own, and nothing else.
+                self.assertEqual(env.get("WORKER_API_URL"), self.gateway.base_url)
+                claims = jwt_claims(env.get("WORKER_TOKEN", ""))
+                self.assertEqual((claims.get("sub"), claims.get("use")),
+                                 (p["body"]["name"], "worker"), claims)
+                self.assertNotIn("DATABASE_URL", env, "HTTP workers get no database access")
+                self.assertNotIn("GATEWAY_JWT_SECRET", env)
+            else:
+                self.assertEqual(env.get("DATABASE_URL"), self.db.url,
+                                 "WORKER_ENV_DATABASE_URL passed through as DATABASE_URL")
 
         # -- promotion on the first heartbeat -------------------------------------------------
         self.run_cycles_until(
@@ -67,7 +79,16 @@ class TestScaleUpAndDown(E2ETestCase):
         for t in self.db.tasks():
             self.assertEqual(t["attempts"], 0, t)
             self.assertIn(t["worker_id"], ids, t)
-            self.assertEqual(t["output_location"], "fake://output/%s" % t["id"])
+            if not self.http_workers:
+                self.assertEqual(t["output_location"], "fake://output/%s" % t["id"])
+                continue
+            # The output was stored by the gateway under the task and is served back.
+            prefix = "%s/storage/v1/object/public/image_uploads/system/tasks/%s/" % (
+                self.gateway.base_url, t["id"])
+            self.assertTrue(t["output_location"].startswith(prefix), t["output_location"])
+            status, body = self.gateway.get(t["output_location"][len(self.gateway.base_url):])
+            self.assertEqual(status, 200)
+            self.assertEqual(body, ("fake output of %s\n" % t["id"]).encode() * 64)
         self.assertEqual(sorted(t["id"] for t in self.db.tasks()), sorted(task_ids))
         self.assertEqual(self.total_action("workers_failed"), 0)
         self.assertEqual(self.total_action("tasks_reset"), 0)
@@ -112,6 +133,23 @@ class TestScaleUpAndDown(E2ETestCase):
         hb = self.db.worker(survivor["id"])["last_heartbeat"]
         time.sleep(1.2)
         self.assertGreater(self.db.worker(survivor["id"])["last_heartbeat"], hb)
+
+
+def jwt_claims(token):
+    """The payload of a JWT, unverified (the gateway's own tests check signatures)."""
+    import base64
+    import json
+    try:
+        part = token.split(".")[1]
+        return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    except (IndexError, ValueError):
+        return {}
+
+
+class TestScaleUpAndDownHttp(TestScaleUpAndDown):
+    """The same scenario with HTTP workers: the Headless-Wan2GP dialect through `orchestrator
+    gateway` (issue 13), uploads both ways."""
+    http_workers = True
 
 
 if __name__ == "__main__":

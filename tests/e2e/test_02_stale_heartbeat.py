@@ -67,5 +67,10 @@ class TestStaleHeartbeat(E2ETestCase):
         self.assertEqual(self.total_action("workers_spawned"), 2)
 
 
+class TestStaleHeartbeatHttp(TestStaleHeartbeat):
+    """The same with HTTP workers through `orchestrator gateway` (issue 13)."""
+    http_workers = True
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -108,5 +108,18 @@ class TestGracefulShutdown(E2ETestCase):
         self.assertEqual(len(self.creates()), 2)
 
 
+class TestGracefulShutdownHttp(E2ETestCase):
+    """Graceful shutdown with HTTP workers (issue 13): like the reference worker they never
+    learn they are draining; the gateway's claim answers 204 to a terminating worker, which
+    finishes its task, and the orchestrator then deletes the pod."""
+    http_workers = True
+    _one_worker_holding = TestGracefulShutdown._one_worker_holding
+    _graceful_timeout = TestGracefulShutdown._graceful_timeout
+    test_terminating_worker_keeps_pod_until_task_completes = \
+        TestGracefulShutdown.test_terminating_worker_keeps_pod_until_task_completes
+    test_terminating_worker_task_recovered_after_graceful_timeout = \
+        TestGracefulShutdown.test_terminating_worker_task_recovered_after_graceful_timeout
+
+
 if __name__ == "__main__":
     unittest.main()

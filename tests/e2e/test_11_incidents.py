@@ -101,5 +101,14 @@ class TestIncidents(SafetyTestCase):
         self.invariants("poison task")
 
 
+class TestPoisonTaskHttp(SafetyTestCase):
+    """The poison task with HTTP workers (issue 13): each dies after its guardian's last
+    heartbeat with status_param "crashed"; the gateway ends it as crashed and the cycle
+    recovers the task, counting the attempt."""
+    http_workers = True
+    test_poison_task_fails_after_max_attempts = \
+        TestIncidents.test_poison_task_fails_after_max_attempts
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -51,8 +51,16 @@ class TestSecrets(SafetyTestCase):
         q = "port=%s" % port + ("&host=%s" % host if host else "")
         return "postgresql://%s:%s@/%s?%s" % (self.role, DB_PASSWORD, dbname, q)
 
+    def all_secrets(self):
+        """SECRETS, plus with HTTP workers the gateway's signing secret and every pod's token."""
+        if not self.http_workers:
+            return SECRETS
+        tokens = [(r["body"] or {}).get("env", {}).get("WORKER_TOKEN", "") for r in self.creates()]
+        self.assertTrue(tokens and all(tokens), "every pod got a WORKER_TOKEN")
+        return SECRETS + (e2e_lib.GATEWAY_SECRET,) + tuple(tokens)
+
     def assert_clean(self, where, text):
-        for s in SECRETS:
+        for s in self.all_secrets():
             self.assertNotIn(s, text, "a secret (%s...) appears in %s" % (s[:6], where))
 
     def test_no_secret_in_any_output(self):
@@ -125,6 +133,11 @@ class TestSecrets(SafetyTestCase):
         self.assertTrue(envs and all(e.get("SECRET_TOKEN") == WORKER_SECRET for e in envs))
         self.assertTrue(all(API_KEY not in str(e) and DB_PASSWORD not in str(e) for e in envs),
                         "the orchestrator's own secrets leaked into a pod's environment")
+        if self.http_workers:
+            # The gateway's own log, and the secret redacted by `config`.
+            with open(self.gateway.log_path) as f:
+                self.assert_clean("the gateway's log", f.read())
+            self.assertIn("GATEWAY_JWT_SECRET=***set***", config_out)
         # Issue 12.8: the metrics file must exist and hold the fleet, or the check proves nothing.
         self.assertTrue(os.path.exists(metrics_file), "METRICS_FILE was not written")
         with open(metrics_file) as f:
@@ -136,6 +149,12 @@ class TestSecrets(SafetyTestCase):
                      "found (%s)" % (len(outputs), journal.count("\n") + 1,
                                      logs.count("\n") + 1 if logs else 0, metrics_note))
         self.invariants("secrets")
+
+
+class TestSecretsHttp(TestSecrets):
+    """The same with HTTP workers (issue 13): neither GATEWAY_JWT_SECRET nor any pod's
+    WORKER_TOKEN appears in any output, the journal, system_logs, metrics or the gateway's log."""
+    http_workers = True
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ They are planned like a cycle (same actions, guards and limits) and print a JSON
 
 import unittest
 
+import e2e_lib
 from e2e_lib import E2ETestCase
 
 
@@ -13,6 +14,7 @@ class TestOperatorCommands(E2ETestCase):
         self.config.update(MIN_ACTIVE_GPUS="0", MAX_ACTIVE_GPUS="3", GPU_IDLE_TIMEOUT_SEC="60",
                            WORKER_GRACE_PERIOD_SEC="60", TASKS_PER_GPU_THRESHOLD="1")
         self.start_fake()
+        e2e_lib.install_hold_audit(self.db)
 
     def posts(self):
         return [r for r in self.fake.api_requests("POST")]

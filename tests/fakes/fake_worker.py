@@ -37,8 +37,21 @@ Task params understood (all optional):
 
 Exit status: 0 after a normal stop (told terminating/terminated/error/unknown, or SIGTERM),
 1 on a simulated crash or when the database stays unreachable.
+
+HTTP mode (issue 13): when WORKER_API_URL and WORKER_TOKEN are set (the orchestrator gives every
+pod both when the gateway is configured), the worker speaks only the HTTP dialect of the
+reference worker, Headless-Wan2GP (shared/reference/headless-worker-interface.md), to
+`orchestrator gateway`, exactly as that worker does: the heartbeat RPC with `apikey` only and
+the `*_param` names (a last beat with status_param "crashed" when it crashes), the lost-claim
+GET, task-counts then claim-next-task with `Authorization: Bearer`, complete_task with a base64
+file or through generate-upload-url + PUT, update-task-status for failures. Like the real
+worker it never learns its own status: it stops when its pod is deleted (or on SIGTERM).
+  FAKE_WORKER_MODE=sql          force the SQL contract even when WORKER_API_URL is set
+Task params in HTTP mode: upload: true -> the upload-URL path (else base64); no_output: true ->
+update-task-status Complete without a file.
 """
 
+import json
 import os
 import random
 import signal
@@ -296,9 +309,225 @@ class Worker:
         return 0
 
 
+class HttpWorker:
+    """The HTTP dialect of Headless-Wan2GP, against the gateway (see the module docstring)."""
+
+    def __init__(self):
+        self.worker_id = os.environ.get("WORKER_ID", "")
+        self.base = os.environ.get("WORKER_API_URL", "").rstrip("/")
+        self.token = os.environ.get("WORKER_TOKEN", "")
+        self.hb_sec = max(0.05, env_float("FAKE_WORKER_HEARTBEAT_SEC", 1.0))
+        self.poll_sec = max(0.05, env_float("FAKE_WORKER_CLAIM_POLL_SEC", 0.3))
+        self.vram_total = int(env_float("FAKE_WORKER_VRAM_TOTAL_MB", 24564))
+        self.stop_hb_after = env_float("FAKE_WORKER_STOP_HEARTBEAT_AFTER_SEC", -1.0)
+        self.hang_on_task = env_flag("FAKE_WORKER_HANG_ON_TASK")
+        self.crash_type = os.environ.get("FAKE_WORKER_CRASH_ON_TASK_TYPE", "")
+        self.run_type = os.environ.get("FAKE_WORKER_RUN_TYPE", "gpu") or "gpu"
+        self.started = time.monotonic()
+        self.frozen = False
+        self.task = None
+        self.task_done_at = None
+        self.task_outcome = None
+        self.next_hb = 0.0
+        self.next_poll = 0.0
+
+    log = Worker.log
+
+    def http(self, method, path, body=None, headers=None, raw=None, url=None, timeout=15):
+        """One request; returns (status, parsed JSON or None). Network errors are (0, None)."""
+        import urllib.error
+        import urllib.request
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None
+                                            else None)
+        req = urllib.request.Request(url or (self.base + path), data=data, method=method)
+        for k, v in (headers or {}).items():
+            req.add_header(k, v)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                text = resp.read()
+                status = resp.status
+        except urllib.error.HTTPError as e:
+            text = e.read()
+            status = e.code
+        except (OSError, ValueError) as e:
+            self.log("http.error", path=path, error=str(e))
+            return 0, None
+        try:
+            return status, json.loads(text) if text.strip() else None
+        except ValueError:
+            return status, None
+
+    def bearer(self):
+        return {"Authorization": "Bearer " + self.token, "Content-Type": "application/json"}
+
+    # -- the guardian's heartbeat ---------------------------------------------------------------
+
+    def heartbeat(self, status="active"):
+        if status == "crashed" or self.vram_total <= 0:
+            total, used = 0, 0
+        else:
+            total = self.vram_total
+            used = min(total, 18000 + random.randint(0, 3000)) if self.task else \
+                400 + random.randint(0, 400)
+        logs = [] if status == "crashed" else [{
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "level": "INFO",
+            "message": "fake worker alive", "task_id": self.task["id"] if self.task else
+            "unknown_task_%d" % os.getpid(), "metadata": {"pid": os.getpid()}}]
+        code, reply = self.http("POST", "/rest/v1/rpc/func_worker_heartbeat_with_logs", {
+            "worker_id_param": self.worker_id, "vram_total_mb_param": total,
+            "vram_used_mb_param": used, "logs_param": logs, "status_param": status},
+            headers={"apikey": self.token, "Content-Type": "application/json",
+                     "Prefer": "return=representation"})
+        if code != 200:
+            self.log("heartbeat.refused", http_status=code,
+                     error=(reply or {}).get("error", "") if isinstance(reply, dict) else "")
+
+    # -- the poll loop ----------------------------------------------------------------------------
+
+    def take(self, t, how):
+        params = t.get("params") or {}
+        if not isinstance(params, dict):
+            params = {}
+        attempts = t.get("attempts") or 0
+        self.task = {"id": str(t.get("task_id") or t.get("id")), "task_type":
+                     t.get("task_type") or "", "params": params, "attempts": attempts}
+        self.log("task.claimed", task_id=self.task["id"], task_type=self.task["task_type"],
+                 attempts=attempts, via=how)
+        fault_attempts = params.get("fault_attempts")
+        faults_on = fault_attempts is None or attempts < int(fault_attempts)
+        if (self.crash_type and self.task["task_type"] == self.crash_type) or \
+                (faults_on and params.get("crash") is True):
+            self.log("crash", reason="poison task", task_id=self.task["id"])
+            self.heartbeat("crashed")          # the guardian's last beat
+            os._exit(1)
+        if faults_on and params.get("stop_heartbeat") is True:
+            self.frozen = True
+            self.log("heartbeat.stopped", reason="task asked to stop heartbeating",
+                     holding_task=self.task["id"])
+            return
+        self.task_outcome = "fail" if (faults_on and params.get("fail") is True) else "complete"
+        if self.hang_on_task or (faults_on and params.get("hang") is True):
+            self.task_done_at = None
+            self.log("task.hanging", task_id=self.task["id"])
+            return
+        try:
+            duration = float(params.get("duration_sec", 1))
+        except (TypeError, ValueError):
+            duration = 1.0
+        # After "loading a model", the worker resets generation_started_at of its task.
+        self.http("POST", "/functions/v1/update-task-status", {
+            "task_id": self.task["id"], "status": "In Progress",
+            "reset_generation_started_at": True}, headers=self.bearer())
+        self.task_done_at = time.monotonic() + max(0.0, duration)
+
+    def poll(self):
+        code, rows = self.http(
+            "GET", "/rest/v1/tasks?select=id,params,task_type,project_id&worker_id=eq.%s"
+            "&status=eq.In%%20Progress&limit=1" % self.worker_id,
+            headers={"apikey": self.token, "Authorization": "Bearer " + self.token})
+        if code == 200 and isinstance(rows, list) and rows:
+            self.take(rows[0], "lost_claim")
+            return
+        code, counts = self.http("POST", "/functions/v1/task-counts",
+                                 {"run_type": self.run_type, "include_active": True},
+                                 headers=self.bearer(), timeout=10)
+        totals = (counts or {}).get("totals") if isinstance(counts, dict) else None
+        if code == 200 and isinstance(totals, dict) and totals.get("queued_only", 0) <= 0 \
+                and totals.get("eligible_queued", 0) == 0:
+            return
+        code, task = self.http("POST", "/functions/v1/claim-next-task",
+                               {"worker_id": self.worker_id, "run_type": self.run_type},
+                               headers=self.bearer())
+        if code == 200 and isinstance(task, dict):
+            self.take(task, "claim")
+
+    def finish(self):
+        tid = self.task["id"]
+        params = self.task["params"]
+        if self.task_outcome == "fail":
+            code, reply = self.http("POST", "/functions/v1/update-task-status", {
+                "task_id": tid, "status": "Failed", "output_location": "fake failure"},
+                headers=self.bearer())
+            event = "task.failed"
+        elif params.get("no_output") is True:
+            code, reply = self.http("POST", "/functions/v1/update-task-status",
+                                    {"task_id": tid, "status": "Complete"},
+                                    headers=self.bearer())
+            event = "task.completed"
+        else:
+            data = ("fake output of %s\n" % tid).encode() * 64
+            if params.get("upload") is True:
+                code, urls = self.http("POST", "/functions/v1/generate-upload-url", {
+                    "task_id": tid, "filename": "output.mp4", "content_type": "video/mp4",
+                    "generate_thumbnail_url": True}, headers=self.bearer())
+                if code == 200:
+                    code, _ = self.http("PUT", "", raw=data, url=urls["upload_url"],
+                                        headers={"Content-Type": "video/mp4"})
+                if code == 200:
+                    code, _ = self.http("PUT", "", raw=b"\xff\xd8thumb",
+                                        url=urls["thumbnail_upload_url"],
+                                        headers={"Content-Type": "image/jpeg"})
+                if code == 200:
+                    code, reply = self.http("POST", "/functions/v1/complete_task", {
+                        "task_id": tid, "storage_path": urls["storage_path"],
+                        "thumbnail_storage_path": urls["thumbnail_storage_path"]},
+                        headers=self.bearer())
+                else:
+                    reply = None
+            else:
+                import base64
+                code, reply = self.http("POST", "/functions/v1/complete_task", {
+                    "task_id": tid, "file_data": base64.b64encode(data).decode(),
+                    "filename": "output.mp4"}, headers=self.bearer())
+            event = "task.completed"
+        if code == 0:
+            return                  # gateway unreachable: retry the report later
+        if code not in (200, 201):
+            self.log(event + "_rejected", task_id=tid, http_status=code)
+        else:
+            self.log(event, task_id=tid, public_url=(reply or {}).get("public_url", "")
+                     if isinstance(reply, dict) else "")
+        self.task = None
+        self.task_done_at = None
+
+    def run(self):
+        if not self.worker_id or not self.base or not self.token:
+            sys.stderr.write("fake_worker: WORKER_ID, WORKER_API_URL and WORKER_TOKEN are "
+                             "needed in HTTP mode\n")
+            return 2
+        self.log("start", mode="http", heartbeat_sec=self.hb_sec, vram_total_mb=self.vram_total,
+                 pid=os.getpid())
+        if env_flag("FAKE_WORKER_CRASH_AT_START"):
+            self.log("crash", reason="FAKE_WORKER_CRASH_AT_START")
+            return 1
+        while not _stop_requested:
+            now = time.monotonic()
+            if not self.frozen and self.stop_hb_after >= 0 and \
+                    now - self.started >= self.stop_hb_after:
+                self.frozen = True
+                self.log("heartbeat.stopped", reason="FAKE_WORKER_STOP_HEARTBEAT_AFTER_SEC")
+            if self.frozen:
+                time.sleep(0.1)
+                continue
+            if now >= self.next_hb:
+                self.next_hb = now + self.hb_sec
+                self.heartbeat()
+            if self.task is not None:
+                if self.task_done_at is not None and time.monotonic() >= self.task_done_at:
+                    self.finish()
+            elif time.monotonic() >= self.next_poll:
+                self.next_poll = time.monotonic() + self.poll_sec
+                self.poll()
+            time.sleep(0.05)
+        self.log("exit", reason="SIGTERM", holding_task=self.task["id"] if self.task else "")
+        return 0
+
+
 def main():
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGINT, _on_sigterm)
+    if os.environ.get("WORKER_API_URL") and os.environ.get("FAKE_WORKER_MODE", "") != "sql":
+        return HttpWorker().run()
     w = Worker()
     try:
         rc = w.run()

@@ -150,6 +150,7 @@ plant() { # name, file under src/, header to include
 }
 plant core_up core/planner.c db.h
 plant shell_up shell/loop.c commands.h
+plant gateway_up gateway/gateway.c commands.h
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

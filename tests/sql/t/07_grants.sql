@@ -16,8 +16,13 @@ SELECT set_eq(
                             AND d.objid = p.oid AND d.deptype = 'e')$$,
     $$VALUES ('func_claim_next_task'), ('func_worker_heartbeat'), ('func_mark_task_complete'),
              ('func_mark_task_failed'), ('func_insert_logs_batch'),
-             ('func_worker_heartbeat_with_logs')$$,
-    'orchestrator_worker can execute exactly the six worker functions');
+             ('func_worker_heartbeat_with_logs'),
+             -- the gateway's entry points (0006_gateway.sql, issue 13)
+             ('func_gateway_heartbeat'), ('func_gateway_task_counts'), ('func_gateway_claim'),
+             ('func_gateway_held_tasks'), ('func_gateway_task_update'),
+             ('func_gateway_task_for_upload'), ('func_gateway_complete')$$,
+    'orchestrator_worker can execute exactly the six worker functions and the seven gateway '
+    'entry points');
 SELECT is_empty(
     $$SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
        WHERE n.nspname = 'public' AND c.relkind IN ('r', 'v', 'm', 'S', 'p')
@@ -33,7 +38,8 @@ SELECT is_empty(
        WHERE n.nspname = 'public' AND p.proname LIKE 'func\_%'
          AND (NOT p.prosecdef AND p.proname NOT IN ('func_task_retry_delay',
                                                     'func_normalize_log_level',
-                                                    'func_task_max_attempts')
+                                                    'func_task_max_attempts',
+                                                    'func_gateway_task_json')
               OR NOT coalesce(p.proconfig, '{}') @> ARRAY['search_path=public, pg_temp'])$$,
     'every func_* is SECURITY DEFINER (pure helpers aside) with search_path = public, pg_temp');
 
@@ -47,7 +53,9 @@ SELECT is(sqltest.as_worker(q), 'ok', 'worker may: ' || regexp_replace(q, '\s+',
     $$SELECT func_worker_heartbeat_with_logs('gw-1', 1, 1, '[{"message": "hi"}]')$$,
     $$SELECT func_insert_logs_batch('[]')$$,
     $$SELECT func_mark_task_failed('00000000-0000-0000-0000-0000000000a1', 'gw-1', 'x')$$,
-    $$SELECT func_mark_task_complete('00000000-0000-0000-0000-0000000000a1', 'gw-1', '{}', 'x')$$
+    $$SELECT func_mark_task_complete('00000000-0000-0000-0000-0000000000a1', 'gw-1', '{}', 'x')$$,
+    $$SELECT * FROM func_gateway_task_counts('gw-1', 'r-grants')$$,
+    $$SELECT * FROM func_gateway_held_tasks('gw-1', 1)$$
     ]) AS q;
 SELECT is(sqltest.as_worker(q), '42501',
           'worker may not: ' || regexp_replace(q, '\s+', ' ', 'g')) FROM unnest(ARRAY[
@@ -69,6 +77,8 @@ SELECT is(sqltest.as_worker(q), '42501',
     $$UPDATE orchestrator_lease SET holder = 'worker', expires_at = 'infinity'$$,
     $$SELECT nextval('orchestrator_cycles_id_seq')$$,
     'SELECT func_cleanup_old_logs(0)',
+    $$SELECT func_gateway_worker_state('gw-1')$$,
+    $$SELECT func_gateway_why_not('00000000-0000-0000-0000-0000000000a1', 'gw-1')$$,
     'SELECT func_task_retry_delay(1)',
     $$SELECT worker_status_transition_allowed('active', 'error')$$
     ]) AS q;
