@@ -155,6 +155,7 @@ Status commands_app_open(App *app, const Config *cfg, const char *command, bool 
             .max_response_bytes = RUNPOD_JSON_MAX_BODY, /* a list of ~4,000 pods */
             .backoff_base_ms = 500,
             .backoff_max_ms = 8000,
+            .rate_limit_reserve = cfg->runpod_rate_limit_reserve,
         };
         Status st = runpod_client_new(&o, &app->rp);
         if (st != STATUS_OK)

@@ -17,6 +17,7 @@
 #include "db.h"
 #include "planner.h"
 #include "task_cost.h"
+#include "status_runpod.h"
 
 static void fmt_age(long long sec, char *out, size_t cap)
 {
@@ -255,6 +256,7 @@ static cJSON *status_json(const Snapshot *snap, const Plan *plan, const Config *
         cJSON_AddNumberToObject(x, "failures", snap->backoffs[i].failures);
         cJSON_AddItemToArray(bo, x);
     }
+    cJSON_AddItemToObject(o, "runpod", status_runpod_json(snap, cfg)); /* issue 16 */
     cJSON *c = cJSON_AddObjectToObject(o, "cycles");
     cJSON_AddNumberToObject(c, "last_cycle", (double)(snap->cycle_number - 1));
     cJSON_AddNumberToObject(c, "since_last_success_sec", (double)snap->since_success_sec);
@@ -466,6 +468,7 @@ static void status_text(const Snapshot *snap, const Plan *plan, const Config *cf
         printf("backoff  %s for %s more (%d failures)\n", snap->backoffs[i].gpu_type, age,
                snap->backoffs[i].failures);
     }
+    status_runpod_text(snap, cfg); /* issue 16 */
     fmt_age(snap->since_success_sec, a2, sizeof a2);
     fmt_age(snap->since_reconcile_sec, a3, sizeof a3);
     printf("cycles   last #%lld, last success %s ago, last reconcile %s ago; fleet $%.2f/h\n",

@@ -327,6 +327,12 @@ Status config_parse(const char *const *envp, const char *hostname, unsigned need
                          "config: CAPACITY_BACKOFF_BASE_SEC (%d) is greater than "
                          "CAPACITY_BACKOFF_MAX_SEC (%d)",
                          cfg->capacity_backoff_base_sec, cfg->capacity_backoff_max_sec);
+    if (strcmp(cfg->runpod_gpu_choice, "ordered") != 0 && cfg->runpod_catalog_ttl_sec == 0)
+        config_add_error(errs,
+                         "config: RUNPOD_GPU_CHOICE=%s needs RunPod's GPU catalog, but "
+                         "RUNPOD_CATALOG_TTL_SEC is 0 (never read it): set it to a positive "
+                         "number of seconds (e.g. 300) or use RUNPOD_GPU_CHOICE=ordered",
+                         cfg->runpod_gpu_choice);
     if (cfg->worker_id_prefix[0] && !valid_prefix(cfg->worker_id_prefix))
         config_add_error(errs,
                          "config: invalid value \"%s\" for WORKER_ID_PREFIX: expected lower-case "

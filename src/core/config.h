@@ -95,6 +95,11 @@ typedef struct {
     int runpod_connect_timeout_sec;
     int runpod_request_timeout_sec;
     int runpod_max_retries;
+    char runpod_gpu_choice[16];    /* RUNPOD_GPU_CHOICE: ordered | cheapest | value */
+    int runpod_catalog_ttl_sec;    /* RUNPOD_CATALOG_TTL_SEC: 0 = no catalog */
+    int runpod_value_min_samples;  /* RUNPOD_VALUE_MIN_SAMPLES */
+    int runpod_value_window_hours; /* RUNPOD_VALUE_WINDOW_HOURS */
+    int runpod_rate_limit_reserve; /* RUNPOD_RATE_LIMIT_RESERVE */
     size_t n_worker_env;
     ConfigEnvPair worker_env[CONFIG_WORKER_ENV_MAX];
 

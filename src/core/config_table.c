@@ -71,6 +71,24 @@ const VarSpec CONFIG_VARS[] = {
      "total timeout of each RunPod call"},
     {"RUNPOD_MAX_RETRIES", VT_INT, F(runpod_max_retries), "3", 0, 10, false, NULL,
      "retries of a RunPod call after 429, 5xx or a transport error"},
+    {"RUNPOD_GPU_CHOICE", VT_ENUM, F(runpod_gpu_choice), "ordered", 0, 0, false,
+     "ordered|cheapest|value",
+     "order of each pool's GPU types: ordered (as configured), cheapest (lowest list price in "
+     "stock) or value (lowest dollars per task from our own task history); out-of-stock types "
+     "are skipped whatever the choice"},
+    {"RUNPOD_CATALOG_TTL_SEC", VT_INT, F(runpod_catalog_ttl_sec), "300", 0, 86400, false, NULL,
+     "RunPod's GPU catalog (stock, prices) is read at most once per this many seconds, when a "
+     "cycle spawns, and shared between runs through the database (0 = never read it)"},
+    {"RUNPOD_VALUE_MIN_SAMPLES", VT_INT, F(runpod_value_min_samples), "20", 1, 1000000, false, NULL,
+     "value: completed tasks a GPU type needs before its own median duration counts (fewer: "
+     "the pool's median, i.e. ranked by price)"},
+    {"RUNPOD_VALUE_WINDOW_HOURS", VT_INT, F(runpod_value_window_hours), "168", 1, 8760, false, NULL,
+     "value: the task-duration figures come from the completed tasks of this many past hours "
+     "(the newest 5000 at most)"},
+    {"RUNPOD_RATE_LIMIT_RESERVE", VT_INT, F(runpod_rate_limit_reserve), "10", 0, 100000, false,
+     NULL,
+     "RunPod API calls kept back from pod creates for pod lists and terminations (creates "
+     "beyond the remaining quota minus this wait for later cycles; terminations never wait)"},
     {"WORKER_ID_PREFIX", VT_STRING, F(worker_id_prefix), "gpu-", 1, 24, false, NULL,
      "worker ids and pod names are <prefix><UTC yyyymmdd_HHMMSS>-<8 hex>"},
     {"STUCK_EXEMPT_TASK_TYPES", VT_STRING, F(stuck_exempt_task_types), "%_orchestrator", 0,

@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "gpu_choice.h"
 #include "snapshot.h"
 
 #define PLAN_MAX_ACTIONS 4096
@@ -68,6 +69,8 @@ typedef enum {
     SPAWN_LIMIT_GPU_BACKOFF,     /* every GPU type is in capacity backoff */
     SPAWN_LIMIT_UNSAFE_SNAPSHOT, /* snapshot truncated: act on nothing */
     SPAWN_LIMIT_FLEET_CEILING,   /* the fleet's MAX_ACTIVE_GPUS, shared with the other pools */
+    SPAWN_LIMIT_OUT_OF_STOCK,    /* the fresh catalog shows every usable GPU type out of stock */
+    SPAWN_LIMIT_RATE_LIMIT,      /* RunPod's rate-limit quota: the rest waits for later cycles */
 } SpawnLimit;
 
 typedef struct {
@@ -114,6 +117,7 @@ typedef struct {
     char cloud_type[16];     /* SECURE or COMMUNITY: which of gpu_prices' prices applies */
     size_t n_gpu_types;
     char gpu_types[PLAN_GPU_TYPES_MAX][SNAP_NAME_MAX];
+    char catalog_scope[SNAP_SCOPE_MAX]; /* catalog_scope() of its cloud and the data centers */
 } PolicyPool;
 
 /* The policy: the part of Config the planner needs, as plain numbers. The flat fields are the
@@ -143,7 +147,14 @@ typedef struct {
     char gpu_types[PLAN_GPU_TYPES_MAX][SNAP_NAME_MAX];
     size_t n_pools;
     PolicyPool pools[PLAN_POOLS_MAX];
+    /* issue 16: the order of GPU types, and RunPod's rate limit */
+    GpuChoicePolicy gpu_choice;
+    long long catalog_ttl_sec; /* 0 = no catalog */
+    long long value_min_samples;
+    long long rate_limit_reserve;
 } Policy;
+
+_Static_assert(GPU_CHOICE_MAX == PLAN_GPU_TYPES_MAX, "one candidate per configured GPU type");
 
 /* One pool in the plan: its counts after this plan's transitions and its scale-up decision. */
 typedef struct {
@@ -163,6 +174,7 @@ typedef struct {
     double price_bound; /* the most a new pod may cost per hour; -1 a type's price is unknown */
     size_t n_gpu_types; /* its types to try, in order, with backed-off ones removed */
     char gpu_types[PLAN_GPU_TYPES_MAX][SNAP_NAME_MAX];
+    GpuChoice choice; /* the order of its GPU types and every input of it (gpu_choice.h) */
 } PlanPool;
 
 typedef struct {
@@ -190,6 +202,10 @@ typedef struct {
     long long unserved_queued; /* Queued tasks of run types no pool serves */
     size_t n_unserved;         /* those run types (at most PLAN_UNSERVED_MAX listed) */
     char unserved[PLAN_UNSERVED_MAX][SNAP_NAME_MAX];
+    long long rate_remaining; /* RunPod calls the quota allows now; -1 unknown */
+    long long rate_allowance; /* pod creates it allows after the reserve and the planned
+                                 terminations; -1 unknown (no limit) */
+    long long rate_deferred;  /* spawns the rate limit moved to later cycles */
 
     size_t count;
     bool truncated; /* more actions than PLAN_MAX_ACTIONS: the rest wait for the next cycle */

@@ -117,6 +117,10 @@ const char *spawn_limit_str(SpawnLimit limit)
         return "unsafe_snapshot";
     case SPAWN_LIMIT_FLEET_CEILING:
         return "fleet_ceiling";
+    case SPAWN_LIMIT_OUT_OF_STOCK:
+        return "out_of_stock";
+    case SPAWN_LIMIT_RATE_LIMIT:
+        return "rate_limit";
     }
     return "unknown";
 }
@@ -172,7 +176,18 @@ void policy_from_config(const Config *cfg, Policy *out)
         snprintf(pp->cloud_type, sizeof pp->cloud_type, "%s", pc->cloud_type);
         for (size_t g = 0; g < pc->gpu_types.count && g < PLAN_GPU_TYPES_MAX; g++)
             snprintf(pp->gpu_types[pp->n_gpu_types++], SNAP_NAME_MAX, "%s", pc->gpu_types.items[g]);
+        const char *dcs[CONFIG_LIST_MAX];
+        for (size_t d = 0; d < cfg->runpod_data_center_ids.count; d++)
+            dcs[d] = cfg->runpod_data_center_ids.items[d];
+        catalog_scope(pc->cloud_type, dcs, cfg->runpod_data_center_ids.count, pp->catalog_scope,
+                      sizeof pp->catalog_scope);
     }
+    out->gpu_choice = strcmp(cfg->runpod_gpu_choice, "cheapest") == 0 ? GPU_CHOICE_CHEAPEST
+                      : strcmp(cfg->runpod_gpu_choice, "value") == 0  ? GPU_CHOICE_VALUE
+                                                                      : GPU_CHOICE_ORDERED;
+    out->catalog_ttl_sec = cfg->runpod_catalog_ttl_sec;
+    out->value_min_samples = cfg->runpod_value_min_samples;
+    out->rate_limit_reserve = cfg->runpod_rate_limit_reserve;
 }
 
 bool planner_reconcile_due(const Snapshot *snap, const Policy *policy)

@@ -236,20 +236,23 @@ static void breaker(const Ctx *c, int p, PlanPool *out)
         ended >= pol->min_workers_for_rate && out->failure_rate > pol->max_failure_rate;
 }
 
-/* Pool p's GPU types not in capacity backoff, in its configured order. */
+/* Pool p's GPU types to try, in the order RUNPOD_GPU_CHOICE gives them (gpu_choice.h): types
+ * in capacity backoff, and with a fresh catalog types out of stock, removed. */
 static void usable_gpu_types(const Ctx *c, const PolicyPool *pp, PlanPool *out)
 {
-    const Snapshot *snap = c->snap;
+    const Policy *pol = c->policy;
+    GpuChoiceInput in = {.policy = pol->gpu_choice,
+                         .catalog_ttl_sec = pol->catalog_ttl_sec,
+                         .min_samples = pol->value_min_samples,
+                         .scope = pp->catalog_scope,
+                         .pool = pp->name,
+                         .n_types = pp->n_gpu_types < PLAN_GPU_TYPES_MAX ? pp->n_gpu_types
+                                                                         : PLAN_GPU_TYPES_MAX,
+                         .types = pp->gpu_types};
+    gpu_choice_decide(&in, c->snap, &out->choice);
     out->n_gpu_types = 0;
-    for (size_t g = 0; g < pp->n_gpu_types && g < PLAN_GPU_TYPES_MAX; g++) {
-        bool backed_off = false;
-        for (size_t b = 0; b < snap->n_backoffs; b++)
-            if (strcmp(snap->backoffs[b].gpu_type, pp->gpu_types[g]) == 0 &&
-                snap->backoffs[b].remaining_sec > 0)
-                backed_off = true;
-        if (!backed_off)
-            memcpy(out->gpu_types[out->n_gpu_types++], pp->gpu_types[g], SNAP_NAME_MAX);
-    }
+    for (size_t g = 0; g < out->choice.n_usable; g++)
+        memcpy(out->gpu_types[out->n_gpu_types++], out->choice.c[g].gpu_type, SNAP_NAME_MAX);
 }
 
 /* Pool p's counts, desired size and own spawn limit; *cap is what it would spawn within its own
@@ -306,7 +309,8 @@ static void size_pool(Ctx *c, int p, long long *cap, long long *min_deficit, Rea
     }
     if (n > 0 && out->n_gpu_types == 0) {
         n = 0;
-        out->spawn_limit = SPAWN_LIMIT_GPU_BACKOFF;
+        out->spawn_limit =
+            out->choice.n_out_of_stock > 0 ? SPAWN_LIMIT_OUT_OF_STOCK : SPAWN_LIMIT_GPU_BACKOFF;
     }
     *cap = n;
     *min_deficit = pp->min_active - have > 0 ? pp->min_active - have : 0;
@@ -619,6 +623,62 @@ static void rebalance_min(Ctx *c, size_t n, const long long *deficit, const long
     }
 }
 
+/* RunPod calls this plan's terminations make (one DELETE per pod), made before any create. */
+static long long planned_api_terminations(const Plan *plan)
+{
+    long long n = 0;
+    for (size_t i = 0; i < plan->count; i++)
+        if ((plan->actions[i].kind == ACTION_TERMINATE_WORKER ||
+             plan->actions[i].kind == ACTION_TERMINATE_POD) &&
+            plan->actions[i].pod_id[0])
+            n++;
+    return n;
+}
+
+/* RunPod's rate limit (issue 16): the creates beyond what the quota leaves after the reserve
+ * and this plan's terminations wait for later cycles, shared out like the fleet's room (MIN
+ * deficits and starving pools first). Terminations are never held back. Applied last, after
+ * the MIN rebalance, so a deferred create never makes another pool drain. Returns whether it
+ * cut a pool's share. */
+static bool rate_share(Ctx *c, size_t n, const long long *deficit, const size_t *by_name,
+                       const size_t *first, size_t nf, long long *give)
+{
+    Plan *plan = c->plan;
+    plan->rate_remaining = ratelimit_remaining(&c->snap->quota);
+    plan->rate_allowance = ratelimit_create_allowance(
+        &c->snap->quota, c->policy->rate_limit_reserve, planned_api_terminations(plan));
+    long long wanted = 0;
+    for (size_t p = 0; p < n; p++)
+        wanted += give[p];
+    if (plan->rate_allowance < 0 || plan->rate_allowance >= wanted)
+        return false;
+    long long allowed[PLAN_POOLS_MAX];
+    share(plan->rate_allowance, n, give, deficit, by_name, first, nf, allowed);
+    plan->rate_deferred = wanted - plan->rate_allowance;
+    memcpy(give, allowed, n * sizeof *give);
+    return true;
+}
+
+/* A spawn's detail: the pool's sizing and the GPU type tried first, with why. */
+static void spawn_detail(const PlanPool *pp, char *out, size_t cap)
+{
+    const GpuChoice *ch = &pp->choice;
+    int n = snprintf(out, cap, "pool %s: desired %lld, have %lld", pp->name, pp->desired,
+                     pp->active + pp->spawning);
+    if (n < 0 || (size_t)n >= cap || ch->n_usable == 0)
+        return;
+    const GpuCandidate *g = &ch->c[0];
+    char price[24] = "";
+    if (g->price_per_hr > 0)
+        snprintf(price, sizeof price, " $%.3f/h", g->price_per_hr);
+    char why[40] = "";
+    if (ch->fell_back)
+        snprintf(why, sizeof why, " (catalog %s: configured order)",
+                 catalog_state_str(ch->catalog));
+    snprintf(out + n, cap - (size_t)n, "; gpu %s%s: %s%s", gpu_choice_policy_str(ch->policy), why,
+             g->gpu_type, price);
+}
+
 void planner_step_scale_up(Ctx *c)
 {
     const Policy *pol = c->policy;
@@ -663,13 +723,18 @@ void planner_step_scale_up(Ctx *c)
     spend_share(c, n, by_name, deficit, give);
     if (!plan->over_spend_cap)
         rebalance_min(c, n, deficit, give);
+    long long by_money[PLAN_POOLS_MAX];
+    memcpy(by_money, give, sizeof by_money);
+    rate_share(c, n, deficit, by_name, first, nf, give);
 
     plan->spawn_limit = SPAWN_LIMIT_NONE;
     plan->to_spawn = 0;
     for (size_t k = 0; k < n; k++) {
         size_t p = by_name[k];
         PlanPool *pp = &plan->pools[p];
-        if (give[p] < by_count[p]) /* the fleet's spend cap cut this pool's share */
+        if (give[p] < by_money[p]) /* RunPod's rate limit: the rest waits */
+            pp->spawn_limit = SPAWN_LIMIT_RATE_LIMIT;
+        else if (give[p] < by_count[p]) /* the fleet's spend cap cut this pool's share */
             pp->spawn_limit = SPAWN_LIMIT_SPEND_CAP;
         else if (give[p] < cap[p]) /* the fleet's MAX_ACTIVE_GPUS cut it */
             pp->spawn_limit = n == 1 ? SPAWN_LIMIT_MAX_ACTIVE : SPAWN_LIMIT_FLEET_CEILING;
@@ -679,8 +744,7 @@ void planner_step_scale_up(Ctx *c)
             if (!a)
                 break;
             a->pool = (int)p;
-            snprintf(a->detail, sizeof a->detail, "pool %s: desired %lld, have %lld", pp->name,
-                     pp->desired, pp->active + pp->spawning);
+            spawn_detail(pp, a->detail, sizeof a->detail);
             pp->to_spawn++;
         }
         plan->to_spawn += pp->to_spawn;

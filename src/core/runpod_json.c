@@ -68,6 +68,11 @@ static cJSON *parse_body(const char *body, size_t len, char *err, size_t errcap)
     return root;
 }
 
+cJSON *runpod_json_parse_root(const char *body, size_t len, char *err, size_t errcap)
+{
+    return parse_body(body, len, err, errcap);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* statuses and timestamps */
 

@@ -130,4 +130,9 @@ Status runpod_json_parse_list(const char *body, size_t len, PodList *out, char *
 Status runpod_json_parse_problem(const char *body, size_t len, char *title, size_t tcap,
                                  char *detail, size_t dcap);
 
+/* Parses one JSON document of at most RUNPOD_JSON_MAX_BODY bytes (trailing whitespace allowed)
+ * for the other RunPod parsers (catalog.c). Returns the tree (caller cJSON_Deletes), or NULL
+ * with a message in err (may be NULL). */
+struct cJSON *runpod_json_parse_root(const char *body, size_t len, char *err, size_t errcap);
+
 #endif

@@ -10,6 +10,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "catalog.h"
+#include "ratelimit.h"
+
 #define SNAP_WORKERS_MAX 1024
 #define SNAP_TASKS_MAX 4096
 #define SNAP_PODS_MAX 2048
@@ -25,6 +28,10 @@
 #define SNAP_RUN_TYPES_MAX (16 * 16 + SNAP_UNSERVED_NAMED)
 #define SNAP_POOLS_MAX 64 /* pools named by worker rows (configured, or removed since) */
 #define SNAP_GPU_PRICES_MAX 64
+#define SNAP_CATALOG_MAX 256      /* cached catalog entries of the configured GPU types */
+#define SNAP_CATALOG_SCOPES_MAX 4 /* clouds (x the data-center filter) the pools use */
+#define SNAP_SCOPE_MAX 40         /* CATALOG_SCOPE_MAX */
+#define SNAP_GPU_STATS_MAX 256    /* (pool, GPU type) task-duration figures */
 
 typedef enum {
     WORKER_INACTIVE = 0,
@@ -133,6 +140,33 @@ typedef struct {
     long long unexpected;
 } SnapPoolEndings;
 
+/* One cached catalog read (runpod_catalog_reads): a cloud and data-center filter. */
+typedef struct {
+    char scope[SNAP_SCOPE_MAX]; /* catalog_scope(): "SECURE", "COMMUNITY@<hash>" */
+    long long age_sec;          /* since the last successful read; -1 never */
+    long long attempt_age_sec;  /* since the last read attempted; -1 never */
+    bool last_failed;           /* the last attempt failed (its entries are older) */
+    char error[128];            /* why, when it failed */
+} SnapCatalogScope;
+
+/* One GPU type of a cached catalog read (runpod_gpu_catalog). */
+typedef struct {
+    char scope[SNAP_SCOPE_MAX];
+    char gpu_type[SNAP_NAME_MAX];
+    GpuStock stock;
+    GpuLevel availability;
+    double price_per_hr; /* -1 unknown */
+} SnapCatalogEntry;
+
+/* Completed tasks of one pool on one GPU type (gpu_type "" = on any type) within
+ * RUNPOD_VALUE_WINDOW_HOURS: how many, and their median duration (the `value` choice). */
+typedef struct {
+    char pool[SNAP_POOL_NAME_MAX];
+    char gpu_type[SNAP_NAME_MAX];
+    long long samples;
+    double median_sec;
+} SnapGpuStat;
+
 typedef struct {
     double now_epoch;       /* database now(), seconds since the epoch */
     long long cycle_number; /* this cycle's number (persisted counter + 1) */
@@ -183,6 +217,19 @@ typedef struct {
     size_t pods_foreign; /* listed pods neither of our name shape nor a live row's pod: not kept */
     size_t pods_skipped; /* list entries dropped (no usable id) */
     size_t pods_partial; /* list entries kept with an unreadable field */
+
+    /* RunPod's GPU catalog as cached in the database (issue 16): per scope, and per type */
+    size_t n_catalog_scopes;
+    SnapCatalogScope catalog_scopes[SNAP_CATALOG_SCOPES_MAX];
+    size_t n_catalog;
+    SnapCatalogEntry catalog[SNAP_CATALOG_MAX];
+    /* task durations per (pool, GPU type): loaded only when a `value` choice needs them */
+    bool gpu_stats_loaded;
+    size_t n_gpu_stats;
+    SnapGpuStat gpu_stats[SNAP_GPU_STATS_MAX];
+    /* RunPod's rate-limit quota: what this process saw last, else what the last run persisted
+     * (runpod_rate_limit), with its age */
+    RateQuota quota;
 } Snapshot;
 
 /* Lower-case database name of a worker state ("spawning", ...). Cannot fail. */

@@ -19,6 +19,7 @@
 #include "lease.h"
 #include "log.h"
 #include "runpod.h"
+#include "runpod_catalog.h"
 #include "worker_name.h"
 #include "worker_token.h"
 
@@ -308,6 +309,11 @@ static void record_not_created(App *app, ActResult *res, const Action *proto, co
         PQstatus(app->conn) != CONNECTION_OK)
         res->db_failed = true;
     res->spawn_failures++;
+    if (r->deferred) { /* the quota ran out mid-create: RunPod said nothing wrong */
+        res->spawns_deferred++;
+        record(res, proto, id, "deferred", reason);
+        return;
+    }
     if (ec != RP_NO_CAPACITY)
         res->failed++;
     record(res, proto, id, ec == RP_NO_CAPACITY ? "no_capacity" : "failed", reason);
@@ -436,6 +442,35 @@ static bool fenced(App *app, ActResult *res);
  * p, cut_fleet for pods of no pool). Each wave: fence check, rows first, then the creates, then
  * each outcome recorded. Returns STATUS_OK, STATUS_ERR_NOMEM, STATUS_ERR_CONFIG (no client) or
  * STATUS_ERR_DB; the outcome of each create is in res. */
+/* RunPod's rate limit as this cycle's own calls left it (the terminations ran first): spawns
+ * beyond what the quota allows after RUNPOD_RATE_LIMIT_RESERVE wait for a later cycle, the
+ * last of the plan first, before any row is registered. todo[0..m) holds the spawns from the
+ * plan's end. Returns how many may go ahead (moved to todo[0..)). */
+static size_t defer_over_quota(App *app, ActResult *res, const Action **todo, size_t m)
+{
+    long long allow = runpod_client_create_allowance(app->rp);
+    if (allow < 0 || (long long)m <= allow)
+        return m;
+    size_t keep = (size_t)allow, cut = m - keep;
+    RunpodRateSeen seen;
+    runpod_client_rate_limit(app->rp, &seen);
+    char why[PLAN_DETAIL_MAX];
+    snprintf(why, sizeof why,
+             "RunPod rate limit: %lld calls left, RUNPOD_RATE_LIMIT_RESERVE %d; next cycle",
+             ratelimit_remaining(&seen.quota), app->cfg->runpod_rate_limit_reserve);
+    log_warn("scale.spawn_deferred",
+             "planned=%zu deferred=%zu remaining=%lld reserve=%d reset_in_sec=%.0f msg=\"RunPod's "
+             "rate-limit quota is low: the other spawns wait for a later cycle\"",
+             m, cut, ratelimit_remaining(&seen.quota), app->cfg->runpod_rate_limit_reserve,
+             ratelimit_reset_in(&seen.quota));
+    for (size_t k = 0; k < cut; k++) {
+        record(res, todo[k], "", "deferred", why);
+        res->spawns_deferred++;
+    }
+    memmove(todo, todo + cut, keep * sizeof *todo);
+    return keep;
+}
+
 static Status apply_spawns(App *app, const Plan *plan, ActResult *res, const long long *cut,
                            long long cut_fleet)
 {
@@ -490,6 +525,9 @@ static Status apply_spawns(App *app, const Plan *plan, ActResult *res, const lon
         st = STATUS_ERR_CONFIG;
         goto out;
     }
+    m = defer_over_quota(app, res, todo, m);
+    if (m == 0)
+        goto out;
     for (size_t p = 0; p < plan->n_pools; p++)
         for (size_t g = 0; g < plan->pools[p].n_gpu_types; g++)
             types[p][g] = plan->pools[p].gpu_types[g];

@@ -26,8 +26,9 @@ typedef struct {
     long long pods_adopted;
     long long leaked_pods_terminated;
     long long spawn_failures;
-    long long skipped; /* guard failed: the row changed since the snapshot */
-    long long failed;  /* an action that errored */
+    long long spawns_deferred; /* planned spawns held back by RunPod's rate-limit quota */
+    long long skipped;         /* guard failed: the row changed since the snapshot */
+    long long failed;          /* an action that errored */
     bool api_auth_failed;
     bool api_balance_failed;
     bool api_retired;

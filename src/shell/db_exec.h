@@ -8,6 +8,8 @@
 #define ORCH_DB_EXEC_H
 
 #include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
 
 #include "status.h"
 
@@ -21,5 +23,12 @@ PGresult *db_exec_params(PGconn *conn, const char *name, const char *sql, int n,
  * Returns STATUS_OK or STATUS_ERR_DB (logged). */
 Status db_exec_command(PGconn *conn, const char *name, const char *sql, int n,
                        const char *const *params, int *rows);
+
+/* Cell readers (db_snapshot.c): a malformed number is logged as db.bad_value naming the column
+ * and gives -1; NULL reads as -1 (numbers), "" (strings) or false. Negative ages read as 0. */
+int db_cell_double(const PGresult *res, int row, int col, double *out);
+int db_cell_ll(const PGresult *res, int row, int col, long long *out);
+void db_cell_str(const PGresult *res, int row, int col, char *out, size_t cap);
+bool db_cell_bool(const PGresult *res, int row, int col);
 
 #endif

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "db_exec.h"
+#include "db_runpod.h"
 #include "log.h"
 #include "worker_name.h"
 
@@ -58,6 +59,27 @@ static void cell_str(const PGresult *res, int row, int col, char *out, size_t ca
 static bool cell_bool(const PGresult *res, int row, int col)
 {
     return !PQgetisnull(res, row, col) && strcmp(PQgetvalue(res, row, col), "t") == 0;
+}
+
+/* The cell readers for the other db_*.c modules (db_exec.h). */
+int db_cell_double(const PGresult *res, int row, int col, double *out)
+{
+    return cell_double(res, row, col, out);
+}
+
+int db_cell_ll(const PGresult *res, int row, int col, long long *out)
+{
+    return cell_ll(res, row, col, out);
+}
+
+void db_cell_str(const PGresult *res, int row, int col, char *out, size_t cap)
+{
+    cell_str(res, row, col, out, cap);
+}
+
+bool db_cell_bool(const PGresult *res, int row, int col)
+{
+    return cell_bool(res, row, col);
 }
 
 static const char SQL_SNAPSHOT_SUMMARY[] =
@@ -491,6 +513,8 @@ Status db_load_snapshot(PGconn *conn, const Config *cfg, Snapshot *out)
         st = load_tasks(conn, cfg, snap);
     if (st == STATUS_OK)
         st = load_backoffs(conn, snap);
+    if (st == STATUS_OK)
+        st = db_load_runpod(conn, cfg, snap); /* catalog cache and rate limit (db_runpod.c) */
     Status end = db_exec_command(conn, "snapshot_end", st == STATUS_OK ? "COMMIT" : "ROLLBACK", 0,
                                  NULL, NULL);
     if (st == STATUS_OK)

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "actuator.h"
+#include "catalog_cycle.h"
 #include "db.h"
 #include "dblog.h"
 #include "http.h" /* issue 6 */
@@ -275,6 +276,18 @@ static Status take_cycle_lease(App *app)
     return STATUS_OK;
 }
 
+/* The plan (pure): an operator's request, or the cycle. */
+static void decide(App *app, const Snapshot *snap, const Policy *policy, Plan *plan)
+{
+    if (app->manual) {
+        planner_manual(snap, policy, app->manual, plan);
+        app->manual_result = plan->manual_result;
+        app->manual_pods_listed = snap->pods_listed;
+    } else {
+        planner_decide(snap, policy, plan);
+    }
+}
+
 /* Observe and decide: the snapshot, the pod list when needed, and the plan (pure). */
 static Status observe_and_decide(App *app, Snapshot *snap, Plan *plan, cJSON *errors,
                                  bool *pods_wanted)
@@ -292,18 +305,28 @@ static Status observe_and_decide(App *app, Snapshot *snap, Plan *plan, cJSON *er
     Policy policy;
     policy_from_config(app->cfg, &policy);
     *pods_wanted = need_pods(app, snap, &policy) && app->rp;
-    if (app->manual) {
-        if (*pods_wanted)
-            list_pods(app, snap, errors);
-        planner_manual(snap, &policy, app->manual, plan);
-        app->manual_result = plan->manual_result;
-        app->manual_pods_listed = snap->pods_listed;
-    } else {
-        if (*pods_wanted)
-            list_pods(app, snap, errors);
-        planner_decide(snap, &policy, plan);
+    catalog_cycle_overlay_quota(app, snap);
+    /* RunPod's quota is known to be spent (a 429's Retry-After, or a window at 0 that has not
+     * reset): a cycle's pod list would only be answered 429, so it waits, and the cycle
+     * decides nothing pod-based, as after a failed list. An operator's request still lists;
+     * terminations are never held back. */
+    if (*pods_wanted && !app->manual && catalog_cycle_quota_spent(snap)) {
+        *pods_wanted = false;
+        cJSON_AddItemToArray(errors, cJSON_CreateString("pod list deferred: RunPod's rate-limit "
+                                                        "quota is spent until its reset"));
+    }
+    if (*pods_wanted)
+        list_pods(app, snap, errors);
+    catalog_cycle_overlay_quota(app, snap);
+    decide(app, snap, &policy, plan);
+    /* A plan that spawns may want a fresh GPU catalog (or task durations): read, then plan
+     * again with it (issue 16; a no-op cycle makes no catalog call). */
+    if (catalog_cycle_prepare(app, snap, &policy, plan, errors)) {
+        catalog_cycle_overlay_quota(app, snap);
+        decide(app, snap, &policy, plan);
     }
     log_plan(plan);
+    catalog_cycle_log(plan);
     return STATUS_OK;
 }
 
@@ -327,8 +350,10 @@ static void record_cycle(App *app, const Snapshot *snap, const Plan *plan, const
             plan && plan->breaker_open ? "failure rate above MAX_WORKER_FAILURE_RATE" : NULL,
         .max_task_attempts = cfg->max_task_attempts,
     };
-    if (lease_ok)
+    if (lease_ok) {
         db_save_state(app->conn, snap->cycle_number, &u);
+        catalog_cycle_save_quota(app); /* what the next run starts from (issue 16) */
+    }
     char *snap_json = summary_snapshot_json(snap);
     char *plan_json = summary_plan_json(plan);
     char *out_json = act ? cJSON_PrintUnformatted(act->outcomes) : NULL;
@@ -550,6 +575,7 @@ out:;
     metrics_observe_cycle(app->metrics, snap, plan, have_act ? &act : NULL, st,
                           (double)duration_ms / 1000.0);
     metrics_observe_task_costs(app->metrics, costs);
+    catalog_cycle_observe_metrics(app);
     if (st != STATUS_LOCKED)
         metrics_file_write(app->metrics, cfg->metrics_file);
     http_publish(app->http, app->metrics, *summary, st);

@@ -53,6 +53,13 @@ const MetricsFamily METRICS_COUNTERS[] = {
      "GPU cost of the pool's workers' alive time (cost_per_hr x time), split into busy (a task "
      "was running) and idle (none was), observed on the reconcile cadence.",
      offsetof(MetricsState, worker_cost)},
+    {"spawns_deferred_total", "reason", false,
+     "Planned spawns held back for a later cycle because RunPod's rate-limit quota was low "
+     "(terminations are never held back).",
+     offsetof(MetricsState, spawns_deferred)},
+    {"gpu_catalog_reads_total", "result", false,
+     "Reads of RunPod's GPU catalog (stock and prices), by result (ok, failed).",
+     offsetof(MetricsState, catalog_reads)},
 };
 const size_t METRICS_N_COUNTERS = sizeof METRICS_COUNTERS / sizeof METRICS_COUNTERS[0];
 
@@ -179,6 +186,9 @@ void metrics_init(MetricsState *m, const Config *cfg)
         counter_add(&m->worker_cost, "busy", m->pool_names[p], 0);
         counter_add(&m->worker_cost, "idle", m->pool_names[p], 0);
     }
+    counter_add(&m->spawns_deferred, "rate_limit", "", 0);
+    counter_add(&m->catalog_reads, "ok", "", 0);
+    counter_add(&m->catalog_reads, "failed", "", 0);
     metrics_ops_init(m, cfg);
 }
 
@@ -199,6 +209,12 @@ void metrics_observe_task_costs(MetricsState *m, const TaskCostReport *r)
         counter_add(&m->worker_cost, "idle", pool, task_cost_idle(&r->pools[p]));
     }
     metrics_ops_observe_costs(m, r);
+}
+
+void metrics_count_catalog_read(MetricsState *m, bool ok)
+{
+    if (m)
+        counter_add(&m->catalog_reads, ok ? "ok" : "failed", "", 1);
 }
 
 Status metrics_new(const Config *cfg, MetricsState **out)
@@ -250,7 +266,9 @@ static void observe_outcome(MetricsState *m, const cJSON *o)
     bool applied = strcmp(result, "applied") == 0;
 
     if (strcmp(action, action_kind_str(ACTION_SPAWN_WORKER)) == 0) {
-        if (applied || strncmp(detail, "pod created", 11) == 0)
+        if (strcmp(result, "deferred") == 0)
+            counter_add(&m->spawns_deferred, "rate_limit", "", 1);
+        else if (applied || strncmp(detail, "pod created", 11) == 0)
             counter_add(&m->pods_created, reason, pool, 1); /* the pod exists, whatever the row */
         else if (strcmp(result, "no_capacity") == 0)
             counter_add(&m->pod_create_failures, runpod_error_str(RP_NO_CAPACITY), pool, 1);
@@ -394,6 +412,9 @@ void metrics_observe_cycle(MetricsState *m, const Snapshot *snap, const Plan *pl
             counter_add(&m->pod_list_defects, "partial", "", (double)snap->pods_partial);
         }
         metrics_ops_observe(m, snap, plan, act);
+        if (act) /* the planner's deferrals (a dry run acts on nothing, defers nothing) */
+            counter_add(&m->spawns_deferred, "rate_limit", "", (double)plan->rate_deferred);
+        metrics_observe_runpod(m, &snap->quota, snap);
     }
     if (act) {
         for (const cJSON *o = act->outcomes ? act->outcomes->child : NULL; o; o = o->next)

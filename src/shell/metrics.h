@@ -92,6 +92,24 @@ typedef struct {
     size_t n_cost;
     MetricsCostSeries cost[METRICS_COST_SERIES_MAX + METRICS_POOLS_MAX];
 } MetricsOps;
+/* RunPod's rate limit and GPU catalog as the last cycle left them (metrics_runpod.c). */
+typedef struct {
+    bool quota_seen; /* a RateLimit field was ever seen (this run, or persisted) */
+    bool malformed;
+    long long remaining; /* -1 unknown */
+    double reset_in_sec; /* -1 unknown */
+    size_t n_windows;
+    struct {
+        char name[24]; /* [a-z0-9_] or "other" */
+        long long remaining, quota;
+    } windows[RATE_WINDOWS_MAX];
+    size_t n_scopes;
+    struct {
+        char scope[SNAP_SCOPE_MAX];
+        long long age_sec;
+        bool failed;
+    } scopes[SNAP_CATALOG_SCOPES_MAX];
+} MetricsRunpod;
 
 /* Everything /metrics and the textfile show. Plain data: copy it by assignment. */
 typedef struct MetricsState {
@@ -132,6 +150,9 @@ typedef struct MetricsState {
     MetricsCounter pod_list_reads;   /* result: ok, failed (issue 17) */
     MetricsCounter worker_cost;      /* use: busy, idle; pool (issue 17) */
     MetricsOps ops;                  /* issue 17: limits, intervals, reconcile, task cost */
+    MetricsCounter spawns_deferred;  /* reason: rate_limit (issue 16) */
+    MetricsCounter catalog_reads;    /* result: ok, failed (issue 16) */
+    MetricsRunpod runpod;            /* gauges of RunPod's rate limit and catalog */
 } MetricsState;
 
 /* Initialises m from a validated configuration: gauges unknown, counters at zero for every
@@ -163,6 +184,16 @@ void metrics_count_pod_list(MetricsState *m, bool ok);
 /* Adds an observation of task_cost_observe() to the task cost histogram and the busy/idle
  * worker cost counters. Nothing happens when r was not observed or m is NULL. Cannot fail. */
 void metrics_observe_task_costs(MetricsState *m, const TaskCostReport *r);
+/* Records RunPod's rate-limit quota as the cycle left it (q; NULL keeps the last) and the
+ * ages of the cached catalog reads (snap; NULL keeps them). m may be NULL. Cannot fail. */
+void metrics_observe_runpod(MetricsState *m, const RateQuota *q, const Snapshot *snap);
+
+/* Counts one read of RunPod's GPU catalog (gpu_catalog_reads_total{result}). m may be NULL. */
+void metrics_count_catalog_read(MetricsState *m, bool ok);
+
+/* The RunPod gauges (rate limit, catalog ages) as exposition text; metrics_render appends it.
+ * Returns a malloc'd string (caller frees), or NULL when out of memory. */
+char *metrics_runpod_render(const MetricsState *m);
 
 /* Renders m in the text exposition format 0.0.4, HELP and TYPE lines for each family.
  * Returns a malloc'd NUL-terminated string (caller frees), or NULL when out of memory. */

@@ -249,6 +249,12 @@ char *metrics_render(const MetricsState *m)
                    c->samples[i].pool, c->samples[i].value);
     }
     metrics_ops_render(&b, m);
+    char *runpod = metrics_runpod_render(m);
+    if (runpod)
+        buf_printf(&b, "%s", runpod);
+    else
+        b.oom = true;
+    free(runpod);
     if (b.oom) {
         free(b.data);
         return NULL;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "runpod_catalog.h"
 #include "runpod_http.h"
 
 /* Validates a pod id (it goes into the URL path) and builds "/v2/pods/<id>". */
@@ -67,6 +68,11 @@ out:
     return st;
 }
 
+static Status parse_pod_list(const char *body, size_t len, void *out, char *err, size_t errcap)
+{
+    return runpod_json_parse_list(body, len, out, err, errcap);
+}
+
 Status runpod_list_pods(RunpodClient *c, PodList *out, RunpodCallInfo *info)
 {
     RunpodCallInfo local;
@@ -75,25 +81,7 @@ Status runpod_list_pods(RunpodClient *c, PodList *out, RunpodCallInfo *info)
     memset(info, 0, sizeof *info);
     if (!c || !out)
         return STATUS_ERR_INTERNAL;
-    HttpResp r = {0};
-    Status st = STATUS_ERR_API;
-    RunpodErrorClass cls = runpod_http_call(c, RP_OP_LIST, "GET", "/v2/pods", NULL, &r, info);
-    if (cls == RP_OK) {
-        char err[256];
-        Status pst = runpod_json_parse_list(r.body, r.len, out, err, sizeof err);
-        if (pst == STATUS_OK) {
-            st = STATUS_OK;
-            goto out;
-        }
-        info->error = RP_PARSE;
-        snprintf(info->detail, sizeof info->detail, "%s", err);
-        if (pst == STATUS_ERR_NOMEM)
-            st = STATUS_ERR_NOMEM;
-    }
-    runpod_http_log_final_error("GET", "/v2/pods", info);
-out:
-    runpod_http_resp_free(&r);
-    return st;
+    return runpod_http_get_parsed(c, "/v2/pods", "/v2/pods", parse_pod_list, out, info);
 }
 
 Status runpod_terminate_pod(RunpodClient *c, const char *pod_id, RunpodCallInfo *info)
@@ -240,12 +228,28 @@ static CreateStep on_ambiguous(RunpodClient *c, const PodCreateSpec *s, const ch
     return STEP_DONE;
 }
 
+/* RunPod's rate-limit quota has nothing left beyond the reserve: no (further) POST for this
+ * pod this cycle. The actuator sized the cycle's creates to the quota, so this only stops the
+ * extra requests of a create -- a fallback to the next GPU type, a repeat after a 429. */
+static CreateStep create_deferred(const PodCreateSpec *s, const char *type, PodCreateResult *out)
+{
+    out->deferred = true;
+    snprintf(out->info.detail, sizeof out->info.detail,
+             "deferred: RunPod's rate-limit quota is down to RUNPOD_RATE_LIMIT_RESERVE");
+    log_info("runpod.create_deferred", "name=%s gpu_type=%s detail=%s", s->name, type,
+             out->info.detail);
+    create_fail(out, out->n_no_capacity > 0 ? RP_NO_CAPACITY : RP_RATE_LIMITED, s->name, type);
+    return STEP_DONE;
+}
+
 /* POSTs body for one GPU type until it is created, found, refused for good or out of
  * capacity. */
 static CreateStep create_with_type(RunpodClient *c, const PodCreateSpec *s, const char *type,
                                    const char *body, HttpResp *r, PodCreateResult *out)
 {
     for (int attempt = 1;; attempt++) {
+        if (runpod_client_create_allowance(c) == 0)
+            return create_deferred(s, type, out);
         RunpodErrorClass cls =
             runpod_http_attempt(c, RP_OP_CREATE, "POST", "/v2/pods", body, r, &out->info, attempt);
         if (cls == RP_OK) {

@@ -40,6 +40,8 @@ typedef struct {
     long backoff_base_ms;      /* [500] first backoff ceiling */
     long backoff_max_ms;       /* [8000] */
     long retry_after_max_ms;   /* [60000] cap on a Retry-After wait */
+    long long rate_limit_reserve; /* [0] calls of RunPod's rate-limit quota a create never
+                                     takes (RUNPOD_RATE_LIMIT_RESERVE; runpod_catalog.h) */
 } RunpodOptions;
 
 /* What happened during one call. Written by every call, on success and on failure. */
@@ -85,6 +87,9 @@ typedef struct {
                              2xx) and the look-up by name did not find the pod: it may exist or
                              still appear. Keep the worker row spawning; never POST the name
                              again */
+    bool deferred;        /* not (or no further) POSTed: RunPod's rate-limit quota had nothing
+                             left beyond the reserve (info.error RP_RATE_LIMITED, or
+                             RP_NO_CAPACITY when earlier types answered 400) */
 } PodCreateResult;
 
 /* Creates one pod named spec->name (spec->gpu_type is ignored: the types come from gpu_types,

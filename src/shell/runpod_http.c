@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "runpod_catalog.h"
 
 /* curl writes up to CURL_ERROR_SIZE bytes into the error buffer. */
 _Static_assert(sizeof(((HttpResp *)0)->error) >= CURL_ERROR_SIZE, "HttpResp.error too small");
@@ -44,8 +45,17 @@ struct RunpodClient {
     long backoff_base_ms;
     long backoff_max_ms;
     long retry_after_max_ms;
+    long long rate_limit_reserve;
     pthread_mutex_t rng_lock; /* jitter source shared by the create threads */
     uint64_t rng;
+    /* RunPod's rate limit as last seen (runpod_catalog.h), under rate_lock */
+    pthread_mutex_t rate_lock;
+    bool rate_seen, rate_header_seen;
+    long long rate_header_ms;       /* monotonic time of the last RateLimit field */
+    long long retry_after_until_ms; /* monotonic end of the last 429's Retry-After; 0 none */
+    RateQuota rate;                 /* parsed from the fields below (age 0) */
+    char rate_raw[RATE_RAW_MAX];
+    char rate_policy_raw[RATE_RAW_MAX];
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -142,7 +152,14 @@ Status runpod_client_new(const RunpodOptions *opts, RunpodClient **out)
     c->backoff_max_ms = opts->backoff_max_ms > 0 ? opts->backoff_max_ms : DEFAULT_BACKOFF_MAX_MS;
     c->retry_after_max_ms =
         opts->retry_after_max_ms > 0 ? opts->retry_after_max_ms : RETRY_AFTER_DEFAULT_MAX_MS;
+    c->rate_limit_reserve = opts->rate_limit_reserve > 0 ? opts->rate_limit_reserve : 0;
     if (pthread_mutex_init(&c->rng_lock, NULL) != 0) {
+        free(c->auth_header);
+        free(c);
+        return STATUS_ERR_INTERNAL;
+    }
+    if (pthread_mutex_init(&c->rate_lock, NULL) != 0) {
+        pthread_mutex_destroy(&c->rng_lock);
         free(c->auth_header);
         free(c);
         return STATUS_ERR_INTERNAL;
@@ -169,6 +186,7 @@ void runpod_client_free(RunpodClient *c)
         free(c->auth_header);
     }
     pthread_mutex_destroy(&c->rng_lock);
+    pthread_mutex_destroy(&c->rate_lock);
     free(c);
 }
 
@@ -199,20 +217,57 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *userp)
     return n;
 }
 
+/* The value of header line data[0..n) when its name is `name` (lower case, with the colon):
+ * blanks and the line end trimmed. Returns its length, or -1 for another header. */
+static long header_value(const char *data, size_t n, const char *name, const char **value)
+{
+    size_t nl = strlen(name);
+    if (n <= nl || strncasecmp(data, name, nl) != 0)
+        return -1;
+    size_t i = nl, end = n;
+    while (i < n && (data[i] == ' ' || data[i] == '\t'))
+        i++;
+    while (end > i && (data[end - 1] == '\r' || data[end - 1] == '\n' || data[end - 1] == ' ' ||
+                       data[end - 1] == '\t'))
+        end--;
+    *value = data + i;
+    return (long)(end - i);
+}
+
+/* Appends one line's value to a structured field (repeated lines join with ", ", RFC 9110). */
+static void field_append(char *field, size_t cap, bool *has, bool *overflow, const char *v,
+                         long len)
+{
+    size_t have = strlen(field);
+    size_t need = have + (*has ? 2 : 0) + (size_t)len;
+    if (need + 1 > cap) {
+        *overflow = true;
+    } else {
+        snprintf(field + have, cap - have, "%s%.*s", *has ? ", " : "", (int)len, v);
+    }
+    *has = true;
+}
+
 static size_t header_cb(char *data, size_t size, size_t nitems, void *userp)
 {
     HttpResp *r = userp;
     size_t n = size * nitems;
-    static const char name[] = "retry-after:";
-    size_t nl = sizeof name - 1;
-    if (n > nl && strncasecmp(data, name, nl) == 0) {
-        size_t i = nl, j = 0;
-        while (i < n && (data[i] == ' ' || data[i] == '\t'))
-            i++;
-        while (i < n && data[i] != '\r' && data[i] != '\n' && j + 1 < sizeof r->retry_after)
-            r->retry_after[j++] = data[i++];
-        r->retry_after[j] = '\0';
+    const char *v = NULL;
+    long len;
+    if (n >= 7 && strncmp(data, "HTTP/", 5) == 0) {
+        /* A new response (an interim 1xx, or after a redirect we do not follow): its fields
+         * replace the previous ones. */
+        r->has_retry_after = r->has_ratelimit = r->has_policy = false;
+        r->ratelimit_overflow = r->policy_overflow = false;
+        r->retry_after[0] = r->ratelimit[0] = r->policy[0] = '\0';
+    } else if ((len = header_value(data, n, "retry-after:", &v)) >= 0) {
+        snprintf(r->retry_after, sizeof r->retry_after, "%.*s", (int)len, v);
         r->has_retry_after = true;
+    } else if ((len = header_value(data, n, "ratelimit:", &v)) >= 0) {
+        field_append(r->ratelimit, sizeof r->ratelimit, &r->has_ratelimit, &r->ratelimit_overflow,
+                     v, len);
+    } else if ((len = header_value(data, n, "ratelimit-policy:", &v)) >= 0) {
+        field_append(r->policy, sizeof r->policy, &r->has_policy, &r->policy_overflow, v, len);
     }
     return n;
 }
@@ -299,6 +354,78 @@ out:
     r->duration_ms = now_ms() - t0;
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* RunPod's rate limit as this client saw it (runpod_catalog.h)                                 */
+
+/* Records one response's RateLimit fields and, for a 429, its Retry-After. */
+static void note_rate_limit(RunpodClient *c, const HttpResp *r)
+{
+    if (r->xport != RP_XPORT_OK || (!r->has_ratelimit && r->status != 429))
+        return;
+    long long now = now_ms();
+    pthread_mutex_lock(&c->rate_lock);
+    if (r->has_ratelimit) {
+        const char *lim = r->ratelimit_overflow ? NULL : r->ratelimit;
+        const char *pol = r->has_policy && !r->policy_overflow ? r->policy : NULL;
+        bool was_malformed = c->rate.malformed;
+        if (ratelimit_parse(lim, pol, &c->rate) != STATUS_OK) {
+            c->rate.known = false;
+            c->rate.malformed = true;
+        }
+        snprintf(c->rate_raw, sizeof c->rate_raw, "%s", lim ? lim : "");
+        snprintf(c->rate_policy_raw, sizeof c->rate_policy_raw, "%s", pol ? pol : "");
+        c->rate_header_ms = now;
+        c->rate_header_seen = true;
+        if (c->rate.malformed && !was_malformed)
+            log_warn("runpod.ratelimit_unreadable",
+                     "status=%ld bytes=%zu msg=\"RunPod's RateLimit header could not be read; the "
+                     "quota is unknown until a readable one arrives (429s still stop calls)\"",
+                     r->status, strlen(r->ratelimit));
+    }
+    if (r->status == 429) {
+        /* What RunPod said, up to an hour (the wait before a retry is capped separately). */
+        long ms = r->has_retry_after ? retry_after_ms(r->retry_after, 3600000L) : -1;
+        c->retry_after_until_ms = now + (ms >= 0 ? ms : 1000);
+    }
+    c->rate_seen = true;
+    pthread_mutex_unlock(&c->rate_lock);
+}
+
+bool runpod_client_rate_limit(RunpodClient *c, RunpodRateSeen *out)
+{
+    memset(out, 0, sizeof *out);
+    out->quota.retry_after_sec = -1;
+    out->retry_after_left_sec = -1;
+    if (!c)
+        return false;
+    long long now = now_ms();
+    pthread_mutex_lock(&c->rate_lock);
+    out->seen = c->rate_seen;
+    out->header_seen = c->rate_header_seen;
+    if (c->rate_header_seen) {
+        out->quota = c->rate;
+        snprintf(out->ratelimit, sizeof out->ratelimit, "%s", c->rate_raw);
+        snprintf(out->policy, sizeof out->policy, "%s", c->rate_policy_raw);
+    }
+    long long base = c->rate_header_seen ? c->rate_header_ms : now;
+    out->quota.age_sec = (double)(now - base) / 1000.0;
+    out->quota.retry_after_sec = -1;
+    if (c->retry_after_until_ms > now) {
+        out->retry_after_left_sec = (double)(c->retry_after_until_ms - now) / 1000.0;
+        out->quota.retry_after_sec = (double)(c->retry_after_until_ms - base) / 1000.0;
+    }
+    pthread_mutex_unlock(&c->rate_lock);
+    return out->seen;
+}
+
+long long runpod_client_create_allowance(RunpodClient *c)
+{
+    RunpodRateSeen seen;
+    if (!runpod_client_rate_limit(c, &seen))
+        return -1;
+    return ratelimit_create_allowance(&seen.quota, c->rate_limit_reserve, 0);
+}
+
 /* Sends one request and classifies it; updates info (attempts, status, class, detail). */
 RunpodErrorClass runpod_http_attempt(RunpodClient *c, RunpodOp op, const char *method,
                                      const char *path, const char *body, HttpResp *r,
@@ -306,6 +433,7 @@ RunpodErrorClass runpod_http_attempt(RunpodClient *c, RunpodOp op, const char *m
 {
     resp_reset(r, c->max_response_bytes);
     http_once(c, method, path, body, r);
+    note_rate_limit(c, r);
     RunpodErrorClass cls = retry_classify(op, r->xport, r->status);
     info->attempts++;
     info->http_status = (int)r->status;
@@ -363,6 +491,30 @@ RunpodErrorClass runpod_http_call(RunpodClient *c, RunpodOp op, const char *meth
                  path, r->status, attempt, runpod_error_str(cls), delay, info->detail);
         runpod_http_sleep_ms(delay);
     }
+}
+
+Status runpod_http_get_parsed(RunpodClient *c, const char *path, const char *log_path,
+                              RunpodBodyParser parse, void *ctx, RunpodCallInfo *info)
+{
+    HttpResp r = {0};
+    Status st = STATUS_ERR_API;
+    RunpodErrorClass cls = runpod_http_call(c, RP_OP_LIST, "GET", path, NULL, &r, info);
+    if (cls == RP_OK) {
+        char err[256] = "";
+        Status pst = parse(r.body, r.len, ctx, err, sizeof err);
+        if (pst == STATUS_OK) {
+            st = STATUS_OK;
+            goto out;
+        }
+        info->error = RP_PARSE;
+        snprintf(info->detail, sizeof info->detail, "%s", err);
+        if (pst == STATUS_ERR_NOMEM)
+            st = STATUS_ERR_NOMEM;
+    }
+    runpod_http_log_final_error("GET", log_path, info);
+out:
+    runpod_http_resp_free(&r);
+    return st;
 }
 
 void runpod_http_log_final_error(const char *method, const char *path, const RunpodCallInfo *info)

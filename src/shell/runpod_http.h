@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "ratelimit.h"
 #include "retry.h"
 #include "runpod.h"
 
@@ -24,6 +25,12 @@ typedef struct {
     bool too_big;
     bool has_retry_after;
     char retry_after[32];
+    /* RunPod's RateLimit / RateLimit-Policy fields (repeated lines joined with ", "); a value
+     * longer than RATE_RAW_MAX - 1 sets the *_overflow flag (then taken as malformed) */
+    bool has_ratelimit, ratelimit_overflow;
+    char ratelimit[RATE_RAW_MAX];
+    bool has_policy, policy_overflow;
+    char policy[RATE_RAW_MAX];
     char error[256];
     long long duration_ms;
 } HttpResp;
@@ -53,6 +60,18 @@ int runpod_http_max_retries(const RunpodClient *c);
 
 /* Sleeps ms milliseconds (restarting after signals). */
 void runpod_http_sleep_ms(long ms);
+
+/* Parses the body of a 2xx answer into ctx; STATUS_OK, STATUS_ERR_PARSE (message in err) or
+ * STATUS_ERR_NOMEM. */
+typedef Status (*RunpodBodyParser)(const char *body, size_t len, void *ctx, char *err,
+                                   size_t errcap);
+
+/* GET path (retried like every read) and parse the answer with parse. Returns STATUS_OK;
+ * STATUS_ERR_API for a failed call or a body that does not parse (info->error RP_PARSE, the
+ * parser's message in info->detail; logged as runpod.error naming log_path, which leaves out
+ * the query); STATUS_ERR_NOMEM. info must not be NULL. */
+Status runpod_http_get_parsed(RunpodClient *c, const char *path, const char *log_path,
+                              RunpodBodyParser parse, void *ctx, RunpodCallInfo *info);
 
 /* Logs runpod.error for a call that failed for good. */
 void runpod_http_log_final_error(const char *method, const char *path, const RunpodCallInfo *info);

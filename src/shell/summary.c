@@ -1,6 +1,7 @@
 /* summary.c -- cycle summary and journal documents (see summary.h). */
 #include "summary.h"
 
+#include "catalog_cycle.h"
 #include "dblog.h"
 
 #include <stdlib.h>
@@ -116,6 +117,7 @@ cJSON *summary_pools_array(const Plan *plan)
         cJSON *g = cJSON_AddArrayToObject(o, "gpu_types_available");
         for (size_t k = 0; g && k < pp->n_gpu_types; k++)
             cJSON_AddItemToArray(g, cJSON_CreateString(pp->gpu_types[k]));
+        cJSON_AddItemToObject(o, "gpu_choice", catalog_cycle_choice_json(&pp->choice));
         cJSON_AddItemToArray(arr, o);
     }
     return arr;
@@ -167,6 +169,8 @@ cJSON *summary_build(const App *app, const Snapshot *snap, const Plan *plan, con
         add_count(actions, "pods_adopted", act ? act->pods_adopted : 0);
         add_count(actions, "leaked_pods_terminated", act ? act->leaked_pods_terminated : 0);
         add_count(actions, "spawn_failures", act ? act->spawn_failures : 0);
+        add_count(actions, "spawns_deferred",
+                  (act ? act->spawns_deferred : 0) + (plan ? plan->rate_deferred : 0));
         add_count(actions, "skipped", act ? act->skipped : 0);
         add_count(actions, "failed", act ? act->failed : 0);
     }
@@ -210,6 +214,7 @@ cJSON *summary_build(const App *app, const Snapshot *snap, const Plan *plan, con
     if (plan && snap) {
         cJSON_AddItemToObject(root, "pools", summary_pools_array(plan));
         cJSON_AddItemToObject(root, "unserved", summary_unserved(plan));
+        cJSON_AddItemToObject(root, "runpod", catalog_cycle_summary(snap, plan));
     }
     if (plan)
         cJSON_AddItemToObject(root, "plan", summary_plan_array(plan));

@@ -81,8 +81,12 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 # issue 17 added task_cost (keys are only ever added)
 assert set(d) == {"queue", "fleet", "breaker", "gpu_backoff", "cycles", "workers", "pools",
-                  "unserved", "task_cost"}, d.keys()
+                  "unserved", "task_cost", "runpod"}, d.keys()
 assert set(d["task_cost"]) == {"last_hour", "last_day"}, d["task_cost"]
+# issue 16: the RunPod quota and catalog the last run saw (none yet here: unknown, not zero)
+r = d["runpod"]
+assert r["gpu_choice"] == "ordered" and r["rate_limit_reserve"] == 10 and r["catalog"] == [], r
+assert r["rate_limit"]["known"] is False and r["rate_limit"]["remaining"] == -1, r
 w = d["workers"][0]
 assert w["id"] == "gpu-status-1" and w["status"] == "active" and w["pool"] == "default", w
 p = d["pools"]

@@ -10,9 +10,17 @@ schemas are JSON Schema 2020-12, $refs resolved within the document):
   * that the validator has teeth: a create body with an unknown field (gpuTypeIds, the v1 name),
     without a name, or with a string disk FAILS.
 
+Beyond bodies (issue 16): every request's query string against the operation's parameters
+(unknown names, enum values, integers, the comma-separated arrays of style=form explode=false,
+and the catalog's documented rule that include=AVAILABILITY needs product and that product,
+cloud, count, countryCodes, cudaVersions and minCudaVersion are valid only with it), and every
+response's RateLimit / RateLimit-Policy headers, when present, against the IETF draft's
+structured-field format the document describes (members "name";r=N;t=N and "name";q=N;w=N).
+
 Responses the test shaped on purpose into something RunPod would never send (a fault rule with
-a raw "body": oversized, truncated or HTML) are exempt from response validation; their
-requests are still checked. Exit status 0 when everything validates, 1 otherwise.
+a raw "body": oversized, truncated or HTML; a hostile catalog mode; malformed or replaced
+rate-limit headers) are exempt from the checks that they break on purpose; their requests are
+still checked. Exit status 0 when everything validates, 1 otherwise.
 
 Usage: validate_runpod.py --openapi FILE --fixtures DIR RECORD.jsonl...
 Needs /usr/bin/python3 with Debian's python3-jsonschema (4.x).
@@ -22,6 +30,7 @@ import argparse
 import json
 import re
 import sys
+from urllib.parse import unquote
 
 from jsonschema import Draft202012Validator
 
@@ -30,7 +39,115 @@ REQUIRED_KINDS = [
     ("DELETE", "/v2/pods/{id}", 204), ("DELETE", "/v2/pods/{id}", 404),
     ("GET", "/v2/pods/{id}", 404), ("POST", "/v2/pods", 400), ("POST", "/v2/pods", 422),
     ("GET", "/v2/pods", 401), ("GET", "/v2/pods", 429), ("POST", "/v2/pods", 500),
+    ("GET", "/v2/catalog/gpus", 200), ("GET", "/v2/catalog/gpus", 429),
+    ("GET", "/v2/catalog/gpus", 500),
 ]
+
+# Parameters of GET /v2/catalog/gpus that the document says are valid only with
+# include=AVAILABILITY (400 otherwise); product is required with it.
+CATALOG_AVAILABILITY_ONLY = ("product", "count", "cloud", "countryCodes", "cudaVersions",
+                             "minCudaVersion")
+
+# RFC 8941 pieces the RateLimit fields use.
+SF_KEY = r"[a-z*][a-z0-9_.*-]*"
+SF_STRING = r'"(?:[\x20-\x21\x23-\x5b\x5d-\x7e]|\\["\\])*"'
+SF_TOKEN = r"[A-Za-z*][!#$%&'*+.^_`|~:/A-Za-z0-9-]*"
+SF_NAME = "(?:%s|%s)" % (SF_STRING, SF_TOKEN)
+SF_VALUE = r"(?:-?[0-9]{1,15}(?:\.[0-9]{1,3})?|%s|%s|\?[01]|:[A-Za-z0-9+/=]*:)" % (SF_STRING,
+                                                                            SF_TOKEN)
+SF_MEMBER = re.compile(r"^(%s)((?:;\s*%s(?:=%s)?)*)$" % (SF_NAME, SF_KEY, SF_VALUE))
+SF_PARAM = re.compile(r";\s*(%s)(?:=(%s))?" % (SF_KEY, SF_VALUE))
+
+
+def split_sf_list(value):
+    """Splits a structured-field list at the commas outside strings; None when malformed."""
+    out, cur, in_str, esc = [], "", False, False
+    for ch in value:
+        if in_str:
+            cur += ch
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+            cur += ch
+        elif ch == ",":
+            out.append(cur.strip(" \t"))
+            cur = ""
+        else:
+            cur += ch
+    if in_str:
+        return None
+    out.append(cur.strip(" \t"))
+    return out if all(out) else None
+
+
+def ratelimit_errors(name, value, want):
+    """Checks one RateLimit (want r, t) or RateLimit-Policy (want q, w) header value."""
+    members = split_sf_list(value.strip(" "))
+    if not members:
+        return ["%s %r is not a structured-field list" % (name, value)]
+    errs = []
+    for m in members:
+        mm = SF_MEMBER.match(m)
+        if not mm:
+            errs.append("%s member %r is not \"name\";key=value..." % (name, m))
+            continue
+        params = dict((k, v) for k, v in SF_PARAM.findall(mm.group(2)))
+        for k in want:
+            v = params.get(k)
+            if v is None or not v.isdigit():
+                errs.append("%s member %r lacks a non-negative integer %s" % (name, m, k))
+    return errs
+
+
+def query_errors(c, tpl, op, query):
+    """The query string of a request against the operation's query parameters."""
+    specs = {}
+    for p in list(c.doc["paths"][tpl].get("parameters", [])) + list(op.get("parameters", [])):
+        p = c.deref(p)
+        if p.get("in") == "query":
+            specs[p["name"]] = p
+    given = {}
+    errs = []
+    for part in [x for x in (query or "").split("&") if x]:
+        k, _, v = part.partition("=")
+        k, v = unquote(k), unquote(v)
+        if k in given:
+            errs.append("query parameter %s given twice" % k)
+        given[k] = v
+    for k, v in given.items():
+        spec = specs.get(k)
+        if spec is None:
+            errs.append("query parameter %s is not in the OpenAPI document" % k)
+            continue
+        schema = spec.get("schema", {})
+        sch = c.deref(schema)
+        if sch.get("type") == "array":
+            value = v.split(",") if v else []
+            item = c.deref(sch.get("items", {}))
+            if item.get("type") == "integer":
+                value = [int(x) if x.lstrip("-").isdigit() else x for x in value]
+        elif sch.get("type") == "integer":
+            value = int(v) if v.lstrip("-").isdigit() else v
+        else:
+            value = v
+        errs += ["query %s=%s: %s" % (k, v, e) for e in c.errors(schema, value)]
+    for k, spec in specs.items():
+        if spec.get("required") and k not in given:
+            errs.append("required query parameter %s missing" % k)
+    if tpl == "/v2/catalog/gpus":
+        if "include" in given and "product" not in given:
+            errs.append("include=AVAILABILITY without product (the document: 400)")
+        for k in CATALOG_AVAILABILITY_ONLY:
+            if k in given and "include" not in given:
+                errs.append("%s without include=AVAILABILITY (the document: 400)" % k)
+        if "cudaVersions" in given and "minCudaVersion" in given:
+            errs.append("cudaVersions with minCudaVersion (the document: 400)")
+    return errs
 
 
 class Contract:
@@ -111,14 +228,20 @@ def check_exchange(c, ex):
             errs += ["request " + e for e in c.errors(schema, body)]
     elif body not in (None, ""):
         errs.append("unexpected request body on %s" % method)
+    errs += ["request " + e for e in query_errors(c, tpl, op, ex.get("query"))]
     # -- response -------------------------------------------------------------------------
     status = ex.get("status")
     fault = ex.get("fault") or {}
-    if "body" in fault:
+    rh = ex.get("response_headers") or {}
+    if "ratelimit_mode" not in fault and "headers" not in fault:
+        for hname, want in (("RateLimit", ("r",)), ("RateLimit-Policy", ("q", "w"))):
+            hv = header(rh, hname)
+            if hv is not None:
+                errs += ["response " + e for e in ratelimit_errors(hname, str(hv), want)]
+    if "body" in fault or "catalog_mode" in fault:
         return errs, (method, tpl, status)  # deliberately malformed answer
     resps = op["responses"]
     spec = c.deref(resps.get(str(status), resps.get("default")))
-    rh = ex.get("response_headers") or {}
     resp = ex.get("response")
     content = spec.get("content")
     if not content:
@@ -179,6 +302,47 @@ def self_test(c, fixtures):
         errs.append("validator accepted a pod with status PAUSED")
     if not c.schema_errors("Pod", {k: v for k, v in pod.items() if k != "cost"}):
         errs.append("validator accepted a pod without cost")
+    errs += catalog_self_test(c)
+    return errs
+
+
+def catalog_self_test(c):
+    """Issue 16: the catalog example validates, broken catalogs, queries and rate-limit
+    headers do not."""
+    errs = []
+    op = c.doc["paths"]["/v2/catalog/gpus"]["get"]
+    example = op["responses"]["200"]["content"]["application/json"]["examples"]["gpus"]["value"]
+    if c.schema_errors("ListGpuTypesResponse", example):
+        errs.append("the document's catalog example does not validate")
+    gpu = example["gpus"][0]
+    bad = {
+        "no price": {k: v for k, v in gpu.items() if k != "price"},
+        "availability PLENTY": dict(gpu, availability="PLENTY"),
+        "price as a string": dict(gpu, price={"secure": "0.44", "community": 0.31}),
+        "numeric id": dict(gpu, id=12345),
+    }
+    for what, entry in bad.items():
+        if not c.schema_errors("ListGpuTypesResponse", {"gpus": [entry]}):
+            errs.append("validator accepted a catalog entry with %s" % what)
+    good_q = "include=AVAILABILITY&product=POD&cloud=SECURE"
+    if query_errors(c, "/v2/catalog/gpus", op, good_q):
+        errs.append("validator rejected the client's catalog query: %s"
+                    % query_errors(c, "/v2/catalog/gpus", op, good_q))
+    for q in ("include=AVAILABILITY", "cloud=SECURE", "include=EVERYTHING&product=POD",
+              "include=AVAILABILITY&product=POD&cloud=SPOT", "include=AVAILABILITY&product=PODS",
+              "include=AVAILABILITY&product=POD&count=0", "bogus=1",
+              "include=AVAILABILITY&product=POD&cudaVersions=12.8&minCudaVersion=12"):
+        if not query_errors(c, "/v2/catalog/gpus", op, q):
+            errs.append("validator accepted the catalog query %s" % q)
+    spec_rl = c.doc["components"]["schemas"]["RateLimitHeader"]["examples"][0]
+    spec_pol = c.doc["components"]["schemas"]["RateLimitPolicyHeader"]["examples"][0]
+    if ratelimit_errors("RateLimit", spec_rl, ("r",)) or \
+            ratelimit_errors("RateLimit-Policy", spec_pol, ("q", "w")):
+        errs.append("validator rejected the document's RateLimit examples")
+    for v in ("garbage ;;", '"m";r=-1;t=5', '"m";t=5', "limit=100, remaining=5", '"m";r=1,',
+              '"m";r=1.5'):
+        if not ratelimit_errors("RateLimit", v, ("r",)):
+            errs.append("validator accepted the RateLimit header %r" % v)
     return errs
 
 
@@ -223,7 +387,8 @@ def main():
         print("contract: %d exchanges, %d failures" % (n, len(failures)))
         return 1
     print("contract: %d exchanges from %d files and the fixtures validate against the "
-          "OpenAPI document; bad create bodies are rejected" % (n, len(args.records)))
+          "OpenAPI document (bodies, query strings, RateLimit headers); bad create bodies, "
+          "catalogs, queries and headers are rejected" % (n, len(args.records)))
     return 0
 
 

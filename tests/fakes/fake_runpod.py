@@ -49,6 +49,8 @@ Faults (POST /_fake/faults; each key optional; reset restores the defaults):
             status: int (answer this problem status; omit for the normal answer),
             count: N (matches left; -1 = unlimited, default 1),
             retry_after: seconds (header on the answer), delay_sec: seconds before answering,
+            headers: {name: value or [values]} (replace the answer's headers; a list sends
+            one line per value),
             create_anyway: bool (POST /v2/pods: create the pod first, then answer status),
             detail: str, body: raw body text, body_repeat: N, content_type: str} ]
      Rules are checked in order after authentication; the first match applies.
@@ -62,6 +64,10 @@ Faults (POST /_fake/faults; each key optional; reset restores the defaults):
                                  non-zero goes EXITED, as a RunPod pod whose container's main
                                  process dies; false keeps it RUNNING (a container that
                                  lingers). Injected pods (POST /_fake/pods) never do.
+
+GPU catalog (GET /v2/catalog/gpus) and rate limit (RateLimit / RateLimit-Policy on every
+authenticated answer, 429 when a window is exhausted): tests/fakes/fake_runpod_catalog.py, with
+its control endpoints /_fake/catalog and /_fake/ratelimit.
 
 Start: fake_runpod.py --port 0 --api-key KEY [--port-file F] [--record F.jsonl]
        [--boot-cmd CMD] [--boot-delay-sec S] [--provision-sec S] [--start-sec S]
@@ -88,6 +94,8 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+import fake_runpod_catalog
+
 NO_CAPACITY_DETAIL = ("There are no longer any instances available with the requested "
                       "specifications. Please refresh and try again.")
 TITLES = {400: "Bad Request", 401: "Unauthorized", 402: "Payment Required", 403: "Forbidden",
@@ -105,8 +113,6 @@ FAULT_DEFAULTS = {"no_capacity": [], "rules": [], "not_found_after_create_sec": 
 CREATE_KEYS = {"name", "image", "gpu", "cpu", "cloud", "dataCenterIds", "disk", "ports", "env",
                "mounts", "args", "registry", "startSsh", "startJupyter", "globalNetworking",
                "templateId"}
-RATE_LIMIT = '"minute";r=59;t=60, "hour";r=2999;t=3600, "day";r=49999;t=86400'
-RATE_POLICY = '"minute";q=60;w=60, "hour";q=3000;w=3600, "day";q=50000;w=86400'
 
 
 def iso(ts):
@@ -271,6 +277,8 @@ class State:
         self.lock = threading.RLock()
         self.log_lock = threading.Lock()
         self.record_file = open(args.record, "a", encoding="utf-8") if args.record else None
+        self.catalog = fake_runpod_catalog.Catalog()
+        self.ratelimit = fake_runpod_catalog.RateLimiter()
         self.reset()
 
     def reset(self):
@@ -287,6 +295,8 @@ class State:
             self.seq = 0
             self.max_alive = 0
             self.creates = 0
+        self.catalog.reset()
+        self.ratelimit.reset()
         for p in old:
             stop_proc(p)
 
@@ -430,10 +440,13 @@ class Handler(BaseHTTPRequestHandler):
         if data:
             headers["Content-Type"] = ctype
         if rec is not None and status != 401:
-            headers["RateLimit"] = RATE_LIMIT
-            headers["RateLimit-Policy"] = RATE_POLICY
+            headers.update(STATE.ratelimit.headers())
+            odd = STATE.ratelimit.odd_mode()
+            if odd:  # the contract test does not expect well-formed headers here
+                rec.setdefault("fault", {})["ratelimit_mode"] = odd
         headers.update(extra or {})
         if rec is not None:
+            headers.update(rec.pop("_headers", None) or {})
             with STATE.log_lock:
                 STATE.inflight.pop(id(rec), None)
             # Logged before the answer leaves, so a client that has its answer also finds
@@ -442,13 +455,14 @@ class Handler(BaseHTTPRequestHandler):
             rec["response_headers"] = headers
             try:
                 rec["response"] = json.loads(data) if data else None
-            except ValueError:
+            except (ValueError, RecursionError):
                 rec["response"] = data[:2000].decode("utf-8", "replace")
             STATE.record(rec)
         try:
             self.send_response(status)
             for k, v in headers.items():
-                self.send_header(k, str(v))
+                for one in (v if isinstance(v, list) else [v]):  # a list: repeated lines
+                    self.send_header(k, str(one))
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             if data:
@@ -505,6 +519,10 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(401, problem(401, "missing bearer token"), rec=rec)
         if auth != want:
             return self.send(401, problem(401, "invalid bearer token"), rec=rec)
+        limited = STATE.ratelimit.take(path)
+        if limited:
+            return self.send(429, problem(429, limited[1]),
+                             extra={"Retry-After": str(limited[0])}, rec=rec)
         rule = self.match_rule(method, path)
         if rule:
             rec["fault"] = {k: v for k, v in rule.items() if k != "count"}
@@ -519,6 +537,8 @@ class Handler(BaseHTTPRequestHandler):
                 time.sleep(float(rule["delay_sec"]))
             if "status" in rule or "body" in rule:
                 return self.answer_rule(rule, rec)
+            if isinstance(rule.get("headers"), dict):  # the normal answer, these headers
+                rec["_headers"] = rule["headers"]
         self.route(method, path, body, raw, rec)
 
     def match_rule(self, method, path):
@@ -542,6 +562,8 @@ class Handler(BaseHTTPRequestHandler):
         extra = {}
         if "retry_after" in rule:
             extra["Retry-After"] = str(rule["retry_after"])
+        if isinstance(rule.get("headers"), dict):  # e.g. hostile RateLimit fields (issue 16)
+            extra.update(rule["headers"])
         if "body" in rule:
             raw = str(rule["body"]) * int(rule.get("body_repeat", 1))
             return self.send(status, raw=raw, ctype=rule.get("content_type"), extra=extra,
@@ -550,6 +572,19 @@ class Handler(BaseHTTPRequestHandler):
 
     def route(self, method, path, body, raw, rec):
         parts = path.rstrip("/").split("/")
+        if path.rstrip("/") == "/v2/catalog/gpus":
+            if method != "GET":
+                return self.send(405, problem(405, "The requested method is not allowed for "
+                                                   "this path."), extra={"Allow": "GET"},
+                                 rec=rec)
+            status, obj, ctype, marker = STATE.catalog.answer(rec["query"])
+            if marker:
+                rec.setdefault("fault", {}).update(marker)
+            if status != 200:
+                return self.send(status, problem(status, obj["detail"]), rec=rec)
+            if isinstance(obj, str):
+                return self.send(200, raw=obj, ctype=ctype, rec=rec)
+            return self.send(200, obj, rec=rec)
         if path.rstrip("/") == "/v2/pods":
             if method == "GET":
                 with STATE.lock:
@@ -595,8 +630,10 @@ class Handler(BaseHTTPRequestHandler):
                 self.send(422, problem(422, "Request validation failed.", errs), rec=rec)
             return None
         gpu = body.get("gpu", {}).get("id", "")
+        sold_out = STATE.catalog.out_of_stock(gpu, body.get("cloud", "SECURE"),
+                                              body.get("dataCenterIds") or [])
         with STATE.lock:
-            no_cap = gpu in STATE.faults["no_capacity"]
+            no_cap = gpu in STATE.faults["no_capacity"] or sold_out
             latency = float(STATE.faults["create_latency_ms"]) / 1000.0
         if latency > 0:
             time.sleep(latency)
@@ -639,6 +676,10 @@ class Handler(BaseHTTPRequestHandler):
                             return self.send(400, {"error": "unknown config %s" % k})
                         STATE.config[k] = v
                 return self.send(200, STATE.config)
+        if path == "/_fake/catalog" and method in ("GET", "POST"):
+            return self.send(*STATE.catalog.control(method, body))
+        if path == "/_fake/ratelimit" and method in ("GET", "POST"):
+            return self.send(*STATE.ratelimit.control(method, body))
         if path == "/_fake/requests":
             since = int((parse_qs(query).get("since") or ["0"])[0])
             with STATE.log_lock:

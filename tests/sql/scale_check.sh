@@ -60,6 +60,20 @@ SELECT worker_id, count(*), min(generation_started_at) FROM tasks
  WHERE status = 'In Progress' GROUP BY worker_id"
 plan_check "drain proof (does the worker hold a task?)" "
 SELECT EXISTS (SELECT 1 FROM tasks WHERE worker_id = 'b-3' AND status = 'In Progress')"
+# Issue 16 (RUNPOD_GPU_CHOICE=value): the newest completed tasks only, through
+# idx_tasks_complete_processed, however many there are (src/shell/db_runpod.c).
+plan_check "task durations per GPU type (value choice)" "
+WITH recent AS (SELECT t.worker_id,
+    extract(epoch FROM t.generation_processed_at - t.generation_started_at) AS sec
+  FROM tasks t WHERE t.status = 'Complete'
+   AND t.generation_processed_at > now() - make_interval(hours => 168)
+   AND t.generation_started_at IS NOT NULL
+   AND t.generation_processed_at >= t.generation_started_at
+  ORDER BY t.generation_processed_at DESC LIMIT 5000)
+SELECT w.pool, coalesce(w.gpu_type, ''), count(*),
+  percentile_cont(0.5) WITHIN GROUP (ORDER BY r.sec)
+ FROM recent r JOIN workers w ON w.id = r.worker_id
+ GROUP BY GROUPING SETS ((w.pool, w.gpu_type), (w.pool))"
 start=$(date +%s%N)
 sqltest_sql "$db" "SELECT count(*) FROM func_claim_next_task('b-1')" >/dev/null
 echo "ok - func_claim_next_task at $ROWS finished tasks: $(( ($(date +%s%N) - start) / 1000000 )) ms (psql round trip included)"
