@@ -130,4 +130,9 @@ Status runpod_json_parse_list(const char *body, size_t len, PodList *out, char *
 Status runpod_json_parse_problem(const char *body, size_t len, char *title, size_t tcap,
                                  char *detail, size_t dcap);
 
+/* Parses a JSON document of at most RUNPOD_JSON_MAX_BODY bytes (not necessarily
+ * NUL-terminated; trailing whitespace allowed) for the other pure parsers of RunPod answers
+ * (billing.c). Returns the root (caller cJSON_Delete) or NULL with a message in err. */
+struct cJSON *runpod_json_parse_document(const char *body, size_t len, char *err, size_t errcap);
+
 #endif

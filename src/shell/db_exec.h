@@ -22,4 +22,9 @@ PGresult *db_exec_params(PGconn *conn, const char *name, const char *sql, int n,
 Status db_exec_command(PGconn *conn, const char *name, const char *sql, int n,
                        const char *const *params, int *rows);
 
+/* Cell readers (db_snapshot.c): a number (NULL gives -1), or an age/count (NULL gives -1, a
+ * negative value 0). Return 0, or -1 after logging db.bad_value naming the column. */
+int db_cell_double(const PGresult *res, int row, int col, double *out);
+int db_cell_ll(const PGresult *res, int row, int col, long long *out);
+
 #endif

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "db_exec.h"
+#include "db_lifecycle.h"
 #include "log.h"
 #include "worker_name.h"
 
@@ -491,6 +492,8 @@ Status db_load_snapshot(PGconn *conn, const Config *cfg, Snapshot *out)
         st = load_tasks(conn, cfg, snap);
     if (st == STATUS_OK)
         st = load_backoffs(conn, snap);
+    if (st == STATUS_OK)
+        st = db_load_lifecycle(conn, snap); /* issue 16: stopped pods, restarts, billing */
     Status end = db_exec_command(conn, "snapshot_end", st == STATUS_OK ? "COMMIT" : "ROLLBACK", 0,
                                  NULL, NULL);
     if (st == STATUS_OK)
@@ -628,4 +631,17 @@ Status db_annotate_pods(PGconn *conn, Snapshot *snap, const char *prefix, bool r
     if (st == STATUS_OK)
         st = ended_rows(conn, snap, &pick);
     return st;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Cell readers for the other db_*.c modules (db_exec.h)                                       */
+
+int db_cell_double(const PGresult *res, int row, int col, double *out)
+{
+    return cell_double(res, row, col, out);
+}
+
+int db_cell_ll(const PGresult *res, int row, int col, long long *out)
+{
+    return cell_ll(res, row, col, out);
 }

@@ -23,6 +23,7 @@
 #include "metrics.h"
 #include "planner.h"
 #include "runpod.h"
+#include "spend.h"
 #include "summary.h"
 #include "worker_name.h"
 
@@ -289,6 +290,7 @@ static Status observe_and_decide(App *app, Snapshot *snap, Plan *plan, cJSON *er
     Policy policy;
     policy_from_config(app->cfg, &policy);
     *pods_wanted = need_pods(app, snap, &policy) && app->rp;
+    spend_refresh(app, snap); /* the bill, when due (issue 16) */
     if (app->manual) {
         if (*pods_wanted)
             list_pods(app, snap, errors);

@@ -45,6 +45,15 @@ const MetricsFamily METRICS_COUNTERS[] = {
      "Entries of RunPod's pod list that could not be fully read: skipped (no usable id) or "
      "partial (kept, a field replaced by its default). The rest of the list is still used.",
      offsetof(MetricsState, pod_list_defects)},
+    {"warm_pool_events_total", "event", false,
+     "Stopped-pod warm pool (WARM_STOPPED_PODS): drained pods stopped, stopped pods started "
+     "again, starts RunPod refused (a pod was created instead), stops that failed (the pod was "
+     "terminated instead).",
+     offsetof(MetricsState, warm_pool)},
+    {"pod_log_reads_total", "outcome", false,
+     "Log tails of failed workers' pods read before termination: read, or failed (timeout or "
+     "error; the pod was terminated all the same).",
+     offsetof(MetricsState, pod_log_reads)},
 };
 const size_t METRICS_N_COUNTERS = sizeof METRICS_COUNTERS / sizeof METRICS_COUNTERS[0];
 
@@ -165,6 +174,11 @@ void metrics_init(MetricsState *m, const Config *cfg)
     counter_add(&m->tasks_recovered, "failed", "", 0);
     counter_add(&m->pod_list_defects, "skipped", "", 0);
     counter_add(&m->pod_list_defects, "partial", "", 0);
+    static const char *const warm[] = {"stopped", "started", "start_refused", "stop_failed"};
+    for (size_t i = 0; i < sizeof warm / sizeof warm[0]; i++)
+        counter_add(&m->warm_pool, warm[i], "", 0);
+    counter_add(&m->pod_log_reads, "read", "", 0);
+    counter_add(&m->pod_log_reads, "failed", "", 0);
 }
 
 Status metrics_new(const Config *cfg, MetricsState **out)
@@ -265,6 +279,7 @@ static void observe_pools(MetricsState *m, const Plan *plan)
                         .idle = plan->idle,
                         .busy = plan->busy,
                         .terminating = plan->terminating,
+                        .stopped = plan->stopped,
                         .tasks_running = plan->running,
                         .cost_per_hr = plan->fleet_cost_per_hr};
     m->n_pools = 0;
@@ -279,6 +294,7 @@ static void observe_pools(MetricsState *m, const Plan *plan)
         e->idle = pp->idle;
         e->busy = pp->busy;
         e->terminating = pp->terminating;
+        e->stopped = pp->stopped;
         e->tasks_queued = pp->queued;
         e->tasks_running = pp->running;
         e->oldest_queued_age_sec = pp->oldest_queued_age_sec > 0 ? pp->oldest_queued_age_sec : 0;
@@ -291,13 +307,14 @@ static void observe_pools(MetricsState *m, const Plan *plan)
         rest.idle -= e->idle;
         rest.busy -= e->busy;
         rest.terminating -= e->terminating;
+        rest.stopped -= e->stopped;
         rest.tasks_running -= e->tasks_running;
         rest.cost_per_hr -= e->cost_per_hr;
     }
     if (fabs(rest.cost_per_hr) < 0.0005)
         rest.cost_per_hr = 0;
-    if (rest.spawning > 0 || rest.active > 0 || rest.terminating > 0 || rest.tasks_running > 0 ||
-        rest.cost_per_hr > 0) {
+    if (rest.spawning > 0 || rest.active > 0 || rest.terminating > 0 || rest.stopped > 0 ||
+        rest.tasks_running > 0 || rest.cost_per_hr > 0) {
         snprintf(rest.name, sizeof rest.name, "%s", METRICS_NO_POOL);
         m->pools[m->n_pools++] = rest;
     }
@@ -355,6 +372,9 @@ void metrics_observe_cycle(MetricsState *m, const Snapshot *snap, const Plan *pl
         m->fleet_known = true;
         m->tasks_queued_all = snap->queued_total;
         m->tasks_foreign_held = plan->foreign_held_tasks;
+        m->spend_estimated = plan->spend_estimate_per_hr;
+        m->billing_known = snap->billing_known;
+        m->spend_billed = snap->billing_total_usd_per_hr;
         if (snap->pods_listed) {
             counter_add(&m->pod_list_defects, "skipped", "", (double)snap->pods_skipped);
             counter_add(&m->pod_list_defects, "partial", "", (double)snap->pods_partial);
@@ -365,6 +385,12 @@ void metrics_observe_cycle(MetricsState *m, const Snapshot *snap, const Plan *pl
             observe_outcome(m, o);
         counter_add(&m->tasks_recovered, "requeued", "", (double)act->tasks_reset);
         counter_add(&m->tasks_recovered, "failed", "", (double)act->tasks_failed);
+        counter_add(&m->warm_pool, "stopped", "", (double)act->workers_stopped);
+        counter_add(&m->warm_pool, "started", "", (double)act->workers_started);
+        counter_add(&m->warm_pool, "start_refused", "", (double)act->start_fallbacks);
+        counter_add(&m->warm_pool, "stop_failed", "", (double)act->stop_fallbacks);
+        counter_add(&m->pod_log_reads, "read", "", (double)act->log_tails);
+        counter_add(&m->pod_log_reads, "failed", "", (double)act->log_tail_failures);
     }
     counter_add(&m->cycles, status_str(st), "", 1);
     m->cycle_seen = true;
