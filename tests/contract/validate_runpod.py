@@ -5,7 +5,8 @@ Validates, against RunPod's OpenAPI 3.1 document (tests/fixtures/runpod/openapi-
 schemas are JSON Schema 2020-12, $refs resolved within the document):
 
   * every request the client sent and every response the fake served, as recorded by
-    tests/fakes/fake_runpod.py --record (JSON lines), and
+    tests/fakes/fake_runpod.py --record (JSON lines) -- its query parameters too (names, types,
+    enums, bounds, and billing's lastN exclusive of startTime/endTime) -- and
   * the recorded RunPod examples in tests/fixtures/runpod/, and
   * that the validator has teeth: a create body with an unknown field (gpuTypeIds, the v1 name),
     without a name, or with a string disk FAILS.
@@ -22,6 +23,7 @@ import argparse
 import json
 import re
 import sys
+from urllib.parse import parse_qs
 
 from jsonschema import Draft202012Validator
 
@@ -30,6 +32,12 @@ REQUIRED_KINDS = [
     ("DELETE", "/v2/pods/{id}", 204), ("DELETE", "/v2/pods/{id}", 404),
     ("GET", "/v2/pods/{id}", 404), ("POST", "/v2/pods", 400), ("POST", "/v2/pods", 422),
     ("GET", "/v2/pods", 401), ("GET", "/v2/pods", 429), ("POST", "/v2/pods", 500),
+    # issue 16: stop/start, the log stream, the pod billing
+    ("POST", "/v2/pods/{id}/action", 200), ("POST", "/v2/pods/{id}/action", 409),
+    ("POST", "/v2/pods/{id}/action", 400), ("POST", "/v2/pods/{id}/action", 404),
+    ("POST", "/v2/pods/{id}/action", 429), ("POST", "/v2/pods/{id}/action", 500),
+    ("GET", "/v2/pods/{id}/logs", 200), ("GET", "/v2/pods/{id}/logs", 404),
+    ("GET", "/v2/billing/pods", 200), ("GET", "/v2/billing/pods", 500),
 ]
 
 
@@ -80,6 +88,35 @@ def header(headers, name):
     return None
 
 
+def check_query(c, op, query):
+    """The query string against the operation's parameters: no unknown name, each value of
+    its schema's type, enum and bounds (and billing's lastN never with startTime/endTime)."""
+    errs = []
+    params = {}
+    for p in op.get("parameters", []):
+        p = c.deref(p)
+        if p.get("in") == "query":
+            params[p["name"]] = c.deref(p.get("schema", {}))
+    got = parse_qs(query or "", keep_blank_values=True)
+    for name, values in got.items():
+        if name not in params:
+            errs.append("query parameter %s is not in the OpenAPI document" % name)
+            continue
+        schema = params[name]
+        for v in values:
+            value = v
+            if schema.get("type") == "integer":
+                try:
+                    value = int(v)
+                except ValueError:
+                    errs.append("query %s=%r is not an integer" % (name, v))
+                    continue
+            errs += ["query %s=%r: %s" % (name, v, e) for e in c.errors(schema, value)]
+    if "lastN" in got and ("startTime" in got or "endTime" in got):
+        errs.append("query lastN together with startTime/endTime (mutually exclusive)")
+    return errs
+
+
 def check_exchange(c, ex):
     errs = []
     method, path = ex["method"], ex["path"]
@@ -90,6 +127,7 @@ def check_exchange(c, ex):
     if op is None:
         return ["%s %s: method not in the OpenAPI document" % (method, tpl)], None
     # -- request --------------------------------------------------------------------------
+    errs += check_query(c, op, ex.get("query"))
     hdrs = ex.get("headers") or {}
     auth = header(hdrs, "Authorization")
     if auth == "Bearer <mismatched>":
@@ -174,6 +212,36 @@ def self_test(c, fixtures):
     for what, body in bad.items():
         if not c.schema_errors("CreatePodRequest", body):
             errs.append("validator accepted a create body with %s" % what)
+    # issue 16: the action body, the billing answer, the query parameters.
+    for body in ({"action": "reset"}, {"action": "stop", "force": True}, {}):
+        if not c.schema_errors("PodActionRequest", body):
+            errs.append("validator accepted the pod action %r" % (body,))
+    billing = {"records": [{"startTime": "2026-06-01T11:00:00Z", "endTime": "2026-06-01T12:00:00Z",
+                            "podId": "p", "totalAmount": 1, "gpuAmount": 1, "cpuAmount": 0,
+                            "diskAmount": 0}],
+               "metadata": {"query": {"startTime": "2026-06-01T11:00:00Z",
+                                      "endTime": "2026-06-01T13:00:00Z", "bucketSize": "hour"},
+                            "recordCount": 1, "uniquePodCount": 1,
+                            "totals": {"totalAmount": 1, "gpuAmount": 1, "cpuAmount": 0,
+                                       "diskAmount": 0}}}
+    if c.schema_errors("ListPodBillingResponse", billing):
+        errs.append("a good billing answer does not validate: %s"
+                    % c.schema_errors("ListPodBillingResponse", billing)[:2])
+    if not c.schema_errors("ListPodBillingResponse", {"records": billing["records"]}):
+        errs.append("validator accepted a billing answer without metadata")
+    bad_rec = dict(billing["records"][0])
+    del bad_rec["podId"]
+    if not c.schema_errors("ListPodBillingResponse", dict(billing, records=[bad_rec])):
+        errs.append("validator accepted a billing record without podId")
+    bop = c.doc["paths"]["/v2/billing/pods"]["get"]
+    lop = c.doc["paths"]["/v2/pods/{id}/logs"]["get"]
+    for op, q in ((bop, "bucketSize=minute"), (bop, "lastN=0"), (bop, "bogus=1"),
+                  (bop, "lastN=2&startTime=2026-06-01T00:00:00Z"), (lop, "tail=9000"),
+                  (lop, "source=stdout"), (lop, "tail=abc")):
+        if not check_query(c, op, q):
+            errs.append("validator accepted the query %r" % q)
+    if check_query(c, bop, "bucketSize=hour&lastN=2") or check_query(c, lop, "tail=200"):
+        errs.append("validator refused a good query")
     pod = load("v2_get_running.json")
     if not c.schema_errors("Pod", dict(pod, status="PAUSED")):
         errs.append("validator accepted a pod with status PAUSED")
