@@ -57,6 +57,9 @@ Status status_lifecycle_text(PGconn *conn, const Snapshot *snap, const Plan *pla
         snprintf(cap, sizeof cap, " of $%.2f", cfg->max_hourly_spend_usd);
     printf("spend    est $%.2f/h, %s; cap counts $%.2f/h%s\n", plan->spend_estimate_per_hr, billed,
            plan->fleet_cost_per_hr, cap);
+    if (plan->stopped > 0 || cfg->warm_stopped_pods > 0)
+        printf("warm     %lld pod%s stopped (disk kept, started before any create)\n",
+               plan->stopped, plan->stopped == 1 ? "" : "s");
     cJSON *last = NULL;
     Status st = db_last_failure(conn, &last);
     if (st != STATUS_OK || !last)
@@ -64,8 +67,9 @@ Status status_lifecycle_text(PGconn *conn, const Snapshot *snap, const Plan *pla
     const cJSON *age = cJSON_GetObjectItemCaseSensitive(last, "age_sec");
     age_text(cJSON_IsNumber(age) ? (long long)age->valuedouble : -1, when, sizeof when);
     const char *outcome = str_of(last, "log_outcome");
-    printf("failed   %.32s %s: %.36s; log tail %s (logs --worker)\n", str_of(last, "worker_id"),
-           when, str_of(last, "reason"), outcome[0] ? outcome : "none");
+    /* At most 9 + 32 + 1 + 8 + 2 + 24 + 11 + 7 = 94 columns; `logs --worker ID` has the rest. */
+    printf("failed   %.32s %s: %.24s; log tail %s\n", str_of(last, "worker_id"), when,
+           str_of(last, "reason"), outcome[0] ? outcome : "none");
     cJSON_Delete(last);
     return STATUS_OK;
 }
