@@ -443,7 +443,7 @@ static size_t start_stopped(App *app, const Plan *plan, ActResult *res, const Ac
     size_t kept = 0, nf = 0;
     for (size_t k = 0; k < m; k++) {
         const Action *a = todo[k];
-        if (a->kind != ACTION_START_WORKER || res->db_failed)
+        if (a->kind != ACTION_START_WORKER || res->db_failed || res->lease_lost)
             continue;
         long long before = res->workers_started + res->failed;
         if (actuator_start_worker(app, a, res) && plan->pools[a->pool].n_gpu_types > 0) {

@@ -18,6 +18,7 @@
 
 #include "db.h"
 #include "db_lifecycle.h"
+#include "lease.h"
 #include "log.h"
 #include "podlog.h"
 #include "runpod_lifecycle.h"
@@ -112,7 +113,15 @@ static void start_refused(App *app, const Action *a, ActResult *res, const Runpo
 bool actuator_start_worker(App *app, const Action *a, ActResult *res)
 {
     bool applied = false;
-    if (db_restart_worker(app->conn, a->worker_id, &applied) != STATUS_OK) {
+    const char *holder = NULL, *fence = NULL;
+    lease_guard(app->lease, &holder, &fence);
+    Status rs = db_restart_worker(app->conn, a->worker_id, holder, fence, &applied);
+    if (rs == STATUS_ERR_LEASE_LOST) { /* another cycle took over: nothing more to do */
+        res->lease_lost = true;
+        actuator_add_error(res, "cycle lease lost: no further action this cycle");
+        return false;
+    }
+    if (rs != STATUS_OK) {
         res->db_failed = db_lost(app);
         res->failed++;
         actuator_record(res, a, NULL, "failed", "database error (see errors)");

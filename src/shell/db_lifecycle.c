@@ -127,9 +127,22 @@ Status db_stop_worker(PGconn *conn, const char *id, bool *applied)
     return call_bool(conn, "stop_worker", "SELECT orchestrator_stop_worker($1)", id, applied);
 }
 
-Status db_restart_worker(PGconn *conn, const char *id, bool *applied)
+Status db_restart_worker(PGconn *conn, const char *id, const char *lease_holder,
+                         const char *lease_fence, bool *applied)
 {
-    return call_bool(conn, "restart_worker", "SELECT orchestrator_restart_worker($1)", id, applied);
+    const char *p[] = {id, lease_holder, lease_fence};
+    PGresult *res = db_exec_params(
+        conn, "restart_worker",
+        "SELECT orchestrator_restart_worker($1) FROM (SELECT 1) AS one"
+        " WHERE $2::text IS NULL OR EXISTS (SELECT 1 FROM orchestrator_lease"
+        "  WHERE name = 'cycle' AND holder = $2 AND fence = $3::bigint AND expires_at > now())",
+        3, p, PGRES_TUPLES_OK);
+    if (!res)
+        return STATUS_ERR_DB;
+    Status st = PQntuples(res) == 1 ? STATUS_OK : STATUS_ERR_LEASE_LOST;
+    *applied = st == STATUS_OK && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    return st;
 }
 
 Status db_store_log_tail(PGconn *conn, const LogTailRecord *rec)

@@ -30,8 +30,12 @@ Status db_load_lifecycle(PGconn *conn, Snapshot *snap);
 /* terminating -> stopped (orchestrator_stop_worker: only while it holds no task). */
 Status db_stop_worker(PGconn *conn, const char *id, bool *applied);
 
-/* stopped -> spawning, restarted_at = now() (orchestrator_restart_worker). */
-Status db_restart_worker(PGconn *conn, const char *id, bool *applied);
+/* stopped -> spawning, restarted_at = now() (orchestrator_restart_worker) -- only while the
+ * cycle lease named by lease_holder/lease_fence is still ours, in the same statement, as a spawn
+ * registers its row (lease_guard; a NULL holder: no lease, no check). STATUS_ERR_LEASE_LOST
+ * when it is not. */
+Status db_restart_worker(PGconn *conn, const char *id, const char *lease_holder,
+                         const char *lease_fence, bool *applied);
 
 /* A failed worker's pod log tail, as read before its pod was terminated. */
 typedef struct {

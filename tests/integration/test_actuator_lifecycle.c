@@ -14,6 +14,7 @@
 
 #include "actuator.h"
 #include "db.h"
+#include "db_lifecycle.h"
 #include "fake_runpod.h"
 #include "harness.h"
 #include "log.h"
@@ -246,6 +247,25 @@ START_TEST(test_ambiguous_start_holds_its_slot)
 }
 END_TEST
 
+/* A restart registers only while the cycle lease is ours, as a spawn's row does. */
+START_TEST(test_restart_only_under_the_lease)
+{
+    configure(NULL);
+    stopped_worker("gpu-20260601_120000-000000e1");
+    bool applied = true;
+    ck_assert_int_eq(
+        db_restart_worker(conn, "gpu-20260601_120000-000000e1", "someone-else", "7", &applied),
+        STATUS_ERR_LEASE_LOST);
+    ck_assert(!applied);
+    char *st = harness_sql(conn, "SELECT status FROM workers");
+    ck_assert_str_eq(st, "stopped");
+    free(st);
+    ck_assert_int_eq(db_restart_worker(conn, "gpu-20260601_120000-000000e1", NULL, NULL, &applied),
+                     STATUS_OK);
+    ck_assert(applied);
+}
+END_TEST
+
 START_TEST(test_failed_worker_log_tail_stored_scrubbed)
 {
     const char *env[] = {"WORKER_ENV_HF_TOKEN=hf_abcdefghijklmnop", "RUNPOD_LOG_TIMEOUT_SEC=2",
@@ -285,6 +305,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_drained_pod_stopped_or_terminated);
     tcase_add_test(tc, test_start_before_create_and_fallbacks);
     tcase_add_test(tc, test_ambiguous_start_holds_its_slot);
+    tcase_add_test(tc, test_restart_only_under_the_lease);
     tcase_add_test(tc, test_failed_worker_log_tail_stored_scrubbed);
     suite_add_tcase(s, tc);
     return s;
