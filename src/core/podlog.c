@@ -202,6 +202,21 @@ static bool secret_key(const char *k, size_t n)
            (n > 5 && strcmp(low + n - 5, "_pass") == 0);
 }
 
+/* Length of the JSON Web Token at s ("eyJ" then three base64url parts joined by dots), or 0. */
+static size_t jwt_len(const char *s)
+{
+    if (strncmp(s, "eyJ", 3) != 0)
+        return 0;
+    size_t n = 0, dots = 0;
+    for (; s[n]; n++) {
+        if (s[n] == '.')
+            dots++;
+        else if (!isalnum((unsigned char)s[n]) && s[n] != '_' && s[n] != '-')
+            break;
+    }
+    return dots == 2 && s[n - 1] != '.' ? n : 0;
+}
+
 /* Length of the value that starts at s (up to a quote, blank or separator). */
 static size_t value_len(const char *s, char quote)
 {
@@ -282,6 +297,12 @@ size_t podlog_scrub(const char *in, const char *const *secrets, size_t n, char *
                 masked++;
                 continue;
             }
+        }
+        if ((i == 0 || !ident_char(in[i - 1])) && (vl = jwt_len(in + i)) > 0) {
+            put(out, cap, &len, "***", 3); /* a JSON Web Token (a gateway WORKER_TOKEN) */
+            i += vl;
+            masked++;
+            continue;
         }
         if (key_value_at(in, i, &v, &vl)) {
             put(out, cap, &len, in + i, v - i);

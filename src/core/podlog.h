@@ -31,7 +31,8 @@ void podlog_from_sse(const char *sse, size_t len, char *out, size_t cap, PodlogS
 
 /* Copies in to out (cap bytes, NUL-terminated, truncated) with secrets masked as "***": every
  * occurrence of each of the n values in secrets (values shorter than 4 bytes are ignored, as
- * the logger does), the token after "Bearer ", the password of a URI
+ * the logger does), the token after "Bearer ", a JSON Web Token (eyJ...x.y; the gateway's
+ * WORKER_TOKEN), the password of a URI
  * (scheme://user:PASSWORD@host), and the value after "=" or ":" of a key that names a secret
  * (password, passwd, secret, token, credential, apikey, api_key, access_key, private_key, or a
  * name ending in _key or _pass; any case). Returns how many values were masked. Cannot fail. */

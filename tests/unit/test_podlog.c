@@ -103,6 +103,8 @@ static const struct {
     {"JSON members", "{\"password\": \"p4ss\", \"api_key\":\"k\", \"n\": 1}",
      "{\"password\": \"***\", \"api_key\":\"***\", \"n\": 1}"},
     {"key: value", "aws_secret_access_key: AKIA/xyz+1", "aws_secret_access_key: ***"},
+    {"a bare JSON Web Token (the gateway's WORKER_TOKEN)",
+     "token is eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ3In0.sig-_x9 ok", "token is *** ok"},
     {"nothing secret stays as it is", "step 5/10 loss=0.25 lr=1e-4", "step 5/10 loss=0.25 lr=1e-4"},
     {"a short configured value is not a secret", "abc abc", "abc abc"},
 };
