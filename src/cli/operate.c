@@ -11,6 +11,7 @@
 
 #include "commands.h"
 #include "db.h"
+#include "db_lifecycle.h"
 #include "log.h"
 #include "taskfile.h"
 
@@ -243,6 +244,42 @@ out:
     return st;
 }
 
+/* Prints the stored pod log tail of worker_id, if any: a header line and the tail (text), or
+ * one JSON object {"kind": "pod_log_tail", ...} (json). */
+static Status print_failure_log(PGconn *conn, const char *worker_id, bool json)
+{
+    cJSON *o = NULL;
+    Status st = db_failure_log(conn, worker_id, &o);
+    if (st != STATUS_OK || !o)
+        return st;
+    if (json) {
+        cJSON_AddStringToObject(o, "kind", "pod_log_tail");
+        char *s = cJSON_PrintUnformatted(o);
+        printf("%s\n", s ? s : "{}");
+        free(s);
+    } else {
+        const cJSON *bytes = cJSON_GetObjectItemCaseSensitive(o, "bytes");
+        const char *s[] = {"pod_id", "reason", "fetched_at", "outcome", "error", "tail"};
+        const char *v[6];
+        for (size_t i = 0; i < 6; i++) {
+            const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, s[i]);
+            v[i] = cJSON_IsString(x) ? x->valuestring : "";
+        }
+        printf("\n--- pod log tail of %s (pod %s; %s) read %s: %s, %.0f bytes%s%s%s ---\n",
+               worker_id, v[0], v[1][0] ? v[1] : "failed", v[2], v[3],
+               cJSON_IsNumber(bytes) ? bytes->valuedouble : 0,
+               cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "truncated"))
+                   ? ", older lines dropped"
+                   : "",
+               v[4][0] ? "; " : "", v[4]);
+        fputs(v[5], stdout);
+        if (v[5][0] && v[5][strlen(v[5]) - 1] != '\n')
+            putchar('\n');
+    }
+    cJSON_Delete(o);
+    return STATUS_OK;
+}
+
 Status cmd_logs(int argc, char **argv)
 {
     LogQuery q = {.limit = 200};
@@ -334,6 +371,9 @@ Status cmd_logs(int argc, char **argv)
             }
         }
     }
+    /* A failed worker's pod log tail, read before its pod was terminated (issue 16). */
+    if (st == STATUS_OK && q.worker_id)
+        st = print_failure_log(conn, q.worker_id, json);
     cJSON_Delete(rows);
     if (conn)
         PQfinish(conn);

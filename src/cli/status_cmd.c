@@ -18,6 +18,7 @@
 #include "planner.h"
 #include "task_cost.h"
 #include "status_runpod.h"
+#include "status_lifecycle.h"
 
 static void fmt_age(long long sec, char *out, size_t cap)
 {
@@ -447,8 +448,8 @@ static void cost_text(const TaskCostReport *costs)
         printf("(%zu more task types: status --json lists them all)\n", costs[1].n_types - 20);
 }
 
-static void status_text(const Snapshot *snap, const Plan *plan, const Config *cfg,
-                        const TaskCostReport *costs)
+static Status status_text(PGconn *conn, const Snapshot *snap, const Plan *plan, const Config *cfg,
+                          const TaskCostReport *costs)
 {
     char age[32], a2[32], a3[32];
     fmt_age(snap->oldest_queued_age_sec, age, sizeof age);
@@ -473,12 +474,16 @@ static void status_text(const Snapshot *snap, const Plan *plan, const Config *cf
     fmt_age(snap->since_reconcile_sec, a3, sizeof a3);
     printf("cycles   last #%lld, last success %s ago, last reconcile %s ago; fleet $%.2f/h\n",
            snap->cycle_number - 1, a2, a3, fleet_cost(snap));
+    Status st = status_lifecycle_text(conn, snap, plan, cfg); /* spend, warm, last failure */
+    if (st != STATUS_OK)
+        return st;
     unserved_text(snap, plan);
     cost_text(costs);
     printf("\n");
     pools_text(snap, plan, cfg);
     printf("\n");
     workers_text(snap, cfg);
+    return STATUS_OK;
 }
 
 static volatile sig_atomic_t g_stop_watch;
@@ -547,12 +552,17 @@ Status cmd_status(int argc, char **argv)
             printf("\033[H\033[2J");
         if (json) {
             cJSON *o = status_json(snap, plan, cfg, have_costs ? costs : NULL);
+            if (o && (st = status_lifecycle_json(conn, snap, plan, o)) != STATUS_OK) {
+                cJSON_Delete(o);
+                break;
+            }
             char *s = o ? cJSON_PrintUnformatted(o) : NULL;
             printf("%s\n", s ? s : "{}");
             free(s);
             cJSON_Delete(o);
-        } else {
-            status_text(snap, plan, cfg, have_costs ? costs : NULL);
+        } else if ((st = status_text(conn, snap, plan, cfg, have_costs ? costs : NULL)) !=
+                   STATUS_OK) {
+            break;
         }
         fflush(stdout);
         for (long k = 0; watch > 0 && k < watch * 10 && !g_stop_watch; k++) {

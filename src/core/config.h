@@ -55,7 +55,8 @@ typedef struct {
     int spawning_timeout_sec;
     int task_stuck_timeout_sec;
     double max_hourly_spend_usd;
-    size_t n_env; /* POOL_<NAME>_ENV_<VAR>: added after the global WORKER_ENV_* */
+    int warm_stopped_pods; /* WARM_STOPPED_PODS (issue 16): drained pods kept stopped */
+    size_t n_env;          /* POOL_<NAME>_ENV_<VAR>: added after the global WORKER_ENV_* */
     ConfigEnvPair env[CONFIG_POOL_ENV_MAX];
 } PoolConfig;
 
@@ -154,6 +155,12 @@ typedef struct {
     char storage_s3_access_key_id[CONFIG_ITEM_MAX];    /* secret */
     char storage_s3_secret_access_key[CONFIG_STR_MAX]; /* secret */
     int storage_max_upload_mb;                         /* STORAGE_MAX_UPLOAD_MB */
+    /* RunPod lifecycle (issue 16 items 3 and 4; structure_docs/runpod_lifecycle.md) */
+    int warm_stopped_pods;               /* WARM_STOPPED_PODS: the default of every pool */
+    int stopped_pod_max_age_sec;         /* STOPPED_POD_MAX_AGE_SEC */
+    double stopped_pod_usd_per_gb_month; /* STOPPED_POD_DISK_USD_PER_GB_MONTH */
+    int runpod_log_timeout_sec;          /* RUNPOD_LOG_TIMEOUT_SEC: bound of a log-tail read */
+    int runpod_log_max_bytes;            /* RUNPOD_LOG_MAX_BYTES: bytes of a log tail kept */
 } Config;
 
 typedef struct {

@@ -42,6 +42,7 @@ static const PoolSetting SETTINGS[] = {
     {"SPAWNING_TIMEOUT_SEC", "SPAWNING_TIMEOUT_SEC", F(spawning_timeout_sec)},
     {"TASK_STUCK_TIMEOUT_SEC", "TASK_STUCK_TIMEOUT_SEC", F(task_stuck_timeout_sec)},
     {"MAX_HOURLY_SPEND_USD", "MAX_HOURLY_SPEND_USD", F(max_hourly_spend_usd)},
+    {"WARM_STOPPED_PODS", "WARM_STOPPED_PODS", F(warm_stopped_pods)},
 };
 
 #define N_SETTINGS (sizeof SETTINGS / sizeof SETTINGS[0])
@@ -83,6 +84,7 @@ static void inherit(const Config *cfg, PoolConfig *p)
     p->spawning_timeout_sec = cfg->spawning_timeout_sec;
     p->task_stuck_timeout_sec = cfg->task_stuck_timeout_sec;
     p->max_hourly_spend_usd = cfg->max_hourly_spend_usd;
+    p->warm_stopped_pods = cfg->warm_stopped_pods;
     p->run_types.count = 1;
     snprintf(p->run_types.items[0], sizeof p->run_types.items[0], "%s",
              strcmp(p->name, CONFIG_DEFAULT_POOL) == 0 ? "gpu" : p->name);
@@ -359,6 +361,7 @@ cJSON *config_pools_json(const Config *cfg)
         cJSON_AddNumberToObject(o, "SPAWNING_TIMEOUT_SEC", p->spawning_timeout_sec);
         cJSON_AddNumberToObject(o, "TASK_STUCK_TIMEOUT_SEC", p->task_stuck_timeout_sec);
         cJSON_AddNumberToObject(o, "MAX_HOURLY_SPEND_USD", p->max_hourly_spend_usd);
+        cJSON_AddNumberToObject(o, "WARM_STOPPED_PODS", p->warm_stopped_pods);
         cJSON *env = cJSON_AddObjectToObject(o, "ENV");
         for (size_t e = 0; env && e < p->n_env; e++)
             cJSON_AddStringToObject(env, p->env[e].name, "***set***");

@@ -136,7 +136,7 @@ const VarSpec CONFIG_VARS[] = {
      "GPU_TYPES, WORKER_IMAGE, CLOUD_TYPE, CONTAINER_DISK_GB, MIN_ACTIVE_GPUS, MAX_ACTIVE_GPUS, "
      "TASKS_PER_GPU_THRESHOLD, MACHINES_TO_KEEP_IDLE, GPU_IDLE_TIMEOUT_SEC, "
      "WORKER_GRACE_PERIOD_SEC, SPAWNING_TIMEOUT_SEC, TASK_STUCK_TIMEOUT_SEC, "
-     "MAX_HOURLY_SPEND_USD, ENV_<VAR>), falling back to the global variable"},
+     "MAX_HOURLY_SPEND_USD, WARM_STOPPED_PODS, ENV_<VAR>), falling back to the global variable"},
     {"CYCLE_LEASE_TTL_SEC", VT_INT, F(cycle_lease_ttl_sec), "60", 3, 3600, false, NULL,
      "lifetime of the cycle lease (renewed while a cycle runs); a killed cycle blocks others "
      "at most this long"},
@@ -183,6 +183,18 @@ const VarSpec CONFIG_VARS[] = {
      CONFIG_STR_MAX - 1, true, NULL, "S3 secret access key"},
     {"STORAGE_MAX_UPLOAD_MB", VT_INT, F(storage_max_upload_mb), "1024", 1, 102400, false, NULL,
      "largest file a worker may upload through the gateway (MiB)"},
+    {"WARM_STOPPED_PODS", VT_INT, F(warm_stopped_pods), "0", 0, 1000, false, NULL,
+     "drained idle pods kept stopped (disk and image kept, billed for disk only) and started "
+     "again before any create; per pool POOL_<NAME>_WARM_STOPPED_PODS (0 = terminate, as before)"},
+    {"STOPPED_POD_MAX_AGE_SEC", VT_INT, F(stopped_pod_max_age_sec), "86400", 60, 2592000, false,
+     NULL, "a pod stopped longer than this is terminated"},
+    {"STOPPED_POD_DISK_USD_PER_GB_MONTH", VT_DOUBLE, F(stopped_pod_usd_per_gb_month), "0.20", 0,
+     1000, false, NULL,
+     "what a stopped pod's disk costs per GB and month (the spend cap counts stopped pods at it)"},
+    {"RUNPOD_LOG_TIMEOUT_SEC", VT_INT, F(runpod_log_timeout_sec), "5", 1, 60, false, NULL,
+     "how long reading a failed worker's pod log may take before its pod is terminated anyway"},
+    {"RUNPOD_LOG_MAX_BYTES", VT_INT, F(runpod_log_max_bytes), "16384", 1024, 65536, false, NULL,
+     "bytes of a failed worker's pod log tail kept (the read keeps the newest 4x this at most)"},
 };
 
 const size_t CONFIG_N_VARS = sizeof CONFIG_VARS / sizeof CONFIG_VARS[0];

@@ -61,6 +61,8 @@ bool planner_ctx_init(Ctx *c, const Snapshot *snap, const Policy *policy, Plan *
     out->n_pools = 0;
     out->unserved_queued = 0;
     out->n_unserved = 0;
+    out->stopped = out->to_start = 0;
+    out->spend_estimate_per_hr = out->spend_billed_per_hr = 0;
     for (size_t p = 0; p < PLAN_POOLS_MAX; p++)
         c->want_override[p] = -1;
     /* Workers of a pool no longer configured: the global settings, MIN 0, MAX 0. */
@@ -140,6 +142,11 @@ static const SnapPod *find_pod_by_name(const Snapshot *snap, const char *name)
         if (strcmp(snap->pods[i].name, name) == 0)
             return &snap->pods[i];
     return NULL;
+}
+
+const SnapPod *planner_pod_by_id(const Snapshot *snap, const char *pod_id)
+{
+    return find_pod_by_id(snap, pod_id);
 }
 
 /* How long worker w has had its pod id: the list may lag that long behind the create's
@@ -263,6 +270,10 @@ static void step_spawning(Ctx *c)
             }
             continue; /* unknown yet: wait, holding its slot */
         }
+        /* A stopped pod started again (issue 16) lives from its start: the list may still show
+         * it EXITED for the lag window, and its spawning timeout counts from then. */
+        long long life = w->restarted ? w->restart_age_sec : w->age_sec;
+        bool lagging = w->restarted && w->restart_age_sec <= pol->pod_not_found_grace_sec;
         const SnapPod *pod = c->view[i].adopted;
         if (snap->pods_listed && !pod) {
             pod = find_pod_by_id(snap, w->runpod_id);
@@ -275,16 +286,19 @@ static void step_spawning(Ctx *c)
             planner_fail_worker(c, i, REASON_POD_ERROR, "Pod failed");
             continue;
         }
-        if (pod && pod->status == SNAP_POD_EXITED) {
-            planner_fail_worker(c, i, REASON_POD_EXITED, "Pod exited");
+        if (pod && pod->status == SNAP_POD_EXITED && !lagging) {
+            planner_fail_worker(c, i, REASON_POD_EXITED,
+                                w->restarted ? "Pod exited (not started again)" : "Pod exited");
             continue;
         }
         if (pod && pod->status == SNAP_POD_TERMINATED) {
             planner_fail_worker(c, i, REASON_POD_TERMINATED, "Pod terminated");
             continue;
         }
-        if (w->age_sec > pp->spawning_timeout_sec)
-            planner_fail_worker(c, i, REASON_SPAWNING_TIMEOUT, "Spawning timeout");
+        if (life > pp->spawning_timeout_sec)
+            planner_fail_worker(c, i, REASON_SPAWNING_TIMEOUT,
+                                w->restarted ? "Spawning timeout (after a start)"
+                                             : "Spawning timeout");
     }
 }
 
@@ -374,7 +388,8 @@ static void step_orphans(Ctx *c)
         if (!task->worker_id[0] || task->holder_too_long)
             continue;
         long long w = planner_find_worker(snap, task->worker_id);
-        if (w >= 0 && c->view[w].state != WORKER_ERROR && c->view[w].state != WORKER_INACTIVE)
+        if (w >= 0 && c->view[w].state != WORKER_ERROR && c->view[w].state != WORKER_INACTIVE &&
+            c->view[w].state != WORKER_STOPPED) /* a stopped worker works on nothing */
             continue;
         if (w < 0 && !held_by_ours(c, task)) {
             c->plan->foreign_held_tasks++;
@@ -396,6 +411,8 @@ static void step_shutdown(Ctx *c)
         Reason reason = REASON_NONE;
         if (v->state == WORKER_TERMINATING) {
             if (v->tasks_held == 0) {
+                if (planner_warm_stop(c, i))
+                    continue; /* its pod is kept stopped (issue 16) */
                 reason = REASON_DRAINED;
             } else if (w->terminating_age_sec > pol->graceful_timeout_sec) {
                 for (size_t t = 0; t < snap->n_tasks; t++)
@@ -420,6 +437,7 @@ static void step_shutdown(Ctx *c)
         }
         a->from_state = v->state;
         snprintf(a->pod_id, sizeof a->pod_id, "%s", planner_worker_pod_id(c, i));
+        a->fetch_logs = v->state == WORKER_ERROR && a->pod_id[0];
         v->terminated_in_plan = true;
     }
 }
@@ -475,6 +493,7 @@ void planner_decide(const Snapshot *snap, const Policy *policy, Plan *out)
     step_spawning(&c);
     step_health(&c);
     step_orphans(&c);
+    planner_step_stopped(&c);
     planner_step_scale_down(&c);
     step_shutdown(&c);
     planner_step_scale_up(&c);

@@ -30,6 +30,10 @@ typedef enum {
     ACTION_SPAWN_WORKER,       /* insert a spawning row, create its pod, record the pod id */
     ACTION_ADOPT_POD,          /* record the pod id of a spawning row that has none */
     ACTION_TERMINATE_POD,      /* a leaked pod: ours by name, no live worker row */
+    ACTION_STOP_WORKER,        /* issue 16: stop a drained worker's pod (warm pool), -> stopped;
+                                  the pod is terminated instead when the stop fails */
+    ACTION_START_WORKER,       /* issue 16: stopped -> spawning, start its pod (a scale-up slot); a
+                                  start that is refused becomes a fresh create in the same slot */
 } ActionKind;
 
 typedef enum {
@@ -58,6 +62,12 @@ typedef enum {
     REASON_OPERATOR,        /* spawn, terminate, shutdown-all by hand */
     REASON_LEGACY_INACTIVE, /* a legacy `inactive` row: its pod terminated, the row ended */
     REASON_MIN_REBALANCE,   /* drained so that a pool below its MIN gets a slot of a full fleet */
+    REASON_WARM_POOL,       /* a drained worker's pod stopped, not terminated (WARM_STOPPED_PODS) */
+    REASON_STOPPED_EXPIRED, /* a stopped pod older than STOPPED_POD_MAX_AGE_SEC */
+    REASON_STOPPED_EXCESS,  /* more stopped pods in its pool than WARM_STOPPED_PODS */
+    REASON_STOPPED_POOL_GONE, /* a stopped pod of a pool no longer configured */
+    REASON_STOPPED_POD_STATE, /* a stopped worker whose pod RunPod shows running, failed or gone
+                                 (someone else started or removed it) */
 } Reason;
 
 /* Why scale-up spawned fewer workers than desired (SPAWN_LIMIT_NONE when it did not). */
@@ -88,6 +98,8 @@ typedef struct {
     double cost_per_hr;           /* ADOPT_POD: the pod's price (0 unknown), for the spend cap */
     int pool;                     /* SPAWN_WORKER: index into Policy.pools and Plan.pools */
     bool pod_unconfirmed; /* TERMINATE_WORKER without a pod id, yet a pod may still surface */
+    bool fetch_logs;      /* TERMINATE_WORKER of a failed (error/crashed) worker: read the tail of
+                             its pod's log first (bounded), for `logs --worker` */
 } Action;
 
 /* What an operator's request found (MANUAL_RESULT_NONE for a cycle). */
@@ -118,6 +130,8 @@ typedef struct {
     size_t n_gpu_types;
     char gpu_types[PLAN_GPU_TYPES_MAX][SNAP_NAME_MAX];
     char catalog_scope[SNAP_SCOPE_MAX]; /* catalog_scope() of its cloud and the data centers */
+    int warm_stopped;                   /* WARM_STOPPED_PODS: drained pods kept stopped (0 = off) */
+    double stopped_cost_per_hr;         /* what one stopped pod costs per hour (its disk) */
 } PolicyPool;
 
 /* The policy: the part of Config the planner needs, as plain numbers. The flat fields are the
@@ -152,6 +166,7 @@ typedef struct {
     long long catalog_ttl_sec; /* 0 = no catalog */
     long long value_min_samples;
     long long rate_limit_reserve;
+    long long stopped_max_age_sec; /* STOPPED_POD_MAX_AGE_SEC */
 } Policy;
 
 _Static_assert(GPU_CHOICE_MAX == PLAN_GPU_TYPES_MAX, "one candidate per configured GPU type");
@@ -174,7 +189,9 @@ typedef struct {
     double price_bound; /* the most a new pod may cost per hour; -1 a type's price is unknown */
     size_t n_gpu_types; /* its types to try, in order, with backed-off ones removed */
     char gpu_types[PLAN_GPU_TYPES_MAX][SNAP_NAME_MAX];
-    GpuChoice choice; /* the order of its GPU types and every input of it (gpu_choice.h) */
+    GpuChoice choice;   /* the order of its GPU types and every input of it (gpu_choice.h) */
+    long long stopped;  /* warm stopped pods after this plan (issue 16) */
+    long long to_start; /* of to_spawn: stopped pods started again */
 } PlanPool;
 
 typedef struct {
@@ -206,6 +223,13 @@ typedef struct {
     long long rate_allowance; /* pod creates it allows after the reserve and the planned
                                  terminations; -1 unknown (no limit) */
     long long rate_deferred;  /* spawns the rate limit moved to later cycles */
+    /* issue 16 */
+    long long stopped;            /* warm stopped pods after this plan */
+    long long to_start;           /* of to_spawn: stopped pods started again */
+    double spend_estimate_per_hr; /* the fleet's cost from prices (stopped pods at storage) */
+    double spend_billed_per_hr;   /* what RunPod billed in the last complete hour (0 unknown) */
+    /* fleet_cost_per_hr, the figure the spend cap uses, is per pod the larger of estimate and
+     * bill, plus what was billed for pods no worker row records */
 
     size_t count;
     bool truncated; /* more actions than PLAN_MAX_ACTIONS: the rest wait for the next cycle */

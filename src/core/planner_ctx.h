@@ -24,7 +24,9 @@ typedef struct {
     const SnapPod *adopted; /* the pod adopted in this plan (the row has no pod id yet) */
     bool promoted_in_plan;
     bool terminated_in_plan;
-    int pool; /* index into Policy.pools, or POOL_RETIRED */
+    int pool;          /* index into Policy.pools, or POOL_RETIRED */
+    bool drained_idle; /* drained for idleness in this plan: its pod may be kept stopped */
+    bool started;      /* a stopped worker started again in this plan */
 } View;
 
 typedef struct {
@@ -58,6 +60,9 @@ Action *planner_add_action(Ctx *c, ActionKind kind, Reason reason, const SnapWor
 /* Index of the live worker named id in the snapshot, or -1. */
 long long planner_find_worker(const Snapshot *snap, const char *id);
 
+/* The listed pod with this id, or NULL. Cannot fail. */
+const SnapPod *planner_pod_by_id(const Snapshot *snap, const char *pod_id);
+
 /* The pod id of worker i: recorded, or adopted earlier in this plan; "" when none. */
 const char *planner_worker_pod_id(const Ctx *c, size_t i);
 
@@ -83,5 +88,26 @@ void planner_step_scale_up(Ctx *c);
 #define PLANNER_ALL_POOLS (-2)
 long long planner_count_state(const Ctx *c, WorkerState st, int pool);
 long long planner_count_busy(const Ctx *c, int pool);
+
+/* Stopped pods (planner_warm.c, issue 16). */
+
+/* Stopped workers whose pod must go: gone or running (someone else's doing), older than
+ * STOPPED_POD_MAX_AGE_SEC, beyond their pool's WARM_STOPPED_PODS (oldest first), or of a pool
+ * no longer configured. Their pods are terminated and the rows end. */
+void planner_step_stopped(Ctx *c);
+
+/* Step 5, for worker i (terminating, no task, drained for idleness in this plan): when its
+ * pool keeps warm pods and has room, plans ACTION_STOP_WORKER and returns true; otherwise
+ * false (the caller terminates it). */
+bool planner_warm_stop(Ctx *c, size_t i);
+
+/* Step 6: starts one stopped worker of pool p (the longest stopped first) for a scale-up slot
+ * with reason r. Returns false when the pool has none to start (the caller creates a pod). */
+bool planner_warm_start(Ctx *c, int p, Reason r);
+
+/* What worker i costs per hour for the spend cap: its estimate (stopped: its disk; a pod of no
+ * known price: `unknown`) or, when larger, what RunPod billed for it. *estimate gets the
+ * estimate alone (may be NULL). */
+double planner_worker_cost(const Ctx *c, size_t i, double unknown, double *estimate);
 
 #endif

@@ -21,6 +21,7 @@ static void manual_terminate(Ctx *c, size_t i)
     if (v->terminated_in_plan)
         return;
     planner_adopt(c, i); /* a row terminated by hand takes its pod, recorded or by name */
+    bool failed = v->state == WORKER_CRASHED || v->state == WORKER_ERROR;
     if (v->state == WORKER_CRASHED) {
         planner_fail_worker(c, i, REASON_OPERATOR, "Terminated by operator");
         c->plan->actions[c->plan->count - 1].unexpected = false;
@@ -42,6 +43,7 @@ static void manual_terminate(Ctx *c, size_t i)
         return;
     a->from_state = v->state;
     snprintf(a->pod_id, sizeof a->pod_id, "%s", planner_worker_pod_id(c, i));
+    a->fetch_logs = failed && a->pod_id[0]; /* its log tail before its pod goes (issue 16) */
     if (!v->has_pod) {
         /* No pod to terminate -- unless one may still surface: the list could not be read, or
          * the row's create is within the lag window. The operator is told (exit 6). */

@@ -25,6 +25,8 @@ const char *worker_state_str(WorkerState s)
         return "terminated";
     case WORKER_CRASHED:
         return "crashed";
+    case WORKER_STOPPED:
+        return "stopped";
     }
     return "unknown";
 }
@@ -33,7 +35,7 @@ int worker_state_parse(const char *s, WorkerState *out)
 {
     static const WorkerState all[] = {WORKER_INACTIVE,    WORKER_SPAWNING, WORKER_ACTIVE,
                                       WORKER_TERMINATING, WORKER_ERROR,    WORKER_TERMINATED,
-                                      WORKER_CRASHED};
+                                      WORKER_CRASHED,     WORKER_STOPPED};
     for (size_t i = 0; s && i < sizeof all / sizeof all[0]; i++) {
         if (strcmp(s, worker_state_str(all[i])) == 0) {
             *out = all[i];
@@ -62,6 +64,10 @@ const char *action_kind_str(ActionKind kind)
         return "adopt_pod";
     case ACTION_TERMINATE_POD:
         return "terminate_pod";
+    case ACTION_STOP_WORKER:
+        return "stop_worker";
+    case ACTION_START_WORKER:
+        return "start_worker";
     }
     return "unknown";
 }
@@ -94,6 +100,11 @@ const char *reason_str(Reason reason)
         [REASON_OPERATOR] = "operator",
         [REASON_LEGACY_INACTIVE] = "legacy_inactive",
         [REASON_MIN_REBALANCE] = "min_rebalance",
+        [REASON_WARM_POOL] = "warm_pool",
+        [REASON_STOPPED_EXPIRED] = "stopped_expired",
+        [REASON_STOPPED_EXCESS] = "stopped_excess",
+        [REASON_STOPPED_POOL_GONE] = "stopped_pool_gone",
+        [REASON_STOPPED_POD_STATE] = "stopped_pod_state",
     };
     if ((size_t)reason < sizeof names / sizeof names[0] && names[reason])
         return names[reason];
@@ -154,6 +165,7 @@ void policy_from_config(const Config *cfg, Policy *out)
     out->max_hourly_spend = cfg->max_hourly_spend_usd;
     out->reconcile_interval_sec = cfg->reconcile_interval_sec;
     out->orphan_pod_grace_sec = cfg->orphan_pod_grace_sec;
+    out->stopped_max_age_sec = cfg->stopped_pod_max_age_sec;
     snprintf(out->worker_prefix, sizeof out->worker_prefix, "%s", cfg->worker_id_prefix);
     for (size_t g = 0; g < cfg->runpod_gpu_types.count && g < PLAN_GPU_TYPES_MAX; g++)
         snprintf(out->gpu_types[out->n_gpu_types++], SNAP_NAME_MAX, "%s",
@@ -174,6 +186,10 @@ void policy_from_config(const Config *cfg, Policy *out)
         pp->grace_period_sec = pc->worker_grace_period_sec;
         pp->max_hourly_spend = pc->max_hourly_spend_usd;
         snprintf(pp->cloud_type, sizeof pp->cloud_type, "%s", pc->cloud_type);
+        pp->warm_stopped = pc->warm_stopped_pods;
+        /* A stopped pod keeps its disk: GB x $/GB-month over the 730 hours of a month. */
+        pp->stopped_cost_per_hr =
+            (double)pc->container_disk_gb * cfg->stopped_pod_usd_per_gb_month / 730.0;
         for (size_t g = 0; g < pc->gpu_types.count && g < PLAN_GPU_TYPES_MAX; g++)
             snprintf(pp->gpu_types[pp->n_gpu_types++], SNAP_NAME_MAX, "%s", pc->gpu_types.items[g]);
         const char *dcs[CONFIG_LIST_MAX];

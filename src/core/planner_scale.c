@@ -131,6 +131,7 @@ static void scale_down_pool(Ctx *c, int p)
             break;
         snprintf(a->detail, sizeof a->detail, "idle %llds", idle_age(w));
         c->view[pick].state = WORKER_TERMINATING;
+        c->view[pick].drained_idle = true; /* its pod may be kept stopped (planner_warm.c) */
         excess--;
     }
 }
@@ -156,26 +157,41 @@ static double price_ceiling(const Snapshot *snap)
 }
 
 /* Cost per hour of the live workers of pool p (or every pool), pods without a known price
- * estimated at the highest price known. */
-static double fleet_cost(const Ctx *c, int pool)
+ * estimated at the highest price known, stopped pods at their disk's price; per pod the larger
+ * of that estimate and what RunPod billed for it (issue 16), and for the whole fleet also what
+ * was billed for pods no worker row records. *estimate (may be NULL) gets the estimates alone. */
+static double fleet_cost_of(const Ctx *c, int pool, double *estimate)
 {
-    double cost = 0, unknown = price_ceiling(c->snap);
+    double cost = 0, est_sum = 0, unknown = price_ceiling(c->snap);
     for (size_t i = 0; i < c->snap->n_workers; i++) {
         if (c->view[i].terminated_in_plan || c->view[i].state == WORKER_TERMINATED)
             continue;
         if (pool != PLANNER_ALL_POOLS && c->view[i].pool != pool)
             continue;
-        const SnapWorker *w = &c->snap->workers[i];
-        cost += w->cost_per_hr > 0 ? w->cost_per_hr : unknown;
+        double est;
+        cost += planner_worker_cost(c, i, unknown, &est);
+        est_sum += est;
     }
+    if (pool == PLANNER_ALL_POOLS && c->snap->billing_known &&
+        c->snap->billing_unexplained_usd_per_hr > 0)
+        cost += c->snap->billing_unexplained_usd_per_hr;
+    if (estimate)
+        *estimate = est_sum;
     return cost;
 }
 
-/* Whether a live worker of pool p (or any pool) has no known price yet. */
+static double fleet_cost(const Ctx *c, int pool)
+{
+    return fleet_cost_of(c, pool, NULL);
+}
+
+/* Whether a live worker of pool p (or any pool) has no known price yet (a stopped one is priced
+ * by its disk). */
 static bool unpriced_live(const Ctx *c, int pool)
 {
     for (size_t i = 0; i < c->snap->n_workers; i++)
         if (!c->view[i].terminated_in_plan && c->view[i].state != WORKER_TERMINATED &&
+            c->view[i].state != WORKER_STOPPED &&
             (pool == PLANNER_ALL_POOLS || c->view[i].pool == pool) &&
             !(c->snap->workers[i].cost_per_hr > 0))
             return true;
@@ -267,6 +283,7 @@ static void size_pool(Ctx *c, int p, long long *cap, long long *min_deficit, Rea
     out->active = planner_count_state(c, WORKER_ACTIVE, p);
     out->spawning = planner_count_state(c, WORKER_SPAWNING, p);
     out->terminating = planner_count_state(c, WORKER_TERMINATING, p);
+    out->stopped = planner_count_state(c, WORKER_STOPPED, p);
     out->busy = planner_count_busy(c, p);
     out->idle = out->active - out->busy;
     out->queued = pool_queued(c, p);
@@ -413,6 +430,7 @@ static void totals(Ctx *c)
     p->active = planner_count_state(c, WORKER_ACTIVE, PLANNER_ALL_POOLS);
     p->spawning = planner_count_state(c, WORKER_SPAWNING, PLANNER_ALL_POOLS);
     p->terminating = planner_count_state(c, WORKER_TERMINATING, PLANNER_ALL_POOLS);
+    p->stopped = planner_count_state(c, WORKER_STOPPED, PLANNER_ALL_POOLS);
     p->busy = planner_count_busy(c, PLANNER_ALL_POOLS);
     p->idle = p->active - p->busy;
     p->running = snap->in_progress_total;
@@ -434,7 +452,8 @@ static void totals(Ctx *c)
         unexpected += c->new_unexpected[k];
     }
     p->failure_rate = ended > 0 ? (double)unexpected / (double)ended : 0.0;
-    p->fleet_cost_per_hr = fleet_cost(c, PLANNER_ALL_POOLS);
+    p->fleet_cost_per_hr = fleet_cost_of(c, PLANNER_ALL_POOLS, &p->spend_estimate_per_hr);
+    p->spend_billed_per_hr = snap->billing_known ? snap->billing_total_usd_per_hr : 0;
     /* The first pool's usable GPU types stand for the fleet's (one pool: exactly its own). */
     p->n_gpu_types = 0;
     if (p->n_pools > 0) {
@@ -740,6 +759,17 @@ void planner_step_scale_up(Ctx *c)
             pp->spawn_limit = n == 1 ? SPAWN_LIMIT_MAX_ACTIVE : SPAWN_LIMIT_FLEET_CEILING;
         Reason r = c->want_override[p] >= 0 ? REASON_OPERATOR : why[p];
         for (long long s = 0; s < give[p]; s++) {
+            /* A stopped pod of the pool is started before any pod is created (issue 16). */
+            if (planner_warm_start(c, (int)p, r)) {
+                pp->to_spawn++;
+                pp->to_start++;
+                pp->stopped--;
+                plan->stopped--;
+                plan->to_start++;
+                continue;
+            }
+            if (c->plan->truncated)
+                break;
             Action *a = planner_add_action(c, ACTION_SPAWN_WORKER, r, NULL);
             if (!a)
                 break;

@@ -541,3 +541,8 @@ out:
     cJSON_Delete(root);
     return st;
 }
+
+struct cJSON *runpod_json_parse_document(const char *body, size_t len, char *err, size_t errcap)
+{
+    return parse_body(body, len, err, errcap);
+}

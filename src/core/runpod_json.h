@@ -134,5 +134,9 @@ Status runpod_json_parse_problem(const char *body, size_t len, char *title, size
  * for the other RunPod parsers (catalog.c). Returns the tree (caller cJSON_Deletes), or NULL
  * with a message in err (may be NULL). */
 struct cJSON *runpod_json_parse_root(const char *body, size_t len, char *err, size_t errcap);
+/* Parses a JSON document of at most RUNPOD_JSON_MAX_BODY bytes (not necessarily
+ * NUL-terminated; trailing whitespace allowed) for the other pure parsers of RunPod answers
+ * (billing.c). Returns the root (caller cJSON_Delete) or NULL with a message in err. */
+struct cJSON *runpod_json_parse_document(const char *body, size_t len, char *err, size_t errcap);
 
 #endif

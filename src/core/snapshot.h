@@ -41,6 +41,7 @@ typedef enum {
     WORKER_ERROR,
     WORKER_TERMINATED,
     WORKER_CRASHED,
+    WORKER_STOPPED, /* its pod is stopped: a warm pod, started again on a scale-up (issue 16) */
 } WorkerState;
 
 typedef struct {
@@ -67,6 +68,13 @@ typedef struct {
     long long pod_age_sec; /* since its pod id was recorded (created_at for older rows); -1 none */
     bool id_too_long;      /* workers.id longer than SNAP_WORKER_ID_MAX - 1: not addressable, so
                               nothing is done to it (it still counts toward MAX) */
+    /* Stopped pods and billing (issue 16; db_lifecycle.c). Zero is "none", so snapshots built
+     * without these facts (tests, the simulator) mean what they always meant: */
+    long long stopped_age_sec; /* status stopped: since its pod was stopped */
+    bool restarted;            /* its stopped pod was started again (this life began then) */
+    long long restart_age_sec; /* when restarted: since that start */
+    double billed_usd_per_hr;  /* what RunPod billed for its pod in the last complete hour of
+                                  the last good billing read; 0 none known */
 } SnapWorker;
 
 typedef struct {
@@ -230,6 +238,15 @@ typedef struct {
     /* RunPod's rate-limit quota: what this process saw last, else what the last run persisted
      * (runpod_rate_limit), with its age */
     RateQuota quota;
+    /* RunPod billing (issue 16 item 2; runpod_billing, db_lifecycle.c): the last good read of
+     * GET /v2/billing/pods while its complete hour is recent enough to describe the fleet. */
+    bool billing_known;
+    bool billing_attempted;                /* a read was ever attempted */
+    long long billing_attempt_age_sec;     /* since the last read attempt (paces the reads) */
+    long long billing_read_age_sec;        /* since the last good read; -1 never */
+    double billing_total_usd_per_hr;       /* every pod billed in that hour */
+    double billing_unexplained_usd_per_hr; /* pods billed that no worker row (live or ended)
+                                              records: pods this system cannot see */
 } Snapshot;
 
 /* Lower-case database name of a worker state ("spawning", ...). Cannot fail. */

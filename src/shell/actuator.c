@@ -15,6 +15,7 @@
 #include <time.h>
 #include <uuid/uuid.h>
 
+#include "actuator_int.h"
 #include "db.h"
 #include "lease.h"
 #include "log.h"
@@ -438,6 +439,39 @@ static void budget_learn(Budget *b, const Action *const *wave, const PodCreateRe
 
 static bool fenced(App *app, ActResult *res);
 
+/* The starts among todo[0..m) (in plan order), before any create: each start RunPod refused
+ * becomes a create in its slot (a copy of the action in fallback); a start that happened, or
+ * may have (outcome unknown), adds its pod's price to started_cost[pool] for the spend caps.
+ * Returns the new m: todo then holds the creates only, in plan order, the fallbacks last. */
+static size_t start_stopped(App *app, const Plan *plan, ActResult *res, const Action **todo,
+                            size_t m, Action *fallback, double *started_cost)
+{
+    size_t kept = 0, nf = 0;
+    for (size_t k = 0; k < m; k++) {
+        const Action *a = todo[k];
+        if (a->kind != ACTION_START_WORKER || res->db_failed || res->lease_lost)
+            continue;
+        long long before = res->workers_started + res->failed;
+        if (actuator_start_worker(app, a, res) && plan->pools[a->pool].n_gpu_types > 0) {
+            Action *f = &fallback[nf++];
+            *f = *a;
+            f->kind = ACTION_SPAWN_WORKER;
+            f->worker_id[0] = f->pod_id[0] = '\0';
+            snprintf(f->detail, sizeof f->detail, "created: the start of %.64s was refused",
+                     a->worker_id);
+        } else if (res->workers_started + res->failed > before) {
+            started_cost[a->pool] +=
+                a->cost_per_hr > 0 ? a->cost_per_hr : plan->pools[a->pool].price_bound;
+        }
+    }
+    for (size_t k = 0; k < m; k++)
+        if (todo[k]->kind == ACTION_SPAWN_WORKER)
+            todo[kept++] = todo[k];
+    for (size_t f = 0; f < nf; f++)
+        todo[kept++] = &fallback[f];
+    return kept;
+}
+
 /* The spawns of the plan, less as many as planned terminations did not happen (cut[p] for pool
  * p, cut_fleet for pods of no pool). Each wave: fence check, rows first, then the creates, then
  * each outcome recorded. Returns STATUS_OK, STATUS_ERR_NOMEM, STATUS_ERR_CONFIG (no client) or
@@ -475,9 +509,11 @@ static Status apply_spawns(App *app, const Plan *plan, ActResult *res, const lon
                            long long cut_fleet)
 {
     const Config *cfg = app->cfg;
-    size_t n = plan_count(plan, ACTION_SPAWN_WORKER);
+    /* A start of a stopped pod (issue 16) is a slot like a create, and comes before them. */
+    size_t n = plan_count(plan, ACTION_SPAWN_WORKER) + plan_count(plan, ACTION_START_WORKER);
     if (n == 0)
         return STATUS_OK;
+    Action *fallback = calloc(n, sizeof *fallback);
     const Action **todo = calloc(n, sizeof *todo);
     PodCreateSpec *specs = calloc(n, sizeof *specs);
     PodCreateResult *results = calloc(n, sizeof *results);
@@ -485,7 +521,7 @@ static Status apply_spawns(App *app, const Plan *plan, ActResult *res, const lon
     char(*ids)[SNAP_WORKER_ID_MAX] = calloc(n, SNAP_WORKER_ID_MAX);
     const char *types[PLAN_POOLS_MAX][PLAN_GPU_TYPES_MAX];
     Status st = STATUS_OK;
-    if (!todo || !specs || !results || !jobs || !ids) {
+    if (!fallback || !todo || !specs || !results || !jobs || !ids) {
         st = STATUS_ERR_NOMEM;
         goto out;
     }
@@ -495,7 +531,7 @@ static Status apply_spawns(App *app, const Plan *plan, ActResult *res, const lon
     size_t m = 0;
     for (size_t i = plan->count; i-- > 0;) { /* from the end: the last spawns go first */
         const Action *a = &plan->actions[i];
-        if (a->kind != ACTION_SPAWN_WORKER)
+        if (a->kind != ACTION_SPAWN_WORKER && a->kind != ACTION_START_WORKER)
             continue;
         int p = a->pool;
         if (p < 0 || (size_t)p >= plan->n_pools || (size_t)p >= cfg->n_pools)
@@ -508,7 +544,7 @@ static Status apply_spawns(App *app, const Plan *plan, ActResult *res, const lon
             cut_fleet--;
             continue;
         }
-        if (plan->pools[p].n_gpu_types == 0)
+        if (a->kind == ACTION_SPAWN_WORKER && plan->pools[p].n_gpu_types == 0)
             continue;
         todo[m++] = a;
     }
@@ -536,9 +572,21 @@ static Status apply_spawns(App *app, const Plan *plan, ActResult *res, const lon
         todo[a] = todo[b];
         todo[b] = t;
     }
+    /* Stopped pods first (issue 16): a refused start becomes a create in its slot. */
+    double started_cost[PLAN_POOLS_MAX] = {0};
+    if (plan_count(plan, ACTION_START_WORKER) > 0 && fenced(app, res))
+        goto out;
+    m = start_stopped(app, plan, res, todo, m, fallback, started_cost);
+    if (res->db_failed) {
+        st = STATUS_ERR_DB;
+        goto out;
+    }
 
     Budget budget;
     budget_init(&budget, cfg, plan);
+    for (size_t p = 0; p < PLAN_POOLS_MAX; p++)
+        if (started_cost[p] > 0) /* a started pod bills its GPU again */
+            budget_add(&budget, (int)p, started_cost[p]);
     size_t wave = !budget.on || budget_roomy(&budget, todo, m) ? m : 1;
     size_t next = 0, done = 0, held = 0;
     while (next < m && !res->db_failed && !res->lease_lost) {
@@ -605,6 +653,7 @@ static Status apply_spawns(App *app, const Plan *plan, ActResult *res, const lon
                  "the rest would pass the spend cap\"",
                  m, done, held, budget.fleet_cost, budget.fleet_cap);
 out:
+    free(fallback);
     free(todo);
     free(specs);
     free(results);
@@ -646,8 +695,8 @@ static Outcome db_failure(App *app, ActResult *res, const Action *a)
 }
 
 /* Applies one non-spawn action. Records its outcome, except for OUT_APPLIED/OUT_SKIPPED, which
- * the caller records. */
-static Outcome apply_one(App *app, const Action *a, ActResult *res)
+ * the caller records. logs: the log tails being read for failed workers (may be NULL). */
+static Outcome apply_one(App *app, const Action *a, ActResult *res, LogReads *logs)
 {
     const Config *cfg = app->cfg;
     bool applied = false;
@@ -698,6 +747,8 @@ static Outcome apply_one(App *app, const Action *a, ActResult *res)
         }
         break;
     case ACTION_TERMINATE_WORKER:
+        if (a->fetch_logs) /* its diagnostics first, within RUNPOD_LOG_TIMEOUT_SEC (issue 16) */
+            actuator_logs_store(app, res, logs, a);
         if (terminate_pod(app, res, a->pod_id, a->worker_id, reason_str(a->reason)) != 0) {
             res->failed++;
             record(res, a, NULL, "failed", "pod termination failed; retried next cycle");
@@ -749,7 +800,16 @@ static Outcome apply_one(App *app, const Action *a, ActResult *res)
         log_warn("pod.leak_terminated", "pod_id=%s reason=%s detail=%s", a->pod_id,
                  reason_str(a->reason), a->detail);
         break;
+    case ACTION_STOP_WORKER:
+        s = actuator_stop_worker(app, a, res, &applied);
+        if (s == STATUS_ERR_API) {
+            res->failed++;
+            record(res, a, NULL, "failed", "pod stop and termination failed; retried next cycle");
+            return OUT_FAILED;
+        }
+        break;
     case ACTION_SPAWN_WORKER:
+    case ACTION_START_WORKER:
         break;
     }
     if (s != STATUS_OK)
@@ -761,9 +821,12 @@ static Outcome apply_one(App *app, const Action *a, ActResult *res)
  * or of a pool no longer configured, against the fleet). */
 static void count_not_terminated(const Action *a, long long *by_pool, long long *fleet)
 {
-    if (a->kind != ACTION_TERMINATE_WORKER && a->kind != ACTION_TERMINATE_POD)
+    if (a->kind != ACTION_TERMINATE_WORKER && a->kind != ACTION_TERMINATE_POD &&
+        a->kind != ACTION_STOP_WORKER)
         return;
-    if (a->kind == ACTION_TERMINATE_WORKER && a->pool >= 0 && a->pool < PLAN_POOLS_MAX)
+    if (a->from_state == WORKER_STOPPED)
+        return; /* a stopped pod holds no GPU */
+    if (a->kind != ACTION_TERMINATE_POD && a->pool >= 0 && a->pool < PLAN_POOLS_MAX)
         by_pool[a->pool]++;
     else
         (*fleet)++;
@@ -798,12 +861,15 @@ Status actuator_apply(App *app, const Snapshot *snap, const Plan *plan, ActResul
     res->n_pools = 0; /* the outcomes name each action's pool */
     for (size_t p = 0; p < plan->n_pools && p < PLAN_POOLS_MAX; p++)
         memcpy(res->pools[res->n_pools++], plan->pools[p].name, SNAP_POOL_NAME_MAX);
+    /* Failed workers' log tails are read concurrently from now on, so their terminations wait
+     * at most one RUNPOD_LOG_TIMEOUT_SEC (issue 16). */
+    LogReads *logs = actuator_logs_start(app, plan);
 
     /* One failed action never stops the unrelated actions after it; only a lost database
      * connection ends the cycle early. */
     for (size_t i = 0; i < plan->count && !res->db_failed; i++) {
         const Action *a = &plan->actions[i];
-        if (a->kind == ACTION_SPAWN_WORKER) {
+        if (a->kind == ACTION_SPAWN_WORKER || a->kind == ACTION_START_WORKER) {
             spawns++;
             continue;
         }
@@ -815,7 +881,7 @@ Status actuator_apply(App *app, const Snapshot *snap, const Plan *plan, ActResul
         }
         if (fenced(app, res))
             break;
-        Outcome o = apply_one(app, a, res);
+        Outcome o = apply_one(app, a, res, logs);
         if (o == OUT_APPLIED) {
             record(res, a, NULL, "applied", a->detail);
             continue;
@@ -830,6 +896,7 @@ Status actuator_apply(App *app, const Snapshot *snap, const Plan *plan, ActResul
         block(blocked, a->worker_id);
     }
 
+    actuator_logs_free(logs);
     if (!res->db_failed && !res->lease_lost && spawns > 0 && !fenced(app, res)) {
         Status s = apply_spawns(app, plan, res, not_terminated, not_terminated_fleet);
         if (s != STATUS_OK && st == STATUS_OK)
@@ -848,4 +915,24 @@ Status actuator_apply(App *app, const Snapshot *snap, const Plan *plan, ActResul
     if (res->failed > 0)
         return STATUS_ERR_PARTIAL;
     return STATUS_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Shared with actuator_lifecycle.c (actuator_int.h)                                           */
+
+void actuator_record(ActResult *res, const Action *a, const char *worker_id, const char *result,
+                     const char *detail)
+{
+    record(res, a, worker_id, result, detail);
+}
+
+void actuator_add_error(ActResult *res, const char *msg)
+{
+    add_error(res, msg);
+}
+
+int actuator_terminate_pod(App *app, ActResult *res, const char *pod_id, const char *worker_id,
+                           const char *why)
+{
+    return terminate_pod(app, res, pod_id, worker_id, why);
 }

@@ -39,6 +39,13 @@ typedef struct {
     cJSON *errors;   /* array of strings */
     size_t n_pools;  /* the plan's pool names by index, copied by actuator_apply for "pool" */
     char pools[PLAN_POOLS_MAX][SNAP_POOL_NAME_MAX];
+    /* issue 16 (actuator_lifecycle.c) */
+    long long workers_stopped;   /* drained workers whose pod was stopped (warm pool) */
+    long long workers_started;   /* stopped workers whose pod was started again */
+    long long start_fallbacks;   /* starts RunPod refused: a pod was created instead */
+    long long stop_fallbacks;    /* stops that failed: the pod was terminated instead */
+    long long log_tails;         /* failed workers' log tails read (ok or empty) */
+    long long log_tail_failures; /* log tails that could not be read (timeout, error) */
 } ActResult;
 
 /* Initialises res (allocates its JSON arrays). Returns STATUS_ERR_NOMEM on failure. */

@@ -25,7 +25,8 @@ Status db_exec_command(PGconn *conn, const char *name, const char *sql, int n,
                        const char *const *params, int *rows);
 
 /* Cell readers (db_snapshot.c): a malformed number is logged as db.bad_value naming the column
- * and gives -1; NULL reads as -1 (numbers), "" (strings) or false. Negative ages read as 0. */
+ * and gives -1; NULL reads as -1 (numbers), "" (strings) or false. Negative ages read as 0.
+ * The number readers return 0, or -1 after logging. */
 int db_cell_double(const PGresult *res, int row, int col, double *out);
 int db_cell_ll(const PGresult *res, int row, int col, long long *out);
 void db_cell_str(const PGresult *res, int row, int col, char *out, size_t cap);

@@ -13,6 +13,7 @@
 
 #include "db_exec.h"
 #include "db_runpod.h"
+#include "db_lifecycle.h"
 #include "log.h"
 #include "worker_name.h"
 
@@ -515,6 +516,8 @@ Status db_load_snapshot(PGconn *conn, const Config *cfg, Snapshot *out)
         st = load_backoffs(conn, snap);
     if (st == STATUS_OK)
         st = db_load_runpod(conn, cfg, snap); /* catalog cache and rate limit (db_runpod.c) */
+    if (st == STATUS_OK)
+        st = db_load_lifecycle(conn, snap); /* issue 16: stopped pods, restarts, billing */
     Status end = db_exec_command(conn, "snapshot_end", st == STATUS_OK ? "COMMIT" : "ROLLBACK", 0,
                                  NULL, NULL);
     if (st == STATUS_OK)

@@ -71,6 +71,12 @@ static const char SQL_TAKE[] =
     " SELECT (SELECT fence FROM took), (SELECT info FROM prev),"
     "  coalesce((SELECT left_sec FROM prev), 0)";
 
+/* Who holds the row now (committed): for a take that lost a race, whose own snapshot showed
+ * the row as it was before the winner took it (free or expired). */
+static const char SQL_HOLDER[] =
+    "SELECT coalesce(holder_info, ''), extract(epoch FROM expires_at - now())::float8"
+    " FROM orchestrator_lease WHERE name = 'cycle'";
+
 /* Renew: only a hold that is still ours and not yet expired. */
 static const char SQL_RENEW[] =
     "UPDATE orchestrator_lease SET renewed_at = now(),"
@@ -251,6 +257,21 @@ Status lease_new(const Config *cfg, const char *command, Lease **out)
     return STATUS_OK;
 }
 
+/* A take that lost a race to a concurrent take read the row as it was before (free, or expired
+ * long ago): the take waited for the winner's row lock, but its snapshot is older. The row as
+ * committed now names the winner. Best effort: the skip is logged either way. */
+static void reread_holder(Lease *l, PGconn *conn)
+{
+    PGresult *res = db_exec_params(conn, "lease_holder", SQL_HOLDER, 0, NULL, PGRES_TUPLES_OK);
+    if (res && PQntuples(res) == 1) {
+        snprintf(l->other, sizeof l->other, "%s", PQgetvalue(res, 0, 0));
+        char *end = NULL;
+        double left = strtod(PQgetvalue(res, 0, 1), &end);
+        l->other_left_sec = end && *end == '\0' ? left : 0;
+    }
+    PQclear(res);
+}
+
 Status lease_try_acquire(Lease *l, PGconn *conn, bool *got)
 {
     if (l->held) {
@@ -272,6 +293,8 @@ Status lease_try_acquire(Lease *l, PGconn *conn, bool *got)
         char *end = NULL;
         double left = strtod(PQgetvalue(res, 0, 2), &end);
         l->other_left_sec = end && *end == '\0' ? left : 0;
+        if (!l->other[0] || l->other_left_sec <= 0)
+            reread_holder(l, conn);
         *got = false;
         st = STATUS_OK;
         goto out;

@@ -24,6 +24,7 @@
 #include "metrics.h"
 #include "planner.h"
 #include "runpod.h"
+#include "spend.h"
 #include "summary.h"
 #include "task_cost.h"
 #include "worker_name.h"
@@ -305,6 +306,7 @@ static Status observe_and_decide(App *app, Snapshot *snap, Plan *plan, cJSON *er
     Policy policy;
     policy_from_config(app->cfg, &policy);
     *pods_wanted = need_pods(app, snap, &policy) && app->rp;
+    spend_refresh(app, snap); /* the bill, when due (issue 16) */
     catalog_cycle_overlay_quota(app, snap);
     /* RunPod's quota is known to be spent (a 429's Retry-After, or a window at 0 that has not
      * reset): a cycle's pod list would only be answered 429, so it waits, and the cycle

@@ -60,6 +60,15 @@ const MetricsFamily METRICS_COUNTERS[] = {
     {"gpu_catalog_reads_total", "result", false,
      "Reads of RunPod's GPU catalog (stock and prices), by result (ok, failed).",
      offsetof(MetricsState, catalog_reads)},
+    {"warm_pool_events_total", "event", false,
+     "Stopped-pod warm pool (WARM_STOPPED_PODS): drained pods stopped, stopped pods started "
+     "again, starts RunPod refused (a pod was created instead), stops that failed (the pod was "
+     "terminated instead).",
+     offsetof(MetricsState, warm_pool)},
+    {"pod_log_reads_total", "outcome", false,
+     "Log tails of failed workers' pods read before termination: read, or failed (timeout or "
+     "error; the pod was terminated all the same).",
+     offsetof(MetricsState, pod_log_reads)},
 };
 const size_t METRICS_N_COUNTERS = sizeof METRICS_COUNTERS / sizeof METRICS_COUNTERS[0];
 
@@ -189,6 +198,11 @@ void metrics_init(MetricsState *m, const Config *cfg)
     counter_add(&m->spawns_deferred, "rate_limit", "", 0);
     counter_add(&m->catalog_reads, "ok", "", 0);
     counter_add(&m->catalog_reads, "failed", "", 0);
+    static const char *const warm[] = {"stopped", "started", "start_refused", "stop_failed"};
+    for (size_t i = 0; i < sizeof warm / sizeof warm[0]; i++)
+        counter_add(&m->warm_pool, warm[i], "", 0);
+    counter_add(&m->pod_log_reads, "read", "", 0);
+    counter_add(&m->pod_log_reads, "failed", "", 0);
     metrics_ops_init(m, cfg);
 }
 
@@ -317,6 +331,7 @@ static void observe_pools(MetricsState *m, const Plan *plan)
                         .idle = plan->idle,
                         .busy = plan->busy,
                         .terminating = plan->terminating,
+                        .stopped = plan->stopped,
                         .tasks_running = plan->running,
                         .cost_per_hr = plan->fleet_cost_per_hr};
     m->n_pools = 0;
@@ -331,6 +346,7 @@ static void observe_pools(MetricsState *m, const Plan *plan)
         e->idle = pp->idle;
         e->busy = pp->busy;
         e->terminating = pp->terminating;
+        e->stopped = pp->stopped;
         e->tasks_queued = pp->queued;
         e->tasks_running = pp->running;
         e->oldest_queued_age_sec = pp->oldest_queued_age_sec > 0 ? pp->oldest_queued_age_sec : 0;
@@ -343,13 +359,14 @@ static void observe_pools(MetricsState *m, const Plan *plan)
         rest.idle -= e->idle;
         rest.busy -= e->busy;
         rest.terminating -= e->terminating;
+        rest.stopped -= e->stopped;
         rest.tasks_running -= e->tasks_running;
         rest.cost_per_hr -= e->cost_per_hr;
     }
     if (fabs(rest.cost_per_hr) < 0.0005)
         rest.cost_per_hr = 0;
-    if (rest.spawning > 0 || rest.active > 0 || rest.terminating > 0 || rest.tasks_running > 0 ||
-        rest.cost_per_hr > 0) {
+    if (rest.spawning > 0 || rest.active > 0 || rest.terminating > 0 || rest.stopped > 0 ||
+        rest.tasks_running > 0 || rest.cost_per_hr > 0) {
         snprintf(rest.name, sizeof rest.name, "%s", METRICS_NO_POOL);
         m->pools[m->n_pools++] = rest;
     }
@@ -407,6 +424,9 @@ void metrics_observe_cycle(MetricsState *m, const Snapshot *snap, const Plan *pl
         m->fleet_known = true;
         m->tasks_queued_all = snap->queued_total;
         m->tasks_foreign_held = plan->foreign_held_tasks;
+        m->spend_estimated = plan->spend_estimate_per_hr;
+        m->billing_known = snap->billing_known;
+        m->spend_billed = snap->billing_total_usd_per_hr;
         if (snap->pods_listed) {
             counter_add(&m->pod_list_defects, "skipped", "", (double)snap->pods_skipped);
             counter_add(&m->pod_list_defects, "partial", "", (double)snap->pods_partial);
@@ -421,6 +441,12 @@ void metrics_observe_cycle(MetricsState *m, const Snapshot *snap, const Plan *pl
             observe_outcome(m, o);
         counter_add(&m->tasks_recovered, "requeued", "", (double)act->tasks_reset);
         counter_add(&m->tasks_recovered, "failed", "", (double)act->tasks_failed);
+        counter_add(&m->warm_pool, "stopped", "", (double)act->workers_stopped);
+        counter_add(&m->warm_pool, "started", "", (double)act->workers_started);
+        counter_add(&m->warm_pool, "start_refused", "", (double)act->start_fallbacks);
+        counter_add(&m->warm_pool, "stop_failed", "", (double)act->stop_fallbacks);
+        counter_add(&m->pod_log_reads, "read", "", (double)act->log_tails);
+        counter_add(&m->pod_log_reads, "failed", "", (double)act->log_tail_failures);
     }
     counter_add(&m->cycles, status_str(st), "", 1);
     m->cycle_seen = true;

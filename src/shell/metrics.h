@@ -52,6 +52,7 @@ typedef struct {
     char name[METRICS_POOL_MAX];
     bool configured;
     long long spawning, active, idle, busy, terminating;
+    long long stopped;       /* warm stopped pods (issue 16): never capacity */
     long long tasks_queued;  /* claimable tasks of its run types, plus those re-queued */
     long long tasks_running; /* In Progress tasks its workers hold */
     long long oldest_queued_age_sec;
@@ -132,6 +133,10 @@ typedef struct MetricsState {
         char run_type[METRICS_LABEL_MAX]; /* the run type, or "other" (see metrics.md) */
         long long queued;
     } unserved[METRICS_UNSERVED_MAX];
+    /* issue 16: the fleet's cost from prices alone, and what RunPod billed (billing_known) */
+    double spend_estimated;
+    bool billing_known;
+    double spend_billed;
 
     /* the last cycle of any result */
     bool cycle_seen;
@@ -153,6 +158,8 @@ typedef struct MetricsState {
     MetricsCounter spawns_deferred;  /* reason: rate_limit (issue 16) */
     MetricsCounter catalog_reads;    /* result: ok, failed (issue 16) */
     MetricsRunpod runpod;            /* gauges of RunPod's rate limit and catalog */
+    MetricsCounter warm_pool;        /* event: stopped, started, start_refused, stop_failed */
+    MetricsCounter pod_log_reads;    /* outcome: read, failed */
 } MetricsState;
 
 /* Initialises m from a validated configuration: gauges unknown, counters at zero for every

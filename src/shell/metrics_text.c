@@ -140,12 +140,15 @@ static void gauge(Buf *b, const char *name, const char *help, double v)
 /* The fleet and queue gauges, one sample per pool. */
 static void render_fleet(Buf *b, const MetricsState *m)
 {
-    static const char *const states[] = {"spawning", "active", "idle", "busy", "terminating"};
+    static const char *const states[] = {"spawning", "active",      "idle",
+                                         "busy",     "terminating", "stopped"};
     family(b, "workers", "gauge",
-           "Workers by state and pool after the last cycle's plan (active = idle + busy).");
+           "Workers by state and pool after the last cycle's plan (active = idle + busy; "
+           "stopped: warm pods kept stopped, never capacity).");
     for (size_t p = 0; p < m->n_pools; p++) {
         const MetricsPool *e = &m->pools[p];
-        const long long v[] = {e->spawning, e->active, e->idle, e->busy, e->terminating};
+        const long long v[] = {e->spawning, e->active,      e->idle,
+                               e->busy,     e->terminating, e->stopped};
         for (size_t s = 0; s < sizeof states / sizeof states[0]; s++)
             sample(b, "workers", "state", states[s], "pool", e->name, (double)v[s]);
     }
@@ -207,10 +210,21 @@ static void render_limits(Buf *b, const MetricsState *m)
         }
     }
     family(b, "fleet_cost_per_hour_usd", "gauge",
-           "Summed RunPod cost per hour of the live fleet, by pool.");
+           "Cost per hour of the live fleet as the spend cap counts it, by pool: per pod the "
+           "larger of its price and what RunPod billed for it ((none): also pods billed that no "
+           "worker row records).");
     for (size_t p = 0; p < m->n_pools; p++)
         sample(b, "fleet_cost_per_hour_usd", "pool", m->pools[p].name, NULL, NULL,
                m->pools[p].cost_per_hr);
+    gauge(b, "spend_estimated_usd_per_hour",
+          "The fleet's cost per hour from the pods' prices alone (stopped pods at their disk's "
+          "price).",
+          m->spend_estimated);
+    if (m->billing_known)
+        gauge(b, "spend_billed_usd_per_hour",
+              "What RunPod billed for pods in the last complete hour (GET /v2/billing/pods; "
+              "absent while no recent read is known).",
+              m->spend_billed);
     gauge(b, "tasks_held_by_others",
           "In Progress tasks held by a claimer that never was one of our workers (never "
           "recovered by the orchestrator).",

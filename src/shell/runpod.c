@@ -405,3 +405,12 @@ Status runpod_create_pods(RunpodClient *c, const PodCreateSpec *specs, size_t n,
     free(jobs);
     return st;
 }
+
+bool runpod_pod_path(const char *pod_id, const char *suffix, char *path, size_t cap)
+{
+    char base[96];
+    if (!pod_path(pod_id, base, sizeof base))
+        return false;
+    int n = snprintf(path, cap, "%s%s", base, suffix ? suffix : "");
+    return n > 0 && (size_t)n < cap;
+}

@@ -130,4 +130,9 @@ Status runpod_create_pods(RunpodClient *c, const PodCreateSpec *specs, size_t n,
                           const char *const *gpu_types, size_t n_gpu_types,
                           PodCreateResult *results);
 
+/* "/v2/pods/<pod_id><suffix>" into path (cap bytes). False when pod_id is empty, longer than 63
+ * bytes or has characters other than [A-Za-z0-9_-] (it goes into a URL), or path is too small.
+ * Cannot fail otherwise. */
+bool runpod_pod_path(const char *pod_id, const char *suffix, char *path, size_t cap);
+
 #endif

@@ -193,10 +193,49 @@ void runpod_client_free(RunpodClient *c)
 /* ---------------------------------------------------------------------------------------- */
 /* one HTTP exchange */
 
+/* A stream keeps its newest keep_bytes: older bytes slide out. Sets ended_max once max_bytes
+ * came (this chunk is still kept, then the read ends). */
+static void stream_window(HttpResp *r, const char **data, size_t *n)
+{
+    HttpStream *s = r->stream;
+    s->received += *n;
+    s->last_data_ms = now_ms();
+    if (s->received >= s->max_bytes)
+        s->ended_max = true;
+    if (*n > s->keep_bytes) {
+        *data += *n - s->keep_bytes;
+        *n = s->keep_bytes;
+        r->len = 0;
+        s->window_slid = true;
+    } else if (r->len + *n > s->keep_bytes) {
+        size_t drop = r->len + *n - s->keep_bytes;
+        memmove(r->body, r->body + drop, r->len - drop);
+        r->len -= drop;
+        s->window_slid = true;
+    }
+}
+
+/* Ends a stream that went quiet after data came (libcurl calls this about once a second, and
+ * more often while data flows). */
+static int stream_progress(void *userp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                           curl_off_t ulnow)
+{
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    HttpStream *s = ((HttpResp *)userp)->stream;
+    if (s->received > 0 && now_ms() - s->last_data_ms >= s->idle_ms) {
+        s->ended_idle = true;
+        return 1;
+    }
+    return 0;
+}
+
 static size_t write_cb(char *data, size_t size, size_t nmemb, void *userp)
 {
     HttpResp *r = userp;
-    size_t n = size * nmemb;
+    size_t n = size * nmemb, taken = n;
+    const char *src = data;
+    if (r->stream)
+        stream_window(r, &src, &n);
     if (r->len + n > r->limit) {
         r->too_big = true;
         return 0; /* makes curl abort with CURLE_WRITE_ERROR */
@@ -211,10 +250,12 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *userp)
         r->body = nb;
         r->cap = ncap;
     }
-    memcpy(r->body + r->len, data, n);
+    memcpy(r->body + r->len, src, n);
     r->len += n;
     r->body[r->len] = '\0';
-    return n;
+    if (r->stream && r->stream->ended_max)
+        return 0; /* enough read: makes curl end the transfer (CURLE_WRITE_ERROR) */
+    return taken;
 }
 
 /* The value of header line data[0..n) when its name is `name` (lower case, with the colon):
@@ -274,9 +315,11 @@ static size_t header_cb(char *data, size_t size, size_t nitems, void *userp)
 
 static void resp_reset(HttpResp *r, size_t limit)
 {
+    HttpStream *stream = r->stream; /* kept: it says how to read, not what was read */
     free(r->body);
     memset(r, 0, sizeof *r);
     r->limit = limit;
+    r->stream = stream;
 }
 
 void runpod_http_resp_free(HttpResp *r)
@@ -294,7 +337,10 @@ static void http_once(RunpodClient *c, const char *method, const char *path, con
     snprintf(url, sizeof url, "%s%s", c->base_url, path);
     struct curl_slist *hdrs = NULL, *tmp;
     const char *lines[] = {c->auth_header, "Content-Type: application/json",
-                           "Accept: application/json, application/problem+json", "Expect:"};
+                           r->stream ? "Accept: text/event-stream, application/problem+json"
+                                     : "Accept: application/json, application/problem+json",
+                           "Expect:"};
+    long timeout_ms = r->stream ? r->stream->timeout_ms : c->request_timeout_ms;
     CURL *h = curl_easy_init();
     r->xport = RP_XPORT_ERROR;
     if (!h) {
@@ -313,8 +359,14 @@ static void http_once(RunpodClient *c, const char *method, const char *path, con
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(h, CURLOPT_USERAGENT, c->user_agent);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->request_timeout_ms);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+                     c->connect_timeout_ms < timeout_ms ? c->connect_timeout_ms : timeout_ms);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+    if (r->stream) {
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, stream_progress);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, r);
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    }
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
@@ -335,6 +387,15 @@ static void http_once(RunpodClient *c, const char *method, const char *path, con
         curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     }
     CURLcode rc = curl_easy_perform(h);
+    if (r->stream && rc != CURLE_OK) {
+        /* A stream is always cut by us: after a 2xx, a cut is the end of a good read. */
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+        r->stream->ended_timeout = rc == CURLE_OPERATION_TIMEDOUT;
+        if (r->status >= 200 && r->status < 300 &&
+            (rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_ABORTED_BY_CALLBACK ||
+             (rc == CURLE_WRITE_ERROR && r->stream->ended_max)))
+            rc = CURLE_OK;
+    }
     if (rc == CURLE_OK) {
         r->xport = RP_XPORT_OK;
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
@@ -526,4 +587,16 @@ void runpod_http_log_final_error(const char *method, const char *path, const Run
 int runpod_http_max_retries(const RunpodClient *c)
 {
     return c->max_retries;
+}
+
+RunpodErrorClass runpod_http_stream(RunpodClient *c, const char *path, HttpStream *s, HttpResp *r,
+                                    RunpodCallInfo *info)
+{
+    s->received = 0;
+    s->window_slid = s->ended_idle = s->ended_timeout = s->ended_max = false;
+    s->last_data_ms = now_ms();
+    r->stream = s;
+    RunpodErrorClass cls = runpod_http_attempt(c, RP_OP_GET, "GET", path, NULL, r, info, 1);
+    r->stream = NULL;
+    return cls;
 }

@@ -14,8 +14,24 @@
 #include "retry.h"
 #include "runpod.h"
 
+/* A read of a stream that never ends by itself (the SSE pod log, issue 16): it ends on a total
+ * timeout, after idle_ms without data once data came, or when max_bytes arrived; only the last
+ * keep_bytes are kept. Any of these endings after a 2xx is a complete read. */
+typedef struct {
+    long timeout_ms;   /* total, connect included */
+    long idle_ms;      /* end this long after the last data (once some came) */
+    size_t keep_bytes; /* the newest bytes kept */
+    size_t max_bytes;  /* stop reading after this many */
+    /* filled by the read */
+    size_t received;  /* bytes received in all */
+    bool window_slid; /* older bytes were dropped to keep keep_bytes */
+    long long last_data_ms;
+    bool ended_idle, ended_timeout, ended_max;
+} HttpStream;
+
 /* One HTTP exchange's answer. Start it as {0}; free the body with runpod_http_resp_free. */
 typedef struct {
+    HttpStream *stream; /* a stream read (runpod_http_stream); NULL for every other call */
     RunpodTransport xport;
     long status;
     char *body; /* NUL-terminated, heap */
@@ -44,6 +60,12 @@ void runpod_http_resp_free(HttpResp *r);
 RunpodErrorClass runpod_http_attempt(RunpodClient *c, RunpodOp op, const char *method,
                                      const char *path, const char *body, HttpResp *r,
                                      RunpodCallInfo *info, int attempt);
+
+/* One GET of a stream (no retry): path with `Accept: text/event-stream`, bounded by s (see
+ * HttpStream); r->body holds the newest s->keep_bytes. A 2xx that the bound cut off is RP_OK;
+ * no answer before the bound is RP_TIMEOUT. info as for runpod_http_attempt. */
+RunpodErrorClass runpod_http_stream(RunpodClient *c, const char *path, HttpStream *s, HttpResp *r,
+                                    RunpodCallInfo *info);
 
 /* runpod_http_attempt repeated under the retry policy of SPEC 7 (5xx, transport, timeout with
  * backoff and jitter; 429 after Retry-After), at most max_retries times. Returns the last

@@ -110,6 +110,8 @@ cJSON *summary_pools_array(const Plan *plan)
         add_count(o, "max", pp->max_active);
         add_count(o, "desired", pp->desired);
         add_count(o, "to_spawn", pp->to_spawn);
+        add_count(o, "stopped", pp->stopped);
+        add_count(o, "to_start", pp->to_start);
         cJSON_AddStringToObject(o, "spawn_limit", spawn_limit_str(pp->spawn_limit));
         cJSON_AddBoolToObject(o, "breaker_open", pp->breaker_open);
         cJSON_AddNumberToObject(o, "failure_rate", pp->failure_rate);
@@ -132,6 +134,25 @@ cJSON *summary_unserved(const Plan *plan)
     cJSON *a = cJSON_AddArrayToObject(o, "run_types");
     for (size_t k = 0; a && k < plan->n_unserved && k < PLAN_UNSERVED_MAX; k++)
         cJSON_AddItemToArray(a, cJSON_CreateString(plan->unserved[k]));
+    return o;
+}
+
+cJSON *summary_spend(const Snapshot *snap, const Plan *plan)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o || !snap || !plan)
+        return o;
+    cJSON_AddNumberToObject(o, "estimated_usd_per_hr", plan->spend_estimate_per_hr);
+    if (snap->billing_known) {
+        cJSON_AddNumberToObject(o, "billed_usd_per_hr", snap->billing_total_usd_per_hr);
+        cJSON_AddNumberToObject(o, "unexplained_usd_per_hr", snap->billing_unexplained_usd_per_hr);
+    } else {
+        cJSON_AddNullToObject(o, "billed_usd_per_hr");
+        cJSON_AddNullToObject(o, "unexplained_usd_per_hr");
+    }
+    cJSON_AddNumberToObject(o, "effective_usd_per_hr", plan->fleet_cost_per_hr);
+    cJSON_AddBoolToObject(o, "billing_known", snap->billing_known);
+    add_count(o, "billing_read_age_sec", snap->billing_read_age_sec);
     return o;
 }
 
@@ -173,6 +194,12 @@ cJSON *summary_build(const App *app, const Snapshot *snap, const Plan *plan, con
                   (act ? act->spawns_deferred : 0) + (plan ? plan->rate_deferred : 0));
         add_count(actions, "skipped", act ? act->skipped : 0);
         add_count(actions, "failed", act ? act->failed : 0);
+        add_count(actions, "workers_stopped", act ? act->workers_stopped : 0);
+        add_count(actions, "workers_started", act ? act->workers_started : 0);
+        add_count(actions, "start_fallbacks", act ? act->start_fallbacks : 0);
+        add_count(actions, "stop_fallbacks", act ? act->stop_fallbacks : 0);
+        add_count(actions, "log_tails_read", act ? act->log_tails : 0);
+        add_count(actions, "log_tails_failed", act ? act->log_tail_failures : 0);
     }
     cJSON *status = cJSON_AddObjectToObject(root, "status");
     if (status && plan && snap) {
@@ -192,7 +219,11 @@ cJSON *summary_build(const App *app, const Snapshot *snap, const Plan *plan, con
         cJSON_AddBoolToObject(status, "over_spend_cap", plan->over_spend_cap);
         cJSON_AddBoolToObject(status, "reconciled", plan->reconcile_ran);
         add_count(status, "tasks_held_by_others", plan->foreign_held_tasks);
+        add_count(status, "stopped", plan->stopped);
+        add_count(status, "to_start", plan->to_start);
     }
+    if (plan && snap)
+        cJSON_AddItemToObject(root, "spend", summary_spend(snap, plan));
     cJSON *pl = snap && snap->pods_listed ? cJSON_AddObjectToObject(root, "pod_list") : NULL;
     if (pl) {
         add_count(pl, "pods", (long long)snap->n_pods);

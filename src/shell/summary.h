@@ -37,4 +37,10 @@ cJSON *summary_unserved(const Plan *plan);
 /* The plan as a JSON array of {action, reason, worker_id?, task_id?, pod_id?, detail?}. */
 cJSON *summary_plan_array(const Plan *plan);
 
+/* The spend figures of a plan (issue 16): estimated_usd_per_hr, billed_usd_per_hr and
+ * unexplained_usd_per_hr (null while no recent billing read is known), effective_usd_per_hr
+ * (what the spend cap uses), billing_known, billing_read_age_sec. A new object (caller
+ * deletes; NULL when out of memory). */
+cJSON *summary_spend(const Snapshot *snap, const Plan *plan);
+
 #endif

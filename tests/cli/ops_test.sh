@@ -72,6 +72,7 @@ q "UPDATE tasks SET status = 'In Progress', worker_id = 'gpu-status-1', generati
      WHERE id = '$id'" >/dev/null
 "$bin" status >"$tmp/out" 2>"$tmp/err"; rc=$?
 check "status exits 0 with the queue, fleet and breaker lines" $([ $rc -eq 0 ] && grep -q '^queue ' "$tmp/out" && grep -q '^fleet ' "$tmp/out" && grep -q 'breaker closed' "$tmp/out"; echo $?)
+check "  ...and the spend line (estimate; no bill read yet)" $(grep -q '^spend    est \$0.69/h, no recent bill; cap counts \$0.69/h' "$tmp/out"; echo $?)
 check "  ...one row per live worker with VRAM percent and its task" $(grep -E '^gpu-status-1 +active .* 12282/24564 +50% +'"${id:0:8}" "$tmp/out" >/dev/null; echo $?)
 check "  ...one pool (POOLS unset): the line of pool default, its workers under it" $(grep -Eq '^default +2 +1 +1 +0 +0 +0 ' "$tmp/out" && grep -A1 '^-- pool default: 1 live worker$' "$tmp/out" | grep -q '^gpu-status-1 '; echo $?)
 check "  ...every line fits 100 columns" $(awk 'length($0) > 100 { bad = 1 } END { exit bad }' "$tmp/out"; echo $?)
@@ -79,14 +80,20 @@ check "  ...every line fits 100 columns" $(awk 'length($0) > 100 { bad = 1 } END
 check "status --json has the documented keys" $([ $rc -eq 0 ] && /usr/bin/python3 - "$tmp/out" "$id" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
-# issue 17 added task_cost (keys are only ever added)
+# issue 17 added task_cost; issue 16 runpod (catalog, rate limit), spend (estimate, bill, what
+# the cap counts) and last_failure (null: none). Keys are only ever added.
 assert set(d) == {"queue", "fleet", "breaker", "gpu_backoff", "cycles", "workers", "pools",
-                  "unserved", "task_cost", "runpod"}, d.keys()
+                  "unserved", "task_cost", "runpod", "spend", "last_failure"}, d.keys()
 assert set(d["task_cost"]) == {"last_hour", "last_day"}, d["task_cost"]
 # issue 16: the RunPod quota and catalog the last run saw (none yet here: unknown, not zero)
 r = d["runpod"]
 assert r["gpu_choice"] == "ordered" and r["rate_limit_reserve"] == 10 and r["catalog"] == [], r
 assert r["rate_limit"]["known"] is False and r["rate_limit"]["remaining"] == -1, r
+assert set(d["spend"]) == {"estimated_usd_per_hr", "billed_usd_per_hr", "unexplained_usd_per_hr",
+                           "effective_usd_per_hr", "billing_known", "billing_read_age_sec"}, d["spend"]
+assert d["spend"]["billing_known"] is False and d["spend"]["billed_usd_per_hr"] is None, d["spend"]
+assert abs(d["spend"]["estimated_usd_per_hr"] - 0.69) < 1e-9, d["spend"]
+assert d["last_failure"] is None and d["fleet"]["stopped"] == 0, d
 w = d["workers"][0]
 assert w["id"] == "gpu-status-1" and w["status"] == "active" and w["pool"] == "default", w
 p = d["pools"]

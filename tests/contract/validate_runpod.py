@@ -5,7 +5,8 @@ Validates, against RunPod's OpenAPI 3.1 document (tests/fixtures/runpod/openapi-
 schemas are JSON Schema 2020-12, $refs resolved within the document):
 
   * every request the client sent and every response the fake served, as recorded by
-    tests/fakes/fake_runpod.py --record (JSON lines), and
+    tests/fakes/fake_runpod.py --record (JSON lines) -- its query parameters too (names, types,
+    enums, bounds, and billing's lastN exclusive of startTime/endTime) -- and
   * the recorded RunPod examples in tests/fixtures/runpod/, and
   * that the validator has teeth: a create body with an unknown field (gpuTypeIds, the v1 name),
     without a name, or with a string disk FAILS.
@@ -41,6 +42,12 @@ REQUIRED_KINDS = [
     ("GET", "/v2/pods", 401), ("GET", "/v2/pods", 429), ("POST", "/v2/pods", 500),
     ("GET", "/v2/catalog/gpus", 200), ("GET", "/v2/catalog/gpus", 429),
     ("GET", "/v2/catalog/gpus", 500),
+    # issue 16: stop/start, the log stream, the pod billing
+    ("POST", "/v2/pods/{id}/action", 200), ("POST", "/v2/pods/{id}/action", 409),
+    ("POST", "/v2/pods/{id}/action", 400), ("POST", "/v2/pods/{id}/action", 404),
+    ("POST", "/v2/pods/{id}/action", 429), ("POST", "/v2/pods/{id}/action", 500),
+    ("GET", "/v2/pods/{id}/logs", 200), ("GET", "/v2/pods/{id}/logs", 404),
+    ("GET", "/v2/billing/pods", 200), ("GET", "/v2/billing/pods", 500),
 ]
 
 # Parameters of GET /v2/catalog/gpus that the document says are valid only with
@@ -147,6 +154,8 @@ def query_errors(c, tpl, op, query):
                 errs.append("%s without include=AVAILABILITY (the document: 400)" % k)
         if "cudaVersions" in given and "minCudaVersion" in given:
             errs.append("cudaVersions with minCudaVersion (the document: 400)")
+    if "lastN" in given and ("startTime" in given or "endTime" in given):
+        errs.append("query lastN together with startTime/endTime (mutually exclusive)")
     return errs
 
 
@@ -297,6 +306,39 @@ def self_test(c, fixtures):
     for what, body in bad.items():
         if not c.schema_errors("CreatePodRequest", body):
             errs.append("validator accepted a create body with %s" % what)
+    # issue 16: the action body, the billing answer, the query parameters.
+    for body in ({"action": "reset"}, {"action": "stop", "force": True}, {}):
+        if not c.schema_errors("PodActionRequest", body):
+            errs.append("validator accepted the pod action %r" % (body,))
+    billing = {"records": [{"startTime": "2026-06-01T11:00:00Z", "endTime": "2026-06-01T12:00:00Z",
+                            "podId": "p", "totalAmount": 1, "gpuAmount": 1, "cpuAmount": 0,
+                            "diskAmount": 0}],
+               "metadata": {"query": {"startTime": "2026-06-01T11:00:00Z",
+                                      "endTime": "2026-06-01T13:00:00Z", "bucketSize": "hour"},
+                            "recordCount": 1, "uniquePodCount": 1,
+                            "totals": {"totalAmount": 1, "gpuAmount": 1, "cpuAmount": 0,
+                                       "diskAmount": 0}}}
+    if c.schema_errors("ListPodBillingResponse", billing):
+        errs.append("a good billing answer does not validate: %s"
+                    % c.schema_errors("ListPodBillingResponse", billing)[:2])
+    if not c.schema_errors("ListPodBillingResponse", {"records": billing["records"]}):
+        errs.append("validator accepted a billing answer without metadata")
+    bad_rec = dict(billing["records"][0])
+    del bad_rec["podId"]
+    if not c.schema_errors("ListPodBillingResponse", dict(billing, records=[bad_rec])):
+        errs.append("validator accepted a billing record without podId")
+    bop = c.doc["paths"]["/v2/billing/pods"]["get"]
+    lop = c.doc["paths"]["/v2/pods/{id}/logs"]["get"]
+    btpl, ltpl = "/v2/billing/pods", "/v2/pods/{id}/logs"
+    for tpl, op, q in ((btpl, bop, "bucketSize=minute"), (btpl, bop, "lastN=0"),
+                       (btpl, bop, "bogus=1"), (btpl, bop, "lastN=2&startTime=2026-06-01T00:00:00Z"),
+                       (ltpl, lop, "tail=9000"), (ltpl, lop, "source=stdout"),
+                       (ltpl, lop, "tail=abc")):
+        if not query_errors(c, tpl, op, q):
+            errs.append("validator accepted the query %r" % q)
+    if query_errors(c, btpl, bop, "bucketSize=hour&lastN=2") or \
+            query_errors(c, ltpl, lop, "tail=200"):
+        errs.append("validator refused a good query")
     pod = load("v2_get_running.json")
     if not c.schema_errors("Pod", dict(pod, status="PAUSED")):
         errs.append("validator accepted a pod with status PAUSED")

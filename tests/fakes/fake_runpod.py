@@ -79,6 +79,7 @@ SIGTERM/SIGINT: stop serving, stop every boot process, exit 0.
 """
 
 import argparse
+import collections
 import copy
 import fnmatch
 import json
@@ -95,6 +96,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import fake_runpod_catalog
+import fake_runpod_lifecycle as lifecycle
 
 NO_CAPACITY_DETAIL = ("There are no longer any instances available with the requested "
                       "specifications. Please refresh and try again.")
@@ -110,6 +112,7 @@ DETAILS = {401: "invalid bearer token", 402: "insufficient balance", 403: "acces
 FAULT_DEFAULTS = {"no_capacity": [], "rules": [], "not_found_after_create_sec": 0.0,
                   "never_boot": False, "create_latency_ms": 0, "exit_on_crash": True,
                   "list_lag_sec": 0.0}
+FAULT_DEFAULTS.update(lifecycle.LIFECYCLE_FAULTS)  # stop/start, logs, billing (issue 16)
 CREATE_KEYS = {"name", "image", "gpu", "cpu", "cloud", "dataCenterIds", "disk", "ports", "env",
                "mounts", "args", "registry", "startSsh", "startJupyter", "globalNetworking",
                "templateId"}
@@ -205,6 +208,15 @@ class FakePod:
         self.override = {}          # fields replaced in every answer (hostile foreign pods)
         self.omit = []              # fields left out of every answer
         self.public_port_base = random.randint(10000, 60000)
+        self.lifecycle_at = now     # its lifecycle (PROVISIONING, STARTING, ...) runs from here
+        self.stopped_at = None
+        self.stuck = False          # started, but never boots (fault start_stuck)
+        self.starts = 0
+        self.log_lines = collections.deque(maxlen=5000)  # (ts, source, line) for /logs
+        self.log("system", "create container %s" % req.get("image", ""))
+
+    def log(self, source, line):
+        self.log_lines.append((iso(time.time()), source, line))
 
     def runtime(self, now):
         if self.status != "RUNNING" or not self.booted:
@@ -292,6 +304,7 @@ class State:
                            "default_cost": 0.69}
             self.requests = []
             self.inflight = {}
+            self.history = lifecycle.History()
             self.seq = 0
             self.max_alive = 0
             self.creates = 0
@@ -317,6 +330,7 @@ class State:
             cost = float(costs.get("%s@%s" % (gpu, cloud), costs.get(gpu, self.config["default_cost"])))
             pod = FakePod(self.new_id(), name, req, created if created is not None else now, cost)
             self.pods[pod.id] = pod
+            self.history.open(pod, "run", pod.created)
             self.creates += 1
             self.max_alive = max(self.max_alive, len(self.pods))
             self.advance_locked(now)
@@ -334,11 +348,16 @@ class State:
                 # as before, so drained workers wait for the orchestrator's DELETE.
                 pod.forced = "EXITED"
                 pod.exit_code = pod.proc.returncode
+                pod.log("system", "container exited with code %d" % pod.exit_code)
+                self.history.open(pod, "stopped", now)
             if pod.forced:
                 pod.status = pod.forced
                 continue
-            age = now - pod.created
+            age = now - pod.lifecycle_at
             before = pod.status
+            if pod.stuck:
+                pod.status = "STARTING"  # accepted a start, never comes up
+                continue
             if age < cfg["provision_sec"]:
                 pod.status = "PROVISIONING"
             elif age < cfg["provision_sec"] + cfg["start_sec"]:
@@ -374,17 +393,14 @@ def start_proc(pod, cmd, boot_log):
     env["RUNPOD_POD_ID"] = pod.id
     env["RUNPOD_POD_NAME"] = pod.name
     env["FAKE_POD_IMAGE"] = str(pod.req.get("image") or "")
-    out = None
-    if boot_log:
-        out = open(boot_log, "ab")
     try:
+        # Its output goes to the pod's log (GET /v2/pods/{id}/logs) and the shared boot log.
         pod.proc = subprocess.Popen(["/bin/sh", "-c", cmd], env=env, stdin=subprocess.DEVNULL,
-                                    stdout=out, stderr=out, start_new_session=True)
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        lifecycle.pump_output(pod, pod.proc.stdout, boot_log)
     except OSError as e:
         sys.stderr.write("fake_runpod: boot command failed to start: %s\n" % e)
-    finally:
-        if out:
-            out.close()
 
 
 def stop_proc(pod, wait=False):
@@ -469,6 +485,35 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (timeout tests)
+
+    def stream(self, status, headers, text, rec, hang_sec=0.0, live_sec=0.0):
+        """An endless answer (SSE): headers, after hang_sec the text, then the connection stays
+        open for live_sec, as RunPod's live log stream does. Recorded before it starts."""
+        hdrs = dict(headers)
+        hdrs.update(STATE.ratelimit.headers())
+        with STATE.log_lock:
+            STATE.inflight.pop(id(rec), None)
+        rec["status"] = status
+        rec["response_headers"] = hdrs
+        rec["response"] = text[:2000]
+        STATE.record(rec)
+        self.close_connection = True
+        try:
+            self.send_response(status)
+            for k, v in hdrs.items():
+                self.send_header(k, str(v))
+            self.end_headers()
+            self.wfile.flush()
+            deadline = time.time() + hang_sec
+            while time.time() < deadline:
+                time.sleep(0.05)
+            self.wfile.write(text.encode())
+            self.wfile.flush()
+            deadline = time.time() + live_sec
+            while time.time() < deadline:
+                time.sleep(0.05)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client ended its read
 
     # -- dispatch ---------------------------------------------------------------------------
 
@@ -585,6 +630,16 @@ class Handler(BaseHTTPRequestHandler):
             if isinstance(obj, str):
                 return self.send(200, raw=obj, ctype=ctype, rec=rec)
             return self.send(200, obj, rec=rec)
+        if path.rstrip("/") == "/v2/billing/pods" and method == "GET":
+            return lifecycle.billing(self, STATE, rec.get("query", ""), rec, problem)
+        if len(parts) == 5 and parts[1] == "v2" and parts[2] == "pods":
+            if parts[4] == "action" and method == "POST":
+                if raw and isinstance(body, str):
+                    return self.send(400, problem(400, "request body is not valid JSON"),
+                                     rec=rec)
+                return lifecycle.action(self, STATE, parts[3], body, rec, stop_proc, problem)
+            if parts[4] == "logs" and method == "GET":
+                return lifecycle.logs(self, STATE, parts[3], rec.get("query", ""), rec, problem)
         if path.rstrip("/") == "/v2/pods":
             if method == "GET":
                 with STATE.lock:
@@ -617,6 +672,7 @@ class Handler(BaseHTTPRequestHandler):
                         return self.send(404, problem(404, "pod not found to terminate"),
                                          rec=rec)
                     del STATE.pods[pid]
+                    STATE.history.close(pid, now)
                     stop_proc(pod)
                     return self.send(204, rec=rec)
             return self.send(405, problem(405, "The requested method is not allowed for this "
@@ -723,6 +779,9 @@ class Handler(BaseHTTPRequestHandler):
                 STATE.advance_locked(time.time())
                 return self.send(201, pod.to_json(time.time()))
         parts = path.split("/")
+        if len(parts) == 5 and parts[2] == "pods" and parts[4] == "log" and method == "POST":
+            status, answer = lifecycle.control_log(STATE, parts[3], body)
+            return self.send(status, answer)
         if len(parts) == 5 and parts[2] == "pods" and parts[4] == "kill" and method == "POST":
             to = body.get("to", "gone")
             with STATE.lock:
@@ -731,9 +790,12 @@ class Handler(BaseHTTPRequestHandler):
                     return self.send(404, {"error": "no such pod"})
                 if to == "gone":
                     del STATE.pods[pod.id]
+                    STATE.history.close(pod.id, time.time())
                 elif to in ("EXITED", "ERROR"):
                     pod.forced = to
                     pod.status = to
+                    pod.log("system", "%s by someone else" % to.lower())
+                    STATE.history.open(pod, "stopped", time.time())
                 else:
                     return self.send(400, {"error": "to must be EXITED, ERROR or gone"})
                 stop_proc(pod)

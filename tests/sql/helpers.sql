@@ -24,6 +24,7 @@ BEGIN
         WHEN 'error' THEN ARRAY['error']::worker_status[]
         WHEN 'crashed' THEN ARRAY['active', 'crashed']::worker_status[]
         WHEN 'terminated' THEN ARRAY['terminating', 'terminated']::worker_status[]
+        WHEN 'stopped' THEN ARRAY['active', 'terminating', 'stopped']::worker_status[]
     END;
     FOREACH v_step IN ARRAY v_path LOOP
         UPDATE workers SET status = v_step WHERE id = p_id;
@@ -59,7 +60,10 @@ LANGUAGE sql AS $$
            ('crashed', 'error'),
            ('terminating', 'terminated'), ('terminating', 'error'),
            ('error', 'terminated'),
-           ('inactive', 'spawning'), ('inactive', 'terminated')
+           ('inactive', 'spawning'), ('inactive', 'terminated'),
+           -- issue 16: the stopped-pod warm pool (0011_runpod_lifecycle.sql)
+           ('terminating', 'stopped'), ('stopped', 'spawning'), ('stopped', 'terminated'),
+           ('stopped', 'error')
 $$;
 
 -- Claims as func_claim_next_task does, for a worker moved first into a pool that serves exactly

@@ -5,8 +5,9 @@ SELECT no_plan();
 SELECT enum_has_labels('task_status',
     ARRAY['Queued', 'In Progress', 'Complete', 'Failed', 'Cancelled'], 'task_status labels');
 SELECT enum_has_labels('worker_status',
-    ARRAY['inactive', 'spawning', 'active', 'terminating', 'error', 'terminated', 'crashed'],
-    'worker_status labels');
+    ARRAY['inactive', 'spawning', 'active', 'terminating', 'error', 'terminated', 'crashed',
+          'stopped'],
+    'worker_status labels (stopped: issue 16)');
 
 SELECT has_table(t) FROM unnest(ARRAY['tasks', 'workers', 'system_logs', 'orchestrator_state',
     'orchestrator_cycles', 'gpu_capacity_backoff', 'schema_migrations',

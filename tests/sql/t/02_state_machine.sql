@@ -1,5 +1,5 @@
--- 02_state_machine.sql: the worker state machine trigger (SPEC 4.2). Every one of the 49
--- (from, to) pairs is generated and tried against a real row.
+-- 02_state_machine.sql: the worker state machine trigger (SPEC 4.2, and issue 16's stopped).
+-- Every one of the 64 (from, to) pairs is generated and tried against a real row.
 BEGIN;
 SELECT no_plan();
 
@@ -9,12 +9,12 @@ SELECT set_eq(
        WHERE f <> t AND worker_status_transition_allowed(f, t)$$,
     'SELECT from_status, to_status FROM sqltest.legal_transitions()',
     'worker_status_transition_allowed() is exactly the SPEC table');
-SELECT is((SELECT count(*) FROM sqltest.legal_transitions())::int, 12, '12 legal transitions');
+SELECT is((SELECT count(*) FROM sqltest.legal_transitions())::int, 16, '16 legal transitions');
 
 -- One worker per pair, in the pair's from-state.
 SELECT sqltest.mk_worker(format('sm-%s-%s', f, t), f)
   FROM unnest(enum_range(NULL::worker_status)) f, unnest(enum_range(NULL::worker_status)) t;
-SELECT is((SELECT count(*) FROM workers WHERE id LIKE 'sm-%')::int, 49, '49 pair workers');
+SELECT is((SELECT count(*) FROM workers WHERE id LIKE 'sm-%')::int, 64, '64 pair workers');
 SELECT is((SELECT count(*) FROM workers
             WHERE id LIKE 'sm-%' AND status::text <> split_part(id, '-', 2))::int, 0,
           'every pair worker is in its from-state');
@@ -38,8 +38,8 @@ SELECT throws_ok(
  ORDER BY f, t;
 
 SELECT is((SELECT count(*) FROM workers
-            WHERE id LIKE 'sm-%' AND status::text <> split_part(id, '-', 3))::int, 30,
-          'exactly the 30 illegal pairs kept their from-state');
+            WHERE id LIKE 'sm-%' AND status::text <> split_part(id, '-', 3))::int, 40,
+          'exactly the 40 illegal pairs kept their from-state');
 
 -- Terminal rows cannot be resurrected, whoever asks, even together with other changes.
 SELECT throws_ok($$UPDATE workers SET status = 'active', last_heartbeat = now()
@@ -53,7 +53,7 @@ SELECT lives_ok($$UPDATE workers SET metadata = metadata || '{"note": 1}'
 SELECT throws_ok(format($$INSERT INTO workers (id, status) VALUES ('ins-%s', %L)$$, s, s),
                  '23514', format('worker ins-%s may only be inserted as spawning, not %s', s, s),
                  format('insert as %s is rejected', s))
-  FROM unnest(ARRAY['active', 'terminating', 'error', 'terminated', 'crashed']) s;
+  FROM unnest(ARRAY['active', 'terminating', 'error', 'terminated', 'crashed', 'stopped']) s;
 SELECT lives_ok($$INSERT INTO workers (id) VALUES ('ins-default')$$, 'insert with the default');
 SELECT is((SELECT status::text FROM workers WHERE id = 'ins-default'), 'spawning',
           'the default status is spawning');
