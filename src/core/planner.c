@@ -60,6 +60,8 @@ bool planner_ctx_init(Ctx *c, const Snapshot *snap, const Policy *policy, Plan *
     out->manual_result = MANUAL_RESULT_NONE;
     out->n_pools = 0;
     out->unserved_queued = 0;
+    out->fleet_room = 0;
+    out->fleet_spend_capped = false;
     out->n_unserved = 0;
     for (size_t p = 0; p < PLAN_POOLS_MAX; p++)
         c->want_override[p] = -1;

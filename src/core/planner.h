@@ -163,6 +163,14 @@ typedef struct {
     double price_bound; /* the most a new pod may cost per hour; -1 a type's price is unknown */
     size_t n_gpu_types; /* its types to try, in order, with backed-off ones removed */
     char gpu_types[PLAN_GPU_TYPES_MAX][SNAP_NAME_MAX];
+    /* Why it has the size it has (issue 17, `orchestrator explain`): the same numbers the
+     * decision used, so an explanation never re-derives a rule. */
+    long long wanted;     /* desired before the pool's MAX_ACTIVE_GPUS cap */
+    Reason desired_by;    /* the term that set it: REASON_MIN_FLOOR, _BACKLOG or _KEEP_IDLE */
+    unsigned limits;      /* every limit that keeps it below `wanted`, as bits 1u << SpawnLimit
+                             (spawn_limit names only the last one applied) */
+    long long own_cap;    /* what it would spawn within its own limits, before the fleet's share */
+    long long spend_room; /* pods its own spend cap still allows; -1 = no cap */
 } PlanPool;
 
 typedef struct {
@@ -190,6 +198,8 @@ typedef struct {
     long long unserved_queued; /* Queued tasks of run types no pool serves */
     size_t n_unserved;         /* those run types (at most PLAN_UNSERVED_MAX listed) */
     char unserved[PLAN_UNSERVED_MAX][SNAP_NAME_MAX];
+    long long fleet_room;    /* MAX_ACTIVE_GPUS - every live pod (>= 0) */
+    bool fleet_spend_capped; /* the fleet's MAX_HOURLY_SPEND_USD cut a pool's share */
 
     size_t count;
     bool truncated; /* more actions than PLAN_MAX_ACTIONS: the rest wait for the next cycle */
