@@ -102,7 +102,8 @@ static Status cmd_help(int argc, char **argv)
         printf("  %-13s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
     printf("\n`orchestrator COMMAND --help` for one command, `orchestrator help config` for the "
            "environment variables.\nExit codes: 0 ok, 1 internal, 2 usage, 3 configuration, "
-           "4 database, 5 RunPod API, 6 partial.\n");
+           "4 database, 5 RunPod API, 6 partial; submit --wait: 0 all Complete, 1 any Failed, "
+           "124 timeout, 125 wait failed, 130/143 interrupted.\n");
     return STATUS_OK;
 }
 
