@@ -245,6 +245,17 @@ class TestExplainTask(ExplainCase):
         failed = self.db.insert_task("generate", {}, status="Failed", attempts=3,
                                      error_message="CUDA out of memory")
         self.assert_reason(failed, "failed", "3 of 3 attempts", "CUDA out of memory")
+        cancelled = self.db.insert_task("generate", {}, status="Cancelled")
+        self.assert_reason(cancelled, "cancelled", "it will not run")
+
+    def test_unsafe_snapshot(self):
+        # More live worker rows than a cycle sees (SNAP_WORKERS_MAX = 1024): cycles act on
+        # nothing, and explain says so first among the fleet's reasons.
+        self.db.execute("INSERT INTO workers (id, status) SELECT 'gpu-row-' || g, 'spawning'"
+                        " FROM generate_series(1, 1025) g")
+        tid = self.queued(1)[0]
+        _, doc, _ = self.assert_reason(tid, "unsafe_snapshot", "more live worker rows")
+        self.assertEqual(self.codes(doc), ["unsafe_snapshot"])
 
     def test_several_reasons_most_decisive_first(self):
         self.config.update(MIN_WORKERS_FOR_RATE_CHECK="3", MAX_WORKER_FAILURE_RATE="0.5")
