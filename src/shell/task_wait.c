@@ -116,8 +116,12 @@ static bool wait_notified(PGconn *conn, bool listening, long long ms, const Task
     if (fd >= 0)
         FD_SET(fd, &rd);
     int r = select(fd >= 0 ? fd + 1 : 0, fd >= 0 ? &rd : NULL, NULL, NULL, &tv);
-    if (r <= 0 || fd < 0 || !PQconsumeInput(conn))
+    if (r <= 0 || fd < 0)
         return false;
+    if (!PQconsumeInput(conn)) {
+        stats->listening = false; /* a closed socket stays readable: poll until reconnected */
+        return false;
+    }
     bool ours = false;
     for (PGnotify *note = PQnotifies(conn); note; note = PQnotifies(conn)) {
         for (size_t i = 0; i < n && !ours; i++)
@@ -158,7 +162,7 @@ Status task_wait(PGconn **conn, TaskWaitItem *items, size_t n, const TaskWaitOpt
                 return STATUS_ERR_DB;
             if (st != STATUS_OK && PQstatus(*conn) != CONNECTION_OK) {
                 PQreset(*conn); /* a restarted server or pooler: carry on polling */
-                if (PQstatus(*conn) == CONNECTION_OK && stats->listening)
+                if (PQstatus(*conn) == CONNECTION_OK && o->listen)
                     stats->listening = start_listening(*conn);
             }
             next_poll = now_ms() + o->poll_ms;

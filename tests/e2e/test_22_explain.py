@@ -196,7 +196,8 @@ class TestExplainTask(ExplainCase):
 
     def test_spend_cap(self):
         self.config.update(MAX_HOURLY_SPEND_USD="1.00")
-        self.db.execute("INSERT INTO gpu_prices (gpu_type, cost_per_hr) VALUES (%s, 0.80)", (GPU,))
+        self.db.execute("INSERT INTO gpu_prices (gpu_type, cloud_type, cost_per_hr)"
+                        " VALUES (%s, 'SECURE', 0.80)", (GPU,))
         self.held_task(self.worker("gpu-busy-1", cost=0.80))
         tid = self.queued(1)[0]
         _, doc, _ = self.assert_reason(tid, "spend_cap", "MAX_HOURLY_SPEND_USD",
