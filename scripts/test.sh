@@ -54,7 +54,7 @@ for b in "${builds[@]}"; do
     fi
     # The figures the tests print (counts, bounds, per-suite totals), from ctest's full log.
     echo "== highlights: $b"
-    grep -h -E '^(claim-concurrency|claim-pools|drain-race|invariants|crash-loop|poison|pools|catalog|ratelimit|e2e|bench|sql-contract|lease)[: ]|^[0-9]+ passed, [0-9]+ failed' \
+    grep -h -E '^(claim-concurrency|claim-pools|drain-race|invariants|crash-loop|poison|pools|catalog|ratelimit|e2e|bench|sql-contract|lease|explain)[: ]|^[0-9]+ passed, [0-9]+ failed' \
         "$root/$b/Testing/Temporary/LastTest.log" 2>/dev/null | sed 's/^/  /' || true
     summaries+=("$b: $(grep -E 'tests passed|tests failed' "$tmp/ctest-$b.log" | tail -n 1)")
 done

@@ -7,6 +7,7 @@
 
 #include "commands.h"
 #include "config.h"
+#include "explain_cmd.h"
 
 static Status cmd_help(int argc, char **argv);
 
@@ -36,8 +37,15 @@ static const CliCommand COMMANDS[] = {
      "terminates every worker pod (asks, or needs --yes when not on a terminal)", cmd_shutdown_all},
     {"submit",
      "--type T [--params JSON] [--run-type R] [--depends-on IDS] [--max-attempts N] | --file "
-     "F.csv|F.jsonl [--format csv|jsonl]",
-     "queues tasks (validated first: all or nothing); prints the new ids", cmd_submit},
+     "F.csv|F.jsonl [--format csv|jsonl] [--json] [--wait [--timeout S] [--no-listen]]",
+     "queues tasks (validated first: all or nothing); prints the new ids. --wait then waits "
+     "until every one ends and prints each outcome: exit 0 all Complete, 1 any Failed or "
+     "Cancelled, 124 --timeout passed, 130/143 SIGINT/SIGTERM (the tasks stay queued)",
+     cmd_submit},
+    {"explain", "TASK_ID | --fleet [--json]",
+     "why a task is not running (its queue position, dependencies, backoff, its pool's limits, "
+     "workers booting), or why the fleet has its size; read-only, database only",
+     cmd_explain},
     {"logs", "[--worker ID] [--task ID] [--cycle N] [--level L] [--since DUR] [--limit N] [--json]",
      "reads system_logs, oldest first; with --worker, also the pod log tail read when it failed",
      cmd_logs},
@@ -97,7 +105,8 @@ static Status cmd_help(int argc, char **argv)
         printf("  %-13s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
     printf("\n`orchestrator COMMAND --help` for one command, `orchestrator help config` for the "
            "environment variables.\nExit codes: 0 ok, 1 internal, 2 usage, 3 configuration, "
-           "4 database, 5 RunPod API, 6 partial.\n");
+           "4 database, 5 RunPod API, 6 partial; submit --wait: 0 all Complete, 1 any Failed, "
+           "124 timeout, 125 wait failed, 130/143 interrupted.\n");
     return STATUS_OK;
 }
 

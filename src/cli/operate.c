@@ -14,6 +14,7 @@
 #include "db_lifecycle.h"
 #include "log.h"
 #include "taskfile.h"
+#include "wait.h"
 
 #define SUBMIT_FILE_MAX (64u << 20)
 
@@ -119,9 +120,16 @@ Status cmd_submit(int argc, char **argv)
     const char *format = NULL;
     int max_attempts = 0;
     bool json = false;
+    SubmitWait wait = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char **target = NULL;
+        int w = submit_wait_arg(argc, argv, &i, &wait);
+        if (w != 0) {
+            if (w < 0)
+                return STATUS_ERR_USAGE;
+            continue;
+        }
         if (strcmp(a, "--type") == 0)
             target = &type;
         else if (strcmp(a, "--params") == 0)
@@ -166,6 +174,11 @@ Status cmd_submit(int argc, char **argv)
               NULL);
         return STATUS_ERR_USAGE;
     }
+    if (!wait.on && (wait.timeout_sec || wait.no_listen)) {
+        usage("submit", "--timeout and --no-listen go with --wait", NULL);
+        return STATUS_ERR_USAGE;
+    }
+    wait.json = json;
 
     /* Validate everything before touching the database. */
     static TaskfileErrors errs;
@@ -234,6 +247,9 @@ Status cmd_submit(int argc, char **argv)
                 printf("%s\n", e->valuestring);
         }
         log_info("tasks.submitted", "count=%zu", n);
+        fflush(stdout);
+        if (wait.on)
+            st = submit_wait(cfg, &conn, ids, &wait);
     }
 out:
     cJSON_Delete(ids);
@@ -241,6 +257,9 @@ out:
     if (conn)
         PQfinish(conn);
     free(cfg);
+    /* Under --wait, exit 1 means a task failed: an internal error exits 125 instead. */
+    if (wait.on && st != STATUS_TASKS_FAILED && status_exit_code(st) == 1)
+        st = STATUS_WAIT_FAILED;
     return st;
 }
 

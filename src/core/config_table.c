@@ -38,8 +38,9 @@ const VarSpec CONFIG_VARS[] = {
     {"ORCHESTRATOR_POLL_SEC", VT_INT, F(orchestrator_poll_sec), "30", 1, 86400, false, NULL,
      "interval of `continuous`"},
     {"ENABLE_NOTIFY_WAKEUP", VT_BOOL, F(enable_notify_wakeup), "true", 0, 0, false, NULL,
-     "continuous LISTENs for new tasks and starts a cycle at once (turn off behind a "
-     "transaction-pooling PgBouncer, where LISTEN does not work)"},
+     "continuous LISTENs for new tasks and starts a cycle at once, and submit --wait for ended "
+     "tasks (turn off behind a transaction-pooling PgBouncer, where LISTEN does not work; both "
+     "then poll)"},
     {"SPAWN_POD_ID_GRACE_SEC", VT_INT, F(spawn_pod_id_grace_sec), "120", 1, 86400, false, NULL,
      "a spawning row still without a pod id after this (and not adopted) is failed"},
     {"POD_NOT_FOUND_GRACE_SEC", VT_INT, F(pod_not_found_grace_sec), "60", 0, 86400, false, NULL,

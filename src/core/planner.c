@@ -60,6 +60,8 @@ bool planner_ctx_init(Ctx *c, const Snapshot *snap, const Policy *policy, Plan *
     out->manual_result = MANUAL_RESULT_NONE;
     out->n_pools = 0;
     out->unserved_queued = 0;
+    out->fleet_room = 0;
+    out->fleet_spend_capped = false;
     out->n_unserved = 0;
     out->stopped = out->to_start = 0;
     out->spend_estimate_per_hr = out->spend_billed_per_hr = 0;

@@ -192,6 +192,14 @@ typedef struct {
     GpuChoice choice;   /* the order of its GPU types and every input of it (gpu_choice.h) */
     long long stopped;  /* warm stopped pods after this plan (issue 16) */
     long long to_start; /* of to_spawn: stopped pods started again */
+    /* Why it has the size it has (issue 17, `orchestrator explain`): the same numbers the
+     * decision used, so an explanation never re-derives a rule. */
+    long long wanted;     /* desired before the pool's MAX_ACTIVE_GPUS cap */
+    Reason desired_by;    /* the term that set it: REASON_MIN_FLOOR, _BACKLOG or _KEEP_IDLE */
+    unsigned limits;      /* every limit that keeps it below `wanted`, as bits 1u << SpawnLimit
+                             (spawn_limit names only the last one applied) */
+    long long own_cap;    /* what it would spawn within its own limits, before the fleet's share */
+    long long spend_room; /* pods its own spend cap still allows; -1 = no cap */
 } PlanPool;
 
 typedef struct {
@@ -230,6 +238,8 @@ typedef struct {
     double spend_billed_per_hr;   /* what RunPod billed in the last complete hour (0 unknown) */
     /* fleet_cost_per_hr, the figure the spend cap uses, is per pod the larger of estimate and
      * bill, plus what was billed for pods no worker row records */
+    long long fleet_room;    /* MAX_ACTIVE_GPUS - every live pod (>= 0) */
+    bool fleet_spend_capped; /* the fleet's MAX_HOURLY_SPEND_USD cut a pool's share */
 
     size_t count;
     bool truncated; /* more actions than PLAN_MAX_ACTIONS: the rest wait for the next cycle */

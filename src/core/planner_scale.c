@@ -71,7 +71,7 @@ static long long pool_queued(const Ctx *c, int p)
 /* desired = min(MAX, max(MIN, busy + ceil(queued / T), busy + KEEP_IDLE)) of one pool, and
  * which term set it. */
 static long long desired_workers(const PolicyPool *pp, long long busy, long long queued,
-                                 Reason *why)
+                                 Reason *why, long long *wanted)
 {
     long long by_tasks = busy + ceil_div(queued, pp->tasks_per_gpu);
     long long by_idle = busy + pp->keep_idle;
@@ -85,6 +85,8 @@ static long long desired_workers(const PolicyPool *pp, long long busy, long long
         d = by_idle;
         *why = REASON_KEEP_IDLE;
     }
+    if (wanted)
+        *wanted = d;
     if (d > pp->max_active)
         d = pp->max_active;
     return d;
@@ -107,7 +109,8 @@ static void scale_down_pool(Ctx *c, int p)
     const Snapshot *snap = c->snap;
     const PolicyPool *pp = policy_pool(c, p);
     Reason why;
-    long long desired = desired_workers(pp, planner_count_busy(c, p), pool_queued(c, p), &why);
+    long long desired =
+        desired_workers(pp, planner_count_busy(c, p), pool_queued(c, p), &why, NULL);
     long long excess = planner_count_state(c, WORKER_ACTIVE, p) +
                        planner_count_state(c, WORKER_SPAWNING, p) - desired;
     while (excess > 0) {
@@ -299,7 +302,8 @@ static void size_pool(Ctx *c, int p, long long *cap, long long *min_deficit, Rea
             out->running += c->view[i].tasks_held;
     out->min_active = pp->min_active;
     out->max_active = pp->max_active;
-    out->desired = desired_workers(pp, out->busy, out->queued, why);
+    out->desired = desired_workers(pp, out->busy, out->queued, why, &out->wanted);
+    out->desired_by = *why;
     out->cost_per_hr = fleet_cost(c, p);
     breaker(c, p, out);
     usable_gpu_types(c, pp, out);
@@ -309,6 +313,22 @@ static void size_pool(Ctx *c, int p, long long *cap, long long *min_deficit, Rea
     if (n < 0)
         n = 0;
     long long room = pp->max_active - (have + out->terminating);
+    out->price_bound = price_bound(snap, pp, out);
+    long long spend = spend_allowance(pp->max_hourly_spend, out->cost_per_hr, out->price_bound,
+                                      unpriced_live(c, p), price_ceiling(snap));
+    out->spend_room = pp->max_hourly_spend > 0 ? spend : -1;
+    /* Every limit that would stop the pool from growing to what its demand wants (`explain`
+     * lists them all); the cuts below apply them in order. */
+    long long need = c->want_override[p] >= 0 ? n : out->wanted - have;
+    if (need > 0 && room < need)
+        out->limits |= 1u << SPAWN_LIMIT_MAX_ACTIVE;
+    if (need > 0 && out->breaker_open)
+        out->limits |= 1u << SPAWN_LIMIT_BREAKER;
+    if (need > 0 && spend < need)
+        out->limits |= 1u << SPAWN_LIMIT_SPEND_CAP;
+    if (need > 0 && out->n_gpu_types == 0)
+        out->limits |= 1u << (out->choice.n_out_of_stock > 0 ? SPAWN_LIMIT_OUT_OF_STOCK
+                                                             : SPAWN_LIMIT_GPU_BACKOFF);
     if (n > 0 && room < n) {
         n = room > 0 ? room : 0;
         out->spawn_limit = SPAWN_LIMIT_MAX_ACTIVE;
@@ -317,9 +337,6 @@ static void size_pool(Ctx *c, int p, long long *cap, long long *min_deficit, Rea
         n = 0;
         out->spawn_limit = SPAWN_LIMIT_BREAKER;
     }
-    out->price_bound = price_bound(snap, pp, out);
-    long long spend = spend_allowance(pp->max_hourly_spend, out->cost_per_hr, out->price_bound,
-                                      unpriced_live(c, p), price_ceiling(snap));
     if (n > 0 && spend < n) {
         n = spend;
         out->spawn_limit = SPAWN_LIMIT_SPEND_CAP;
@@ -329,6 +346,7 @@ static void size_pool(Ctx *c, int p, long long *cap, long long *min_deficit, Rea
         out->spawn_limit =
             out->choice.n_out_of_stock > 0 ? SPAWN_LIMIT_OUT_OF_STOCK : SPAWN_LIMIT_GPU_BACKOFF;
     }
+    out->own_cap = n;
     *cap = n;
     *min_deficit = pp->min_active - have > 0 ? pp->min_active - have : 0;
     if (*min_deficit > n)
@@ -717,6 +735,7 @@ void planner_step_scale_up(Ctx *c)
         for (size_t p = 0; p < n; p++) {
             if (cap[p] > 0 && c->want_override[p] < 0) {
                 plan->pools[p].spawn_limit = SPAWN_LIMIT_BREAKER;
+                plan->pools[p].limits |= 1u << SPAWN_LIMIT_BREAKER;
                 cap[p] = deficit[p] = 0;
             }
         }
@@ -734,6 +753,7 @@ void planner_step_scale_up(Ctx *c)
     long long fleet_room = pol->max_active - used;
     if (fleet_room < 0)
         fleet_room = 0;
+    plan->fleet_room = fleet_room;
     order_by_name(pol, n, by_name);
     size_t nf = starving_pools(plan, n, cap, by_name, first);
     share(fleet_room, n, cap, deficit, by_name, first, nf, give);
@@ -751,12 +771,20 @@ void planner_step_scale_up(Ctx *c)
     for (size_t k = 0; k < n; k++) {
         size_t p = by_name[k];
         PlanPool *pp = &plan->pools[p];
-        if (give[p] < by_money[p]) /* RunPod's rate limit: the rest waits */
+        if (give[p] < by_money[p]) { /* RunPod's rate limit: the rest waits */
             pp->spawn_limit = SPAWN_LIMIT_RATE_LIMIT;
-        else if (give[p] < by_count[p]) /* the fleet's spend cap cut this pool's share */
+            if (by_money[p] < by_count[p]) { /* the spend cap cut it first (for explain) */
+                pp->limits |= 1u << SPAWN_LIMIT_SPEND_CAP;
+                plan->fleet_spend_capped = true;
+            }
+        } else if (give[p] < by_count[p]) { /* the fleet's spend cap cut this pool's share */
             pp->spawn_limit = SPAWN_LIMIT_SPEND_CAP;
-        else if (give[p] < cap[p]) /* the fleet's MAX_ACTIVE_GPUS cut it */
+            plan->fleet_spend_capped = true;
+        } else if (give[p] < cap[p]) { /* the fleet's MAX_ACTIVE_GPUS cut it */
             pp->spawn_limit = n == 1 ? SPAWN_LIMIT_MAX_ACTIVE : SPAWN_LIMIT_FLEET_CEILING;
+        }
+        if (give[p] < cap[p])
+            pp->limits |= 1u << pp->spawn_limit;
         Reason r = c->want_override[p] >= 0 ? REASON_OPERATOR : why[p];
         for (long long s = 0; s < give[p]; s++) {
             /* A stopped pod of the pool is started before any pod is created (issue 16). */

@@ -30,6 +30,16 @@ const char *status_str(Status st)
         return "locked";
     case STATUS_ERR_LEASE_LOST:
         return "lease_lost";
+    case STATUS_TASKS_FAILED:
+        return "tasks_failed";
+    case STATUS_TIMEOUT:
+        return "timeout";
+    case STATUS_WAIT_FAILED:
+        return "wait_failed";
+    case STATUS_INTERRUPTED:
+        return "interrupted";
+    case STATUS_TERMINATED:
+        return "terminated";
     }
     return "unknown";
 }
@@ -56,7 +66,16 @@ int status_exit_code(Status st)
     case STATUS_ERR_PARSE:
     case STATUS_ERR_NOT_FOUND:
     case STATUS_ERR_NOMEM:
+    case STATUS_TASKS_FAILED:
         return 1;
+    case STATUS_TIMEOUT:
+        return 124;
+    case STATUS_WAIT_FAILED:
+        return 125;
+    case STATUS_INTERRUPTED:
+        return 130;
+    case STATUS_TERMINATED:
+        return 143;
     }
     return 1;
 }

@@ -19,6 +19,13 @@ typedef enum {
     /* This cycle lost the cycle lease (expired or taken over) and stopped acting: exit 4, like
      * the database the lease lives in. */
     STATUS_ERR_LEASE_LOST,
+    /* `submit --wait` (issue 17): the outcome of the tasks waited for becomes the exit code, as
+     * a remote command's would. */
+    STATUS_TASKS_FAILED, /* every task ended, one or more not Complete: exit 1 */
+    STATUS_TIMEOUT,      /* --timeout passed first: exit 124 (as GNU timeout) */
+    STATUS_WAIT_FAILED,  /* the wait itself failed (internal): exit 125 (as GNU timeout) */
+    STATUS_INTERRUPTED,  /* SIGINT while waiting: exit 130 */
+    STATUS_TERMINATED,   /* SIGTERM while waiting: exit 143 */
 } Status;
 
 /* Stable lower-case name of a status ("ok", "db", ...). Cannot fail; unknown -> "unknown". */

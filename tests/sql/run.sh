@@ -34,5 +34,26 @@ else
     status=1
 fi
 
+# NOTIFY orchestrator_task_ended (0012, `submit --wait`): one per task whose status becomes
+# Complete, Failed or Cancelled, with the task id; none for a claim, a retry or another update.
+e=00000000-0000-0000-0000-0000000000e
+out=$(psql -X -d "$db" -c 'LISTEN orchestrator_task_ended' \
+    -c "INSERT INTO tasks (id, task_type) VALUES ('${e}1', 'n'), ('${e}2', 'n'), ('${e}3', 'n')" \
+    -c "UPDATE tasks SET status = 'In Progress' WHERE id::text LIKE '${e}_'" \
+    -c "UPDATE tasks SET status = 'Complete' WHERE id = '${e}1'" \
+    -c "UPDATE tasks SET status = 'Failed' WHERE id = '${e}2'" \
+    -c "UPDATE tasks SET status = 'Queued' WHERE id = '${e}3'" \
+    -c "UPDATE tasks SET output_location = 'x' WHERE id = '${e}1'" \
+    -c "SELECT 1" 2>&1)
+got=$(grep -o 'notification "orchestrator_task_ended" with payload "[^"]*"' <<<"$out" |
+    sed 's/.*payload "//; s/"$//' | sort | tr '\n' ' ')
+if [ "$got" = "${e}1 ${e}2 " ]; then
+    echo "ok - orchestrator_task_ended: one notification per task that ends, none otherwise"
+else
+    echo "not ok - orchestrator_task_ended: expected ${e}1 ${e}2, got '$got':" >&2
+    echo "$out" >&2
+    status=1
+fi
+
 [ $status = 0 ] && echo "sql-contract: all SQL contract tests passed"
 exit $status

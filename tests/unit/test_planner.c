@@ -1860,6 +1860,61 @@ START_TEST(test_planner_pools_manual_spawn)
 }
 END_TEST
 
+/* Issue 17 (`explain`): the plan says what sized each pool (wanted before the MAX cap, the
+ * term that set it) and lists every limit that holds, not only the last one applied. */
+START_TEST(test_planner_pools_every_limit_listed)
+{
+    reset();
+    pol.max_active = 20;
+    add_pool("video", "video", 0, 2, 1);
+    add_pool_workers("video", 2, true);
+    add_demand("video", 5);
+    snap.n_pool_endings = 1; /* its breaker open */
+    snprintf(snap.pool_endings[0].pool, SNAP_POOL_NAME_MAX, "video");
+    snap.pool_endings[0].ended = snap.pool_endings[0].unexpected = 10;
+    snap.n_backoffs = 1; /* its only GPU type backed off */
+    snprintf(snap.backoffs[0].gpu_type, SNAP_NAME_MAX, "GPU-video");
+    snap.backoffs[0].remaining_sec = 100;
+    decide("every limit");
+    const PlanPool *pp = &plan.pools[0];
+    ck_assert_int_eq(pp->wanted, 7); /* busy 2 + 5 queued at 1 per GPU */
+    ck_assert_int_eq(pp->desired, 2);
+    ck_assert_int_eq(pp->desired_by, REASON_BACKLOG);
+    ck_assert_uint_eq(pp->limits, (1u << SPAWN_LIMIT_MAX_ACTIVE) | (1u << SPAWN_LIMIT_BREAKER) |
+                                      (1u << SPAWN_LIMIT_GPU_BACKOFF));
+    ck_assert_int_eq(pp->spawn_limit, SPAWN_LIMIT_NONE); /* nothing was left to cut */
+    ck_assert_int_eq(pp->spend_room, -1);
+
+    /* Below its MAX, every limit that would cut is still listed. */
+    reset();
+    pol.max_active = 20;
+    pol.max_hourly_spend = 1.0;
+    PolicyPool *v = add_pool("video", "video", 0, 10, 1);
+    v->max_hourly_spend = 1.0;
+    add_demand("video", 3);
+    snap.n_prices = 1;
+    snprintf(snap.prices[0].gpu_type, SNAP_NAME_MAX, "GPU-video");
+    snprintf(snap.prices[0].cloud_type, sizeof snap.prices[0].cloud_type, "SECURE");
+    snap.prices[0].usd_per_hr = 0.5;
+    decide("spend cap");
+    pp = &plan.pools[0];
+    ck_assert_uint_eq(pp->limits, 1u << SPAWN_LIMIT_SPEND_CAP);
+    ck_assert_int_eq(pp->spend_room, 2);
+    ck_assert_int_eq(pp->to_spawn, 2);
+    ck_assert(!plan.fleet_spend_capped); /* the pool's own cap cut first */
+    ck_assert_int_eq(plan.fleet_room, 20);
+
+    /* The fleet's ceiling cutting a pool's share sets its bit too. */
+    reset();
+    pol.max_active = 10;
+    pools_ceiling_uneven();
+    decide("fleet ceiling");
+    ck_assert_uint_eq(plan.pools[0].limits, 1u << SPAWN_LIMIT_FLEET_CEILING);
+    ck_assert_int_eq(plan.pools[0].own_cap, 8);
+    ck_assert_int_eq(plan.pools[0].to_spawn, 7);
+}
+END_TEST
+
 /* Issue 12.7: a worker whose tasks lie past SNAP_TASKS_MAX (so none is in the bounded list) is
  * still busy: never drained as idle, and counted busy. */
 /* Issue 12 review: the lag windows count from the create's answer, not from the row's insert
@@ -1991,6 +2046,7 @@ static Suite *planner_suite(void)
              1);
     add_loop(s, "test_planner_pools_unserved_counted", test_planner_pools_unserved_counted, 1);
     add_loop(s, "test_planner_pools_manual_spawn", test_planner_pools_manual_spawn, 1);
+    add_loop(s, "test_planner_pools_every_limit_listed", test_planner_pools_every_limit_listed, 1);
     add_loop(s, "test_planner_reconcile_due", test_planner_reconcile_due,
              ARRAY_LEN(RECONCILE_CASES));
     add_loop(s, "test_planner_breaker", test_planner_breaker, ARRAY_LEN(BREAKER_CASES));
