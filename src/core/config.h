@@ -130,6 +130,18 @@ typedef struct {
     PoolConfig pools[CONFIG_POOLS_MAX];
     /* single-controller exclusion (structure_docs/safety.md) */
     int cycle_lease_ttl_sec; /* CYCLE_LEASE_TTL_SEC: the cycle lease's lifetime, renewed at 1/4 */
+
+    /* adaptive policies (issue 15, structure_docs/simulation.md): each off unless turned on */
+    bool adaptive_warm_pool;          /* MACHINES_TO_KEEP_IDLE only while the pool is hot */
+    int adaptive_warm_min_arrivals;   /* hot: at least this many tasks within the window, */
+    int adaptive_warm_window_sec;     /* ... this window, */
+    int adaptive_warm_cold_start_sec; /* ... or a median cold start above this; */
+    int adaptive_warm_demote_sec;     /* cold again after this long without an arrival */
+    bool predictive_scale_up;         /* size for the backlog one cold start from now */
+    int adaptive_rate_window_sec;     /* the window arrival rates are measured over */
+    bool adaptive_idle_grace;         /* ski rental: idle grace from rates and cold starts */
+    int adaptive_idle_grace_min_sec;
+    double adaptive_idle_wait_weight; /* a second of waiting, in GPU-seconds of the pool */
 } Config;
 
 typedef struct {

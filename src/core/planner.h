@@ -54,9 +54,10 @@ typedef enum {
     REASON_KEEP_IDLE,        /* scale-up for MACHINES_TO_KEEP_IDLE */
     REASON_LEAKED_POD,
     REASON_ADOPT_ORPHAN_POD,
-    REASON_OPERATOR,        /* spawn, terminate, shutdown-all by hand */
-    REASON_LEGACY_INACTIVE, /* a legacy `inactive` row: its pod terminated, the row ended */
-    REASON_MIN_REBALANCE,   /* drained so that a pool below its MIN gets a slot of a full fleet */
+    REASON_OPERATOR,          /* spawn, terminate, shutdown-all by hand */
+    REASON_LEGACY_INACTIVE,   /* a legacy `inactive` row: its pod terminated, the row ended */
+    REASON_MIN_REBALANCE,     /* drained so that a pool below its MIN gets a slot of a full fleet */
+    REASON_PREDICTED_BACKLOG, /* scale-up for the backlog expected one cold start from now */
 } Reason;
 
 /* Why scale-up spawned fewer workers than desired (SPAWN_LIMIT_NONE when it did not). */
@@ -143,6 +144,16 @@ typedef struct {
     char gpu_types[PLAN_GPU_TYPES_MAX][SNAP_NAME_MAX];
     size_t n_pools;
     PolicyPool pools[PLAN_POOLS_MAX];
+    /* Adaptive policies (issue 15; planner_adaptive.c): each off unless set. */
+    bool adaptive_warm_pool;
+    long long warm_min_arrivals;
+    long long warm_cold_start_sec;
+    long long warm_demote_sec;
+    bool predictive_scale_up;
+    long long rate_window_sec;
+    bool adaptive_idle_grace;
+    long long idle_grace_min_sec;
+    double idle_wait_weight;
 } Policy;
 
 /* One pool in the plan: its counts after this plan's transitions and its scale-up decision. */
@@ -163,6 +174,10 @@ typedef struct {
     double price_bound; /* the most a new pod may cost per hour; -1 a type's price is unknown */
     size_t n_gpu_types; /* its types to try, in order, with backed-off ones removed */
     char gpu_types[PLAN_GPU_TYPES_MAX][SNAP_NAME_MAX];
+    /* The adaptive policies' view of the pool (issue 15), when one is on: */
+    bool hot;                 /* ADAPTIVE_WARM_POOL: MACHINES_TO_KEEP_IDLE applies */
+    double predicted_backlog; /* PREDICTIVE_SCALE_UP: tasks expected one cold start from now */
+    long long idle_grace_sec; /* ADAPTIVE_IDLE_GRACE: idle time before scale-down; -1 off */
 } PlanPool;
 
 typedef struct {

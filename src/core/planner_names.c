@@ -94,6 +94,7 @@ const char *reason_str(Reason reason)
         [REASON_OPERATOR] = "operator",
         [REASON_LEGACY_INACTIVE] = "legacy_inactive",
         [REASON_MIN_REBALANCE] = "min_rebalance",
+        [REASON_PREDICTED_BACKLOG] = "predicted_backlog",
     };
     if ((size_t)reason < sizeof names / sizeof names[0] && names[reason])
         return names[reason];
@@ -173,6 +174,15 @@ void policy_from_config(const Config *cfg, Policy *out)
         for (size_t g = 0; g < pc->gpu_types.count && g < PLAN_GPU_TYPES_MAX; g++)
             snprintf(pp->gpu_types[pp->n_gpu_types++], SNAP_NAME_MAX, "%s", pc->gpu_types.items[g]);
     }
+    out->adaptive_warm_pool = cfg->adaptive_warm_pool;
+    out->warm_min_arrivals = cfg->adaptive_warm_min_arrivals;
+    out->warm_cold_start_sec = cfg->adaptive_warm_cold_start_sec;
+    out->warm_demote_sec = cfg->adaptive_warm_demote_sec;
+    out->predictive_scale_up = cfg->predictive_scale_up;
+    out->rate_window_sec = cfg->adaptive_rate_window_sec;
+    out->adaptive_idle_grace = cfg->adaptive_idle_grace;
+    out->idle_grace_min_sec = cfg->adaptive_idle_grace_min_sec;
+    out->idle_wait_weight = cfg->adaptive_idle_wait_weight;
 }
 
 bool planner_reconcile_due(const Snapshot *snap, const Policy *policy)
