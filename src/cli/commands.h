@@ -46,6 +46,9 @@ void commands_app_close(App *app);
 /* `reconcile` (reconcile_cmd.c). */
 Status cmd_reconcile(int argc, char **argv);
 
+/* `simulate`, the policy lab (simulate_cmd.c). */
+Status cmd_simulate(int argc, char **argv);
+
 /* Operator commands (operate.c). */
 Status cmd_submit(int argc, char **argv);
 Status cmd_logs(int argc, char **argv);
