@@ -120,13 +120,32 @@ double planner_predicted_backlog(Ctx *c, int p, long long busy)
     return expected > frees ? expected - frees : 0;
 }
 
-/* Ski rental. A cold start costs its boot time in billed GPU time plus the task's wait, valued
- * at ADAPTIVE_IDLE_WAIT_WEIGHT GPU-seconds per second: B = boot x (1 + weight) GPU-seconds.
- * Keeping an idle worker costs one GPU-second per second. With arrivals at rate r shared by
- * n idle workers, the marginal one is needed after n / r seconds on average: keep it (up to the
- * pool's GPU_IDLE_TIMEOUT_SEC) while that is shorter than B (r / n x B > 1), else give it the
- * break-even grace B -- what the deterministic ski-rental rule keeps, 2-competitive whatever
- * the arrivals do -- within [ADAPTIVE_IDLE_GRACE_MIN_SEC, GPU_IDLE_TIMEOUT_SEC]. */
+/* P(N >= k) for N ~ Poisson(mu). */
+static double poisson_tail(double mu, long long k)
+{
+    if (k <= 0)
+        return 1;
+    if (mu <= 0)
+        return 0;
+    double term = exp(-mu), cdf = term;
+    for (long long i = 1; i < k && i < 100000; i++) {
+        term *= mu / (double)i;
+        cdf += term;
+    }
+    return cdf < 1 ? 1 - cdf : 0;
+}
+
+/* Ski rental over one boot time b. Keeping the marginal idle worker for b costs b GPU-seconds.
+ * Dropping it costs a cold start -- its billed boot plus the task's wait, valued at
+ * ADAPTIVE_IDLE_WAIT_WEIGHT GPU-seconds per second: b x (1 + weight) -- but only if, within b,
+ * more tasks arrive than the pool can serve without it: the other idle workers, the busy ones
+ * that finish meanwhile (busy x min(1, b / median duration)) and those already spawning. With
+ * Poisson arrivals at the measured rate r, that is P(N(r b) >= n_idle + frees + spawning). Keep it
+ * (up to the pool's GPU_IDLE_TIMEOUT_SEC) while that probability x (1 + weight) > 1; otherwise it
+ * goes after ADAPTIVE_IDLE_GRACE_MIN_SEC. With weight 1 this keeps about as many idle workers as
+ * tasks are expected during one cold start beyond what frees up -- the Poisson median -- instead
+ * of every worker that has not yet been idle for the whole timeout (which, with claims spread
+ * over all idle workers, is almost every worker of a busy pool). */
 long long planner_idle_grace(Ctx *c, int p, long long n_idle)
 {
     const PolicyPool *pp = pool_policy(c, p);
@@ -137,11 +156,14 @@ long long planner_idle_grace(Ctx *c, int p, long long n_idle)
     const PoolAdaptive *a = &c->adaptive[p];
     if (!a->measured || a->boot_sec < 0)
         return max;
-    double cold_cost = a->boot_sec * (1.0 + c->policy->idle_wait_weight);
-    double share = a->rate_per_sec / (double)(n_idle > 0 ? n_idle : 1);
-    long long grace = share * cold_cost > 1.0 ? max : (long long)ceil(cold_cost);
-    if (grace < c->policy->idle_grace_min_sec)
-        grace = c->policy->idle_grace_min_sec;
+    long long busy = planner_count_busy(c, p);
+    double frees = (double)planner_count_state(c, WORKER_SPAWNING, p);
+    if (a->duration_sec > 0)
+        frees += (double)busy * fmin(1.0, a->boot_sec / a->duration_sec);
+    long long k = (long long)ceil((double)(n_idle > 0 ? n_idle : 1) + frees - 1e-9);
+    double needed = poisson_tail(a->rate_per_sec * a->boot_sec, k);
+    long long grace =
+        needed * (1.0 + c->policy->idle_wait_weight) > 1.0 ? max : c->policy->idle_grace_min_sec;
     return grace < max ? grace : max;
 }
 

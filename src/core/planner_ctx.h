@@ -104,7 +104,8 @@ long long planner_count_busy(const Ctx *c, int pool);
  * cold. planner_predicted_backlog: with PREDICTIVE_SCALE_UP, the tasks expected to be waiting
  * one cold start from now beyond what busy workers finish meanwhile (>= 0). planner_idle_grace:
  * with ADAPTIVE_IDLE_GRACE, how long the marginal one of n_idle idle workers of pool p may stay
- * idle before scale-down, within [ADAPTIVE_IDLE_GRACE_MIN_SEC, the pool's GPU_IDLE_TIMEOUT_SEC].
+ * idle before scale-down: the pool's GPU_IDLE_TIMEOUT_SEC while it is likely to be needed within
+ * a cold start, else ADAPTIVE_IDLE_GRACE_MIN_SEC.
  * planner_adaptive_report: fills the adaptive fields of the plan's pool p. */
 int planner_keep_idle(Ctx *c, int p);
 double planner_predicted_backlog(Ctx *c, int p, long long busy);

@@ -267,24 +267,31 @@ static const struct {
     bool on, measured;
     long long arrivals; /* within the 600 s rate window */
     double boot, weight;
-    int idle_workers;
+    int idle_workers, busy_workers;
     long long idle_age;
     long long want_drained;
     long long want_grace;
 } GRACE[] = {
-    {"off: the idle timeout", false, true, 0, 60, 1, 1, 299, 0, -1},
-    {"off: past the idle timeout", false, true, 0, 60, 1, 1, 301, 1, -1},
-    {"nothing measured: the idle timeout", true, false, 0, 60, 1, 1, 299, 0, 300},
-    {"no cold start measured: the idle timeout", true, true, 0, -1, 1, 1, 299, 0, 300},
-    {"no arrivals: break-even boot x 2 = 120 s, kept at 120", true, true, 0, 60, 1, 1, 120, 0, 120},
-    {"no arrivals: gone at 121", true, true, 0, 60, 1, 1, 121, 1, 120},
-    {"weight 0: break-even is the boot, 60 s", true, true, 0, 60, 0, 1, 61, 1, 60},
-    {"arrivals every 50 s x 120 s > 1: kept to the idle timeout", true, true, 12, 60, 1, 1, 299, 0,
+    {"off: the idle timeout", false, true, 0, 60, 1, 1, 0, 299, 0, -1},
+    {"off: past the idle timeout", false, true, 0, 60, 1, 1, 0, 301, 1, -1},
+    {"nothing measured: the idle timeout", true, false, 0, 60, 1, 1, 0, 299, 0, 300},
+    {"no cold start measured: the idle timeout", true, true, 0, -1, 1, 1, 0, 299, 0, 300},
+    {"no arrivals: not needed, the minimum grace", true, true, 0, 60, 1, 1, 0, 31, 1, 30},
+    {"no arrivals: kept within the minimum grace", true, true, 0, 60, 1, 1, 0, 29, 0, 30},
+    /* 12 arrivals in 600 s x 60 s boot: 1.2 expected; P(N >= 1) = 0.70; x 2 > 1: kept */
+    {"likely needed within a boot: kept to the idle timeout", true, true, 12, 60, 1, 1, 0, 299, 0,
      300},
-    {"kept to the idle timeout, not beyond", true, true, 12, 60, 1, 1, 301, 1, 300},
-    {"two idle share 1 a 100 s: one goes, one stays", true, true, 6, 60, 1, 2, 150, 1, 300},
-    {"a 5 s boot: the floor ADAPTIVE_IDLE_GRACE_MIN_SEC", true, true, 0, 5, 1, 1, 31, 1, 30},
-    {"a 5 s boot: kept below the floor", true, true, 0, 5, 1, 1, 29, 0, 30},
+    {"kept to the idle timeout, not beyond", true, true, 12, 60, 1, 1, 0, 301, 1, 300},
+    /* two idle: P(N >= 2) = 0.34 x 2 < 1: one goes; then P(N >= 1) = 0.70: one stays */
+    {"two idle, 1.2 expected: one goes, one stays", true, true, 12, 60, 1, 2, 0, 150, 1, 300},
+    /* 6 arrivals: 0.6 expected; P(N >= 1) = 0.45 x 2 < 1 */
+    {"0.6 expected: not worth keeping at weight 1", true, true, 6, 60, 1, 1, 0, 31, 1, 30},
+    {"0.6 expected: worth keeping at weight 9", true, true, 6, 60, 9, 1, 0, 299, 0, 300},
+    {"weight 0: a cold start costs only its boot, never worth keeping", true, true, 12, 60, 0, 1, 0,
+     31, 1, 30},
+    /* a busy worker finishing within the boot (median 30 s < 60 s) covers one arrival: P(N >=
+     * 2) = 0.34 x 2 < 1 */
+    {"a busy worker that frees up covers it", true, true, 12, 60, 1, 1, 1, 31, 1, 30},
 };
 
 START_TEST(test_adaptive_idle_grace)
@@ -298,6 +305,10 @@ START_TEST(test_adaptive_idle_grace)
     for (int k = 0; k < GRACE[_i].idle_workers; k++) {
         snprintf(id, sizeof id, "gpu-%d", k);
         worker(id, GRACE[_i].idle_age, false);
+    }
+    for (int k = 0; k < GRACE[_i].busy_workers; k++) {
+        snprintf(id, sizeof id, "gpu-busy-%d", k);
+        worker(id, 5, true);
     }
     planner_decide(&snap, &pol, &plan);
     ck_assert_msg((long long)plan_count(&plan, ACTION_DRAIN_WORKER) == GRACE[_i].want_drained,
@@ -319,7 +330,7 @@ START_TEST(test_adaptive_idle_grace_limits)
     young->promoted_age_sec = 100; /* inside the 120 s grace period */
     worker("gpu-c", 200, false);
     planner_decide(&snap, &pol, &plan);
-    /* a and c are past the 120 s adaptive grace; b is protected; MIN keeps one */
+    /* a and c are past the 30 s grace of a worker not needed; b is protected; MIN keeps one */
     ck_assert_int_eq((long long)plan_count(&plan, ACTION_DRAIN_WORKER), 2);
     for (size_t i = 0; i < plan.count; i++)
         ck_assert_str_ne(plan.actions[i].worker_id, "gpu-b");
