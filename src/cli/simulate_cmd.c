@@ -343,12 +343,7 @@ static Status load_from_db(const SimArgs *a, RunSetup *runs, size_t n_runs, SimT
     Status st = db_connect(&runs[0].cfg, &conn);
     if (st != STATUS_OK)
         return st;
-    DbGpuFits *fits = calloc(1, sizeof *fits);
-    if (!fits) {
-        PQfinish(conn);
-        return STATUS_ERR_NOMEM;
-    }
-    st = db_load_trace(conn, a->since_sec, runs[0].cfg.orchestrator_poll_sec, trace, rec, fits);
+    st = db_load_trace(conn, a->since_sec, runs[0].cfg.orchestrator_poll_sec, trace, rec);
     PQfinish(conn);
     if (st == STATUS_ERR_NOT_FOUND) {
         fprintf(stderr,
@@ -357,22 +352,22 @@ static Status load_from_db(const SimArgs *a, RunSetup *runs, size_t n_runs, SimT
                 a->since_sec);
         st = STATUS_ERR_USAGE;
     }
-    for (size_t k = 0; st == STATUS_OK && k < fits->n; k++) {
-        const DbGpuFit *f = &fits->fits[k];
+    for (size_t k = 0; st == STATUS_OK && k < rec->n_gpus; k++) {
+        const SimRecordedGpu *f = &rec->gpus[k];
         for (size_t r = 0; r < n_runs; r++) {
             bool explicit_entry = false;
             for (const char **v = runs[r].env.envp; v && *v && !explicit_entry; v++)
-                explicit_entry = strncmp(*v, "SIM_GPU=", 8) == 0 && strstr(*v, f->gpu_type);
+                explicit_entry = strncmp(*v, "SIM_GPU=", 8) == 0 && strstr(*v, f->name);
             if (explicit_entry)
                 continue;
             SimParams *p = &runs[r].par;
             size_t i = 0;
-            while (i < p->n_gpus && strcmp(p->gpus[i].name, f->gpu_type) != 0)
+            while (i < p->n_gpus && strcmp(p->gpus[i].name, f->name) != 0)
                 i++;
             if (i == p->n_gpus) {
                 if (p->n_gpus >= SIM_GPUS_MAX)
                     continue;
-                p->gpus[p->n_gpus++] = sim_params_gpu(p, f->gpu_type);
+                p->gpus[p->n_gpus++] = sim_params_gpu(p, f->name);
             }
             if (f->price_per_hr > 0)
                 p->gpus[i].price_per_hr = f->price_per_hr;
@@ -382,7 +377,6 @@ static Status load_from_db(const SimArgs *a, RunSetup *runs, size_t n_runs, SimT
             }
         }
     }
-    free(fits);
     return st;
 }
 

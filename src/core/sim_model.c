@@ -804,18 +804,22 @@ static Status world_init(SimWorld *w, const SimTrace *tr, const Config *cfg, con
     return init_arrivals(w);
 }
 
-/* The fleet at 0: each pool's recorded count, else its MIN_ACTIVE_GPUS, active and idle for
- * SIM_INITIAL_IDLE_SEC, on its first GPU type, billed from 0. */
+/* The fleet at 0: each pool's recorded count (none when a recorded run lists it not), else its
+ * MIN_ACTIVE_GPUS, active and idle for SIM_INITIAL_IDLE_SEC, on the GPU type the choice puts
+ * first, billed from 0. */
 static void initial_fleet(SimWorld *w)
 {
     long long idle = llround(w->par->initial_idle_sec * 1000.0);
     for (size_t p = 0; p < w->n_pools; p++) {
         const PolicyPool *pp = &w->policy->pools[p];
-        long long n = pp->min_active;
+        long long n = w->trace->initial_recorded ? 0 : pp->min_active;
         for (size_t k = 0; k < w->trace->n_initial; k++)
             if (strcmp(w->trace->initial_pool[k], pp->name) == 0)
                 n = w->trace->initial_count[k];
-        int g = pp->n_gpu_types > 0 ? gpu_index(w, pp->gpu_types[0]) : gpu_index(w, "");
+        int order[PLAN_GPU_TYPES_MAX];
+        int g = pp->n_gpu_types > 0 && choose_order(w, pp->gpu_types, pp->n_gpu_types, order) > 0
+                    ? order[0]
+                    : gpu_index(w, "");
         for (long long k = 0; k < n; k++) {
             long long idx = new_pod(w, (int)p, g, false);
             if (idx < 0)

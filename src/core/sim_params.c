@@ -21,7 +21,7 @@ static const struct {
     double price, speed;
 } BUILT_IN[] = {
     {"NVIDIA GeForce RTX 4090", 0.69, 1.00},
-    {"NVIDIA GeForce RTX 3090", 0.43, 1.70},
+    {"NVIDIA GeForce RTX 3090", 0.44, 1.70},
     {"NVIDIA RTX A5000", 0.27, 1.80},
     {"NVIDIA RTX A6000", 0.49, 1.40},
     {"NVIDIA L40S", 0.86, 0.85},

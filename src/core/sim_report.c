@@ -404,6 +404,12 @@ char *sim_report_text(const SimReport *r)
             "fleet %lld, wait p50 %.1f p95 %.1f max %.1f s, about $%.2f\n",
             rec->tasks, rec->completed, rec->failed, rec->pods_created, rec->peak_fleet,
             rec->wait_p50_sec, rec->wait_p95_sec, rec->wait_max_sec, rec->usd);
+        for (size_t k = 0; k < rec->n_gpus; k++)
+            put(&b,
+                "measured %s: cold start (creation to promotion) median %.2f s, sigma %.2f, "
+                "over %lld workers; $%.2f/h\n",
+                rec->gpus[k].name, rec->gpus[k].boot_median_sec, rec->gpus[k].boot_sigma,
+                rec->gpus[k].boots, rec->gpus[k].price_per_hr);
         for (size_t i = 0; i < r->n_runs; i++) {
             const SimResult *res = &r->runs[i].result;
             double mean, max;
@@ -547,6 +553,16 @@ char *sim_report_json(const SimReport *r)
         cJSON_AddNumberToObject(o, "usd", r4(rec->usd));
         cJSON_AddNumberToObject(o, "last_completion_sec",
                                 r4((double)last_completion(rec->completion_ms, rec->n) / 1000.0));
+        cJSON *g = cJSON_AddArrayToObject(o, "gpu_types");
+        for (size_t k = 0; g && k < rec->n_gpus; k++) {
+            cJSON *x = cJSON_CreateObject();
+            cJSON_AddStringToObject(x, "name", rec->gpus[k].name);
+            cJSON_AddNumberToObject(x, "price_per_hr", r4(rec->gpus[k].price_per_hr));
+            cJSON_AddNumberToObject(x, "boot_median_sec", r4(rec->gpus[k].boot_median_sec));
+            cJSON_AddNumberToObject(x, "boot_sigma", r4(rec->gpus[k].boot_sigma));
+            cJSON_AddNumberToObject(x, "boots", (double)rec->gpus[k].boots);
+            cJSON_AddItemToArray(g, x);
+        }
     }
     char *s = cJSON_Print(root);
     cJSON_Delete(root);

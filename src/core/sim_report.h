@@ -25,6 +25,15 @@ typedef struct {
     SimResult result;
 } SimRun;
 
+/* One GPU type as the recorded workers show it (`simulate --from-db`). */
+typedef struct {
+    char name[SNAP_NAME_MAX];
+    double price_per_hr;    /* the newest cost_per_hr; 0 unknown */
+    double boot_median_sec; /* creation to promotion, less half a poll interval; -1 unknown */
+    double boot_sigma;      /* of the log of those times; 0 with fewer than 2 */
+    long long boots;
+} SimRecordedGpu;
+
 /* What the database says a real run did over the trace's window (`simulate --from-db`). */
 typedef struct {
     bool present;
@@ -34,6 +43,8 @@ typedef struct {
     double usd; /* pod lifetimes x cost_per_hr within the window (an estimate) */
     size_t n;
     long long *completion_ms; /* per trace task, from the trace's 0; -1 not ended (owned) */
+    size_t n_gpus;            /* the GPU types its workers ran on, measured */
+    SimRecordedGpu gpus[SIM_GPUS_MAX];
 } SimRecorded;
 
 typedef struct {

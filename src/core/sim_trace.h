@@ -70,8 +70,10 @@ typedef struct {
     char task_types[SIM_TYPES_MAX][SNAP_NAME_MAX];
     long long end_ms; /* end of the observed window (>= the last arrival) */
     char label[96];   /* "steady seed 1", a file name, "db since 7d" */
-    /* The fleet at the start, per pool name (a recorded run); pools not listed start at their
+    /* The fleet at the start, per pool name. A recorded run (initial_recorded) lists every pool
+     * that had workers, and the others start empty; otherwise pools not listed start at their
      * MIN_ACTIVE_GPUS. */
+    bool initial_recorded;
     size_t n_initial;
     char initial_pool[SIM_INITIAL_MAX][SNAP_POOL_NAME_MAX];
     long long initial_count[SIM_INITIAL_MAX];

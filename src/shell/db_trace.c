@@ -246,7 +246,7 @@ static int cmp_edge(const void *a, const void *b)
 
 /* The fleet at t0, pods created after it, the peak, the money, and each GPU type's boots. */
 static Status build_fleet(const WRow *w, size_t n, double t0, double poll_sec, SimTrace *t,
-                          SimRecorded *rec, DbGpuFits *fits)
+                          SimRecorded *rec)
 {
     Edge *ev = malloc((2 * n + 1) * sizeof *ev);
     double *boots = malloc((n + 1) * sizeof *boots);
@@ -286,26 +286,26 @@ static Status build_fleet(const WRow *w, size_t n, double t0, double poll_sec, S
             rec->peak_fleet = live;
     }
     /* Boots and prices per GPU type. */
-    fits->n = 0;
+    rec->n_gpus = 0;
     for (size_t i = 0; i < n; i++) {
         size_t k = 0;
-        while (k < fits->n && strcmp(fits->fits[k].gpu_type, w[i].gpu) != 0)
+        while (k < rec->n_gpus && strcmp(rec->gpus[k].name, w[i].gpu) != 0)
             k++;
-        if (k == fits->n) {
+        if (k == rec->n_gpus) {
             if (k >= SIM_GPUS_MAX || !w[i].gpu[0])
                 continue;
-            memset(&fits->fits[k], 0, sizeof fits->fits[k]);
-            snprintf(fits->fits[k].gpu_type, sizeof fits->fits[k].gpu_type, "%s", w[i].gpu);
-            fits->n++;
+            memset(&rec->gpus[k], 0, sizeof rec->gpus[k]);
+            snprintf(rec->gpus[k].name, sizeof rec->gpus[k].name, "%s", w[i].gpu);
+            rec->n_gpus++;
         }
         if (w[i].price > 0)
-            fits->fits[k].price_per_hr = w[i].price;
+            rec->gpus[k].price_per_hr = w[i].price;
     }
-    for (size_t k = 0; k < fits->n; k++) {
-        DbGpuFit *f = &fits->fits[k];
+    for (size_t k = 0; k < rec->n_gpus; k++) {
+        SimRecordedGpu *f = &rec->gpus[k];
         size_t nb = 0;
         for (size_t i = 0; i < n; i++)
-            if (w[i].has_promoted && strcmp(w[i].gpu, f->gpu_type) == 0) {
+            if (w[i].has_promoted && strcmp(w[i].gpu, f->name) == 0) {
                 double b = w[i].promoted - w[i].created - poll_sec / 2;
                 boots[nb++] = b > 0.05 ? b : 0.05;
             }
@@ -324,7 +324,7 @@ static Status build_fleet(const WRow *w, size_t n, double t0, double poll_sec, S
 }
 
 Status db_load_trace(PGconn *conn, long long since_sec, double poll_sec, SimTrace *trace,
-                     SimRecorded *rec, DbGpuFits *fits)
+                     SimRecorded *rec)
 {
     char since[32];
     snprintf(since, sizeof since, "%lld", since_sec);
@@ -333,9 +333,8 @@ Status db_load_trace(PGconn *conn, long long since_sec, double poll_sec, SimTrac
     size_t n = 0, nw = 0;
     double now = 0;
     SimTrace *t = calloc(1, sizeof *t);
-    SimRecorded r = {0};
-    DbGpuFits *f = calloc(1, sizeof *f);
-    Status st = t && f ? STATUS_OK : STATUS_ERR_NOMEM;
+    SimRecorded *r = calloc(1, sizeof *r);
+    Status st = t && r ? STATUS_OK : STATUS_ERR_NOMEM;
     if (st == STATUS_OK)
         st = load_tasks(conn, since, &rows, &n, &now);
     if (st == STATUS_OK)
@@ -343,24 +342,24 @@ Status db_load_trace(PGconn *conn, long long since_sec, double poll_sec, SimTrac
     if (st == STATUS_OK && n == 0)
         st = STATUS_ERR_NOT_FOUND;
     if (st == STATUS_OK)
-        st = build_trace(rows, n, t, &r);
+        st = build_trace(rows, n, t, r);
     if (st == STATUS_OK)
-        st = build_fleet(wrows, nw, rows[0].created, poll_sec, t, &r, f);
+        st = build_fleet(wrows, nw, rows[0].created, poll_sec, t, r);
     if (st == STATUS_OK) {
         sim_trace_finish(t);
         t->end_ms = llround((now - rows[0].created) * 1000);
         snprintf(t->label, sizeof t->label, "recorded run, last %llds", since_sec);
-        r.present = true;
+        r->present = true;
+        t->initial_recorded = true;
         *trace = *t;
-        *rec = r;
-        *fits = *f;
+        *rec = *r;
     } else {
         sim_trace_clear(t);
-        sim_recorded_clear(&r);
+        sim_recorded_clear(r);
     }
     free(rows);
     free(wrows);
     free(t);
-    free(f);
+    free(r);
     return st;
 }

@@ -19,30 +19,16 @@
 #define DB_TRACE_MAX_TASKS 2000000
 #define DB_TRACE_MAX_WORKERS 200000
 
-/* One GPU type as the recorded workers show it. */
-typedef struct {
-    char gpu_type[SNAP_NAME_MAX];
-    double price_per_hr;    /* the newest cost_per_hr; 0 unknown */
-    double boot_median_sec; /* creation to promotion, less half a poll interval; -1 unknown */
-    double boot_sigma;      /* of the log of those times; 0 with fewer than 2 */
-    long long boots;
-} DbGpuFit;
-
-typedef struct {
-    size_t n;
-    DbGpuFit fits[SIM_GPUS_MAX];
-} DbGpuFits;
-
 /* Reads the tasks created within the last since_sec seconds into *trace (the first task's
  * created_at is the trace's 0; durations from generation_started_at to generation_processed_at;
  * a Failed task fails every attempt, a completed one after N attempts fails its first N; a task
- * not finished gets its run type's median duration), the recorded run into *rec, and the GPU
- * types' boots and prices into *fits (poll_sec: the run's ORCHESTRATOR_POLL_SEC, half of which
- * is taken off each creation-to-promotion time as the promotion's expected delay).
+ * not finished gets its run type's median duration), and the recorded run into *rec, with each
+ * GPU type's boots and price (poll_sec: the run's ORCHESTRATOR_POLL_SEC, half of which is taken
+ * off each creation-to-promotion time as the promotion's expected delay).
  * Returns STATUS_OK, STATUS_ERR_NOT_FOUND (no task in the window), STATUS_ERR_DB (logged) or
  * STATUS_ERR_NOMEM; the outputs are written only on success (free with sim_trace_clear and
  * sim_recorded_clear). */
 Status db_load_trace(PGconn *conn, long long since_sec, double poll_sec, SimTrace *trace,
-                     SimRecorded *rec, DbGpuFits *fits);
+                     SimRecorded *rec);
 
 #endif

@@ -150,6 +150,9 @@ rec, run = d["recorded"], d["runs"][0]
 ok = d["trace"]["tasks"] == 16 and rec["completed"] == 16 and rec["pods_created"] == 1
 ok = ok and rec["peak_fleet"] == 2 and abs(rec["wait_max_sec"] - 64) < 1.5
 ok = ok and run["total"]["completed"] == 16 and run["calibration"]["tasks_compared"] == 16
+# the cold start measured: promoted 40 s after creation, less half the 2 s poll
+g = rec["gpu_types"]
+ok = ok and len(g) == 1 and abs(g[0]["boot_median_sec"] - 39) < 0.5 and g[0]["boots"] == 2
 sys.exit(0 if ok else 1)
 PY
 echo $?)

@@ -431,7 +431,7 @@ START_TEST(test_sim_timeline_no_capacity)
 END_TEST
 
 /* GPU choice: ordered takes the first type, cheapest the lowest hourly price, value the lowest
- * price per task (the RTX 4090 at $0.69/h x 1.0 beats the RTX 3090 at $0.43/h x 1.7). */
+ * price per task (the RTX 4090 at $0.69/h x 1.0 beats the RTX 3090 at $0.44/h x 1.7). */
 static const struct {
     const char *choice;
     double busy_sec;
