@@ -19,6 +19,8 @@
 #      database (the largest size, 7/8 of its Queued tasks moved to 7 other run types),
 #      alternating: SQL statements per cycle (must be equal: demand is counted per run type in
 #      one statement, never a query per pool) and wall time (target: 8 pools within 1.2x).
+#   6. Policy lab (scripts/bench_simulate.sh): a one-week trace of 100,000 tasks on 4 pools
+#      through `orchestrator simulate`: wall time (target < 10 s), simulated-to-real ratio.
 # --smoke: tiny sizes and counts; asserts correctness only (statements identical across sizes
 # and across pool counts, no-op cycles act on nothing, spawns happen, the reaction is observed,
 # the burst converges).
@@ -498,6 +500,11 @@ check "8 pools and 1 pool: the same SQL statements per no-op cycle ($one_stm, $e
     "$([ "$one_stm" = "$eight_stm" ] && [ "$one_stm" = "$((one_sum + 1))" ] && echo 0 || echo 1)"
 check "the pool cycles are no-ops reporting 1 and 8 pools" \
     "$([ "$one_acts $one_plan $one_pools $one_res" = "0 0 1 ok" ] && [ "$eight_acts $eight_plan $eight_pools $eight_res" = "0 0 8 ok" ] && echo 0 || echo 1)"
+
+# ==== 6. policy lab ====================================================================================
+log "bench: 6. policy lab (orchestrator simulate)"
+ORCH_BINARY="$bin" bash "$root/scripts/bench_simulate.sh" $([ "$smoke" = 1 ] && echo --smoke) ||
+    smoke_failures=$((smoke_failures + 1))
 
 echo
 if [ "$smoke_failures" -gt 0 ]; then
