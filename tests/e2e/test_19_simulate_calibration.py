@@ -99,7 +99,7 @@ class SimulateCalibration(E2ETestCase):
         sim = run["total"]
         cal = run["calibration"]
         total = sum(n for _, n, _ in WAVES)
-        print("e2e calibration: recorded pods created %d, peak fleet %d, last completion %.1f s;"
+        print("\ne2e calibration: recorded pods created %d, peak fleet %d, last completion %.1f s;"
               " simulated pods created %d, peak fleet %d, last completion %.1f s; completion"
               " |sim - real| mean %.2f s, max %.2f s over %d tasks (tolerance: pods +-%d, peak"
               " +-%d, mean %.1f s, max %.1f s)"
