@@ -1,4 +1,5 @@
-/* sim_world.h -- the simulated world (internal to sim_model.c, sim_cycle.c and sim_policy.c).
+/* sim_world.h -- the simulated world (internal to sim_model.c, sim_fleet.c, sim_cycle.c and
+ * sim_policy.c).
  *
  * Pure: plain data and the operations on it; no I/O, clock or environment. One SimWorld is one
  * run: the event queue, the tasks' states, the pods (each a worker row and its pod), the
@@ -189,7 +190,29 @@ long long sim_oldest_queued(SimWorld *w, size_t r);
 void sim_cycle_planner(SimWorld *w);
 void sim_cycle_baseline(SimWorld *w);
 
-/* Median of v[0..n) (copied, v untouched); -1 when n is 0. */
+/* Median of v[0..n) (copied, v untouched, at most 64 values); -1 when n is 0. */
 double sim_median(const long long *v, size_t n);
+
+/* Internal to sim_model.c and sim_fleet.c. sim_grow: makes *p hold at least need items of
+ * size bytes (false: out of memory, *p unchanged). The task heaps are min-heaps of task indexes
+ * (sim_heap_push sets w->st on out of memory). */
+bool sim_grow(void **p, size_t *cap, size_t need, size_t size);
+void sim_heap_push(SimWorld *w, SimIdxHeap *h, long long v);
+void sim_heap_pop(SimIdxHeap *h);
+
+/* sim_fleet.c, for the event loop: the GPU table's index of a type (added when new); the
+ * candidate types in the order the GPU choice gives; a new booting pod; a stopped pod ended for
+ * good; a task into its run type's queue; polls scheduled for a pool's idle workers when it has
+ * claimable work; a pod's boot, claim poll and task end; whether a pod can claim. */
+int sim_gpu_index(SimWorld *w, const char *name);
+size_t sim_choose_order(SimWorld *w, const char (*types)[SNAP_NAME_MAX], size_t n, int *out);
+long long sim_new_pod(SimWorld *w, int pool, int gpu, bool restart);
+void sim_stopped_close(SimWorld *w, long long pod);
+void sim_enqueue(SimWorld *w, long long task);
+void sim_dispatch(SimWorld *w, int pool);
+void sim_boot(SimWorld *w, long long pod);
+void sim_claim(SimWorld *w, long long pod);
+bool sim_can_claim(const SimPod *p);
+void sim_task_end(SimWorld *w, long long pod);
 
 #endif
