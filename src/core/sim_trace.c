@@ -112,6 +112,7 @@ Status sim_trace_add(SimTrace *t, long long arrival_ms, const char *run_type, co
         t->cap = cap;
     }
     SimTraceTask *k = &t->tasks[t->n++];
+    memset(k, 0, sizeof *k); /* padding too: traces compare byte for byte */
     k->arrival_ms = arrival_ms;
     k->duration_ms = duration_ms > 0 ? duration_ms : 0;
     k->run_type = (unsigned short)rt;
