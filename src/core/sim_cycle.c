@@ -207,9 +207,18 @@ static void fill_state(SimWorld *w, Snapshot *s)
             b->remaining_sec = (x->backoff_until_ms - w->now) / 1000 + 1;
             b->failures = x->failures;
         }
-        if (x->price_known && s->n_prices < SNAP_GPU_PRICES_MAX) {
+        /* gpu_prices holds a price per (type, cloud); the simulated RunPod has one price per
+         * type, recorded for the cloud of every pool (SECURE and COMMUNITY alike). */
+        for (size_t p = 0; x->price_known && p < w->n_pools; p++) {
+            const char *cloud = w->policy->pools[p].cloud_type;
+            bool seen = false;
+            for (size_t q = 0; q < p && !seen; q++)
+                seen = strcmp(w->policy->pools[q].cloud_type, cloud) == 0;
+            if (seen || s->n_prices >= SNAP_GPU_PRICES_MAX)
+                continue;
             SnapGpuPrice *pr = &s->prices[s->n_prices++];
             copy_str(pr->gpu_type, sizeof pr->gpu_type, x->p.name);
+            copy_str(pr->cloud_type, sizeof pr->cloud_type, cloud);
             pr->usd_per_hr = x->p.price_per_hr;
         }
     }

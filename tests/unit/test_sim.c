@@ -510,6 +510,27 @@ START_TEST(test_sim_baselines_burst)
 }
 END_TEST
 
+/* The spend cap holds in the simulation as in a real run: once a pod of the type was created
+ * its price is in gpu_prices (per GPU type and cloud), so with the fleet empty again a burst gets
+ * floor(2.5 / 0.69) = 3 pods of the RTX 4090 in one cycle (an unknown price would allow one per
+ * cycle), and never a fourth while they live. */
+START_TEST(test_sim_spend_cap)
+{
+    const char *const env[] = {"MAX_HOURLY_SPEND_USD=2.5", "TASKS_PER_GPU_THRESHOLD=1", NULL};
+    setup_env(env);
+    task(10000, 60000, SIM_OUTCOME_OK, 0); /* teaches the price; its pod is gone by 2000 s */
+    for (int i = 0; i < 6; i++)
+        task(2000000, 60000, SIM_OUTCOME_OK, 0);
+    run();
+    int first_wave = 0;
+    for (size_t i = 1; i < 7; i++)
+        first_wave += w_->res.wait_ms[i] <= 100000; /* boot 90 s, claimed at the promotion */
+    ck_assert_int_eq(first_wave, 3);
+    ck_assert_int_eq(w_->res.total.peak_fleet, 3);
+    ck_assert_int_eq(w_->res.total.completed, 7);
+}
+END_TEST
+
 /* The clairvoyant bound: a pod one boot before each task, reused when idle at most a boot. */
 START_TEST(test_sim_clairvoyant)
 {
@@ -695,6 +716,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_sim_gpu_choice, 0, (int)ARRAY_LEN(CHOICE));
     tcase_add_loop_test(tc, test_sim_baselines, 0, (int)ARRAY_LEN(BASELINE));
     tcase_add_loop_test(tc, test_sim_baselines_burst, 0, (int)ARRAY_LEN(BURST));
+    tcase_add_test(tc, test_sim_spend_cap);
     tcase_add_test(tc, test_sim_clairvoyant);
     tcase_add_test(tc, test_sim_fixed_max);
     tcase_add_test(tc, test_sim_percentiles);
