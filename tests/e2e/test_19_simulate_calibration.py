@@ -19,7 +19,7 @@ import time
 from e2e_lib import BINARY, E2ETestCase, wait_until
 
 # (offset from the first wave in seconds, number of tasks, duration of each in seconds)
-WAVES = [(0.0, 8, 3.0), (12.0, 6, 2.0), (25.0, 2, 4.0)]
+WAVES = [(0.0, 8, 3.0), (9.0, 6, 2.0), (18.0, 2, 4.0)]
 
 # Tolerances: the simulator ignores the real cycle's own duration (tens to hundreds of ms on
 # this machine, more under ASan), python start-up jitter of the fake workers and the heartbeat
@@ -38,8 +38,8 @@ class SimulateCalibration(E2ETestCase):
             "MIN_ACTIVE_GPUS": "1",
             "MAX_ACTIVE_GPUS": "4",
             "TASKS_PER_GPU_THRESHOLD": "2",
-            "GPU_IDLE_TIMEOUT_SEC": "6",
-            "WORKER_GRACE_PERIOD_SEC": "3",
+            "GPU_IDLE_TIMEOUT_SEC": "4",
+            "WORKER_GRACE_PERIOD_SEC": "2",
             "SPAWNING_TIMEOUT_SEC": "30",
             "ORCHESTRATOR_POLL_SEC": "1",
             "RECONCILE_INTERVAL_SEC": "10",
@@ -60,7 +60,7 @@ class SimulateCalibration(E2ETestCase):
             self.assertTrue(wait_until(lambda: self.fleet()["active"] == 1 and
                                        self.fleet()["moving"] == 0, 60),
                             "MIN_ACTIVE_GPUS=1 never became one active worker")
-            time.sleep(2)
+            time.sleep(1)
             t0 = time.monotonic()
             for offset, n, duration in WAVES:
                 delay = t0 + offset - time.monotonic()
