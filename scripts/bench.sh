@@ -25,6 +25,8 @@
 #   7. Cost per task (issue 17): statements and wall time of the no-op cycle before
 #      ($ORCH_BINARY_BEFORE, optional) and after, and of the cycle with the reconcile (and so the
 #      cost observation) due; the cost statement's own time from pg_stat_statements.
+#   8. Policy lab (scripts/bench_simulate.sh): a one-week trace of 100,000 tasks on 4 pools
+#      through `orchestrator simulate`: wall time (target < 10 s), simulated-to-real ratio.
 # --gateway-only: item 6 alone.
 # --smoke: tiny sizes and counts; asserts correctness only (statements identical across sizes
 # and across pool counts, no-op cycles act on nothing, spawns happen, the reaction is observed,
@@ -582,6 +584,11 @@ check "the no-op cycle between reconciles runs no extra statement for cost per t
 check "the reconcile-due cycle observes costs with one statement, and acts on nothing" \
     "$([ "${cobs[after_due]}" = True ] && [ "$cost_calls" = 1 ] && [ "${cacts[after_due]} ${cplan[after_due]}" = "0 0" ] &&
        [ "${cobs[after_noop]}" = False ] && echo 0 || echo 1)"
+
+# ==== 8. policy lab (issue 15) =========================================================================
+log "bench: 8. policy lab (orchestrator simulate)"
+ORCH_BINARY="$bin" bash "$root/scripts/bench_simulate.sh" $([ "$smoke" = 1 ] && echo --smoke) ||
+    smoke_failures=$((smoke_failures + 1))
 
 fi # --gateway-only
 # ---- 6. The worker gateway (issue 13) ---------------------------------------------------------

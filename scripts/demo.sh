@@ -7,9 +7,20 @@
 # intervals while printing the fleet once a second: watch it grow, work, and shrink back to
 # MIN_ACTIVE_GPUS. The workers speak HTTP, as the reference worker Headless-Wan2GP does: the
 # same `continuous` serves the worker gateway (GATEWAY_PORT), every pod gets its own token, and
-# the outputs land in the gateway's storage. Then it stops everything it started. Takes about a
-# minute and a half.
+# the outputs land in the gateway's storage. Then it replays the run through `orchestrator
+# simulate --from-db` (the policy lab, structure_docs/simulation.md) and prints how the
+# simulation compares. Then it stops everything it started. Takes about a minute and a half.
+#
+#   scripts/demo.sh [--record DIR]   DIR gets demo_trace.csv and demo.env: the recorded trace
+#                                    and the settings, for `simulate --trace ... --compare`
 set -euo pipefail
+
+record=""
+if [ "${1:-}" = "--record" ]; then
+    record=${2:?--record needs a directory}
+    mkdir -p "$record"
+    record=$(cd "$record" && pwd)
+fi
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 py=/usr/bin/python3
@@ -99,6 +110,28 @@ while [ $((SECONDS - start)) -lt 100 ]; do
         files=$(find "$STORAGE_DIR" -type f | wc -l)
         echo "demo: the workers spoke HTTP only; $files output files stored by the gateway, e.g."
         echo "      $url ($(curl -s -o /dev/null -w '%{http_code}, %{size_download} bytes' "$url"))"
+        # The same settings, the fake worker's poll and heartbeat, no capacity or crash faults.
+        sim_env=(ORCHESTRATOR_POLL_SEC=2 SIM_WORKER_POLL_SEC=0.3 SIM_HEARTBEAT_SEC=1
+            SIM_WORKER_POLL_AFTER_TASK_SEC=0.05 SIM_NO_CAPACITY=0 SIM_CRASH_AT_START=0
+            SIM_DRAIN_SEC=60)
+        echo "demo: replaying this run through 'orchestrator simulate --from-db':"
+        env "${sim_env[@]}" "$bin" simulate --from-db --since 1h \
+            ${record:+--export-trace "$record/demo_trace.csv"} | grep -E '^(calibration|recorded)'
+        if [ -n "$record" ]; then
+            { echo "# scripts/demo.sh's settings (recorded with its trace, demo_trace.csv)"
+              for v in MIN_ACTIVE_GPUS MAX_ACTIVE_GPUS TASKS_PER_GPU_THRESHOLD GPU_IDLE_TIMEOUT_SEC \
+                  WORKER_GRACE_PERIOD_SEC SPAWNING_TIMEOUT_SEC TASK_STUCK_TIMEOUT_SEC \
+                  RECONCILE_INTERVAL_SEC ORPHAN_POD_GRACE_SEC; do echo "$v=${!v}"; done
+              printf '%s\n' "${sim_env[@]}"
+              echo "# each GPU type's cold start and price, as measured from the workers table"
+              env "${sim_env[@]}" "$bin" simulate --from-db --since 1h --json | "$py" -c '
+import json, sys
+gpus = json.load(sys.stdin)["recorded"]["gpu_types"]
+print("SIM_GPU=" + chr(39) + ";".join("%s:boot=%.2f,boot_sigma=%.2f,price=%.2f" % (
+    g["name"], g["boot_median_sec"], g["boot_sigma"], g["price_per_hr"]) for g in gpus) + chr(39))'
+            } >"$record/demo.env"
+            echo "demo: recorded $record/demo_trace.csv and $record/demo.env"
+        fi
         exit 0
     fi
     sleep 1

@@ -52,6 +52,13 @@ static const CliCommand COMMANDS[] = {
     {"config", "[--json]", "effective configuration, secrets redacted", cmd_config},
     {"gateway", "[--port N]",
      "the workers' HTTP API (Supabase dialect of Headless-Wan2GP) on GATEWAY_PORT", cmd_gateway},
+    {"simulate",
+     "--trace F.csv|F.jsonl | --from-db [--since 7d] | --generate steady|bursty|diurnal|sparse "
+     "[--seed N] [--tasks N] [--days D]  [--set KEY=VALUE]... [--compare A.env B.env ...] "
+     "[--json] [--export-trace F.csv]",
+     "policy lab: the fleet simulated on a trace with the real planner; dollars and waits "
+     "against the clairvoyant bound (structure_docs/simulation.md)",
+     cmd_simulate},
     {"version", "", "prints the version", cmd_version},
     {"help", "[COMMAND]", "this help, or one command's", cmd_help},
 };

@@ -48,6 +48,8 @@ Status cmd_reconcile(int argc, char **argv);
 
 /* `gateway` (gateway_cmd.c): the worker gateway until SIGTERM. */
 Status cmd_gateway(int argc, char **argv);
+/* `simulate`, the policy lab (simulate_cmd.c). */
+Status cmd_simulate(int argc, char **argv);
 
 /* Operator commands (operate.c). */
 Status cmd_submit(int argc, char **argv);

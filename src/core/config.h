@@ -161,6 +161,18 @@ typedef struct {
     double stopped_pod_usd_per_gb_month; /* STOPPED_POD_DISK_USD_PER_GB_MONTH */
     int runpod_log_timeout_sec;          /* RUNPOD_LOG_TIMEOUT_SEC: bound of a log-tail read */
     int runpod_log_max_bytes;            /* RUNPOD_LOG_MAX_BYTES: bytes of a log tail kept */
+
+    /* adaptive policies (issue 15, structure_docs/simulation.md): each off unless turned on */
+    bool adaptive_warm_pool;          /* MACHINES_TO_KEEP_IDLE only while the pool is hot */
+    int adaptive_warm_min_arrivals;   /* hot: at least this many tasks within the window, */
+    int adaptive_warm_window_sec;     /* ... this window, */
+    int adaptive_warm_cold_start_sec; /* ... or a median cold start above this; */
+    int adaptive_warm_demote_sec;     /* cold again after this long without an arrival */
+    bool predictive_scale_up;         /* size for the backlog one cold start from now */
+    int adaptive_rate_window_sec;     /* the window arrival rates are measured over */
+    bool adaptive_idle_grace;         /* ski rental: idle grace from rates and cold starts */
+    int adaptive_idle_grace_min_sec;
+    double adaptive_idle_wait_weight; /* a second of waiting, in GPU-seconds of the pool */
 } Config;
 
 typedef struct {

@@ -196,6 +196,33 @@ const VarSpec CONFIG_VARS[] = {
      "how long reading a failed worker's pod log may take before its pod is terminated anyway"},
     {"RUNPOD_LOG_MAX_BYTES", VT_INT, F(runpod_log_max_bytes), "16384", 1024, 65536, false, NULL,
      "bytes of a failed worker's pod log tail kept (the read keeps the newest 4x this at most)"},
+    /* Adaptive policies (issue 15): opt-in; structure_docs/simulation.md has their measured
+     * effect on the policy lab's traces. */
+    {"ADAPTIVE_WARM_POOL", VT_BOOL, F(adaptive_warm_pool), "false", 0, 0, false, NULL,
+     "keep MACHINES_TO_KEEP_IDLE warm only while the pool is hot (enough recent arrivals, or "
+     "slow cold starts); otherwise none"},
+    {"ADAPTIVE_WARM_MIN_ARRIVALS", VT_INT, F(adaptive_warm_min_arrivals), "10", 1, 1000000, false,
+     NULL, "a pool is hot after this many tasks within ADAPTIVE_WARM_WINDOW_SEC"},
+    {"ADAPTIVE_WARM_WINDOW_SEC", VT_INT, F(adaptive_warm_window_sec), "900", 60, 86400, false, NULL,
+     "the window ADAPTIVE_WARM_MIN_ARRIVALS is counted over"},
+    {"ADAPTIVE_WARM_COLD_START_SEC", VT_INT, F(adaptive_warm_cold_start_sec), "45", 0, 86400, false,
+     NULL,
+     "a pool is also hot while its median cold start (creation to promotion) "
+     "exceeds this"},
+    {"ADAPTIVE_WARM_DEMOTE_SEC", VT_INT, F(adaptive_warm_demote_sec), "1800", 60, 604800, false,
+     NULL, "a hot pool goes cold after this long without an arrival"},
+    {"PREDICTIVE_SCALE_UP", VT_BOOL, F(predictive_scale_up), "false", 0, 0, false, NULL,
+     "size each pool for the backlog expected one cold start from now (arrival rate x median "
+     "boot time, less what busy workers finish meanwhile), not only for today's queue"},
+    {"ADAPTIVE_RATE_WINDOW_SEC", VT_INT, F(adaptive_rate_window_sec), "600", 60, 86400, false, NULL,
+     "the window arrival rates are measured over (predictive scale-up, adaptive idle grace)"},
+    {"ADAPTIVE_IDLE_GRACE", VT_BOOL, F(adaptive_idle_grace), "false", 0, 0, false, NULL,
+     "ski rental: keep an idle worker while the cold start it may save is worth more than "
+     "keeping it; never longer than GPU_IDLE_TIMEOUT_SEC"},
+    {"ADAPTIVE_IDLE_GRACE_MIN_SEC", VT_INT, F(adaptive_idle_grace_min_sec), "30", 0, 604800, false,
+     NULL, "the shortest idle grace the adaptive rule may give"},
+    {"ADAPTIVE_IDLE_WAIT_WEIGHT", VT_DOUBLE, F(adaptive_idle_wait_weight), "1", 0, 1000, false,
+     NULL, "what a second a task waits for a cold start is worth, in GPU-seconds of its pool"},
 };
 
 const size_t CONFIG_N_VARS = sizeof CONFIG_VARS / sizeof CONFIG_VARS[0];

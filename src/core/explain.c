@@ -471,9 +471,15 @@ static void add_pool_size(Explanation *out, const PlanPool *pp, const PolicyPool
         snprintf(rule, sizeof rule,
                  "busy %lld + ceil(%lld claimable / TASKS_PER_GPU_THRESHOLD %d) = %lld", pp->busy,
                  pp->queued, pol_pool->tasks_per_gpu, pp->wanted);
+    else if (pp->desired_by == REASON_PREDICTED_BACKLOG)
+        snprintf(rule, sizeof rule,
+                 "busy %lld + ceil((%lld claimable + %.1f expected within a cold start) / "
+                 "TASKS_PER_GPU_THRESHOLD %d) = %lld (PREDICTIVE_SCALE_UP)",
+                 pp->busy, pp->queued, pp->predicted_backlog, pol_pool->tasks_per_gpu, pp->wanted);
     else if (pp->desired_by == REASON_KEEP_IDLE)
-        snprintf(rule, sizeof rule, "busy %lld + MACHINES_TO_KEEP_IDLE %d = %lld", pp->busy,
-                 pol_pool->keep_idle, pp->wanted);
+        snprintf(rule, sizeof rule, "busy %lld + MACHINES_TO_KEEP_IDLE %d = %lld%s", pp->busy,
+                 pol_pool->keep_idle, pp->wanted,
+                 pp->hot ? " (ADAPTIVE_WARM_POOL: the pool is hot)" : "");
     else
         snprintf(rule, sizeof rule, "its MIN_ACTIVE_GPUS %lld (busy %lld, %lld claimable)",
                  pp->min_active, pp->busy, pp->queued);

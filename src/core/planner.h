@@ -68,6 +68,7 @@ typedef enum {
     REASON_STOPPED_POOL_GONE, /* a stopped pod of a pool no longer configured */
     REASON_STOPPED_POD_STATE, /* a stopped worker whose pod RunPod shows running, failed or gone
                                  (someone else started or removed it) */
+    REASON_PREDICTED_BACKLOG, /* scale-up for the backlog expected one cold start from now */
 } Reason;
 
 /* Why scale-up spawned fewer workers than desired (SPAWN_LIMIT_NONE when it did not). */
@@ -167,6 +168,16 @@ typedef struct {
     long long value_min_samples;
     long long rate_limit_reserve;
     long long stopped_max_age_sec; /* STOPPED_POD_MAX_AGE_SEC */
+    /* Adaptive policies (issue 15; planner_adaptive.c): each off unless set. */
+    bool adaptive_warm_pool;
+    long long warm_min_arrivals;
+    long long warm_cold_start_sec;
+    long long warm_demote_sec;
+    bool predictive_scale_up;
+    long long rate_window_sec;
+    bool adaptive_idle_grace;
+    long long idle_grace_min_sec;
+    double idle_wait_weight;
 } Policy;
 
 _Static_assert(GPU_CHOICE_MAX == PLAN_GPU_TYPES_MAX, "one candidate per configured GPU type");
@@ -200,6 +211,10 @@ typedef struct {
                              (spawn_limit names only the last one applied) */
     long long own_cap;    /* what it would spawn within its own limits, before the fleet's share */
     long long spend_room; /* pods its own spend cap still allows; -1 = no cap */
+    /* The adaptive policies' view of the pool (issue 15), when one is on: */
+    bool hot;                 /* ADAPTIVE_WARM_POOL: MACHINES_TO_KEEP_IDLE applies */
+    double predicted_backlog; /* PREDICTIVE_SCALE_UP: tasks expected one cold start from now */
+    long long idle_grace_sec; /* ADAPTIVE_IDLE_GRACE: idle time before scale-down; -1 off */
 } PlanPool;
 
 typedef struct {

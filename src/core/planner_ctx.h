@@ -29,6 +29,17 @@ typedef struct {
     bool started;      /* a stopped worker started again in this plan */
 } View;
 
+/* The adaptive policies' view of one pool (planner_adaptive.c), from the snapshot's measures:
+ * the sums and medians of its run types and its measured cold start. */
+typedef struct {
+    bool measured;                  /* the snapshot carries measures */
+    double rate_per_sec;            /* arrivals of its run types per second (rate window) */
+    double boot_sec;                /* median cold start (creation to promotion); -1 unknown */
+    double duration_sec;            /* median task duration of its run types; -1 unknown */
+    long long warm_peak;            /* tasks within the warm window, at its recent peak */
+    long long last_arrival_age_sec; /* -1 none within the demote window */
+} PoolAdaptive;
+
 typedef struct {
     const Snapshot *snap;
     const Policy *policy;
@@ -38,6 +49,8 @@ typedef struct {
     long long requeued[PLAN_POOLS_MAX]; /* tasks this plan puts back into each pool's queue */
     long long want_override[PLAN_POOLS_MAX];      /* operator spawn count; -1 = from desired */
     long long new_unexpected[PLAN_POOLS_MAX + 1]; /* failures this plan records; last: retired */
+    bool adaptive_ready;                          /* adaptive[] computed (on first use) */
+    PoolAdaptive adaptive[PLAN_POOLS_MAX];
 } Ctx;
 
 /* The policy of worker i's pool (the retired policy for a pool no longer configured). */
@@ -109,5 +122,19 @@ bool planner_warm_start(Ctx *c, int p, Reason r);
  * known price: `unknown`) or, when larger, what RunPod billed for it. *estimate gets the
  * estimate alone (may be NULL). */
 double planner_worker_cost(const Ctx *c, size_t i, double unknown, double *estimate);
+/* Adaptive policies (planner_adaptive.c, issue 15). Each is neutral -- the configured value --
+ * when its setting is off, for a retired pool (p < 0), or when the snapshot has no measures.
+ *
+ * planner_keep_idle: pool p's MACHINES_TO_KEEP_IDLE, or 0 while ADAPTIVE_WARM_POOL finds the pool
+ * cold. planner_predicted_backlog: with PREDICTIVE_SCALE_UP, the tasks expected to be waiting
+ * one cold start from now beyond what busy workers finish meanwhile (>= 0). planner_idle_grace:
+ * with ADAPTIVE_IDLE_GRACE, how long the marginal one of n_idle idle workers of pool p may stay
+ * idle before scale-down: the pool's GPU_IDLE_TIMEOUT_SEC while it is likely to be needed within
+ * a cold start, else ADAPTIVE_IDLE_GRACE_MIN_SEC.
+ * planner_adaptive_report: fills the adaptive fields of the plan's pool p. */
+int planner_keep_idle(Ctx *c, int p);
+double planner_predicted_backlog(Ctx *c, int p, long long busy);
+long long planner_idle_grace(Ctx *c, int p, long long n_idle);
+void planner_adaptive_report(Ctx *c, int p, PlanPool *out);
 
 #endif

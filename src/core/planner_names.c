@@ -105,6 +105,7 @@ const char *reason_str(Reason reason)
         [REASON_STOPPED_EXCESS] = "stopped_excess",
         [REASON_STOPPED_POOL_GONE] = "stopped_pool_gone",
         [REASON_STOPPED_POD_STATE] = "stopped_pod_state",
+        [REASON_PREDICTED_BACKLOG] = "predicted_backlog",
     };
     if ((size_t)reason < sizeof names / sizeof names[0] && names[reason])
         return names[reason];
@@ -204,6 +205,15 @@ void policy_from_config(const Config *cfg, Policy *out)
     out->catalog_ttl_sec = cfg->runpod_catalog_ttl_sec;
     out->value_min_samples = cfg->runpod_value_min_samples;
     out->rate_limit_reserve = cfg->runpod_rate_limit_reserve;
+    out->adaptive_warm_pool = cfg->adaptive_warm_pool;
+    out->warm_min_arrivals = cfg->adaptive_warm_min_arrivals;
+    out->warm_cold_start_sec = cfg->adaptive_warm_cold_start_sec;
+    out->warm_demote_sec = cfg->adaptive_warm_demote_sec;
+    out->predictive_scale_up = cfg->predictive_scale_up;
+    out->rate_window_sec = cfg->adaptive_rate_window_sec;
+    out->adaptive_idle_grace = cfg->adaptive_idle_grace;
+    out->idle_grace_min_sec = cfg->adaptive_idle_grace_min_sec;
+    out->idle_wait_weight = cfg->adaptive_idle_wait_weight;
 }
 
 bool planner_reconcile_due(const Snapshot *snap, const Policy *policy)

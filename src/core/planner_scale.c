@@ -68,18 +68,29 @@ static long long pool_queued(const Ctx *c, int p)
     return n;
 }
 
-/* desired = min(MAX, max(MIN, busy + ceil(queued / T), busy + KEEP_IDLE)) of one pool, and
- * which term set it. */
-static long long desired_workers(const PolicyPool *pp, long long busy, long long queued,
-                                 Reason *why, long long *wanted)
+/* desired = min(MAX, max(MIN, busy + ceil(queued / T), busy + KEEP_IDLE)) of pool p, which term
+ * set it, and (wanted, may be NULL) the value before the MAX cap. The adaptive policies
+ * (planner_adaptive.c) may add a predicted backlog to the queue and withhold KEEP_IDLE while the
+ * pool is cold. */
+static long long desired_workers(Ctx *c, int p, long long busy, long long queued, Reason *why,
+                                 long long *wanted)
 {
+    const PolicyPool *pp = policy_pool(c, p);
     long long by_tasks = busy + ceil_div(queued, pp->tasks_per_gpu);
-    long long by_idle = busy + pp->keep_idle;
+    long long by_idle = busy + planner_keep_idle(c, p);
+    double predicted = planner_predicted_backlog(c, p, busy);
+    double per_gpu = pp->tasks_per_gpu > 0 ? (double)pp->tasks_per_gpu : 1.0;
+    /* 1e-9: a prediction of exactly n tasks (a rate times a boot time) is n, not n + 1 */
+    long long by_prediction = busy + (long long)ceil(((double)queued + predicted) / per_gpu - 1e-9);
     long long d = pp->min_active;
     *why = REASON_MIN_FLOOR;
     if (by_tasks > d) {
         d = by_tasks;
         *why = REASON_BACKLOG;
+    }
+    if (predicted > 0 && by_prediction > d) {
+        d = by_prediction;
+        *why = REASON_PREDICTED_BACKLOG;
     }
     if (by_idle > d) {
         d = by_idle;
@@ -109,19 +120,21 @@ static void scale_down_pool(Ctx *c, int p)
     const Snapshot *snap = c->snap;
     const PolicyPool *pp = policy_pool(c, p);
     Reason why;
-    long long desired =
-        desired_workers(pp, planner_count_busy(c, p), pool_queued(c, p), &why, NULL);
+    long long busy = planner_count_busy(c, p);
+    long long desired = desired_workers(c, p, busy, pool_queued(c, p), &why, NULL);
     long long excess = planner_count_state(c, WORKER_ACTIVE, p) +
                        planner_count_state(c, WORKER_SPAWNING, p) - desired;
     while (excess > 0) {
         long long pick = -1;
+        long long idle_limit =
+            planner_idle_grace(c, p, planner_count_state(c, WORKER_ACTIVE, p) - busy);
         for (size_t i = 0; i < snap->n_workers; i++) {
             const SnapWorker *w = &snap->workers[i];
             if (c->view[i].pool != p || c->view[i].state != WORKER_ACTIVE ||
                 c->view[i].tasks_held > 0 || c->view[i].promoted_in_plan || w->id_too_long)
                 continue;
             long long since_promotion = w->promoted_age_sec >= 0 ? w->promoted_age_sec : w->age_sec;
-            if (idle_age(w) <= pp->idle_timeout_sec || since_promotion <= pp->grace_period_sec)
+            if (idle_age(w) <= idle_limit || since_promotion <= pp->grace_period_sec)
                 continue;
             if (pick < 0 || w->age_sec < snap->workers[pick].age_sec)
                 pick = (long long)i; /* newest first: warmed-up workers are kept */
@@ -302,8 +315,9 @@ static void size_pool(Ctx *c, int p, long long *cap, long long *min_deficit, Rea
             out->running += c->view[i].tasks_held;
     out->min_active = pp->min_active;
     out->max_active = pp->max_active;
-    out->desired = desired_workers(pp, out->busy, out->queued, why, &out->wanted);
+    out->desired = desired_workers(c, p, out->busy, out->queued, why, &out->wanted);
     out->desired_by = *why;
+    planner_adaptive_report(c, p, out);
     out->cost_per_hr = fleet_cost(c, p);
     breaker(c, p, out);
     usable_gpu_types(c, pp, out);

@@ -174,6 +174,32 @@ typedef struct {
     long long samples;
     double median_sec;
 } SnapGpuStat;
+/* What the adaptive policies (issue 15) measure of one run type, from its tasks (filled only
+ * when one of them is on; db_load_snapshot, one set-based statement). */
+typedef struct {
+    char name[SNAP_NAME_MAX];
+    long long arrivals_rate;        /* tasks created within ADAPTIVE_RATE_WINDOW_SEC */
+    long long warm_peak;            /* most tasks created within ADAPTIVE_WARM_WINDOW_SEC up to a
+                                       task created within ADAPTIVE_WARM_DEMOTE_SEC (0 none) */
+    long long last_arrival_age_sec; /* since its newest task; -1 none within the demote window */
+    double median_duration_sec;     /* of its last 50 completed tasks; -1 none */
+} SnapArrivals;
+
+/* The measured cold start of one pool: creation to promotion of its last 20 promoted workers. */
+typedef struct {
+    char pool[SNAP_POOL_NAME_MAX];
+    double median_boot_sec; /* -1 none */
+    long long boots;        /* how many that median is of */
+} SnapPoolBoot;
+
+/* The adaptive policies' measured inputs (see SnapArrivals, SnapPoolBoot). */
+typedef struct {
+    bool measured; /* false: not loaded (no adaptive policy on): the policies stay neutral */
+    size_t n_arrivals;
+    SnapArrivals arrivals[SNAP_RUN_TYPES_MAX];
+    size_t n_boots;
+    SnapPoolBoot boots[SNAP_POOLS_MAX];
+} SnapMeasures;
 
 typedef struct {
     double now_epoch;       /* database now(), seconds since the epoch */
@@ -247,6 +273,7 @@ typedef struct {
     double billing_total_usd_per_hr;       /* every pod billed in that hour */
     double billing_unexplained_usd_per_hr; /* pods billed that no worker row (live or ended)
                                               records: pods this system cannot see */
+    SnapMeasures measures;                 /* the adaptive policies' inputs (issue 15) */
 } Snapshot;
 
 /* Lower-case database name of a worker state ("spawning", ...). Cannot fail. */

@@ -207,6 +207,40 @@ static const char SQL_SNAPSHOT_BACKOFF[] =
     "SELECT gpu_type, extract(epoch FROM backoff_until - now())::float8, failures"
     " FROM gpu_capacity_backoff WHERE backoff_until > now() ORDER BY gpu_type LIMIT $1::int";
 
+/* The adaptive policies' measured inputs (issue 15), only when one of them is on: per run
+ * type served by a pool, the tasks created within the rate window, the most created within
+ * the warm window up to any task created within the demote window (RANGE counts equal
+ * created_at together, as the simulator does), the age of the newest, and the median duration
+ * of its last 50 completed tasks; per pool, the median creation-to-promotion time of its last
+ * 20 promoted workers. Index-backed slices (0015_adaptive_measures.sql), not scans. */
+static const char SQL_SNAPSHOT_MEASURES[] =
+    "WITH rt AS (SELECT DISTINCT jsonb_array_elements_text($1::jsonb) AS run_type),"
+    " pl AS (SELECT DISTINCT jsonb_array_elements_text($2::jsonb) AS pool)"
+    " SELECT 'run_type', rt.run_type,"
+    "  (SELECT count(*) FROM tasks t WHERE t.run_type = rt.run_type"
+    "     AND t.created_at > now() - make_interval(secs => $3::int))::float8,"
+    "  (SELECT coalesce(max(w.c), 0) FROM (SELECT t.created_at, count(*) OVER (ORDER BY"
+    "       t.created_at RANGE BETWEEN make_interval(secs => $4::int) PRECEDING AND CURRENT ROW)"
+    "       AS c FROM tasks t WHERE t.run_type = rt.run_type"
+    "       AND t.created_at > now() - make_interval(secs => $4::int + $5::int)) w"
+    "     WHERE w.created_at > now() - make_interval(secs => $5::int))::float8,"
+    "  (SELECT extract(epoch FROM now() - max(t.created_at)) FROM tasks t"
+    "     WHERE t.run_type = rt.run_type"
+    "     AND t.created_at > now() - make_interval(secs => $5::int))::float8,"
+    "  (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY d.s) FROM (SELECT"
+    "       extract(epoch FROM t.generation_processed_at - t.generation_started_at) AS s"
+    "       FROM tasks t WHERE t.run_type = rt.run_type AND t.status = 'Complete'"
+    "       AND t.generation_processed_at IS NOT NULL AND t.generation_started_at IS NOT NULL"
+    "       ORDER BY t.generation_processed_at DESC LIMIT 50) d)::float8"
+    " FROM rt"
+    " UNION ALL"
+    " SELECT 'pool', pl.pool, b.n, NULL, NULL, b.m FROM pl CROSS JOIN LATERAL (SELECT"
+    "   count(*)::float8 AS n, percentile_cont(0.5) WITHIN GROUP (ORDER BY x.s)::float8 AS m"
+    "   FROM (SELECT extract(epoch FROM w.promoted_at - w.created_at) AS s FROM workers w"
+    "     WHERE w.pool = pl.pool AND w.promoted_at IS NOT NULL"
+    "     ORDER BY w.promoted_at DESC LIMIT 20) x) b"
+    " ORDER BY 1 DESC, 2";
+
 static Status load_summary(PGconn *conn, const Config *cfg, Snapshot *snap)
 {
     char window[16];
@@ -486,6 +520,68 @@ out:
     return st;
 }
 
+/* A JSON array of the pools' names, or of the run types they serve. */
+static char *names_json(const Config *cfg, bool run_types)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t p = 0; arr && p < cfg->n_pools; p++) {
+        if (!run_types)
+            cJSON_AddItemToArray(arr, cJSON_CreateString(cfg->pools[p].name));
+        for (size_t r = 0; run_types && r < cfg->pools[p].run_types.count; r++)
+            cJSON_AddItemToArray(arr, cJSON_CreateString(cfg->pools[p].run_types.items[r]));
+    }
+    char *s = arr ? cJSON_PrintUnformatted(arr) : NULL;
+    cJSON_Delete(arr);
+    return s;
+}
+
+static Status load_measures(PGconn *conn, const Config *cfg, Snapshot *snap)
+{
+    SnapMeasures *m = &snap->measures;
+    memset(m, 0, sizeof *m);
+    if (!cfg->adaptive_warm_pool && !cfg->predictive_scale_up && !cfg->adaptive_idle_grace)
+        return STATUS_OK; /* no adaptive policy: no statement, no measures */
+    char *rts = names_json(cfg, true), *pools = names_json(cfg, false);
+    char rate[16], warm[16], demote[16];
+    snprintf(rate, sizeof rate, "%d", cfg->adaptive_rate_window_sec);
+    snprintf(warm, sizeof warm, "%d", cfg->adaptive_warm_window_sec);
+    snprintf(demote, sizeof demote, "%d", cfg->adaptive_warm_demote_sec);
+    Status st = STATUS_ERR_NOMEM;
+    PGresult *res = NULL;
+    if (!rts || !pools)
+        goto out;
+    const char *p[] = {rts, pools, rate, warm, demote};
+    st = STATUS_ERR_DB;
+    res = db_exec_params(conn, "snapshot_measures", SQL_SNAPSHOT_MEASURES, 5, p, PGRES_TUPLES_OK);
+    if (!res)
+        goto out;
+    for (int r = 0; r < PQntuples(res); r++) {
+        bool run_type = strcmp(PQgetvalue(res, r, 0), "run_type") == 0;
+        if (run_type && m->n_arrivals < SNAP_RUN_TYPES_MAX) {
+            SnapArrivals *a = &m->arrivals[m->n_arrivals];
+            cell_str(res, r, 1, a->name, sizeof a->name);
+            if (cell_ll(res, r, 2, &a->arrivals_rate) || cell_ll(res, r, 3, &a->warm_peak) ||
+                cell_ll(res, r, 4, &a->last_arrival_age_sec) ||
+                cell_double(res, r, 5, &a->median_duration_sec))
+                goto out;
+            m->n_arrivals++;
+        } else if (!run_type && m->n_boots < SNAP_POOLS_MAX) {
+            SnapPoolBoot *b = &m->boots[m->n_boots];
+            cell_str(res, r, 1, b->pool, sizeof b->pool);
+            if (cell_ll(res, r, 2, &b->boots) || cell_double(res, r, 5, &b->median_boot_sec))
+                goto out;
+            m->n_boots++;
+        }
+    }
+    m->measured = true;
+    st = STATUS_OK;
+out:
+    PQclear(res);
+    free(rts);
+    free(pools);
+    return st;
+}
+
 Status db_load_snapshot(PGconn *conn, const Config *cfg, Snapshot *out)
 {
     /* One consistent view: every count and row from the same MVCC snapshot and now(). */
@@ -518,6 +614,8 @@ Status db_load_snapshot(PGconn *conn, const Config *cfg, Snapshot *out)
         st = db_load_runpod(conn, cfg, snap); /* catalog cache and rate limit (db_runpod.c) */
     if (st == STATUS_OK)
         st = db_load_lifecycle(conn, snap); /* issue 16: stopped pods, restarts, billing */
+    if (st == STATUS_OK)
+        st = load_measures(conn, cfg, snap); /* issue 15: only when an adaptive policy is on */
     Status end = db_exec_command(conn, "snapshot_end", st == STATUS_OK ? "COMMIT" : "ROLLBACK", 0,
                                  NULL, NULL);
     if (st == STATUS_OK)

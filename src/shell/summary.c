@@ -4,6 +4,7 @@
 #include "catalog_cycle.h"
 #include "dblog.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -116,6 +117,11 @@ cJSON *summary_pools_array(const Plan *plan)
         cJSON_AddBoolToObject(o, "breaker_open", pp->breaker_open);
         cJSON_AddNumberToObject(o, "failure_rate", pp->failure_rate);
         cJSON_AddNumberToObject(o, "cost_per_hr", pp->cost_per_hr);
+        /* The adaptive policies' view (issue 15): hot for ADAPTIVE_WARM_POOL, the predicted
+         * backlog for PREDICTIVE_SCALE_UP, the idle grace for ADAPTIVE_IDLE_GRACE (-1 off). */
+        cJSON_AddBoolToObject(o, "hot", pp->hot);
+        cJSON_AddNumberToObject(o, "predicted_backlog", round(pp->predicted_backlog * 100) / 100);
+        add_count(o, "idle_grace_sec", pp->idle_grace_sec);
         cJSON *g = cJSON_AddArrayToObject(o, "gpu_types_available");
         for (size_t k = 0; g && k < pp->n_gpu_types; k++)
             cJSON_AddItemToArray(g, cJSON_CreateString(pp->gpu_types[k]));

@@ -92,11 +92,79 @@ START_TEST(test_db_snapshot_statement_count_is_fixed)
     ck_assert_int_eq(small, large);
     /* BEGIN, SET LOCAL jit = off, 8 reads (summary, demand per run type, pools, workers, tasks,
      * backoff, RunPod catalog cache and rate limit, and issue 16's stopped pods, restarts and
-     * billing), COMMIT -- the same with one
-     * pool or many (issue 14) */
+     * billing), COMMIT -- the same with one pool or many (issue 14); the adaptive policies'
+     * measures add one, only when one of them is on (test_db_snapshot_measures) */
     ck_assert_int_eq(small, 11);
     ck_assert_int_eq(s->queued_claimable, 2010);
     ck_assert_uint_eq(s->n_workers, 200);
+}
+END_TEST
+
+/* The adaptive policies' measures (issue 15): one more statement, only when one is on, and
+ * figures that match what the simulator computes for the same history (sim_cycle.c). */
+START_TEST(test_db_snapshot_measures)
+{
+    ConfigErrors errs;
+    const char *envp[] = {"POOLS=video,image", "POOL_IMAGE_RUN_TYPES=image,gpu",
+                          "ADAPTIVE_IDLE_GRACE=true", NULL};
+    ck_assert_int_eq(config_parse(envp, "h", 0, &cfg, &errs), STATUS_OK);
+    /* video: two tasks within the 600 s rate window, a cluster 1700-1790 s ago whose 900 s
+     * window also holds one from 2500 s ago (outside the 1800 s demote window): peak 4. */
+    sql("INSERT INTO tasks (task_type, run_type, created_at) SELECT 'v', 'video', "
+        "now() - make_interval(secs => s) FROM unnest(ARRAY[100, 200, 1700, 1750, 1790, 2500]) s");
+    sql("INSERT INTO tasks (task_type, run_type, created_at) VALUES ('g', 'gpu', "
+        "now() - interval '50 seconds')");
+    /* three completed video tasks, long ago, of 10, 20 and 30 s: median 20 */
+    sql("INSERT INTO tasks (task_type, run_type, status, created_at, generation_started_at, "
+        "generation_processed_at) SELECT 'done', 'video', 'Complete', now() - interval '1 day', "
+        "now() - make_interval(secs => 9000 + d), now() - interval '9000 seconds' "
+        "FROM unnest(ARRAY[10, 20, 30]) d");
+    /* video workers promoted 60, 90 and 120 s after creation: median 90 */
+    sql("INSERT INTO workers (id, status, pool, created_at) SELECT 'gpu-v' || b, 'spawning', "
+        "'video', now() - make_interval(secs => 1000 + b) FROM unnest(ARRAY[60, 90, 120]) b");
+    sql("UPDATE workers SET status = 'active', "
+        "promoted_at = created_at + make_interval(secs => substr(id, 6)::int)");
+    long long before = db_statement_count();
+    Snapshot *s = load();
+    ck_assert_int_eq(db_statement_count() - before, 12); /* the 11 of every cycle + measures */
+    const SnapMeasures *m = &s->measures;
+    ck_assert(m->measured);
+    ck_assert_uint_eq(m->n_arrivals, 3); /* the pools' run types: video, image, gpu */
+    const SnapArrivals *v = NULL, *img = NULL, *gpu = NULL;
+    for (size_t i = 0; i < m->n_arrivals; i++) {
+        if (strcmp(m->arrivals[i].name, "video") == 0)
+            v = &m->arrivals[i];
+        if (strcmp(m->arrivals[i].name, "image") == 0)
+            img = &m->arrivals[i];
+        if (strcmp(m->arrivals[i].name, "gpu") == 0)
+            gpu = &m->arrivals[i];
+    }
+    ck_assert(v && img && gpu);
+    ck_assert_int_eq(v->arrivals_rate, 2);
+    ck_assert_int_eq(v->warm_peak, 4);
+    ck_assert_int_eq(v->last_arrival_age_sec, 100);
+    ck_assert_double_eq_tol(v->median_duration_sec, 20, 1e-6);
+    ck_assert_int_eq(gpu->arrivals_rate, 1);
+    ck_assert_int_eq(gpu->warm_peak, 1);
+    ck_assert_int_eq(img->arrivals_rate, 0);
+    ck_assert_int_eq(img->warm_peak, 0);
+    ck_assert_int_eq(img->last_arrival_age_sec, -1);
+    ck_assert_double_eq(img->median_duration_sec, -1);
+    ck_assert_uint_eq(m->n_boots, 2);
+    ck_assert_str_eq(m->boots[0].pool, "image");
+    ck_assert_int_eq(m->boots[0].boots, 0);
+    ck_assert_double_eq(m->boots[0].median_boot_sec, -1);
+    ck_assert_str_eq(m->boots[1].pool, "video");
+    ck_assert_int_eq(m->boots[1].boots, 3);
+    ck_assert_double_eq_tol(m->boots[1].median_boot_sec, 90, 1e-6);
+
+    /* With every adaptive policy off: no statement, no measures. */
+    const char *off[] = {"POOLS=video,image", NULL};
+    ck_assert_int_eq(config_parse(off, "h", 0, &cfg, &errs), STATUS_OK);
+    before = db_statement_count();
+    s = load();
+    ck_assert_int_eq(db_statement_count() - before, 11);
+    ck_assert(!s->measures.measured);
 }
 END_TEST
 
@@ -267,6 +335,7 @@ static Suite *db_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_db_snapshot_counts);
     tcase_add_test(tc, test_db_snapshot_statement_count_is_fixed);
+    tcase_add_test(tc, test_db_snapshot_measures);
     tcase_add_test(tc, test_db_promote_is_guarded);
     tcase_add_test(tc, test_db_fail_worker_records_reason);
     tcase_add_test(tc, test_db_drain_refuses_a_busy_worker);
