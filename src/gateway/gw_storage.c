@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,9 +29,15 @@ struct GwStorage {
     char userpwd[CONFIG_ITEM_MAX + CONFIG_STR_MAX + 2]; /* access:secret (a secret) */
 };
 
+/* Where an S3 upload's bytes go before its commit copies them to the key: a name of its own
+ * (128 random bits) under a prefix whose dot segment no valid key has (gw_object_path_ok), so
+ * no public read reaches it and no other upload of the same key can touch it. */
+#define S3_TMP_PREFIX ".partial/"
+
 struct GwUpload {
     GwStorage *s;
     char key[GW_PATH_MAX + 32];
+    char tmp_key[sizeof S3_TMP_PREFIX + 32]; /* s3: S3_TMP_PREFIX and 32 hex digits */
     char final_path[CONFIG_STR_MAX + GW_PATH_MAX + 64];
     char tmp_path[CONFIG_STR_MAX + GW_PATH_MAX + 64];
     char content_type[GW_CTYPE_MAX];
@@ -181,17 +188,35 @@ static size_t read_from_fd(char *buf, size_t size, size_t n, void *ctx)
     }
 }
 
+/* A handle for a signed request about key, with the options every request shares; NULL when
+ * libcurl has no memory. The caller adds the method's own options and the headers. */
+static CURL *s3_easy(GwStorage *s, const char *key)
+{
+    CURL *c = curl_easy_init();
+    if (!c)
+        return NULL;
+    char url[CONFIG_URL_MAX + CONFIG_ITEM_MAX + GW_PATH_MAX + 8];
+    snprintf(url, sizeof url, "%s/%s/%s", s->endpoint, s->bucket, key);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_AWS_SIGV4, s->sigv4);
+    curl_easy_setopt(c, CURLOPT_USERPWD, s->userpwd);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L); /* < 1 KiB/s for 60 s: give up */
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    return c;
+}
+
 /* One signed request: method "PUT" (body from fd, size bytes), "GET" (body into fd), "HEAD" or
  * "DELETE". *http gets the status; STATUS_ERR_API on a transport error (logged). */
 static Status s3_request(GwStorage *s, const char *method, const char *key, int fd, long long size,
                          const char *content_type, long *http, long long *length)
 {
-    CURL *c = curl_easy_init();
+    CURL *c = s3_easy(s, key);
     if (!c)
         return STATUS_ERR_NOMEM;
     Feed feed = {fd, size};
-    char url[CONFIG_URL_MAX + CONFIG_ITEM_MAX + GW_PATH_MAX + 8];
-    snprintf(url, sizeof url, "%s/%s/%s", s->endpoint, s->bucket, key);
     struct curl_slist *h = NULL;
     char ct[GW_CTYPE_MAX + 16];
     snprintf(ct, sizeof ct, "Content-Type: %s", content_type ? content_type : "");
@@ -216,15 +241,7 @@ static Status s3_request(GwStorage *s, const char *method, const char *key, int 
         curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
     }
     h = curl_slist_append(h, "Expect:");
-    curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_AWS_SIGV4, s->sigv4);
-    curl_easy_setopt(c, CURLOPT_USERPWD, s->userpwd);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L); /* < 1 KiB/s for 60 s: give up */
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     CURLcode rc = curl_easy_perform(c);
     long code = 0;
     curl_off_t cl = -1;
@@ -240,6 +257,66 @@ static Status s3_request(GwStorage *s, const char *method, const char *key, int 
     *http = code;
     if (length)
         *length = (long long)cl;
+    return STATUS_OK;
+}
+
+/* The first bytes of a response body, to read a verdict from. */
+typedef struct {
+    char buf[512];
+    size_t len;
+} Head;
+
+static size_t keep_head(char *data, size_t size, size_t n, void *ctx)
+{
+    Head *h = ctx;
+    size_t len = size * n, room = sizeof h->buf - 1 - h->len;
+    memcpy(h->buf + h->len, data, len < room ? len : room);
+    h->len += len < room ? len : room;
+    h->buf[h->len] = '\0';
+    return len;
+}
+
+/* Copies object from to object to inside the bucket, on the store's side (CopyObject: a PUT
+ * with x-amz-copy-source, signed like any other; the content type is copied with the bytes).
+ * The store answers when the copy is done, which for a large object can take a while with
+ * nothing on the wire, so the low-speed limit gives way to an overall one. S3 may also answer
+ * 200 and report a failure in the body, so the body must be a CopyObjectResult. STATUS_OK, or
+ * STATUS_ERR_API (logged). */
+static Status s3_copy(GwStorage *s, const char *from, const char *to)
+{
+    CURL *c = s3_easy(s, to);
+    if (!c)
+        return STATUS_ERR_NOMEM;
+    Feed none = {-1, 0};
+    Head head = {0};
+    char src[CONFIG_ITEM_MAX + GW_PATH_MAX + 40];
+    snprintf(src, sizeof src, "x-amz-copy-source: /%s/%s", s->bucket, from);
+    struct curl_slist *h = curl_slist_append(NULL, src);
+    h = curl_slist_append(h, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
+    h = curl_slist_append(h, "Expect:");
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(c, CURLOPT_READFUNCTION, read_from_fd);
+    curl_easy_setopt(c, CURLOPT_READDATA, &none);
+    curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)0);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep_head);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &head);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 0L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 900L);
+    CURLcode rc = curl_easy_perform(c);
+    long code = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    if (rc != CURLE_OK) {
+        log_error("gateway.s3_failed", "method=COPY key=%s from=%s error=%s", to, from,
+                  curl_easy_strerror(rc));
+        return STATUS_ERR_API;
+    }
+    if (code < 200 || code > 299 || !strstr(head.buf, "CopyObjectResult")) {
+        log_error("gateway.s3_copy_refused", "key=%s from=%s http_status=%ld", to, from, code);
+        return STATUS_ERR_API;
+    }
     return STATUS_OK;
 }
 
@@ -263,8 +340,8 @@ static int spool_file(GwStorage *s)
 static void *put_thread(void *arg)
 {
     GwUpload *u = arg;
-    u->put_status =
-        s3_request(u->s, "PUT", u->key, u->rfd, u->declared, u->content_type, &u->put_http, NULL);
+    u->put_status = s3_request(u->s, "PUT", u->tmp_key, u->rfd, u->declared, u->content_type,
+                               &u->put_http, NULL);
     close(u->rfd);
     u->rfd = -1;
     return NULL;
@@ -306,18 +383,40 @@ static void finish_stream(GwUpload *u)
     u->streaming = false;
 }
 
-/* After a streamed PUT that did not complete: S3 itself refuses a body shorter than its
- * Content-Length, but not every S3-compatible server does (s3rver keeps what it got), so the
- * key is deleted to be sure no partial object stays. Best effort: logged, never fatal. */
-static void drop_partial(GwUpload *u)
+/* Deletes the upload's temporary object: after its commit copied it to the key, or when the
+ * upload failed (S3 itself refuses a body shorter than its Content-Length, but not every
+ * S3-compatible server does: s3rver keeps what it got). Only ever this upload's own name, never
+ * the key, which another PUT of the same upload URL may have stored. Best effort: a failure
+ * leaves a stray object under S3_TMP_PREFIX (logged), nothing visible. */
+static void drop_temporary(GwUpload *u, bool committed)
 {
     long http = 0;
-    if (s3_request(u->s, "DELETE", u->key, -1, 0, NULL, &http, NULL) == STATUS_OK &&
-        (http < 200 || http > 299) && http != 404)
-        log_warn("gateway.s3_delete_refused", "key=%s http_status=%ld", u->key, http);
-    else
-        log_info("gateway.upload_dropped", "key=%s bytes=%lld declared=%lld", u->key, u->size,
-                 u->declared);
+    if (s3_request(u->s, "DELETE", u->tmp_key, -1, 0, NULL, &http, NULL) != STATUS_OK ||
+        ((http < 200 || http > 299) && http != 404))
+        log_warn("gateway.s3_temporary_left", "key=%s tmp_key=%s http_status=%ld", u->key,
+                 u->tmp_key, http);
+    else if (!committed)
+        log_info("gateway.upload_dropped", "key=%s tmp_key=%s bytes=%lld declared=%lld", u->key,
+                 u->tmp_key, u->size, u->declared);
+}
+
+/* A fresh temporary name for an S3 upload; false (logged) when no randomness can be had. */
+static bool make_tmp_key(GwUpload *u)
+{
+    unsigned char r[16];
+    ssize_t n;
+    do
+        n = getrandom(r, sizeof r, 0);
+    while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)sizeof r) {
+        log_error("gateway.storage_random_failed", "key=%s error=%s", u->key,
+                  n < 0 ? strerror(errno) : "short read");
+        return false;
+    }
+    char *p = u->tmp_key + snprintf(u->tmp_key, sizeof u->tmp_key, "%s", S3_TMP_PREFIX);
+    for (size_t i = 0; i < sizeof r; i++)
+        p += snprintf(p, 3, "%02x", r[i]);
+    return true;
 }
 
 Status gw_storage_begin(GwStorage *s, const char *key, long long size, GwUpload **out)
@@ -334,10 +433,13 @@ Status gw_storage_begin(GwStorage *s, const char *key, long long size, GwUpload 
     /* Never the uploader's own Content-Type: a type from the extension's allowlist. */
     snprintf(u->content_type, sizeof u->content_type, "%s", gw_storage_content_type(key));
     if (s->s3) {
-        /* A declared length is streamed straight to the store; a chunked body is spooled,
-         * since S3 wants the length before the first byte (and an empty one too: with no byte
-         * to hold back, its PUT would complete before the commit). */
-        if (size <= 0 || !start_stream(u, size))
+        /* A declared length is streamed straight to the store, under the temporary name; a
+         * chunked body is spooled, since S3 wants the length before the first byte (and an
+         * empty one too: with no byte to hold back, its PUT would complete before the
+         * commit). */
+        if (!make_tmp_key(u))
+            u->fd = -1;
+        else if (size <= 0 || !start_stream(u, size))
             u->fd = spool_file(s);
     } else {
         snprintf(u->final_path, sizeof u->final_path, "%s/%s", s->dir, key);
@@ -392,13 +494,53 @@ void gw_storage_abort(GwUpload *u)
         return;
     if (u->streaming) {
         finish_stream(u); /* the PUT sees a short body and aborts */
-        drop_partial(u);
+        drop_temporary(u, false);
     }
     if (u->fd >= 0)
         close(u->fd);
     if (!u->s->s3 && u->tmp_path[0])
         unlink(u->tmp_path);
     free(u);
+}
+
+/* Ends the streamed PUT of the temporary object: the held byte completes the body, so only
+ * now can the store's PUT finish. STATUS_OK when the store took the whole body. */
+static Status end_streamed_put(GwUpload *u)
+{
+    bool whole = u->size == u->declared;
+    if (whole && u->held) {
+        ssize_t w;
+        do
+            w = write(u->fd, &u->last, 1);
+        while (w < 0 && errno == EINTR);
+        whole = w == 1;
+    }
+    finish_stream(u);
+    Status st = u->put_status;
+    if (st == STATUS_OK && (!whole || u->put_http < 200 || u->put_http > 299)) {
+        log_error("gateway.s3_put_refused",
+                  "key=%s tmp_key=%s http_status=%ld bytes=%lld declared=%lld", u->key, u->tmp_key,
+                  u->put_http, u->size, u->declared);
+        st = STATUS_ERR_API;
+    }
+    return st;
+}
+
+/* PUTs the spooled body as the temporary object. */
+static Status put_spooled(GwUpload *u)
+{
+    if (lseek(u->fd, 0, SEEK_SET) != 0) {
+        log_error("gateway.storage_commit_failed", "key=%s error=%s", u->key, strerror(errno));
+        return STATUS_ERR_INTERNAL;
+    }
+    long http = 0;
+    Status st = s3_request(u->s, "PUT", u->tmp_key, u->fd, u->size, u->content_type, &http, NULL);
+    if (st == STATUS_OK && (http < 200 || http > 299)) {
+        log_error("gateway.s3_put_refused", "key=%s tmp_key=%s http_status=%ld", u->key, u->tmp_key,
+                  http);
+        st = STATUS_ERR_API;
+    }
+    return st;
 }
 
 Status gw_storage_commit(GwUpload *u)
@@ -414,32 +556,14 @@ Status gw_storage_commit(GwUpload *u)
         }
         if (st != STATUS_OK)
             log_error("gateway.storage_commit_failed", "key=%s error=%s", u->key, strerror(errno));
-    } else if (u->streaming) {
-        bool whole = u->size == u->declared;
-        if (whole && u->held) {
-            /* The held byte completes the body: only now can the store's PUT finish. */
-            ssize_t w;
-            do
-                w = write(u->fd, &u->last, 1);
-            while (w < 0 && errno == EINTR);
-            whole = w == 1;
-        }
-        finish_stream(u);
-        st = u->put_status;
-        if (st == STATUS_OK && (!whole || u->put_http < 200 || u->put_http > 299)) {
-            log_error("gateway.s3_put_refused", "key=%s http_status=%ld bytes=%lld declared=%lld",
-                      u->key, u->put_http, u->size, u->declared);
-            st = STATUS_ERR_API;
-        }
-        if (st != STATUS_OK)
-            drop_partial(u);
-    } else if (lseek(u->fd, 0, SEEK_SET) == 0) {
-        long http = 0;
-        st = s3_request(u->s, "PUT", u->key, u->fd, u->size, u->content_type, &http, NULL);
-        if (st == STATUS_OK && (http < 200 || http > 299)) {
-            log_error("gateway.s3_put_refused", "key=%s http_status=%ld", u->key, http);
-            st = STATUS_ERR_API;
-        }
+    } else {
+        /* The key is written by the copy alone, in one step, and is never deleted: a failed or
+         * refused upload of the same key leaves an object stored there untouched. A crash
+         * between the copy and the delete leaves a stray temporary object, nothing visible. */
+        st = u->streaming ? end_streamed_put(u) : put_spooled(u);
+        if (st == STATUS_OK)
+            st = s3_copy(u->s, u->tmp_key, u->key);
+        drop_temporary(u, st == STATUS_OK);
     }
     gw_storage_abort(u);
     return st;
@@ -599,24 +723,14 @@ static Status s3_read_open(GwStorage *s, const char *key, GwReader **out, long l
     rd->cap = READ_BUF;
     rd->buf = malloc(rd->cap);
     rd->multi = curl_multi_init();
-    rd->easy = curl_easy_init();
+    rd->easy = s3_easy(s, key);
     rd->headers = curl_slist_append(NULL, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
     if (!rd->buf || !rd->multi || !rd->easy || !rd->headers) {
         gw_storage_read_close(rd);
         return STATUS_ERR_NOMEM;
     }
-    char url[CONFIG_URL_MAX + CONFIG_ITEM_MAX + GW_PATH_MAX + 8];
-    snprintf(url, sizeof url, "%s/%s/%s", s->endpoint, s->bucket, key);
     CURL *c = rd->easy;
-    curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, rd->headers);
-    curl_easy_setopt(c, CURLOPT_AWS_SIGV4, s->sigv4);
-    curl_easy_setopt(c, CURLOPT_USERPWD, s->userpwd);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, reader_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, rd);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, reader_write);
