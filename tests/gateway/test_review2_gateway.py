@@ -1,8 +1,8 @@
 """test_review2_gateway.py: the second independent review of the worker gateway, as an attacker.
 
-Each `test_defect_*` test reproduces a defect this review confirmed and FAILS until it is fixed;
-the docstring says what happens, where the cause is and what is expected. The other tests are
-attacks that held, kept as regressions.
+The defects this review confirmed (TestReview2S3: a failed duplicate PUT deleted the completed
+output on the S3 backend) are fixed; their reproductions are kept as regressions and say what now
+holds. The other tests are attacks that held, kept as regressions too.
 
 Run alone:  tests/gateway/run.sh test_review2_gateway
 """
@@ -31,20 +31,24 @@ def open_put(port, path, length, first):
 class TestReview2S3(S3Case):
     """STORAGE_BACKEND=s3 (s3rver)."""
 
-    def test_defect_an_aborted_duplicate_put_deletes_the_completed_output(self):
-        """DEFECT (tasks/storage, S3 backend): when a streamed PUT does not complete (client
-        gone, body cut short, S3 error), gw_storage_abort / gw_storage_commit call
-        drop_partial (gw_storage.c), which DELETEs the object key unconditionally. The key is
-        the same for every PUT of one upload URL (one claim), so a second PUT of the same URL
-        that is cut short -- the reference worker's retry helper re-sends a PUT after a
-        timeout or network error while the first connection may still be half-open at the
-        gateway -- deletes the object an earlier PUT of that URL stored. Here: PUT #1 of the
-        URL starts and stalls; PUT #2 of the same URL succeeds; complete_task(storage_path)
-        succeeds (task Complete); then PUT #1's connection ends. Observed: the completed task's
-        public URL answers 404 (the output is gone). Expected: an aborted upload never removes
-        an object it did not create (e.g. stream to a unique temporary key and copy/rename on
-        commit, or do not DELETE on abort when the store refuses short bodies, as S3 does;
-        for s3rver-like stores use a per-upload temporary key)."""
+    def assert_no_temporary_object(self):
+        """Every upload's temporary object (.partial/<random>) is gone, and none is reachable
+        through the public route."""
+        objects = self.s3.objects()
+        self.assertEqual([k for k in objects if not k.startswith("image_uploads/")], [], objects)
+        for raw in ("../.partial/x", "..%2f.partial%2fx", ".partial/x", "a/.partial/x"):
+            self.assertIn(self.client.request("GET", BUCKET_PREFIX + raw)[0], (400, 404), raw)
+
+    def test_an_aborted_duplicate_put_leaves_the_completed_output(self):
+        """Regression (tasks/storage, S3 backend; the review's first defect): PUT #1 of an
+        upload URL starts and stalls; PUT #2 of the same URL succeeds; complete_task
+        (storage_path) succeeds; then PUT #1's connection ends -- the reference worker's retry
+        helper re-sends a PUT after a timeout or network error while the first connection may
+        still be half-open at the gateway. It used to DELETE the key (drop_partial), which every
+        PUT of one URL shares, and the Complete task's output answered 404. Now each upload
+        streams to a temporary key of its own (gw_storage.c, S3_TMP_PREFIX), the commit copies
+        it to the key, and an aborted upload deletes only its own temporary object: the output
+        stays, and no temporary object is left."""
         wid, tok = self.new_worker("active")
         tid = self.held_task(wid)
         st, urls, _ = self.client.fn(tok, "generate-upload-url",
@@ -72,15 +76,14 @@ class TestReview2S3(S3Case):
         self.assertEqual((st, len(got)), (200, n),
                          "the output of a Complete task was deleted by an aborted duplicate PUT "
                          "of the same upload URL (GET answered %d)" % st)
+        self.assert_no_temporary_object()
 
-    def test_defect_a_late_duplicate_put_refused_after_completion_deletes_the_output(self):
-        """DEFECT (tasks/storage, S3 backend), the same cause as above (drop_partial,
-        gw_storage.c, called from gw_storage_abort via commit_if_holder, gw_routes.c): a PUT of
-        the task's upload URL whose body ends after the task was completed is rightly refused
-        (409, the task is no longer In Progress), but refusing it aborts the streamed S3 PUT
-        and DELETEs the key, which is the completed output's own key. Observed: the late PUT is
-        answered 409 and the completed task's output is gone (404). Expected: 409 and the
-        output untouched."""
+    def test_a_late_duplicate_put_refused_after_completion_leaves_the_output(self):
+        """Regression (tasks/storage, S3 backend; the review's second defect, the same cause):
+        a PUT of the task's upload URL whose body ends after the task was completed is rightly
+        refused (409, the task is no longer In Progress). Refusing it used to abort the streamed
+        PUT and DELETE the key, the completed output's own. Now only the refused upload's
+        temporary object is deleted: 409, the output untouched, no temporary object left."""
         wid, tok = self.new_worker("active")
         tid = self.held_task(wid)
         st, urls, _ = self.client.fn(tok, "generate-upload-url",
@@ -106,6 +109,7 @@ class TestReview2S3(S3Case):
         self.assertEqual((st, got[:1] if st == 200 else got), (200, b"2"),
                          "refusing a late PUT of the same URL deleted the completed task's "
                          "output (GET answered %d)" % st)
+        self.assert_no_temporary_object()
 
 
 class TestReview2Local(GatewayTestCase):
