@@ -9,11 +9,16 @@
  *          as the bytes arrive and renamed into place when complete (a reader never sees half a
  *          file); served by the gateway.
  *   s3     libcurl with its built-in AWS SigV4 signing (CURLOPT_AWS_SIGV4), path-style URLs
- *          <endpoint>/<bucket>/<key>. An upload of declared length is streamed to the store as
- *          it arrives: the request thread writes into a pipe that a PUT running in a thread of
- *          its own reads (a body cut short aborts the PUT, so no partial object is kept). A body
- *          of unknown length (chunked) is spooled to an unlinked temporary file first, since S3
- *          wants the Content-Length up front. Reads are streamed from the store to the client
+ *          <endpoint>/<bucket>/<key>. Each upload is stored under a temporary key of its own
+ *          (.partial/<random>, which no valid key can name) and its commit copies it to key on
+ *          the store's side, then deletes it: key is written only by that copy and never
+ *          deleted, so a failed upload cannot remove what another upload of key stored. A crash
+ *          between the copy and the delete leaves a stray .partial/ object (a lifecycle rule
+ *          on the prefix removes it; structure_docs/gateway.md). An upload of declared length
+ *          is streamed to the store as it arrives: the request thread writes into a pipe that a
+ *          PUT running in a thread of its own reads (a body cut short aborts the PUT and its
+ *          temporary object is deleted). A body of unknown length (chunked) is spooled to an
+ *          unlinked temporary file first, since S3 wants the Content-Length up front. Reads are streamed from the store to the client
  *          (libcurl's multi interface, paused while the client is slow); nothing is spooled.
  * Either way no upload is ever held whole in memory. Thread-safe: each call is independent.
  */
@@ -53,11 +58,13 @@ Status gw_storage_begin(GwStorage *s, const char *key, long long size, GwUpload 
  * aborted. */
 Status gw_storage_write(GwUpload *u, const void *data, size_t n);
 
-/* Finishes the object (local: rename into place; s3: PUT it) and frees u, whatever happens.
+/* Finishes the object (local: rename into place; s3: finish the temporary object, copy it to
+ * the key, delete it) and frees u, whatever happens.
  * Returns STATUS_OK, or STATUS_ERR_INTERNAL / STATUS_ERR_API (logged). */
 Status gw_storage_commit(GwUpload *u);
 
-/* Drops an unfinished upload (nothing is left behind) and frees u. NULL-safe. */
+/* Drops an unfinished upload (its temporary file or object is removed; the key is never
+ * touched) and frees u. NULL-safe. */
 void gw_storage_abort(GwUpload *u);
 
 /* Tells whether object key exists. STATUS_OK with *exists; STATUS_ERR_PARSE for a bad key;
