@@ -1,11 +1,10 @@
 /* gw_storage.c -- local and S3 storage of the workers' outputs (see gw_storage.h).
  *
  * Gateway module. Keys are checked with gw_object_path_ok before any file or URL is made of
- * them. S3 requests are signed by libcurl (CURLOPT_AWS_SIGV4); no signing code lives here.
+ * them. The S3 requests themselves are gw_s3.c's.
  */
 #include "gw_storage.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -18,15 +17,13 @@
 #include <unistd.h>
 
 #include "gw_request.h"
+#include "gw_s3.h"
 #include "log.h"
 
 struct GwStorage {
     bool s3;
     char dir[CONFIG_STR_MAX]; /* local root; also where S3 spool files go */
-    char endpoint[CONFIG_URL_MAX];
-    char bucket[CONFIG_ITEM_MAX];
-    char sigv4[128];                                    /* "aws:amz:<region>:s3" */
-    char userpwd[CONFIG_ITEM_MAX + CONFIG_STR_MAX + 2]; /* access:secret (a secret) */
+    GwS3 store;
 };
 
 /* Where an S3 upload's bytes go before its commit copies them to the key: a name of its own
@@ -88,10 +85,10 @@ Status gw_storage_new(const Config *cfg, GwStorage **out)
     size_t n = strlen(s->dir);
     while (n > 1 && s->dir[n - 1] == '/')
         s->dir[--n] = '\0';
-    snprintf(s->endpoint, sizeof s->endpoint, "%s", cfg->storage_s3_endpoint);
-    snprintf(s->bucket, sizeof s->bucket, "%s", cfg->storage_s3_bucket);
-    snprintf(s->sigv4, sizeof s->sigv4, "aws:amz:%s:s3", cfg->storage_s3_region);
-    snprintf(s->userpwd, sizeof s->userpwd, "%s:%s", cfg->storage_s3_access_key_id,
+    snprintf(s->store.endpoint, sizeof s->store.endpoint, "%s", cfg->storage_s3_endpoint);
+    snprintf(s->store.bucket, sizeof s->store.bucket, "%s", cfg->storage_s3_bucket);
+    snprintf(s->store.sigv4, sizeof s->store.sigv4, "aws:amz:%s:s3", cfg->storage_s3_region);
+    snprintf(s->store.userpwd, sizeof s->store.userpwd, "%s:%s", cfg->storage_s3_access_key_id,
              cfg->storage_s3_secret_access_key);
     char probe[CONFIG_STR_MAX + 16];
     snprintf(probe, sizeof probe, "%s/x", s->dir);
@@ -104,7 +101,7 @@ Status gw_storage_new(const Config *cfg, GwStorage **out)
         return STATUS_ERR_CONFIG;
     }
     log_info("gateway.storage", "backend=%s dir=%s endpoint=%s bucket=%s", s->s3 ? "s3" : "local",
-             s->dir, s->s3 ? s->endpoint : "", s->s3 ? s->bucket : "");
+             s->dir, s->s3 ? s->store.endpoint : "", s->s3 ? s->store.bucket : "");
     *out = s;
     return STATUS_OK;
 }
@@ -113,7 +110,7 @@ void gw_storage_free(GwStorage *s)
 {
     if (!s)
         return;
-    memset(s->userpwd, 0, sizeof s->userpwd);
+    memset(s->store.userpwd, 0, sizeof s->store.userpwd);
     free(s);
 }
 
@@ -137,189 +134,6 @@ const char *gw_storage_content_type(const char *name)
     return "application/octet-stream";
 }
 
-/* ------------------------------------------------------------------------------------------ */
-/* S3 requests                                                                                 */
-
-static size_t write_to_fd(char *data, size_t size, size_t n, void *ctx)
-{
-    int fd = *(int *)ctx;
-    size_t len = size * n, off = 0;
-    while (off < len) {
-        ssize_t w = write(fd, data + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return 0; /* curl aborts the transfer */
-        off += (size_t)w;
-    }
-    return len;
-}
-
-static size_t discard(char *data, size_t size, size_t n, void *ctx)
-{
-    (void)data;
-    (void)ctx;
-    return size * n;
-}
-
-/* The body of a PUT: `left` bytes from fd. An end of file before them (an upload cut short,
- * the writer gone) aborts the request, so the store never keeps a partial object. */
-typedef struct {
-    int fd;
-    long long left;
-} Feed;
-
-static size_t read_from_fd(char *buf, size_t size, size_t n, void *ctx)
-{
-    Feed *f = ctx;
-    size_t want = size * n;
-    if (f->left <= 0)
-        return 0;
-    if ((long long)want > f->left)
-        want = (size_t)f->left;
-    for (;;) {
-        ssize_t r = read(f->fd, buf, want);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return CURL_READFUNC_ABORT;
-        f->left -= (long long)r;
-        return (size_t)r;
-    }
-}
-
-/* A handle for a signed request about key, with the options every request shares; NULL when
- * libcurl has no memory. The caller adds the method's own options and the headers. */
-static CURL *s3_easy(GwStorage *s, const char *key)
-{
-    CURL *c = curl_easy_init();
-    if (!c)
-        return NULL;
-    char url[CONFIG_URL_MAX + CONFIG_ITEM_MAX + GW_PATH_MAX + 8];
-    snprintf(url, sizeof url, "%s/%s/%s", s->endpoint, s->bucket, key);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_AWS_SIGV4, s->sigv4);
-    curl_easy_setopt(c, CURLOPT_USERPWD, s->userpwd);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L); /* < 1 KiB/s for 60 s: give up */
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    return c;
-}
-
-/* One signed request: method "PUT" (body from fd, size bytes), "GET" (body into fd), "HEAD" or
- * "DELETE". *http gets the status; STATUS_ERR_API on a transport error (logged). */
-static Status s3_request(GwStorage *s, const char *method, const char *key, int fd, long long size,
-                         const char *content_type, long *http, long long *length)
-{
-    CURL *c = s3_easy(s, key);
-    if (!c)
-        return STATUS_ERR_NOMEM;
-    Feed feed = {fd, size};
-    struct curl_slist *h = NULL;
-    char ct[GW_CTYPE_MAX + 16];
-    snprintf(ct, sizeof ct, "Content-Type: %s", content_type ? content_type : "");
-    if (strcmp(method, "PUT") == 0) {
-        h = curl_slist_append(h, ct);
-        h = curl_slist_append(h, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
-        curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
-        curl_easy_setopt(c, CURLOPT_READFUNCTION, read_from_fd);
-        curl_easy_setopt(c, CURLOPT_READDATA, &feed);
-        curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)size);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
-    } else if (strcmp(method, "GET") == 0) {
-        h = curl_slist_append(h, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_to_fd);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, &fd);
-    } else if (strcmp(method, "DELETE") == 0) {
-        h = curl_slist_append(h, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
-        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "DELETE");
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
-    } else {
-        h = curl_slist_append(h, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
-        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-    }
-    h = curl_slist_append(h, "Expect:");
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    CURLcode rc = curl_easy_perform(c);
-    long code = 0;
-    curl_off_t cl = -1;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-    curl_easy_getinfo(c, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    if (rc != CURLE_OK) {
-        log_error("gateway.s3_failed", "method=%s key=%s error=%s", method, key,
-                  curl_easy_strerror(rc));
-        return STATUS_ERR_API;
-    }
-    *http = code;
-    if (length)
-        *length = (long long)cl;
-    return STATUS_OK;
-}
-
-/* The first bytes of a response body, to read a verdict from. */
-typedef struct {
-    char buf[512];
-    size_t len;
-} Head;
-
-static size_t keep_head(char *data, size_t size, size_t n, void *ctx)
-{
-    Head *h = ctx;
-    size_t len = size * n, room = sizeof h->buf - 1 - h->len;
-    memcpy(h->buf + h->len, data, len < room ? len : room);
-    h->len += len < room ? len : room;
-    h->buf[h->len] = '\0';
-    return len;
-}
-
-/* Copies object from to object to inside the bucket, on the store's side (CopyObject: a PUT
- * with x-amz-copy-source, signed like any other; the content type is copied with the bytes).
- * The store answers when the copy is done, which for a large object can take a while with
- * nothing on the wire, so the low-speed limit gives way to an overall one. S3 may also answer
- * 200 and report a failure in the body, so the body must be a CopyObjectResult. STATUS_OK, or
- * STATUS_ERR_API (logged). */
-static Status s3_copy(GwStorage *s, const char *from, const char *to)
-{
-    CURL *c = s3_easy(s, to);
-    if (!c)
-        return STATUS_ERR_NOMEM;
-    Feed none = {-1, 0};
-    Head head = {0};
-    char src[CONFIG_ITEM_MAX + GW_PATH_MAX + 40];
-    snprintf(src, sizeof src, "x-amz-copy-source: /%s/%s", s->bucket, from);
-    struct curl_slist *h = curl_slist_append(NULL, src);
-    h = curl_slist_append(h, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
-    h = curl_slist_append(h, "Expect:");
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
-    curl_easy_setopt(c, CURLOPT_READFUNCTION, read_from_fd);
-    curl_easy_setopt(c, CURLOPT_READDATA, &none);
-    curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)0);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep_head);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &head);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 0L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 900L);
-    CURLcode rc = curl_easy_perform(c);
-    long code = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    if (rc != CURLE_OK) {
-        log_error("gateway.s3_failed", "method=COPY key=%s from=%s error=%s", to, from,
-                  curl_easy_strerror(rc));
-        return STATUS_ERR_API;
-    }
-    if (code < 200 || code > 299 || !strstr(head.buf, "CopyObjectResult")) {
-        log_error("gateway.s3_copy_refused", "key=%s from=%s http_status=%ld", to, from, code);
-        return STATUS_ERR_API;
-    }
-    return STATUS_OK;
-}
-
 /* An unlinked temporary file in the storage directory (the S3 spool). -1 on failure. */
 static int spool_file(GwStorage *s)
 {
@@ -340,8 +154,8 @@ static int spool_file(GwStorage *s)
 static void *put_thread(void *arg)
 {
     GwUpload *u = arg;
-    u->put_status = s3_request(u->s, "PUT", u->tmp_key, u->rfd, u->declared, u->content_type,
-                               &u->put_http, NULL);
+    u->put_status = gw_s3_request(&u->s->store, "PUT", u->tmp_key, u->rfd, u->declared,
+                                  u->content_type, &u->put_http, NULL);
     close(u->rfd);
     u->rfd = -1;
     return NULL;
@@ -391,7 +205,7 @@ static void finish_stream(GwUpload *u)
 static void drop_temporary(GwUpload *u, bool committed)
 {
     long http = 0;
-    if (s3_request(u->s, "DELETE", u->tmp_key, -1, 0, NULL, &http, NULL) != STATUS_OK ||
+    if (gw_s3_request(&u->s->store, "DELETE", u->tmp_key, -1, 0, NULL, &http, NULL) != STATUS_OK ||
         ((http < 200 || http > 299) && http != 404))
         log_warn("gateway.s3_temporary_left", "key=%s tmp_key=%s http_status=%ld", u->key,
                  u->tmp_key, http);
@@ -534,7 +348,8 @@ static Status put_spooled(GwUpload *u)
         return STATUS_ERR_INTERNAL;
     }
     long http = 0;
-    Status st = s3_request(u->s, "PUT", u->tmp_key, u->fd, u->size, u->content_type, &http, NULL);
+    Status st = gw_s3_request(&u->s->store, "PUT", u->tmp_key, u->fd, u->size, u->content_type,
+                              &http, NULL);
     if (st == STATUS_OK && (http < 200 || http > 299)) {
         log_error("gateway.s3_put_refused", "key=%s tmp_key=%s http_status=%ld", u->key, u->tmp_key,
                   http);
@@ -562,7 +377,7 @@ Status gw_storage_commit(GwUpload *u)
          * between the copy and the delete leaves a stray temporary object, nothing visible. */
         st = u->streaming ? end_streamed_put(u) : put_spooled(u);
         if (st == STATUS_OK)
-            st = s3_copy(u->s, u->tmp_key, u->key);
+            st = gw_s3_copy(&u->s->store, u->tmp_key, u->key);
         drop_temporary(u, st == STATUS_OK);
     }
     gw_storage_abort(u);
@@ -584,7 +399,7 @@ Status gw_storage_exists(GwStorage *s, const char *key, bool *exists)
         return STATUS_OK;
     }
     long http = 0;
-    Status st = s3_request(s, "HEAD", key, -1, 0, NULL, &http, NULL);
+    Status st = gw_s3_request(&s->store, "HEAD", key, -1, 0, NULL, &http, NULL);
     if (st != STATUS_OK)
         return st;
     if (http != 200 && http != 404) {
@@ -592,174 +407,6 @@ Status gw_storage_exists(GwStorage *s, const char *key, bool *exists)
         return STATUS_ERR_API;
     }
     *exists = http == 200;
-    return STATUS_OK;
-}
-
-/* A public read from S3, streamed: libcurl's multi interface is driven from the reader's
- * calls, so bytes move only as fast as the HTTP client takes them (a full buffer pauses the
- * transfer: TCP backpressure all the way to the store) and nothing is spooled to disk. */
-#define READ_BUF (256 * 1024)
-
-struct GwReader {
-    CURLM *multi;
-    CURL *easy;
-    struct curl_slist *headers;
-    char key[GW_PATH_MAX + 32];
-    char *buf; /* bytes received, not yet read: buf[start .. start + len) */
-    size_t cap, start, len;
-    bool paused, done, headers_done;
-    CURLcode result;
-};
-
-static size_t reader_header(char *data, size_t size, size_t n, void *ctx)
-{
-    GwReader *rd = ctx;
-    size_t len = size * n;
-    if (len <= 2 && (len == 0 || data[0] == '\r' || data[0] == '\n')) {
-        long code = 0;
-        curl_easy_getinfo(rd->easy, CURLINFO_RESPONSE_CODE, &code);
-        if (code >= 200) /* not the end of a 100 Continue */
-            rd->headers_done = true;
-    }
-    return len;
-}
-
-static size_t reader_write(char *data, size_t size, size_t n, void *ctx)
-{
-    GwReader *rd = ctx;
-    size_t len = size * n;
-    long code = 0;
-    curl_easy_getinfo(rd->easy, CURLINFO_RESPONSE_CODE, &code);
-    if (code != 200)
-        return len; /* an error's body is not the object */
-    if (rd->start > 0 && rd->start + rd->len + len > rd->cap) {
-        memmove(rd->buf, rd->buf + rd->start, rd->len);
-        rd->start = 0;
-    }
-    if (rd->len + len > rd->cap) {
-        if (rd->len > 0) {
-            rd->paused = true; /* delivered again once the client has taken what we hold */
-            return CURL_WRITEFUNC_PAUSE;
-        }
-        char *b = realloc(rd->buf, len); /* one piece larger than the buffer */
-        if (!b)
-            return 0;
-        rd->buf = b;
-        rd->cap = len;
-    }
-    memcpy(rd->buf + rd->start + rd->len, data, len);
-    rd->len += len;
-    return len;
-}
-
-/* Runs the transfer until want() holds or it ends; false when it failed to make progress. */
-static bool reader_drive(GwReader *rd, bool want_body)
-{
-    for (;;) {
-        int running = 0;
-        if (curl_multi_perform(rd->multi, &running) != CURLM_OK)
-            return false;
-        CURLMsg *m;
-        int left;
-        while ((m = curl_multi_info_read(rd->multi, &left)) != NULL)
-            if (m->msg == CURLMSG_DONE) {
-                rd->done = true;
-                rd->result = m->data.result;
-            }
-        if (rd->done || (want_body ? rd->len > 0 : rd->headers_done))
-            return true;
-        if (rd->paused)
-            return true; /* nothing will come before the client reads */
-        if (curl_multi_poll(rd->multi, NULL, 0, 1000, NULL) != CURLM_OK)
-            return false;
-    }
-}
-
-void gw_storage_read_close(GwReader *rd)
-{
-    if (!rd)
-        return;
-    if (rd->multi && rd->easy)
-        curl_multi_remove_handle(rd->multi, rd->easy);
-    curl_easy_cleanup(rd->easy);
-    curl_multi_cleanup(rd->multi);
-    curl_slist_free_all(rd->headers);
-    free(rd->buf);
-    free(rd);
-}
-
-long gw_storage_read(GwReader *rd, char *buf, size_t max)
-{
-    if (rd->len == 0 && !rd->done && !reader_drive(rd, true))
-        return -1;
-    if (rd->len == 0) {
-        if (rd->result != CURLE_OK) {
-            log_warn("gateway.s3_read_cut", "key=%s error=%s", rd->key,
-                     curl_easy_strerror(rd->result));
-            return -1;
-        }
-        return 0;
-    }
-    size_t n = rd->len < max ? rd->len : max;
-    memcpy(buf, rd->buf + rd->start, n);
-    rd->start += n;
-    rd->len -= n;
-    if (rd->len == 0)
-        rd->start = 0;
-    if (rd->paused && rd->len == 0) {
-        rd->paused = false;
-        curl_easy_pause(rd->easy, CURLPAUSE_CONT); /* may call reader_write at once */
-    }
-    return (long)n;
-}
-
-/* Starts the GET of key and waits for the store's answer to the headers. */
-static Status s3_read_open(GwStorage *s, const char *key, GwReader **out, long long *size)
-{
-    GwReader *rd = calloc(1, sizeof *rd);
-    if (!rd)
-        return STATUS_ERR_NOMEM;
-    snprintf(rd->key, sizeof rd->key, "%s", key);
-    rd->cap = READ_BUF;
-    rd->buf = malloc(rd->cap);
-    rd->multi = curl_multi_init();
-    rd->easy = s3_easy(s, key);
-    rd->headers = curl_slist_append(NULL, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
-    if (!rd->buf || !rd->multi || !rd->easy || !rd->headers) {
-        gw_storage_read_close(rd);
-        return STATUS_ERR_NOMEM;
-    }
-    CURL *c = rd->easy;
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, rd->headers);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, reader_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, rd);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, reader_write);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, rd);
-    if (curl_multi_add_handle(rd->multi, c) != CURLM_OK || !reader_drive(rd, false)) {
-        gw_storage_read_close(rd);
-        return STATUS_ERR_INTERNAL;
-    }
-    long code = 0;
-    curl_off_t cl = -1;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-    curl_easy_getinfo(c, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
-    Status st = STATUS_OK;
-    if (rd->done && rd->result != CURLE_OK && !rd->headers_done) {
-        log_error("gateway.s3_failed", "method=GET key=%s error=%s", key,
-                  curl_easy_strerror(rd->result));
-        st = STATUS_ERR_API;
-    } else if (code == 404) {
-        st = STATUS_ERR_NOT_FOUND;
-    } else if (code != 200 || cl < 0) {
-        log_error("gateway.s3_get_refused", "key=%s http_status=%ld", key, code);
-        st = STATUS_ERR_API;
-    }
-    if (st != STATUS_OK) {
-        gw_storage_read_close(rd);
-        return st;
-    }
-    *out = rd;
-    *size = (long long)cl;
     return STATUS_OK;
 }
 
@@ -786,12 +433,12 @@ Status gw_storage_open(GwStorage *s, const char *key, bool head, int *fd, GwRead
     }
     if (!head) {
         *fd = -1;
-        return s3_read_open(s, key, reader, size);
+        return gw_s3_read_open(&s->store, key, reader, size);
     }
     /* HEAD: the store's HEAD, never the body. */
     long http = 0;
     long long len = -1;
-    Status st = s3_request(s, "HEAD", key, -1, 0, NULL, &http, &len);
+    Status st = gw_s3_request(&s->store, "HEAD", key, -1, 0, NULL, &http, &len);
     if (st != STATUS_OK)
         return st;
     if (http == 404)

@@ -18,8 +18,9 @@
  *          is streamed to the store as it arrives: the request thread writes into a pipe that a
  *          PUT running in a thread of its own reads (a body cut short aborts the PUT and its
  *          temporary object is deleted). A body of unknown length (chunked) is spooled to an
- *          unlinked temporary file first, since S3 wants the Content-Length up front. Reads are streamed from the store to the client
- *          (libcurl's multi interface, paused while the client is slow); nothing is spooled.
+ *          unlinked temporary file first, since S3 wants the Content-Length up front. Reads
+ *          are streamed from the store to the client (libcurl's multi interface, paused while
+ *          the client is slow); nothing is spooled. The requests themselves: gw_s3.h.
  * Either way no upload is ever held whole in memory. Thread-safe: each call is independent.
  */
 #ifndef ORCH_GW_STORAGE_H
