@@ -32,6 +32,10 @@ if [ $needs_npm = 1 ]; then
     command -v npm >/dev/null || fail "npm is missing; run scripts/install-deps.sh (npm)"
     npm_dir=${ORCH_NPM_DIR:-$(dirname "$ORCH_BINARY")/npm-gateway}
     stamp=$(sha256sum "$here/package-lock.json" | cut -c1-16)
+    # One installer at a time: gateway tests run in parallel (ctest -j) share the directory.
+    mkdir -p "$(dirname "$npm_dir")"
+    exec 9>"$npm_dir.lock"
+    flock 9
     if [ "$(cat "$npm_dir/.stamp" 2>/dev/null || true)" != "$stamp" ]; then
         rm -rf "$npm_dir"
         mkdir -p "$npm_dir"
@@ -40,6 +44,8 @@ if [ $needs_npm = 1 ]; then
             { cat "$npm_dir/npm.log" >&2; fail "npm ci failed (the npm registry must be reachable)"; }
         echo "$stamp" >"$npm_dir/.stamp"
     fi
+    flock -u 9
+    exec 9>&-
     export ORCH_NPM_DIR=$npm_dir
 fi
 
