@@ -59,7 +59,7 @@ class Review16Case(SafetyTestCase):
 
 class TestLogTailSecrets(Review16Case):
 
-    def test_defect_secret_cut_at_line_limit_is_stored(self):
+    def test_secret_cut_at_line_limit_is_masked(self):
         secret = "hf_" + "Zq7Lm2Xw9Rt4Kp8Vn3Bc6Hd1Fg5Js0Ya"  # 35 bytes
         wid = self.one_active(WORKER_ENV_HF_TOKEN=secret)
         # A long line (a traceback, a dumped config) whose 1 KiB cut falls 3 bytes before the
