@@ -252,6 +252,60 @@ static long long spend_allowance(double cap, double cost, double bound, bool unp
     return allowed > 0 ? allowed : 0;
 }
 
+/* Whether a pod at `price` fits in `budget` dollars per hour; a pod of unknown price (0: no
+ * price known at all) only while the fleet is strictly under the cap. */
+static bool affordable(double budget, double price)
+{
+    return price > 0 ? budget >= price - 1e-9 : budget > 1e-9;
+}
+
+/* Pool p's scale-up slots in the order they are filled: its stopped pods to start first
+ * (planner_warm_next_start), then creates. Each slot is charged for the spend cap at `base`
+ * (the pool's price bound) or, for a start, at that pod's known price when larger: a stopped
+ * pod may be dearer than every type the bound covers (its price recorded when it was created,
+ * or raised since). */
+typedef struct {
+    int pool;
+    double base;
+    long long at; /* the last stopped worker handed out; -1 none yet; -2 none left */
+} Slots;
+
+/* The price of pool p's next slot; the slot is taken. */
+static double next_slot_price(const Ctx *c, Slots *s)
+{
+    if (s->at != -2) {
+        long long i = planner_warm_next_start(c, s->pool, s->at);
+        s->at = i >= 0 ? i : -2;
+        if (i >= 0) {
+            double own = planner_warm_start_price(c, (size_t)i);
+            return own > s->base ? own : s->base;
+        }
+    }
+    return s->base;
+}
+
+/* How many of pool p's next `limit` slots fit in a budget (dollars per hour), each at its own
+ * price (next_slot_price; the starts first, then creates at `base`). */
+static long long slots_within(const Ctx *c, int p, double budget, double base, long long limit)
+{
+    Slots s = {.pool = p, .base = base, .at = -1};
+    long long n = 0;
+    while (n < limit && s.at != -2) {
+        double price = next_slot_price(c, &s);
+        if (!affordable(budget, price))
+            return n;
+        budget -= price;
+        n++;
+    }
+    if (n < limit && base > 0) { /* the rest are creates at base */
+        long long more = (long long)floor(budget / base + 1e-9);
+        n += more < limit - n ? (more > 0 ? more : 0) : limit - n;
+    } else if (n < limit && affordable(budget, base)) {
+        n = limit; /* at most one pod of unknown price: spend_allowance's rule */
+    }
+    return n;
+}
+
 /* Pool p's circuit breaker: its endings in the window, with the failures this plan records. */
 static void breaker(const Ctx *c, int p, PlanPool *out)
 {
@@ -330,6 +384,9 @@ static void size_pool(Ctx *c, int p, long long *cap, long long *min_deficit, Rea
     out->price_bound = price_bound(snap, pp, out);
     long long spend = spend_allowance(pp->max_hourly_spend, out->cost_per_hr, out->price_bound,
                                       unpriced_live(c, p), price_ceiling(snap));
+    if (pp->max_hourly_spend > 0 && spend > 0) /* a stopped pod to start may cost more */
+        spend = slots_within(c, p, pp->max_hourly_spend - out->cost_per_hr,
+                             out->price_bound > 0 ? out->price_bound : price_ceiling(snap), spend);
     out->spend_room = pp->max_hourly_spend > 0 ? spend : -1;
     /* Every limit that would stop the pool from growing to what its demand wants (`explain`
      * lists them all); the cuts below apply them in order. */
@@ -549,19 +606,13 @@ static bool fleet_breaker(const Ctx *c)
     return failing >= 2;
 }
 
-/* Whether a pod at `price` fits in `budget` dollars per hour; a pod of unknown price (0: no
- * price known at all) only while the fleet is strictly under the cap. */
-static bool affordable(double budget, double price)
-{
-    return price > 0 ? budget >= price - 1e-9 : budget > 1e-9;
-}
-
 /* The fleet's spend cap, in dollars: the slots shared out by count are handed out again, each
  * at its own pool's price bound -- MIN deficits first (by name), then one pod per pool in turn
  * (by name) -- and a pool stops when its next pod no longer fits. A pool whose price is unknown
  * gets at most one pod (to learn the price), costed at the dearest price known, and none while
  * one of its live pods has no price yet. One pool of unknown price no longer holds every pool
- * to one pod. Returns whether any pool got fewer than its share. */
+ * to one pod. A slot that starts a stopped pod is charged at that pod's price when it is above
+ * the bound (Slots). Returns whether any pool got fewer than its share. */
 static bool spend_share(const Ctx *c, size_t n, const size_t *by_name, const long long *deficit,
                         long long *give)
 {
@@ -570,18 +621,21 @@ static bool spend_share(const Ctx *c, size_t n, const size_t *by_name, const lon
         return false;
     double budget = cap - c->plan->fleet_cost_per_hr, ceiling = price_ceiling(c->snap);
     long long lim[PLAN_POOLS_MAX], got[PLAN_POOLS_MAX] = {0};
-    double price[PLAN_POOLS_MAX];
+    double price[PLAN_POOLS_MAX]; /* of each pool's next slot */
+    Slots slots[PLAN_POOLS_MAX];
     bool stopped[PLAN_POOLS_MAX] = {false};
     for (size_t p = 0; p < n; p++) {
-        price[p] = c->plan->pools[p].price_bound;
+        double base = c->plan->pools[p].price_bound;
         lim[p] = give[p];
-        if (price[p] <= 0) {
-            price[p] = ceiling;
+        if (base <= 0) {
+            base = ceiling;
             if (lim[p] > 1)
                 lim[p] = 1;
             if (unpriced_live(c, (int)p))
                 lim[p] = 0;
         }
+        slots[p] = (Slots){.pool = (int)p, .base = base, .at = -1};
+        price[p] = next_slot_price(c, &slots[p]);
     }
     for (size_t k = 0; k < n; k++) { /* MIN deficits first */
         size_t p = by_name[k];
@@ -593,6 +647,7 @@ static bool spend_share(const Ctx *c, size_t n, const size_t *by_name, const lon
             }
             got[p]++;
             budget -= price[p];
+            price[p] = next_slot_price(c, &slots[p]);
         }
     }
     for (bool any = true; any;) { /* then one pod per pool in turn */
@@ -607,6 +662,7 @@ static bool spend_share(const Ctx *c, size_t n, const size_t *by_name, const lon
             }
             got[p]++;
             budget -= price[p];
+            price[p] = next_slot_price(c, &slots[p]);
             any = true;
         }
     }

@@ -2,20 +2,24 @@
 limit, spend from billing, failure log tails, the stopped-pod warm pool), against the real
 binary, a real PostgreSQL and the RunPod stand-in.
 
-Tests named test_defect_* reproduce a defect and FAIL while it exists (each says what was
-observed and what is expected).
+The review found three defects; each reproduction now holds as a regression test (named for
+what holds), and one behaviour was found to hold already.
 
-  defects
-    1. a secret straddling the 1 KiB cut of a log line is stored (all of it but the cut-off
-       end) in worker_failure_logs: the scrub runs after the line is cut, so the partial secret
-       no longer matches;
+  fixed (branch fix16)
+    1. a secret straddling the 1 KiB cut of a log line was stored (all of it but the cut-off
+       end) in worker_failure_logs: the scrub ran after the line was cut. Now each line is
+       scrubbed whole before the cut, and a cut line never ends with 8+ bytes of a secret
+       (test_secret_cut_at_line_limit_is_masked);
     3. a stopped pod of a GPU type the pool no longer uses (RUNPOD_GPU_TYPES changed to a
-       cheaper card) is started under the new type's price bound: the fleet runs past
-       MAX_HOURLY_SPEND_USD (and on a GPU the operator removed);
-    4. one RateLimit answer with a window at r=0 and no reset (`"minute";r=0`, which the parser
-       accepts) is persisted and re-read as "0 left" by every later run: the pod list and every
-       create wait forever (until some other call happens to bring a new header) -- the fleet
-       never scales up.
+       cheaper card) was started under the new type's price bound: the fleet ran past
+       MAX_HOURLY_SPEND_USD. Now only a stopped pod of a usable type is started, charged at
+       its own price when dearer, and one of a type taken out of its pool is terminated
+       (stopped_type_gone) (test_stopped_pod_of_a_removed_type_is_not_started_past_the_spend_cap);
+    4. one RateLimit answer with a window at r=0 and no reset (`"minute";r=0`) was persisted and
+       re-read as "0 left" by every later run: the fleet never scaled up. Now a window without
+       t resets after its policy w (else 60 s), t is believed up to min(w, 3600), and the pod
+       list never waits more than 60 s on an old "0 left"
+       (test_window_without_reset_resets_after_its_length).
   held
     2. the pod's WORKER_TOKEN (a JWT) printed with a full stop after it ("... eyJ..x.y."):
        podlog_scrub's jwt_len gives up on the third dot, but the logger's scrub (log.c) that
@@ -94,7 +98,7 @@ class TestLogTailWorkerToken(Review16Case):
 
 class TestWarmPoolSpend(Review16Case):
 
-    def test_defect_start_of_a_dearer_stopped_pod_breaks_the_spend_cap(self):
+    def test_stopped_pod_of_a_removed_type_is_not_started_past_the_spend_cap(self):
         self.config.update(WARM, RUNPOD_GPU_TYPES=A40, WARM_STOPPED_PODS="0")
         self.start_fake()
         self.fake.http("POST", "/_fake/config", {"gpu_costs": {A40: 0.40, H100: 2.69}})
@@ -123,6 +127,8 @@ class TestWarmPoolSpend(Review16Case):
         started = self.db.worker(stopped["id"])["status"]
         note("e2e review16: after the switch to A40 under a $1/h cap, the stopped H100's row is "
              "%s; peak running $%.2f/h" % (started, peak))
+        # Its type is no longer the pool's: the stopped H100 is terminated (stopped_type_gone).
+        self.assertEqual(started, "terminated")
         self.assertLessEqual(peak, 1.0 + 1e-6,
                              "the stopped H100 pod ($2.69/h) was started under the A40's "
                              "price bound ($0.40/h): the fleet ran at $%.2f/h against a "
