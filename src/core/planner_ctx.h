@@ -117,7 +117,8 @@ bool planner_warm_stop(Ctx *c, size_t i);
 
 /* Step 6: starts one stopped worker of pool p (the longest stopped first) for a scale-up slot
  * with reason r. Only a pod whose GPU type is among the pool's usable types this plan
- * (c->plan->pools[p]: configured, not backed off, not out of stock) is started. Returns false
+ * (c->plan->pools[p]: configured, not backed off, not out of stock), or whose row recorded no
+ * type, is started. Returns false
  * when the pool has none to start (the caller creates a pod). */
 bool planner_warm_start(Ctx *c, int p, Reason r);
 

@@ -267,7 +267,8 @@ static bool affordable(double budget, double price)
 typedef struct {
     int pool;
     double base;
-    long long at; /* the last stopped worker handed out; -1 none yet; -2 none left */
+    double unknown; /* a start of no known price (no price recorded, no type): the dearest */
+    long long at;   /* the last stopped worker handed out; -1 none yet; -2 none left */
 } Slots;
 
 /* The price of pool p's next slot; the slot is taken. */
@@ -278,6 +279,8 @@ static double next_slot_price(const Ctx *c, Slots *s)
         s->at = i >= 0 ? i : -2;
         if (i >= 0) {
             double own = planner_warm_start_price(c, (size_t)i);
+            if (!(own > 0))
+                own = s->unknown;
             return own > s->base ? own : s->base;
         }
     }
@@ -288,7 +291,7 @@ static double next_slot_price(const Ctx *c, Slots *s)
  * price (next_slot_price; the starts first, then creates at `base`). */
 static long long slots_within(const Ctx *c, int p, double budget, double base, long long limit)
 {
-    Slots s = {.pool = p, .base = base, .at = -1};
+    Slots s = {.pool = p, .base = base, .unknown = price_ceiling(c->snap), .at = -1};
     long long n = 0;
     while (n < limit && s.at != -2) {
         double price = next_slot_price(c, &s);
@@ -634,7 +637,7 @@ static bool spend_share(const Ctx *c, size_t n, const size_t *by_name, const lon
             if (unpriced_live(c, (int)p))
                 lim[p] = 0;
         }
-        slots[p] = (Slots){.pool = (int)p, .base = base, .at = -1};
+        slots[p] = (Slots){.pool = (int)p, .base = base, .unknown = ceiling, .at = -1};
         price[p] = next_slot_price(c, &slots[p]);
     }
     for (size_t k = 0; k < n; k++) { /* MIN deficits first */

@@ -47,13 +47,14 @@ static bool type_usable(const Ctx *c, int p, const char *t)
 /* Whether stopped worker i may be started now: it has a pod of a GPU type its pool may use now
  * (a stopped pod of a type the operator removed, or one backed off or out of stock, is not
  * started: it would run on a card the pool does not want, past the price bound the spend cap
- * was computed with), and the list (when read) shows that pod EXITED -- within the lag window
- * of its stop it may still read RUNNING; then it is simply not started this cycle. */
+ * was computed with; a row that recorded no type is judged by its price alone), and the list
+ * (when read) shows that pod EXITED -- within the lag window of its stop it may still read
+ * RUNNING; then it is simply not started this cycle. */
 static bool startable(const Ctx *c, size_t i)
 {
     const SnapWorker *w = &c->snap->workers[i];
     int p = c->view[i].pool;
-    if (!w->runpod_id[0] || p < 0 || !type_usable(c, p, w->gpu_type))
+    if (!w->runpod_id[0] || p < 0 || (w->gpu_type[0] && !type_usable(c, p, w->gpu_type)))
         return false;
     if (!c->snap->pods_listed)
         return true;

@@ -637,6 +637,10 @@ static const struct {
      "start_worker:backlog:s1 spawn_worker:backlog spawn_worker:backlog"},
     {"cheaper than the bound: charged at the bound", false, false, false, "GPU-A", 0.30, 1.0, 3,
      "start_worker:backlog:s1 spawn_worker:backlog"},
+    {"no type recorded, its price known: started", false, false, false, "", 0.69, 1.0, 1,
+     "start_worker:backlog:s1"},
+    {"no type, no price recorded: charged at the dearest known ($2.69), nothing", false, false,
+     false, "", 0, 1.0, 1, ""},
 };
 
 START_TEST(test_stopped_type_and_price)
