@@ -734,29 +734,34 @@ static void rebalance_min(Ctx *c, size_t n, const long long *deficit, const long
 }
 
 /* RunPod calls this plan's terminations make (one DELETE per pod), made before any create. */
-static long long planned_api_terminations(const Plan *plan)
+static long long planned_api_calls(const Plan *plan)
 {
     long long n = 0;
-    for (size_t i = 0; i < plan->count; i++)
-        if ((plan->actions[i].kind == ACTION_TERMINATE_WORKER ||
-             plan->actions[i].kind == ACTION_TERMINATE_POD) &&
-            plan->actions[i].pod_id[0])
+    for (size_t i = 0; i < plan->count; i++) {
+        const Action *a = &plan->actions[i];
+        if (!a->pod_id[0])
+            continue;
+        if (a->kind == ACTION_TERMINATE_WORKER || a->kind == ACTION_TERMINATE_POD ||
+            a->kind == ACTION_STOP_WORKER)
             n++;
+        if (a->kind == ACTION_TERMINATE_WORKER && a->fetch_logs)
+            n++; /* the failed worker's log tail, read before its pod goes (issue 16) */
+    }
     return n;
 }
 
 /* RunPod's rate limit (issue 16): the creates beyond what the quota leaves after the reserve
- * and this plan's terminations wait for later cycles, shared out like the fleet's room (MIN
- * deficits and starving pools first). Terminations are never held back. Applied last, after
- * the MIN rebalance, so a deferred create never makes another pool drain. Returns whether it
- * cut a pool's share. */
+ * and this plan's other calls (terminations, stops, log tails) wait for later cycles, shared out
+ * like the fleet's room (MIN deficits and starving pools first). Terminations are never held back.
+ * Applied last, after the MIN rebalance, so a deferred create never makes another pool drain.
+ * Returns whether it cut a pool's share. */
 static bool rate_share(Ctx *c, size_t n, const long long *deficit, const size_t *by_name,
                        const size_t *first, size_t nf, long long *give)
 {
     Plan *plan = c->plan;
     plan->rate_remaining = ratelimit_remaining(&c->snap->quota);
     plan->rate_allowance = ratelimit_create_allowance(
-        &c->snap->quota, c->policy->rate_limit_reserve, planned_api_terminations(plan));
+        &c->snap->quota, c->policy->rate_limit_reserve, planned_api_calls(plan));
     long long wanted = 0;
     for (size_t p = 0; p < n; p++)
         wanted += give[p];
