@@ -69,6 +69,7 @@ typedef enum {
     REASON_STOPPED_POD_STATE, /* a stopped worker whose pod RunPod shows running, failed or gone
                                  (someone else started or removed it) */
     REASON_PREDICTED_BACKLOG, /* scale-up for the backlog expected one cold start from now */
+    REASON_STOPPED_TYPE_GONE, /* a stopped pod of a GPU type no longer configured for its pool */
 } Reason;
 
 /* Why scale-up spawned fewer workers than desired (SPAWN_LIMIT_NONE when it did not). */

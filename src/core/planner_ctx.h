@@ -104,9 +104,10 @@ long long planner_count_busy(const Ctx *c, int pool);
 
 /* Stopped pods (planner_warm.c, issue 16). */
 
-/* Stopped workers whose pod must go: gone or running (someone else's doing), older than
- * STOPPED_POD_MAX_AGE_SEC, beyond their pool's WARM_STOPPED_PODS (oldest first), or of a pool
- * no longer configured. Their pods are terminated and the rows end. */
+/* Stopped workers whose pod must go: gone or running (someone else's doing), of a GPU type no
+ * longer configured for their pool, older than STOPPED_POD_MAX_AGE_SEC, beyond their pool's
+ * WARM_STOPPED_PODS (oldest first), or of a pool no longer configured. Their pods are
+ * terminated and the rows end. */
 void planner_step_stopped(Ctx *c);
 
 /* Step 5, for worker i (terminating, no task, drained for idleness in this plan): when its
@@ -115,8 +116,20 @@ void planner_step_stopped(Ctx *c);
 bool planner_warm_stop(Ctx *c, size_t i);
 
 /* Step 6: starts one stopped worker of pool p (the longest stopped first) for a scale-up slot
- * with reason r. Returns false when the pool has none to start (the caller creates a pod). */
+ * with reason r. Only a pod whose GPU type is among the pool's usable types this plan
+ * (c->plan->pools[p]: configured, not backed off, not out of stock), or whose row recorded no
+ * type, is started. Returns false
+ * when the pool has none to start (the caller creates a pod). */
 bool planner_warm_start(Ctx *c, int p, Reason r);
+
+/* The stopped workers planner_warm_start would start for pool p, in that order: the one after
+ * worker index `after` (-1: the first); -1 when none is left. */
+long long planner_warm_next_start(const Ctx *c, int p, long long after);
+
+/* What stopped worker i's pod costs per hour once started, for the spend cap: the larger of
+ * its own recorded price and gpu_prices' for its type in its pool's cloud; 0 when neither is
+ * known. */
+double planner_warm_start_price(const Ctx *c, size_t i);
 
 /* What worker i costs per hour for the spend cap: its estimate (stopped: its disk; a pod of no
  * known price: `unknown`) or, when larger, what RunPod billed for it. *estimate gets the

@@ -106,6 +106,7 @@ const char *reason_str(Reason reason)
         [REASON_STOPPED_POOL_GONE] = "stopped_pool_gone",
         [REASON_STOPPED_POD_STATE] = "stopped_pod_state",
         [REASON_PREDICTED_BACKLOG] = "predicted_backlog",
+        [REASON_STOPPED_TYPE_GONE] = "stopped_type_gone",
     };
     if ((size_t)reason < sizeof names / sizeof names[0] && names[reason])
         return names[reason];

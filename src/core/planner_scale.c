@@ -252,6 +252,63 @@ static long long spend_allowance(double cap, double cost, double bound, bool unp
     return allowed > 0 ? allowed : 0;
 }
 
+/* Whether a pod at `price` fits in `budget` dollars per hour; a pod of unknown price (0: no
+ * price known at all) only while the fleet is strictly under the cap. */
+static bool affordable(double budget, double price)
+{
+    return price > 0 ? budget >= price - 1e-9 : budget > 1e-9;
+}
+
+/* Pool p's scale-up slots in the order they are filled: its stopped pods to start first
+ * (planner_warm_next_start), then creates. Each slot is charged for the spend cap at `base`
+ * (the pool's price bound) or, for a start, at that pod's known price when larger: a stopped
+ * pod may be dearer than every type the bound covers (its price recorded when it was created,
+ * or raised since). */
+typedef struct {
+    int pool;
+    double base;
+    double unknown; /* a start of no known price (no price recorded, no type): the dearest */
+    long long at;   /* the last stopped worker handed out; -1 none yet; -2 none left */
+} Slots;
+
+/* The price of pool p's next slot; the slot is taken. */
+static double next_slot_price(const Ctx *c, Slots *s)
+{
+    if (s->at != -2) {
+        long long i = planner_warm_next_start(c, s->pool, s->at);
+        s->at = i >= 0 ? i : -2;
+        if (i >= 0) {
+            double own = planner_warm_start_price(c, (size_t)i);
+            if (!(own > 0))
+                own = s->unknown;
+            return own > s->base ? own : s->base;
+        }
+    }
+    return s->base;
+}
+
+/* How many of pool p's next `limit` slots fit in a budget (dollars per hour), each at its own
+ * price (next_slot_price; the starts first, then creates at `base`). */
+static long long slots_within(const Ctx *c, int p, double budget, double base, long long limit)
+{
+    Slots s = {.pool = p, .base = base, .unknown = price_ceiling(c->snap), .at = -1};
+    long long n = 0;
+    while (n < limit && s.at != -2) {
+        double price = next_slot_price(c, &s);
+        if (!affordable(budget, price))
+            return n;
+        budget -= price;
+        n++;
+    }
+    if (n < limit && base > 0) { /* the rest are creates at base */
+        long long more = (long long)floor(budget / base + 1e-9);
+        n += more < limit - n ? (more > 0 ? more : 0) : limit - n;
+    } else if (n < limit && affordable(budget, base)) {
+        n = limit; /* at most one pod of unknown price: spend_allowance's rule */
+    }
+    return n;
+}
+
 /* Pool p's circuit breaker: its endings in the window, with the failures this plan records. */
 static void breaker(const Ctx *c, int p, PlanPool *out)
 {
@@ -330,6 +387,9 @@ static void size_pool(Ctx *c, int p, long long *cap, long long *min_deficit, Rea
     out->price_bound = price_bound(snap, pp, out);
     long long spend = spend_allowance(pp->max_hourly_spend, out->cost_per_hr, out->price_bound,
                                       unpriced_live(c, p), price_ceiling(snap));
+    if (pp->max_hourly_spend > 0 && spend > 0) /* a stopped pod to start may cost more */
+        spend = slots_within(c, p, pp->max_hourly_spend - out->cost_per_hr,
+                             out->price_bound > 0 ? out->price_bound : price_ceiling(snap), spend);
     out->spend_room = pp->max_hourly_spend > 0 ? spend : -1;
     /* Every limit that would stop the pool from growing to what its demand wants (`explain`
      * lists them all); the cuts below apply them in order. */
@@ -549,19 +609,13 @@ static bool fleet_breaker(const Ctx *c)
     return failing >= 2;
 }
 
-/* Whether a pod at `price` fits in `budget` dollars per hour; a pod of unknown price (0: no
- * price known at all) only while the fleet is strictly under the cap. */
-static bool affordable(double budget, double price)
-{
-    return price > 0 ? budget >= price - 1e-9 : budget > 1e-9;
-}
-
 /* The fleet's spend cap, in dollars: the slots shared out by count are handed out again, each
  * at its own pool's price bound -- MIN deficits first (by name), then one pod per pool in turn
  * (by name) -- and a pool stops when its next pod no longer fits. A pool whose price is unknown
  * gets at most one pod (to learn the price), costed at the dearest price known, and none while
  * one of its live pods has no price yet. One pool of unknown price no longer holds every pool
- * to one pod. Returns whether any pool got fewer than its share. */
+ * to one pod. A slot that starts a stopped pod is charged at that pod's price when it is above
+ * the bound (Slots). Returns whether any pool got fewer than its share. */
 static bool spend_share(const Ctx *c, size_t n, const size_t *by_name, const long long *deficit,
                         long long *give)
 {
@@ -570,18 +624,21 @@ static bool spend_share(const Ctx *c, size_t n, const size_t *by_name, const lon
         return false;
     double budget = cap - c->plan->fleet_cost_per_hr, ceiling = price_ceiling(c->snap);
     long long lim[PLAN_POOLS_MAX], got[PLAN_POOLS_MAX] = {0};
-    double price[PLAN_POOLS_MAX];
+    double price[PLAN_POOLS_MAX]; /* of each pool's next slot */
+    Slots slots[PLAN_POOLS_MAX];
     bool stopped[PLAN_POOLS_MAX] = {false};
     for (size_t p = 0; p < n; p++) {
-        price[p] = c->plan->pools[p].price_bound;
+        double base = c->plan->pools[p].price_bound;
         lim[p] = give[p];
-        if (price[p] <= 0) {
-            price[p] = ceiling;
+        if (base <= 0) {
+            base = ceiling;
             if (lim[p] > 1)
                 lim[p] = 1;
             if (unpriced_live(c, (int)p))
                 lim[p] = 0;
         }
+        slots[p] = (Slots){.pool = (int)p, .base = base, .unknown = ceiling, .at = -1};
+        price[p] = next_slot_price(c, &slots[p]);
     }
     for (size_t k = 0; k < n; k++) { /* MIN deficits first */
         size_t p = by_name[k];
@@ -593,6 +650,7 @@ static bool spend_share(const Ctx *c, size_t n, const size_t *by_name, const lon
             }
             got[p]++;
             budget -= price[p];
+            price[p] = next_slot_price(c, &slots[p]);
         }
     }
     for (bool any = true; any;) { /* then one pod per pool in turn */
@@ -607,6 +665,7 @@ static bool spend_share(const Ctx *c, size_t n, const size_t *by_name, const lon
             }
             got[p]++;
             budget -= price[p];
+            price[p] = next_slot_price(c, &slots[p]);
             any = true;
         }
     }
@@ -675,29 +734,34 @@ static void rebalance_min(Ctx *c, size_t n, const long long *deficit, const long
 }
 
 /* RunPod calls this plan's terminations make (one DELETE per pod), made before any create. */
-static long long planned_api_terminations(const Plan *plan)
+static long long planned_api_calls(const Plan *plan)
 {
     long long n = 0;
-    for (size_t i = 0; i < plan->count; i++)
-        if ((plan->actions[i].kind == ACTION_TERMINATE_WORKER ||
-             plan->actions[i].kind == ACTION_TERMINATE_POD) &&
-            plan->actions[i].pod_id[0])
+    for (size_t i = 0; i < plan->count; i++) {
+        const Action *a = &plan->actions[i];
+        if (!a->pod_id[0])
+            continue;
+        if (a->kind == ACTION_TERMINATE_WORKER || a->kind == ACTION_TERMINATE_POD ||
+            a->kind == ACTION_STOP_WORKER)
             n++;
+        if (a->kind == ACTION_TERMINATE_WORKER && a->fetch_logs)
+            n++; /* the failed worker's log tail, read before its pod goes (issue 16) */
+    }
     return n;
 }
 
 /* RunPod's rate limit (issue 16): the creates beyond what the quota leaves after the reserve
- * and this plan's terminations wait for later cycles, shared out like the fleet's room (MIN
- * deficits and starving pools first). Terminations are never held back. Applied last, after
- * the MIN rebalance, so a deferred create never makes another pool drain. Returns whether it
- * cut a pool's share. */
+ * and this plan's other calls (terminations, stops, log tails) wait for later cycles, shared out
+ * like the fleet's room (MIN deficits and starving pools first). Terminations are never held back.
+ * Applied last, after the MIN rebalance, so a deferred create never makes another pool drain.
+ * Returns whether it cut a pool's share. */
 static bool rate_share(Ctx *c, size_t n, const long long *deficit, const size_t *by_name,
                        const size_t *first, size_t nf, long long *give)
 {
     Plan *plan = c->plan;
     plan->rate_remaining = ratelimit_remaining(&c->snap->quota);
     plan->rate_allowance = ratelimit_create_allowance(
-        &c->snap->quota, c->policy->rate_limit_reserve, planned_api_terminations(plan));
+        &c->snap->quota, c->policy->rate_limit_reserve, planned_api_calls(plan));
     long long wanted = 0;
     for (size_t p = 0; p < n; p++)
         wanted += give[p];

@@ -24,13 +24,37 @@ static bool is_stopped(const Ctx *c, size_t i)
            !c->view[i].started && !c->snap->workers[i].id_too_long;
 }
 
-/* Whether stopped worker i may be started now: it has a pod, and the list (when read) shows
- * that pod EXITED -- within the lag window of its stop it may still read RUNNING; then it is
- * simply not started this cycle. */
+/* Whether GPU type t is among pool p's configured types. */
+static bool type_configured(const PolicyPool *pp, const char *t)
+{
+    for (size_t g = 0; g < pp->n_gpu_types && g < PLAN_GPU_TYPES_MAX; g++)
+        if (strcmp(pp->gpu_types[g], t) == 0)
+            return true;
+    return false;
+}
+
+/* Whether GPU type t is among pool p's usable types in this plan (its configured types less
+ * those in capacity backoff or out of stock: size_pool's choice). */
+static bool type_usable(const Ctx *c, int p, const char *t)
+{
+    const PlanPool *pp = &c->plan->pools[p];
+    for (size_t g = 0; g < pp->n_gpu_types && g < PLAN_GPU_TYPES_MAX; g++)
+        if (strcmp(pp->gpu_types[g], t) == 0)
+            return true;
+    return false;
+}
+
+/* Whether stopped worker i may be started now: it has a pod of a GPU type its pool may use now
+ * (a stopped pod of a type the operator removed, or one backed off or out of stock, is not
+ * started: it would run on a card the pool does not want, past the price bound the spend cap
+ * was computed with; a row that recorded no type is judged by its price alone), and the list
+ * (when read) shows that pod EXITED -- within the lag window of its stop it may still read
+ * RUNNING; then it is simply not started this cycle. */
 static bool startable(const Ctx *c, size_t i)
 {
     const SnapWorker *w = &c->snap->workers[i];
-    if (!w->runpod_id[0])
+    int p = c->view[i].pool;
+    if (!w->runpod_id[0] || p < 0 || (w->gpu_type[0] && !type_usable(c, p, w->gpu_type)))
         return false;
     if (!c->snap->pods_listed)
         return true;
@@ -86,19 +110,50 @@ static bool pod_contradicts_stop(const Ctx *c, size_t i, char *why, size_t cap)
     return true;
 }
 
-/* The stopped worker of pool p stopped longest ago (only a startable one when to_start); -1
- * when none. */
-static long long pick_oldest(const Ctx *c, int p, bool to_start)
+/* Whether stopped worker a goes before b: stopped longer, then the lower index. */
+static bool stopped_before(const Ctx *c, long long a, long long b)
+{
+    long long x = c->snap->workers[a].stopped_age_sec, y = c->snap->workers[b].stopped_age_sec;
+    return x > y || (x == y && a < b);
+}
+
+/* The stopped worker of pool p stopped longest ago (only a startable one when to_start) that
+ * comes after worker `after` in that order (-1: from the first); -1 when none. */
+static long long pick_after(const Ctx *c, int p, bool to_start, long long after)
 {
     long long best = -1;
     for (size_t i = 0; i < c->snap->n_workers; i++) {
         if (!is_stopped(c, i) || c->view[i].pool != p || (to_start && !startable(c, i)))
             continue;
-        if (best < 0 ||
-            c->snap->workers[i].stopped_age_sec > c->snap->workers[best].stopped_age_sec)
+        if (after >= 0 && !stopped_before(c, after, (long long)i))
+            continue;
+        if (best < 0 || stopped_before(c, (long long)i, best))
             best = (long long)i;
     }
     return best;
+}
+
+static long long pick_oldest(const Ctx *c, int p, bool to_start)
+{
+    return pick_after(c, p, to_start, -1);
+}
+
+long long planner_warm_next_start(const Ctx *c, int p, long long after)
+{
+    return p >= 0 ? pick_after(c, p, true, after) : -1;
+}
+
+double planner_warm_start_price(const Ctx *c, size_t i)
+{
+    const SnapWorker *w = &c->snap->workers[i];
+    int p = c->view[i].pool;
+    double price = w->cost_per_hr > 0 ? w->cost_per_hr : 0;
+    for (size_t k = 0; p >= 0 && k < c->snap->n_prices; k++)
+        if (strcmp(c->snap->prices[k].gpu_type, w->gpu_type) == 0 &&
+            strcmp(c->snap->prices[k].cloud_type, c->policy->pools[p].cloud_type) == 0 &&
+            c->snap->prices[k].usd_per_hr > price)
+            price = c->snap->prices[k].usd_per_hr;
+    return price;
 }
 
 void planner_step_stopped(Ctx *c)
@@ -111,8 +166,15 @@ void planner_step_stopped(Ctx *c)
         if (!is_stopped(c, i))
             continue;
         bool ok = true;
+        int p = c->view[i].pool;
         if (pod_contradicts_stop(c, i, why, sizeof why)) {
             ok = terminate_stopped(c, i, REASON_STOPPED_POD_STATE, why);
+        } else if (p >= 0 && w->gpu_type[0] && pol->pools[p].n_gpu_types > 0 &&
+                   !type_configured(&pol->pools[p], w->gpu_type)) {
+            /* the operator took its GPU type out of the pool: never started again */
+            snprintf(why, sizeof why, "its GPU type %.40s is no longer in pool %.32s's types",
+                     w->gpu_type, pol->pools[p].name);
+            ok = terminate_stopped(c, i, REASON_STOPPED_TYPE_GONE, why);
         } else if (w->stopped_age_sec > pol->stopped_max_age_sec) {
             snprintf(why, sizeof why, "stopped %llds ago (STOPPED_POD_MAX_AGE_SEC %lld)",
                      w->stopped_age_sec, pol->stopped_max_age_sec);

@@ -65,10 +65,41 @@ static void put_clean(char *out, size_t cap, size_t *len, const char *s, size_t 
 /* ------------------------------------------------------------------------------------------ */
 /* SSE                                                                                         */
 
-/* Formats the event data line d[0..n) ("{"ts","source","line"}") into buf (cap); returns its
- * length, or 0 when it is not such an object (then *bad is set). */
-static size_t format_event(const char *d, size_t n, char *buf, size_t cap, bool *bad)
+/* The configured secrets the lines are scrubbed of. */
+typedef struct {
+    const char *const *v;
+    size_t n;
+} Secrets;
+
+/* When the line buf[at..*len) was cut and ends with a prefix of at least PODLOG_PREFIX_MIN
+ * bytes of a secret (one the scrub could not see whole), masks that prefix as "***": a
+ * backstop, since the line is scrubbed before it is cut. */
+static void mask_cut_prefix(char *buf, size_t at, size_t *len, const Secrets *sec)
 {
+    size_t best = 0;
+    for (size_t s = 0; s < sec->n; s++) {
+        size_t sl = sec->v[s] ? strlen(sec->v[s]) : 0;
+        for (size_t k = sl < *len - at ? sl : *len - at; k >= PODLOG_PREFIX_MIN && k > best; k--)
+            if (memcmp(buf + *len - k, sec->v[s], k) == 0) {
+                best = k;
+                break;
+            }
+    }
+    if (best == 0)
+        return;
+    *len -= best;
+    memcpy(buf + *len, "***", 3); /* best >= PODLOG_PREFIX_MIN > 3: it fits */
+    *len += 3;
+    buf[*len] = '\0';
+}
+
+/* Formats the event data line d[0..n) ("{"ts","source","line"}") into buf (cap); returns its
+ * length, or 0 when it is not such an object (then *bad is set). The line is scrubbed of
+ * secrets whole, before it is cut at PODLOG_LINE_MAX: a secret across the cut is still seen. */
+static size_t format_event(const char *d, size_t n, const Secrets *sec, char *buf, size_t cap,
+                           bool *bad)
+{
+    char scrubbed[PODLOG_LINE_MAX + 2]; /* one byte more than a line keeps: a cut shows */
     size_t len = 0;
     buf[0] = '\0';
     cJSON *o = cJSON_ParseWithLength(d, n);
@@ -88,7 +119,11 @@ static size_t format_event(const char *d, size_t n, char *buf, size_t cap, bool 
         put_clean(buf, cap, &len, src->valuestring, strlen(src->valuestring), 16);
         put_clean(buf, cap, &len, ": ", 2, 2);
     }
-    put_clean(buf, cap, &len, line->valuestring, strlen(line->valuestring), PODLOG_LINE_MAX);
+    podlog_scrub(line->valuestring, sec->v, sec->n, scrubbed, sizeof scrubbed);
+    size_t whole = strlen(scrubbed), at = len;
+    put_clean(buf, cap, &len, scrubbed, whole, PODLOG_LINE_MAX);
+    if (len - at < whole)
+        mask_cut_prefix(buf, at, &len, sec);
     if (len + 2 <= cap) {
         buf[len++] = '\n';
         buf[len] = '\0';
@@ -99,7 +134,7 @@ static size_t format_event(const char *d, size_t n, char *buf, size_t cap, bool 
 
 /* Calls each data line of sse, formatted, in order: emit(line, n, ctx). Returns the number of
  * lines; *malformed counts data lines that were not events. */
-static size_t each_event(const char *sse, size_t len, size_t *malformed,
+static size_t each_event(const char *sse, size_t len, const Secrets *sec, size_t *malformed,
                          void (*emit)(const char *, size_t, void *), void *ctx)
 {
     char buf[PODLOG_LINE_MAX + 128];
@@ -114,7 +149,7 @@ static size_t each_event(const char *sse, size_t len, size_t *malformed,
         if (n >= 5 && memcmp(l, "data:", 5) == 0) {
             size_t off = (n > 5 && l[5] == ' ') ? 6 : 5;
             bool bad = false;
-            size_t m = format_event(l + off, n - off, buf, sizeof buf, &bad);
+            size_t m = format_event(l + off, n - off, sec, buf, sizeof buf, &bad);
             if (bad)
                 (*malformed)++;
             else if (m > 0) {
@@ -154,14 +189,16 @@ static void append_line(const char *line, size_t n, void *ctx)
     t->lines++;
 }
 
-void podlog_from_sse(const char *sse, size_t len, char *out, size_t cap, PodlogStats *stats)
+void podlog_from_sse(const char *sse, size_t len, const char *const *secrets, size_t n, char *out,
+                     size_t cap, PodlogStats *stats)
 {
     PodlogStats st = {0};
+    Secrets sec = {.v = secrets, .n = secrets ? n : 0};
     if (cap > 0)
         out[0] = '\0';
     Tail t = {.out = out, .cap = cap};
     if (sse && cap > 0)
-        each_event(sse, len, &st.malformed, append_line, &t);
+        each_event(sse, len, &sec, &st.malformed, append_line, &t);
     st.lines = t.lines;
     st.dropped = t.dropped;
     if (stats)

@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #define PODLOG_LINE_MAX 1024 /* one log line is cut at this many bytes */
+#define PODLOG_PREFIX_MIN 8  /* a cut line never ends with this much of a secret */
 
 typedef struct {
     size_t lines;     /* lines in out */
@@ -24,10 +25,13 @@ typedef struct {
 /* Turns SSE text (len bytes, not necessarily NUL-terminated, possibly starting in the middle of
  * an event) into lines "<ts> <source>: <line>\n" written to out (cap bytes, NUL-terminated),
  * keeping the newest lines that fit (a line longer than cap is left out; one line is at most
- * PODLOG_LINE_MAX bytes plus its time and source). Control characters other than tab and
- * invalid UTF-8 become '?'. Fills
- * *stats (may be NULL). Cannot fail. */
-void podlog_from_sse(const char *sse, size_t len, char *out, size_t cap, PodlogStats *stats);
+ * PODLOG_LINE_MAX bytes plus its time and source). Each line is first scrubbed whole with
+ * podlog_scrub() and the n secrets (secrets may be NULL), and only then cut, so a secret across
+ * the cut is masked too; as a backstop, a cut line that ends with the first PODLOG_PREFIX_MIN
+ * or more bytes of one of the secrets has that end masked as "***". Control characters other
+ * than tab and invalid UTF-8 become '?'. Fills *stats (may be NULL). Cannot fail. */
+void podlog_from_sse(const char *sse, size_t len, const char *const *secrets, size_t n, char *out,
+                     size_t cap, PodlogStats *stats);
 
 /* Copies in to out (cap bytes, NUL-terminated, truncated) with secrets masked as "***": every
  * occurrence of each of the n values in secrets (values shorter than 4 bytes are ignored, as

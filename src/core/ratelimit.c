@@ -283,6 +283,19 @@ static bool parse_list(const char *s, Members *out)
     return true;
 }
 
+/* When a window seen with reset time t and length w (either -1: absent) is full again, in
+ * seconds after the observation: t, but never later than the window's length nor
+ * RATE_RESET_MAX_SEC (a bogus t must not hold the quota at 0 for days); without t, after its
+ * length (as bounded), else after RATE_RESET_DEFAULT_SEC -- a window at 0 that never reset
+ * would stop every call that could bring a fresher header. */
+static long long reset_after(long long t, long long w)
+{
+    long long bound = w >= 0 && w < RATE_RESET_MAX_SEC ? w : RATE_RESET_MAX_SEC;
+    if (t >= 0)
+        return t < bound ? t : bound;
+    return w >= 0 ? bound : RATE_RESET_DEFAULT_SEC;
+}
+
 Status ratelimit_parse(const char *ratelimit, const char *policy, RateQuota *out)
 {
     memset(out, 0, sizeof *out);
@@ -313,7 +326,6 @@ Status ratelimit_parse(const char *ratelimit, const char *policy, RateQuota *out
         RateWindow *w = &out->w[out->n++];
         memcpy(w->name, lim.names[i], sizeof w->name);
         w->remaining = lim.params[i].r;
-        w->reset_sec = lim.params[i].t;
         w->quota = -1;
         w->window_sec = -1;
         for (size_t k = 0; have_pol && k < pol.n; k++)
@@ -321,6 +333,7 @@ Status ratelimit_parse(const char *ratelimit, const char *policy, RateQuota *out
                 w->quota = pol.params[k].q;
                 w->window_sec = pol.params[k].w;
             }
+        w->reset_sec = reset_after(lim.params[i].t, w->window_sec);
     }
     out->known = true;
     return STATUS_OK;
@@ -365,6 +378,15 @@ double ratelimit_reset_in(const RateQuota *q)
         }
     }
     return reset;
+}
+
+bool ratelimit_defer_list(const RateQuota *q)
+{
+    if (ratelimit_remaining(q) != 0)
+        return false;
+    if (q->retry_after_sec >= 0 && q->age_sec < q->retry_after_sec)
+        return true; /* a 429's Retry-After (bounded by the client) */
+    return q->age_sec < (double)RATE_LIST_DEFER_MAX_SEC;
 }
 
 long long ratelimit_create_allowance(const RateQuota *q, long long reserve, long long other_calls)

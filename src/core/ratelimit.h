@@ -24,12 +24,17 @@
 
 #define RATE_WINDOWS_MAX 8
 #define RATE_NAME_MAX 24
-#define RATE_RAW_MAX 512 /* longest header value kept (and persisted); longer = unknown */
+#define RATE_RAW_MAX 512           /* longest header value kept (and persisted); longer = unknown */
+#define RATE_RESET_MAX_SEC 3600    /* a window's t is believed up to this (and up to its w) */
+#define RATE_RESET_DEFAULT_SEC 60  /* a window without t nor w resets after this */
+#define RATE_LIST_DEFER_MAX_SEC 60 /* a "0 left" seen this long ago no longer holds a list */
 
 typedef struct {
     char name[RATE_NAME_MAX]; /* "minute", ... as RunPod names it (any printable text) */
     long long remaining;      /* r; -1 unknown */
-    long long reset_sec;      /* t, seconds after the observation; -1 unknown */
+    long long reset_sec;      /* seconds after the observation until it is full again: t, at
+                                 most min(w, RATE_RESET_MAX_SEC); without t, that bound (w
+                                 known) or RATE_RESET_DEFAULT_SEC (ratelimit_parse); -1 unknown */
     long long quota;          /* q from RateLimit-Policy; -1 unknown */
     long long window_sec;     /* w from RateLimit-Policy; -1 unknown */
 } RateWindow;
@@ -52,6 +57,13 @@ typedef struct {
  * when it was present but defective, STATUS_ERR_NOT_FOUND when it was absent. Cannot crash on
  * any input. */
 Status ratelimit_parse(const char *ratelimit, const char *policy, RateQuota *out);
+
+/* Whether a cycle's pod list waits for the quota: ratelimit_remaining(q) is 0 because of a
+ * Retry-After that has not passed, or of a window at 0 seen less than RATE_LIST_DEFER_MAX_SEC
+ * ago. An older "0 left" (persisted by an earlier run, say) does not hold the list back: the
+ * list is one call, and its answer brings fresh headers -- without it, a quota read as spent
+ * would never be read again. Cannot fail. */
+bool ratelimit_defer_list(const RateQuota *q);
 
 /* Requests that may still be made now: the smallest remaining count over the windows, where a
  * window whose reset time has passed (age_sec >= reset_sec) is full again (its quota, or

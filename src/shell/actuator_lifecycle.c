@@ -272,21 +272,25 @@ static size_t config_secrets(const Config *cfg, const char **out, size_t cap, ch
     return n;
 }
 
+/* The configuration's secrets, gathered once for a tail. */
+enum { SECRETS_MAX = 3 + CONFIG_WORKER_ENV_MAX + CONFIG_POOLS_MAX * CONFIG_POOL_ENV_MAX };
+typedef struct {
+    const char *v[SECRETS_MAX];
+    size_t n;
+    char pw[CONFIG_STR_MAX];
+} Secrets;
+
 /* Scrubs text into out (cap): the configuration's secrets and secret-looking values, then the
  * logger's registered secrets. A mask may be longer than what it hides, so when the result
  * does not fit, whole lines are dropped from the front: the newest lines are the ones that
  * tell why the worker died. */
-static void scrub(const Config *cfg, const char *text, char *out, size_t cap)
+static void scrub(const Secrets *sec, const char *text, char *out, size_t cap)
 {
-    enum { SECRETS_MAX = 3 + CONFIG_WORKER_ENV_MAX + CONFIG_POOLS_MAX * CONFIG_POOL_ENV_MAX };
-    const char *secrets[SECRETS_MAX];
-    char pw[CONFIG_STR_MAX];
-    size_t n = config_secrets(cfg, secrets, SECRETS_MAX, pw, sizeof pw);
     size_t big = 2 * cap + 64;
     char *tmp = malloc(big), *tmp2 = malloc(big);
     out[0] = '\0';
     if (tmp && tmp2) {
-        podlog_scrub(text, secrets, n, tmp, big);
+        podlog_scrub(text, sec->v, sec->n, tmp, big);
         log_scrub(tmp, tmp2, big);
         const char *from = tmp2;
         size_t len = strlen(tmp2);
@@ -321,13 +325,16 @@ void actuator_logs_store(App *app, ActResult *res, LogReads *reads, const Action
                          .error = error,
                          .tail = tail};
     PodlogStats stats = {0};
+    Secrets sec = {0};
+    sec.n = config_secrets(cfg, sec.v, SECRETS_MAX, sec.pw, sizeof sec.pw);
     if (!lr) {
         snprintf(error, sizeof error,
                  "not read: more than %d failed workers in one cycle, or no RunPod client",
                  ACTUATOR_LOG_READS_MAX);
     } else if (lr->st == STATUS_OK) {
-        podlog_from_sse(lr->sse, lr->len, lines, cap, &stats);
-        scrub(cfg, lines, tail, cap);
+        /* Each line is scrubbed before it is cut (podlog.h), and the tail once more here. */
+        podlog_from_sse(lr->sse, lr->len, sec.v, sec.n, lines, cap, &stats);
+        scrub(&sec, lines, tail, cap);
         rec.outcome = stats.lines > 0 ? "ok" : "empty";
         rec.truncated = lr->slid || stats.dropped > 0;
         rec.bytes = (long long)lr->len;
@@ -335,7 +342,7 @@ void actuator_logs_store(App *app, ActResult *res, LogReads *reads, const Action
         rec.outcome = lr->info.error == RP_TIMEOUT ? "timeout" : "error";
         snprintf(raw, sizeof raw, "%s (HTTP %d)%s%.400s", runpod_error_str(lr->info.error),
                  lr->info.http_status, lr->info.detail[0] ? ": " : "", lr->info.detail);
-        scrub(cfg, raw, error, sizeof error);
+        scrub(&sec, raw, error, sizeof error);
     }
     rec.fetch_ms = lr ? lr->ms : 0;
     if (strcmp(rec.outcome, "ok") == 0 || strcmp(rec.outcome, "empty") == 0)

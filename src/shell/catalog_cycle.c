@@ -33,7 +33,7 @@ void catalog_cycle_overlay_quota(App *app, Snapshot *snap)
 
 bool catalog_cycle_quota_spent(const Snapshot *snap)
 {
-    if (ratelimit_remaining(&snap->quota) != 0)
+    if (!ratelimit_defer_list(&snap->quota))
         return false;
     log_info("pods.list_deferred",
              "reset_in_sec=%.0f msg=\"RunPod's rate-limit quota is spent: the pod list waits "

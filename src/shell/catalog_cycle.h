@@ -29,7 +29,9 @@
  * fail. */
 void catalog_cycle_overlay_quota(App *app, Snapshot *snap);
 
-/* True (logged as pods.list_deferred) when snap->quota says no call is left now. */
+/* True (logged as pods.list_deferred) when snap->quota says no call is left now and the pod
+ * list should wait: ratelimit_defer_list() (a "0 left" older than RATE_LIST_DEFER_MAX_SEC
+ * does not hold the list back, so that a fresh header arrives). */
 bool catalog_cycle_quota_spent(const Snapshot *snap);
 
 /* See above. A failed read is logged (catalog.read_failed), recorded (so the next read waits a

@@ -309,9 +309,10 @@ static Status observe_and_decide(App *app, Snapshot *snap, Plan *plan, cJSON *er
     spend_refresh(app, snap); /* the bill, when due (issue 16) */
     catalog_cycle_overlay_quota(app, snap);
     /* RunPod's quota is known to be spent (a 429's Retry-After, or a window at 0 that has not
-     * reset): a cycle's pod list would only be answered 429, so it waits, and the cycle
-     * decides nothing pod-based, as after a failed list. An operator's request still lists;
-     * terminations are never held back. */
+     * reset, seen less than RATE_LIST_DEFER_MAX_SEC ago): a cycle's pod list would only be
+     * answered 429, so it waits, and the cycle decides nothing pod-based, as after a failed
+     * list. An older "0 left" lets the list go, so that a fresh header arrives. An operator's
+     * request still lists; terminations are never held back. */
     if (*pods_wanted && !app->manual && catalog_cycle_quota_spent(snap)) {
         *pods_wanted = false;
         cJSON_AddItemToArray(errors, cJSON_CreateString("pod list deferred: RunPod's rate-limit "

@@ -5,6 +5,9 @@
  */
 #include "spend.h"
 
+#include "catalog_cycle.h"
+#include "ratelimit.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -35,6 +38,17 @@ void spend_refresh(App *app, Snapshot *snap)
         return;
     if (snap->billing_attempted && snap->billing_attempt_age_sec < cfg->reconcile_interval_sec)
         return;
+    /* The bill can wait; the quota's reserve is for lists and terminations. A read at a spent
+     * quota would be answered 429 and wait out its Retry-After inside the cycle. */
+    catalog_cycle_overlay_quota(app, snap);
+    long long left = ratelimit_remaining(&snap->quota);
+    if (left >= 0 && left <= cfg->runpod_rate_limit_reserve) {
+        log_info("billing.deferred",
+                 "remaining=%lld reserve=%d msg=\"RunPod's rate-limit quota is at its reserve: "
+                 "the billing read waits for a later cycle; the spend cap uses the last read\"",
+                 left, cfg->runpod_rate_limit_reserve);
+        return;
+    }
     char *body = NULL;
     size_t len = 0;
     RunpodCallInfo info;

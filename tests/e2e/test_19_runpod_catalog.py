@@ -278,9 +278,11 @@ class TestRunpodCatalog(SafetyTestCase):
         return pods
 
     def test_creates_spread_when_quota_low(self):
-        """3 pods EXITED and 6 tasks queued; a minute window of 8 calls (8 s long here),
-        RUNPOD_RATE_LIMIT_RESERVE 2. The first cycle lists (1), terminates the 3 pods (3) and
-        creates only 2 (8 - 1 - 3 - 2); the other 4 wait for the window's reset. No 429 ever."""
+        """3 pods EXITED and 6 tasks queued; a minute window of 12 calls (12 s long here),
+        RUNPOD_RATE_LIMIT_RESERVE 2. The first cycle lists (1), reads the GPU catalog when due
+        (0 or 1), reads the 3 failed workers' log tails (3), terminates their pods (3) and
+        creates only what is left above the reserve (1 or 2); the rest wait for the window's
+        reset. No 429 ever."""
         self.config.update(RUNPOD_RATE_LIMIT_RESERVE="2", MAX_ACTIVE_GPUS="9")
         fake = self.start_fake()
         pods = self.fleet_with_exited_pods(3)
@@ -288,16 +290,22 @@ class TestRunpodCatalog(SafetyTestCase):
             self.db.insert_task("generate", {"duration_sec": 20, "n": i})
         time.sleep(1.1)  # reconcile due: the next cycle lists pods
         seq0 = max([r["raw"]["seq"] for r in fake.requests()] or [0])
-        self.ratelimit(windows=[{"name": "minute", "q": 8, "w": 8}])
+        self.ratelimit(windows=[{"name": "minute", "q": 12, "w": 12}])
         n0 = len(self.creates())
         first = self.cycle(ok_codes=(0, 6))
         deletes = [p for p in pods if self.deletes_of(p)]
         self.assertEqual(sorted(deletes), sorted(pods), "every termination in the first cycle")
-        self.assertEqual(len(self.creates()) - n0, 2, first.describe())
+        made = len(self.creates()) - n0
+        other = [r for r in fake.api_requests() if r["raw"]["seq"] > seq0
+                 and not (r["method"] == "POST" and r["path"].rstrip("/") == "/v2/pods")]
+        self.assertEqual(len([r for r in other if r["path"].endswith("/logs")]), 3,
+                         "each failed pod's log tail read, counted against the quota")
+        self.assertEqual(made, 12 - 2 - len(other), first.describe())
+        self.assertIn(made, (1, 2), first.describe())
         self.assertEqual(first.status("spawn_limit"), "rate_limit")
-        self.assertEqual(first.action("spawns_deferred"), 4, first.describe())
+        self.assertEqual(first.action("spawns_deferred"), 6 - made, first.describe())
         self.assertTrue(first.events_named("ratelimit.deferred"))
-        per_cycle = [2]
+        per_cycle = [made]
         t0 = time.monotonic()
         while len(self.creates()) - n0 < 6 and time.monotonic() - t0 < 40:
             before = len(self.creates())
@@ -306,7 +314,7 @@ class TestRunpodCatalog(SafetyTestCase):
             time.sleep(0.4)
         rl = self.ratelimit()
         api = [r for r in fake.api_requests() if r["raw"]["seq"] > seq0]
-        e2e_lib.note("ratelimit spread: window 8 calls / 8 s, reserve 2: creates per cycle %s, "
+        e2e_lib.note("ratelimit spread: window 12 calls / 12 s, reserve 2: creates per cycle %s, "
                      "%d API calls, %d answered 429; 3 terminations in the first cycle"
                      % ([n for n in per_cycle if n] + ["..."], len(api), rl["answered_429"]))
         self.assertEqual(len(self.creates()) - n0, 6, "the deferred creates happened later")
@@ -319,11 +327,11 @@ class TestRunpodCatalog(SafetyTestCase):
         q = json.loads(st.stdout)["runpod"]["rate_limit"]
         win = q["windows"][0]
         self.assertEqual((q["known"], win["name"], win["quota"], win["window_sec"]),
-                         (True, "minute", 8, 8), q)
-        self.assertTrue(0 <= q["remaining"] <= 8 and q["remaining"] == win["remaining"], q)
+                         (True, "minute", 12, 12), q)
+        self.assertTrue(0 <= q["remaining"] <= 12 and q["remaining"] == win["remaining"], q)
         text = self.run_binary("status").stdout
         self.assertRegex(text, r"(?m)^ratelimit \d+ RunPod calls left now \(creates keep 2 back\)")
-        self.assertRegex(text, r"(?m)^ratelimit   minute: \d+ of 8 left")
+        self.assertRegex(text, r"(?m)^ratelimit   minute: \d+ of 12 left")
         mfile = os.path.join(self.log_dir, "metrics.prom")
         self.cycle(env_overrides={"METRICS_FILE": mfile}, ok_codes=(0, 6))
         with open(mfile) as f:
@@ -331,7 +339,7 @@ class TestRunpodCatalog(SafetyTestCase):
         got = re.search(r"(?m)^gpu_orchestrator_runpod_rate_limit_remaining (\d+)$", prom)
         self.assertTrue(got, prom[-3000:])
         self.assertRegex(prom, r'(?m)^gpu_orchestrator_runpod_rate_limit_window_quota'
-                               r'\{window="minute"\} 8$')
+                               r'\{window="minute"\} 12$')
         self.assertRegex(prom, r"(?m)^gpu_orchestrator_runpod_rate_limit_header_malformed 0$")
         self.assertRegex(prom, r'(?m)^gpu_orchestrator_spawns_deferred_total'
                                r'\{reason="rate_limit"\} \d+$')

@@ -605,6 +605,84 @@ START_TEST(test_policy_warm_settings_per_pool)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------------------------ */
+/* A stopped pod's GPU type and price (review of issue 16, defect 2)                           */
+
+/* Only a stopped pod of a type the pool may use now is started, its slot charged at the larger
+ * of the pool's price bound and its own price; one of a type taken out of the pool goes. Pool
+ * types GPU-A ($0.40) and, when `both`, GPU-H ($2.69); one stopped pod s1. */
+static const struct {
+    const char *name;
+    bool both, h_backoff, pool_cap;
+    const char *type;
+    double own_price, cap;
+    long long demand;
+    const char *want;
+} TYPE_CASES[] = {
+    {"its type taken out of the pool: terminated, a create instead", false, false, false, "GPU-H",
+     2.69, 0, 1, "terminate_worker:stopped_type_gone:s1 spawn_worker:backlog"},
+    {"the review's case: type gone under a $1 cap: two $0.40 creates, never the $2.69 pod", false,
+     false, false, "GPU-H", 2.69, 1.0, 2,
+     "terminate_worker:stopped_type_gone:s1 spawn_worker:backlog spawn_worker:backlog"},
+    {"its type in capacity backoff: kept, not started; a create", true, true, false, "GPU-H", 2.69,
+     0, 1, "spawn_worker:backlog"},
+    {"its type usable: started", true, false, false, "GPU-H", 2.69, 0, 1,
+     "start_worker:backlog:s1"},
+    {"priced above the bound ($2.69 > $0.40): does not fit $1, nothing", false, false, false,
+     "GPU-A", 2.69, 1.0, 2, ""},
+    {"the same under the pool's own cap", false, false, true, "GPU-A", 2.69, 1.0, 2, ""},
+    {"priced above the bound: room for it and two creates", false, false, false, "GPU-A", 2.69, 3.6,
+     3, "start_worker:backlog:s1 spawn_worker:backlog spawn_worker:backlog"},
+    {"the same under the pool's own cap", false, false, true, "GPU-A", 2.69, 3.6, 3,
+     "start_worker:backlog:s1 spawn_worker:backlog spawn_worker:backlog"},
+    {"cheaper than the bound: charged at the bound", false, false, false, "GPU-A", 0.30, 1.0, 3,
+     "start_worker:backlog:s1 spawn_worker:backlog"},
+    {"no type recorded, its price known: started", false, false, false, "", 0.69, 1.0, 1,
+     "start_worker:backlog:s1"},
+    {"no type, no price recorded: charged at the dearest known ($2.69), nothing", false, false,
+     false, "", 0, 1.0, 1, ""},
+};
+
+START_TEST(test_stopped_type_and_price)
+{
+    reset(5, 10);
+    PolicyPool *pp = &pol.pools[0];
+    if (TYPE_CASES[_i].both)
+        snprintf(pp->gpu_types[pp->n_gpu_types++], SNAP_NAME_MAX, "GPU-H");
+    if (TYPE_CASES[_i].pool_cap)
+        pp->max_hourly_spend = TYPE_CASES[_i].cap;
+    else
+        pol.max_hourly_spend = TYPE_CASES[_i].cap;
+    snprintf(snap.prices[0].gpu_type, SNAP_NAME_MAX, "GPU-A");
+    snap.prices[0].usd_per_hr = 0.40;
+    snprintf(snap.prices[1].gpu_type, SNAP_NAME_MAX, "GPU-H");
+    snap.prices[1].usd_per_hr = 2.69;
+    snap.n_prices = 2;
+    if (TYPE_CASES[_i].h_backoff) {
+        snprintf(snap.backoffs[0].gpu_type, SNAP_NAME_MAX, "GPU-H");
+        snap.backoffs[0].remaining_sec = 100;
+        snap.backoffs[0].failures = 1;
+        snap.n_backoffs = 1;
+    }
+    SnapWorker *w = stopped("s1", 20);
+    snprintf(w->gpu_type, sizeof w->gpu_type, "%s", TYPE_CASES[_i].type);
+    w->cost_per_hr = TYPE_CASES[_i].own_price;
+    demand(TYPE_CASES[_i].demand);
+    decide();
+    ck_assert_msg(strcmp(plan_str(), TYPE_CASES[_i].want) == 0, "%s: got \"%s\"",
+                  TYPE_CASES[_i].name, plan_str());
+    /* What the plan starts and creates never takes the fleet past its cap. */
+    double after = 0.02 * (double)plan.stopped;
+    for (size_t i = 0; i < plan.count; i++)
+        after += plan.actions[i].kind == ACTION_START_WORKER   ? TYPE_CASES[_i].own_price
+                 : plan.actions[i].kind == ACTION_SPAWN_WORKER ? 0.40
+                                                               : 0;
+    if (TYPE_CASES[_i].cap > 0)
+        ck_assert_msg(after <= TYPE_CASES[_i].cap + 1e-9, "%s: $%.2f/h", TYPE_CASES[_i].name,
+                      after);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("planner_warm");
@@ -621,6 +699,7 @@ static Suite *suite(void)
     tc = tcase_create("stopped_bounds");
     tcase_add_loop_test(tc, test_stopped_bounds, 0, (int)ARRAY_LEN(BOUND_CASES));
     tcase_add_test(tc, test_manual_requests_and_stopped);
+    tcase_add_loop_test(tc, test_stopped_type_and_price, 0, (int)ARRAY_LEN(TYPE_CASES));
     suite_add_tcase(s, tc);
     tc = tcase_create("restarted");
     tcase_add_loop_test(tc, test_restarted_row_timed_from_its_start, 0,

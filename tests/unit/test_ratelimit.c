@@ -4,6 +4,7 @@
  * (nothing: unknown), how the quota ages, and how many creates it allows.
  */
 #include <check.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -33,7 +34,7 @@ START_TEST(test_ratelimit_spec_example)
     ck_assert_int_eq(m->window_sec, 60);
     ck_assert_int_eq(h->remaining, 2800);
     ck_assert_int_eq(h->quota, 3000);
-    ck_assert_int_eq(d->reset_sec, 45012);
+    ck_assert_int_eq(d->reset_sec, RATE_RESET_MAX_SEC); /* t=45012 believed for an hour at most */
     ck_assert_int_eq(d->window_sec, 86400);
     ck_assert_int_eq(ratelimit_remaining(&q), 0);
     ck_assert_double_eq_tol(ratelimit_reset_in(&q), 12, 1e-9);
@@ -158,7 +159,17 @@ static const struct {
     {"after the minute's reset it is full again (60)", SPEC_LIMIT, SPEC_POLICY, 12, -1, 60, 1800},
     {"reset without a policy: unknown window skipped", SPEC_LIMIT, NULL, 13, -1, 2800, 1799},
     {"every window reset, no policy: unknown", "\"m\";r=0;t=5", NULL, 6, -1, -1, -1},
-    {"no reset time: never assumed reset", "\"m\";r=3", "\"m\";q=60;w=60", 1000, -1, 3, -1},
+    /* A window without t resets after its w, else after 60 s; t is believed up to min(w, 3600)
+     * (review of issue 16, defect 3: a window at 0 without t stalled the fleet for ever). */
+    {"no reset time: 0 until its w", "\"m\";r=0", "\"m\";q=60;w=60", 59, -1, 0, 1},
+    {"no reset time: full again after its w", "\"m\";r=0", "\"m\";q=60;w=60", 60, -1, 60, -1},
+    {"no reset time, a day's w: an hour at most", "\"d\";r=0", "\"d\";q=9;w=86400", 3600, -1, 9,
+     -1},
+    {"no reset time nor policy: 0 for 60 s", "\"m\";r=0", NULL, 59, -1, 0, 1},
+    {"no reset time nor policy: unknown after 60 s", "\"m\";r=0", NULL, 60, -1, -1, -1},
+    {"t past w: reset at w", "\"m\";r=0;t=900", "\"m\";q=60;w=60", 60, -1, 60, -1},
+    {"a huge t without w: an hour at most", "\"m\";r=0;t=999999", NULL, 3599, -1, 0, 1},
+    {"a huge t without w: reset after an hour", "\"m\";r=0;t=999999", NULL, 3600, -1, -1, -1},
     {"Retry-After pending", "\"m\";r=40;t=5", NULL, 1, 3, 0, 2},
     {"Retry-After passed", "\"m\";r=40;t=50", NULL, 4, 3, 40, 46},
     {"Retry-After with no header", NULL, NULL, 0, 2, 0, 2},
@@ -195,6 +206,33 @@ START_TEST(test_ratelimit_allowance)
 }
 END_TEST
 
+/* Whether the pod list waits: a "0 left" holds it for RATE_LIST_DEFER_MAX_SEC after it was
+ * seen at most (then the list goes, and brings a fresh header); a Retry-After holds it until it
+ * passes; anything else never. */
+static const struct {
+    const char *name, *limit, *policy;
+    double age, retry_after;
+    bool defer;
+} DEFER[] = {
+    {"0 left, just seen", "\"h\";r=0;t=3000", NULL, 10, -1, true},
+    {"0 left, seen a minute ago: the list goes", "\"h\";r=0;t=3000", NULL, 60, -1, false},
+    {"0 left without t, just seen", "\"m\";r=0", NULL, 30, -1, true},
+    {"calls left", "\"m\";r=5;t=30", NULL, 0, -1, false},
+    {"unknown quota", NULL, NULL, 0, -1, false},
+    {"a Retry-After pending", "\"m\";r=40;t=5", NULL, 100, 120, true},
+    {"a Retry-After passed", "\"m\";r=40;t=500", NULL, 121, 120, false},
+};
+
+START_TEST(test_ratelimit_defer_list)
+{
+    RateQuota q;
+    ratelimit_parse(DEFER[_i].limit, DEFER[_i].policy, &q);
+    q.age_sec = DEFER[_i].age;
+    q.retry_after_sec = DEFER[_i].retry_after;
+    ck_assert_msg(ratelimit_defer_list(&q) == DEFER[_i].defer, "%s", DEFER[_i].name);
+}
+END_TEST
+
 /* A zeroed quota (a snapshot built by hand, an old process) is unknown, not "0 left". */
 START_TEST(test_ratelimit_zeroed_is_unknown)
 {
@@ -218,6 +256,7 @@ static Suite *ratelimit_suite(void)
     tc = tcase_create("test_ratelimit_quota");
     tcase_add_loop_test(tc, test_ratelimit_aging, 0, (int)ARRAY_LEN(AGING));
     tcase_add_loop_test(tc, test_ratelimit_allowance, 0, (int)ARRAY_LEN(ALLOW));
+    tcase_add_loop_test(tc, test_ratelimit_defer_list, 0, (int)ARRAY_LEN(DEFER));
     tcase_add_test(tc, test_ratelimit_zeroed_is_unknown);
     suite_add_tcase(s, tc);
     return s;
