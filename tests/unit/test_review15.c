@@ -1,7 +1,7 @@
 /* test_review15.c -- adversarial review of issue 15 (adaptive policies in the planner).
  *
- * Each test reproduces a defect found in review and FAILS while the defect exists. Pure: the
- * Snapshot, Policy and Plan are file-scope statics reset by every test (CK_FORK). One pool,
+ * Each test reproduced a defect found in review and now holds the fix as a regression test. Pure:
+ * the Snapshot, Policy and Plan are file-scope statics reset by every test (CK_FORK). One pool,
  * `default`, serving run_type gpu, MIN 0, MAX 10, MACHINES_TO_KEEP_IDLE 0, idle timeout 300 s.
  */
 #include <check.h>
@@ -104,12 +104,13 @@ static long long count(ActionKind k)
     return n;
 }
 
-/* Defect 1 (predictive scale-up): an expected backlog of 0.1 task (one arrival in the 600 s
- * rate window x a 60 s cold start) is rounded up to a whole GPU, so with an empty queue,
+/* Was defect 1 (predictive scale-up; now only whole expected tasks count, and a worker idle past
+ * GPU_IDLE_TIMEOUT_SEC refutes the prediction): an expected backlog of 0.1 task (one arrival in the
+ * 600 s rate window x a 60 s cold start) is rounded up to a whole GPU, so with an empty queue,
  * MACHINES_TO_KEEP_IDLE=0 and MIN 0, a worker idle for 10,000 s (GPU_IDLE_TIMEOUT_SEC is 300)
  * is never drained: GPU_IDLE_TIMEOUT_SEC no longer bounds idleness. With the setting off the
  * same snapshot drains it. */
-START_TEST(test_predictive_fraction_keeps_idle_past_timeout)
+START_TEST(test_predictive_fraction_drains_idle_past_timeout)
 {
     reset();
     measure(1, 60, 30, 60);
@@ -129,13 +130,14 @@ START_TEST(test_predictive_fraction_keeps_idle_past_timeout)
 }
 END_TEST
 
-/* Defect 2 (predictive scale-up): the measured cold start is trusted whatever its size. No
- * worker can take longer than SPAWNING_TIMEOUT_SEC (600 s) to promote -- it is failed first --
- * yet a median of 5 h (what the snapshot measures for pods restarted from WARM_STOPPED_PODS:
- * promoted_at - created_at spans the whole stopped time; see test_24_review15.py) makes 6
- * arrivals in 10 minutes a backlog of 180 tasks: the pool spawns to MAX on an empty queue. At
- * most rate x SPAWNING_TIMEOUT_SEC = 6 tasks can be expected within a possible cold start. */
-START_TEST(test_predictive_trusts_impossible_boot_time)
+/* Was defect 2 (predictive scale-up; the measured boot is now clamped to SPAWNING_TIMEOUT_SEC): the
+ * measured cold start is trusted whatever its size. No worker can take longer than
+ * SPAWNING_TIMEOUT_SEC (600 s) to promote -- it is failed first -- yet a median of 5 h (what the
+ * snapshot measures for pods restarted from WARM_STOPPED_PODS: promoted_at - created_at spans the
+ * whole stopped time; see test_24_review15.py) makes 6 arrivals in 10 minutes a backlog of 180
+ * tasks: the pool spawns to MAX on an empty queue. At most rate x SPAWNING_TIMEOUT_SEC = 6 tasks
+ * can be expected within a possible cold start. */
+START_TEST(test_predictive_boot_bounded_by_spawning_timeout)
 {
     reset();
     pol.predictive_scale_up = true;
@@ -148,11 +150,12 @@ START_TEST(test_predictive_trusts_impossible_boot_time)
 }
 END_TEST
 
-/* Defect 3 (undefined behaviour): desired_workers casts the predicted backlog to long long
- * without a bound (planner_scale.c: (long long)ceil(...)). A hostile measure (a boot of 1e300 s)
- * is out of range: UB, which on x86-64 yields LLONG_MIN, so the prediction silently vanishes
- * (desired 0) instead of being capped at MAX like any other demand. */
-START_TEST(test_predictive_overflow_is_ub)
+/* Was defect 3 (undefined behaviour; the prediction is now clamped to MAX x T before the cast):
+ * desired_workers casts the predicted backlog to long long without a bound (planner_scale.c: (long
+ * long)ceil(...)). A hostile measure (a boot of 1e300 s) is out of range: UB, which on x86-64
+ * yields LLONG_MIN, so the prediction silently vanishes (desired 0) instead of being capped at MAX
+ * like any other demand. */
+START_TEST(test_predictive_bounded_before_cast)
 {
     reset();
     pol.predictive_scale_up = true;
@@ -168,9 +171,9 @@ static Suite *suite(void)
 {
     Suite *s = suite_create("review15");
     TCase *tc = tcase_create("review15");
-    tcase_add_test(tc, test_predictive_fraction_keeps_idle_past_timeout);
-    tcase_add_test(tc, test_predictive_trusts_impossible_boot_time);
-    tcase_add_test(tc, test_predictive_overflow_is_ub);
+    tcase_add_test(tc, test_predictive_fraction_drains_idle_past_timeout);
+    tcase_add_test(tc, test_predictive_boot_bounded_by_spawning_timeout);
+    tcase_add_test(tc, test_predictive_bounded_before_cast);
     suite_add_tcase(s, tc);
     return s;
 }
