@@ -101,8 +101,9 @@ static Status parse_args(int argc, char **argv, SimArgs *a)
             a->trace_file = v;
             i++;
         } else if (strcmp(s, "--since") == 0) {
-            if (taskfile_parse_duration(v, &a->since_sec) != 0 || a->since_sec <= 0)
-                return usage("--since needs a duration such as 1h or 7d, not", v);
+            if (taskfile_parse_duration(v, &a->since_sec) != 0 || a->since_sec <= 0 ||
+                a->since_sec > SIM_TRACE_SPAN_MAX_MS / 1000)
+                return usage("--since needs a duration such as 1h or 7d, at most 366d, not", v);
             i++;
         } else if (strcmp(s, "--generate") == 0) {
             if (sim_gen_kind_parse(v, &a->kind) != 0)

@@ -57,7 +57,7 @@ static void init(Ctx *c)
             if (x->last_arrival_age_sec >= 0 &&
                 (a->last_arrival_age_sec < 0 || x->last_arrival_age_sec < a->last_arrival_age_sec))
                 a->last_arrival_age_sec = x->last_arrival_age_sec;
-            if (x->median_duration_sec >= 0) {
+            if (x->median_duration_sec >= 0 && isfinite(x->median_duration_sec)) {
                 dur_sum += x->median_duration_sec * (double)x->arrivals_rate;
                 dur_weight += (double)x->arrivals_rate;
                 dur_plain += x->median_duration_sec;
@@ -71,8 +71,14 @@ static void init(Ctx *c)
         else if (dur_n > 0)
             a->duration_sec = dur_plain / dur_n;
         for (size_t k = 0; k < m->n_boots && k < SNAP_POOLS_MAX; k++)
-            if (strcmp(m->boots[k].pool, pp->name) == 0 && m->boots[k].boots > 0)
+            if (strcmp(m->boots[k].pool, pp->name) == 0 && m->boots[k].boots > 0 &&
+                m->boots[k].median_boot_sec >= 0 && !isnan(m->boots[k].median_boot_sec))
                 a->boot_sec = m->boots[k].median_boot_sec;
+        /* No worker boots for longer than SPAWNING_TIMEOUT_SEC: it is failed first. A longer
+         * median is a mismeasure (a hostile row; before 0015's fix, a restarted pod's stopped
+         * time), and trusting it would predict a backlog of hours of arrivals. */
+        if (a->boot_sec > (double)pp->spawning_timeout_sec && pp->spawning_timeout_sec > 0)
+            a->boot_sec = (double)pp->spawning_timeout_sec;
     }
 }
 
@@ -107,7 +113,7 @@ int planner_keep_idle(Ctx *c, int p)
  * boot / median duration): the backlog a worker spawned now would find when it is ready. */
 double planner_predicted_backlog(Ctx *c, int p, long long busy)
 {
-    if (!c->policy->predictive_scale_up || p < 0)
+    if (!c->policy->predictive_scale_up || p < 0 || c->prediction_refuted[p])
         return 0;
     init(c);
     const PoolAdaptive *a = &c->adaptive[p];

@@ -51,6 +51,9 @@ typedef struct {
     long long new_unexpected[PLAN_POOLS_MAX + 1]; /* failures this plan records; last: retired */
     bool adaptive_ready;                          /* adaptive[] computed (on first use) */
     PoolAdaptive adaptive[PLAN_POOLS_MAX];
+    /* A worker of the pool has been idle past GPU_IDLE_TIMEOUT_SEC: the predicted backlog is
+     * not arriving, so this plan sizes the pool without it (planner_scale.c, step 4). */
+    bool prediction_refuted[PLAN_POOLS_MAX];
 } Ctx;
 
 /* The policy of worker i's pool (the retired policy for a pool no longer configured). */
@@ -140,7 +143,8 @@ double planner_worker_cost(const Ctx *c, size_t i, double unknown, double *estim
  *
  * planner_keep_idle: pool p's MACHINES_TO_KEEP_IDLE, or 0 while ADAPTIVE_WARM_POOL finds the pool
  * cold. planner_predicted_backlog: with PREDICTIVE_SCALE_UP, the tasks expected to be waiting
- * one cold start from now beyond what busy workers finish meanwhile (>= 0). planner_idle_grace:
+ * one cold start from now beyond what busy workers finish meanwhile (>= 0; 0 once step 4 found
+ * it refuted in this plan). planner_idle_grace:
  * with ADAPTIVE_IDLE_GRACE, how long the marginal one of n_idle idle workers of pool p may stay
  * idle before scale-down: the pool's GPU_IDLE_TIMEOUT_SEC while it is likely to be needed within
  * a cold start, else ADAPTIVE_IDLE_GRACE_MIN_SEC.

@@ -71,7 +71,9 @@ static long long pool_queued(const Ctx *c, int p)
 /* desired = min(MAX, max(MIN, busy + ceil(queued / T), busy + KEEP_IDLE)) of pool p, which term
  * set it, and (wanted, may be NULL) the value before the MAX cap. The adaptive policies
  * (planner_adaptive.c) may add a predicted backlog to the queue and withhold KEEP_IDLE while the
- * pool is cold. */
+ * pool is cold. Only whole expected tasks count: an expectation of 0.1 task is no reason to keep
+ * a GPU (rounded up, it would keep one idle worker forever on a trickle of arrivals); and the
+ * prediction is bounded by what the pool could ever run (MAX x T) before any cast. */
 static long long desired_workers(Ctx *c, int p, long long busy, long long queued, Reason *why,
                                  long long *wanted)
 {
@@ -80,15 +82,19 @@ static long long desired_workers(Ctx *c, int p, long long busy, long long queued
     long long by_idle = busy + planner_keep_idle(c, p);
     double predicted = planner_predicted_backlog(c, p, busy);
     double per_gpu = pp->tasks_per_gpu > 0 ? (double)pp->tasks_per_gpu : 1.0;
-    /* 1e-9: a prediction of exactly n tasks (a rate times a boot time) is n, not n + 1 */
-    long long by_prediction = busy + (long long)ceil(((double)queued + predicted) / per_gpu - 1e-9);
+    double bound = (double)(pp->max_active > 0 ? pp->max_active : 0) * per_gpu;
+    if (!(predicted <= bound)) /* NaN too */
+        predicted = bound;
+    /* 1e-9: a prediction of exactly n tasks (a rate times a boot time) is n, not n - 1 */
+    long long whole = (long long)floor(predicted + 1e-9);
+    long long by_prediction = busy + ceil_div(queued + whole, pp->tasks_per_gpu);
     long long d = pp->min_active;
     *why = REASON_MIN_FLOOR;
     if (by_tasks > d) {
         d = by_tasks;
         *why = REASON_BACKLOG;
     }
-    if (predicted > 0 && by_prediction > d) {
+    if (whole > 0 && by_prediction > d) {
         d = by_prediction;
         *why = REASON_PREDICTED_BACKLOG;
     }
@@ -114,12 +120,36 @@ static long long idle_age(const SnapWorker *w)
     return w->age_sec;
 }
 
+/* Whether worker i of pool p may be drained for idleness at all (idle, not just promoted). */
+static bool drainable(const Ctx *c, int p, size_t i)
+{
+    const SnapWorker *w = &c->snap->workers[i];
+    if (c->view[i].pool != p || c->view[i].state != WORKER_ACTIVE || c->view[i].tasks_held > 0 ||
+        c->view[i].promoted_in_plan || w->id_too_long)
+        return false;
+    long long since_promotion = w->promoted_age_sec >= 0 ? w->promoted_age_sec : w->age_sec;
+    return since_promotion > policy_pool(c, p)->grace_period_sec;
+}
+
+/* A predicted backlog must never keep a worker idle past GPU_IDLE_TIMEOUT_SEC: a worker idle
+ * that long shows the predicted tasks are not arriving (or others take them), so while one
+ * exists the pool is sized without the prediction, in both steps 4 and 6 of this plan. */
+static void refute_prediction(Ctx *c, int p)
+{
+    if (p < 0 || !c->policy->predictive_scale_up)
+        return;
+    for (size_t i = 0; i < c->snap->n_workers; i++)
+        if (drainable(c, p, i) &&
+            idle_age(&c->snap->workers[i]) > policy_pool(c, p)->idle_timeout_sec)
+            c->prediction_refuted[p] = true;
+}
+
 /* Step 4 for pool p: drain idle workers above its desired size, newest first. */
 static void scale_down_pool(Ctx *c, int p)
 {
     const Snapshot *snap = c->snap;
-    const PolicyPool *pp = policy_pool(c, p);
     Reason why;
+    refute_prediction(c, p);
     long long busy = planner_count_busy(c, p);
     long long desired = desired_workers(c, p, busy, pool_queued(c, p), &why, NULL);
     long long excess = planner_count_state(c, WORKER_ACTIVE, p) +
@@ -130,11 +160,7 @@ static void scale_down_pool(Ctx *c, int p)
             planner_idle_grace(c, p, planner_count_state(c, WORKER_ACTIVE, p) - busy);
         for (size_t i = 0; i < snap->n_workers; i++) {
             const SnapWorker *w = &snap->workers[i];
-            if (c->view[i].pool != p || c->view[i].state != WORKER_ACTIVE ||
-                c->view[i].tasks_held > 0 || c->view[i].promoted_in_plan || w->id_too_long)
-                continue;
-            long long since_promotion = w->promoted_age_sec >= 0 ? w->promoted_age_sec : w->age_sec;
-            if (idle_age(w) <= idle_limit || since_promotion <= pp->grace_period_sec)
+            if (!drainable(c, p, i) || idle_age(w) <= idle_limit)
                 continue;
             if (pick < 0 || w->age_sec < snap->workers[pick].age_sec)
                 pick = (long long)i; /* newest first: warmed-up workers are kept */

@@ -85,63 +85,99 @@ static long long peak_of(long long *ev, size_t n)
     return peak;
 }
 
+/* A min-heap of busy pods' free times (the pool's pods still running a task). */
+static void heap_push(long long *h, size_t *n, long long v)
+{
+    size_t i = (*n)++;
+    while (i > 0 && h[(i - 1) / 2] > v) {
+        h[i] = h[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h[i] = v;
+}
+
+static long long heap_pop(long long *h, size_t *n)
+{
+    long long top = h[0], v = h[--*n];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= *n)
+            break;
+        if (c + 1 < *n && h[c + 1] < h[c])
+            c++;
+        if (h[c] >= v)
+            break;
+        h[i] = h[c];
+        i = c;
+    }
+    if (*n > 0)
+        h[i] = v;
+    return top;
+}
+
+/* Each task in arrival order: pods that finished by its arrival move from the busy heap to the
+ * back of the free queue, which stays sorted by free time (arrivals only grow); pods idle
+ * longer than a boot leave at its front (their end goes to the peak sweep); the task takes the
+ * pod that finished last (the back), else a new pod. O(n log n) for n tasks, bursts included.
+ * A task runs at most the pool's TASK_STUCK_TIMEOUT_SEC, after which the system fails it. */
 Status sim_clairvoyant(const SimTrace *t, const Config *cfg, const SimParams *par, SimResult *out)
 {
     int prt[SIM_TYPES_MAX];
     ref_init(t, cfg, out, prt);
-    long long *free_at = malloc((t->n + 1) * sizeof *free_at);
+    long long *busy_at = malloc((t->n + 1) * sizeof *busy_at);
+    long long *free_q = malloc((t->n + 1) * sizeof *free_q);
     long long *ev = malloc((2 * t->n + 2) * sizeof *ev);
-    if (!free_at || !ev) {
-        free(free_at);
+    if (!busy_at || !free_q || !ev) {
+        free(busy_at);
+        free(free_q);
         free(ev);
         return STATUS_ERR_NOMEM;
     }
     for (size_t p = 0; p < out->n_pools; p++) {
         SimGpu g = best_value(cfg, par, p);
         long long boot = llround(g.boot_median_sec * 1000.0);
+        long long stuck = (long long)cfg->pools[p].task_stuck_timeout_sec * 1000;
         SimMetrics *m = &out->pools[p];
-        size_t n_pods = 0, n_ev = 0;
+        size_t n_busy = 0, head = 0, tail = 0, n_ev = 0;
         long long busy = 0, idle = 0;
         for (size_t i = 0; i < t->n; i++) {
             const SimTraceTask *k = &t->tasks[i];
             if (prt[k->run_type] != (int)p)
                 continue;
             long long a = k->arrival_ms, d = llround((double)k->duration_ms * g.speed);
+            if (stuck > 0 && d > stuck)
+                d = stuck;
             m->tasks++;
             m->completed++;
-            /* The pod that finished last before a, if it idled no longer than a boot. Pods idle
-             * longer than that are done: their end goes to the peak sweep. */
-            long long pick = -1;
-            for (size_t j = 0; j < n_pods;) {
-                if (free_at[j] < a - boot) {
-                    ev[n_ev++] = 2 * free_at[j];
-                    free_at[j] = free_at[--n_pods];
-                    continue;
-                }
-                if (free_at[j] <= a && (pick < 0 || free_at[j] > free_at[pick]))
-                    pick = (long long)j;
-                j++;
-            }
+            while (n_busy > 0 && busy_at[0] <= a)
+                free_q[tail++] = heap_pop(busy_at, &n_busy);
+            while (head < tail && free_q[head] < a - boot)
+                ev[n_ev++] = 2 * free_q[head++];
             busy += d;
-            if (pick >= 0) {
-                idle += a - free_at[pick];
-                free_at[pick] = a + d;
+            if (head < tail) {
+                idle += a - free_q[--tail];
             } else {
                 idle += boot;
                 m->pods_created++;
                 ev[n_ev++] = 2 * (a - boot) + 1;
-                free_at[n_pods++] = a + d;
             }
+            heap_push(busy_at, &n_busy, a + d);
+            if (head == tail)
+                head = tail = 0; /* the queue is empty: reuse its room */
         }
-        for (size_t j = 0; j < n_pods; j++)
-            ev[n_ev++] = 2 * free_at[j];
+        for (size_t j = head; j < tail; j++)
+            ev[n_ev++] = 2 * free_q[j];
+        for (size_t j = 0; j < n_busy; j++)
+            ev[n_ev++] = 2 * busy_at[j];
         m->peak_fleet = peak_of(ev, n_ev);
         m->busy_gpu_sec = (double)busy / 1000.0;
         m->idle_gpu_sec = (double)idle / 1000.0;
         m->busy_usd = (double)busy / 3.6e6 * g.price_per_hr;
         m->idle_usd = (double)idle / 3.6e6 * g.price_per_hr;
     }
-    free(free_at);
+    free(busy_at);
+    free(free_q);
     free(ev);
     ref_totals(out);
     return STATUS_OK;

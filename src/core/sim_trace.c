@@ -96,6 +96,8 @@ static int intern(char (*names)[SNAP_NAME_MAX], size_t *n, const char *name)
 Status sim_trace_add(SimTrace *t, long long arrival_ms, const char *run_type, const char *task_type,
                      long long duration_ms, SimOutcome outcome, int fault_attempts)
 {
+    if (arrival_ms < 0)
+        return STATUS_ERR_PARSE; /* the simulator's clock starts at 0 */
     if (t->n >= SIM_TRACE_MAX)
         return STATUS_ERR_CAPACITY;
     int rt = intern(t->run_types, &t->n_run_types, run_type && run_type[0] ? run_type : "gpu");
@@ -336,6 +338,8 @@ static Status add_row(Parser *ps, const char *arrival, const char *run_type, con
         snprintf(ps->err, SIM_ERROR_LEN,
                  "line %zu: more than %d tasks or %d distinct run/task types", ps->line,
                  SIM_TRACE_MAX, SIM_TYPES_MAX);
+    else if (st == STATUS_ERR_PARSE)
+        snprintf(ps->err, SIM_ERROR_LEN, "line %zu: arrival before 1970-01-01", ps->line);
     else if (st != STATUS_OK)
         snprintf(ps->err, SIM_ERROR_LEN, "out of memory");
     return st;
@@ -526,6 +530,14 @@ Status sim_trace_parse(const char *data, size_t len, SimTrace *out, char err[SIM
             ps->t.tasks[k].arrival_ms -= t0;
     }
     ps->t.end_ms = ps->t.tasks[ps->t.n - 1].arrival_ms;
+    if (ps->t.end_ms > SIM_TRACE_SPAN_MAX_MS) {
+        snprintf(err, SIM_ERROR_LEN,
+                 "the arrivals span %.0f days; a trace may span at most %lld days (as --days)",
+                 (double)ps->t.end_ms / 86400e3, SIM_TRACE_SPAN_MAX_MS / 86400000);
+        sim_trace_clear(&ps->t);
+        free(ps);
+        return STATUS_ERR_PARSE;
+    }
     *out = ps->t;
     free(ps);
     return STATUS_OK;

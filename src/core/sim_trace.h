@@ -20,6 +20,9 @@
 #define SIM_TRACE_MAX 2000000 /* tasks in one trace */
 #define SIM_INITIAL_MAX 16    /* pools with a recorded starting fleet */
 #define SIM_ERROR_LEN 256
+/* The longest trace: arrivals within 366 days of the first (as --days), so a run is bounded
+ * (the simulator steps through the whole span, idle periods included). */
+#define SIM_TRACE_SPAN_MAX_MS (366LL * 86400 * 1000)
 
 /* xoshiro256** (Blackman and Vigna), seeded through splitmix64: fast, small, and the same
  * sequence on every platform for a given seed. */
@@ -83,8 +86,9 @@ typedef struct {
 void sim_trace_clear(SimTrace *t);
 
 /* Appends one task; run_type and task_type are names ("" = "gpu" / "task"). Tasks may be added
- * in any order; sim_trace_finish sorts them. Returns STATUS_OK, STATUS_ERR_CAPACITY (more than
- * SIM_TRACE_MAX tasks or SIM_TYPES_MAX type names) or STATUS_ERR_NOMEM. */
+ * in any order; sim_trace_finish sorts them. Returns STATUS_OK, STATUS_ERR_PARSE (an arrival
+ * before 0), STATUS_ERR_CAPACITY (more than SIM_TRACE_MAX tasks or SIM_TYPES_MAX type names) or
+ * STATUS_ERR_NOMEM. */
 Status sim_trace_add(SimTrace *t, long long arrival_ms, const char *run_type, const char *task_type,
                      long long duration_ms, SimOutcome outcome, int fault_attempts);
 
@@ -97,7 +101,8 @@ void sim_trace_finish(SimTrace *t);
  * trace's start, or an ISO 8601 UTC timestamp such as 2025-05-01T10:00:00Z; aliases
  * arrival_sec, created_at), run_type (default gpu), task_type (default task), duration
  * (seconds; alias duration_sec; required), outcome (ok, fail, crash, or fail:N / crash:N for the
- * first N attempts only; default ok). Timestamps are shifted so the first arrival is at 0.
+ * first N attempts only; default ok). Timestamps are shifted so the first arrival is at 0; the
+ * arrivals may span at most SIM_TRACE_SPAN_MAX_MS.
  * Blank lines and lines starting with '#' are skipped. On error returns STATUS_ERR_PARSE with
  * the line and the reason in err; *out is filled only on success. */
 Status sim_trace_parse(const char *data, size_t len, SimTrace *out, char err[SIM_ERROR_LEN]);

@@ -8,6 +8,7 @@
 
 #include <cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,14 +54,19 @@ static const char SQL_EXPLAIN_TASK[] =
                       "     LEFT JOIN tasks p ON p.id = d.id)::text"
                       " FROM t JOIN c ON c.id = t.id LEFT JOIN workers w ON w.id = t.worker_id";
 
-/* The most recent promotions of each pool (idx_workers_promoted, 0012). */
+/* The most recent promotions of each pool (idx_workers_promoted, 0012), each boot timed from
+ * the pod's last (re)start: orchestrator_restart_worker (0011) keeps created_at, so a restarted
+ * pod's promoted_at - created_at would include its whole stopped time. */
 static const char SQL_BOOT_TIMES[] =
     "SELECT p.name, s.n, s.median, s.p90 FROM worker_pools p CROSS JOIN LATERAL ("
     "  SELECT count(*)::float8 AS n,"
     "   (percentile_cont(0.5) WITHIN GROUP (ORDER BY x.boot))::float8 AS median,"
     "   (percentile_cont(0.9) WITHIN GROUP (ORDER BY x.boot))::float8 AS p90"
-    "  FROM (SELECT extract(epoch FROM w.promoted_at - w.created_at) AS boot FROM workers w"
-    "    WHERE w.pool = p.name AND w.promoted_at IS NOT NULL AND w.promoted_at >= w.created_at"
+    "  FROM (SELECT extract(epoch FROM w.promoted_at - coalesce(w.restarted_at, w.created_at))"
+    "    AS boot FROM workers w"
+    "    WHERE w.pool = p.name AND w.promoted_at IS NOT NULL AND isfinite(w.promoted_at)"
+    "    AND isfinite(coalesce(w.restarted_at, w.created_at))"
+    "    AND w.promoted_at >= coalesce(w.restarted_at, w.created_at)"
     "    ORDER BY w.promoted_at DESC LIMIT $1::int) x) s"
     " WHERE s.n > 0 ORDER BY p.name LIMIT $2::int";
 
@@ -75,11 +81,11 @@ static bool num(const PGresult *res, int col, long long when_null, long long *ou
     char *end = NULL;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno || end == s || *end) {
+    if (errno || end == s || *end || isnan(v)) {
         log_error("db.bad_value", "query=explain_task column=%d value=%s", col, s);
         return false;
     }
-    *out = (long long)v;
+    *out = (long long)fmax(-1e15, fmin(v, 1e15)); /* +-Infinity: a defined cast */
     return true;
 }
 

@@ -7,6 +7,7 @@
 #include "db.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,15 @@
 /* ------------------------------------------------------------------------------------------ */
 /* Snapshot                                                                                    */
 
-/* Cell readers: a malformed value is a database error naming the column, never a crash. */
+/* Cell readers: a malformed value (or NaN) is a database error naming the column, never a
+ * crash. A value beyond +-CELL_VALUE_MAX reads as +-CELL_VALUE_MAX, so casts to long long are
+ * defined and sums of ages cannot overflow.
+ *
+ * Every age below is a difference of epochs, (extract(epoch FROM now()) - extract(epoch FROM
+ * x)), never of timestamps: a row holding 'infinity' or '-infinity' (anyone may write a task
+ * row) then yields -Infinity or Infinity, which these readers clamp, not "cannot subtract
+ * infinite timestamps", which would fail the snapshot and with it every cycle. */
+#define CELL_VALUE_MAX 1e15
 static int cell_double(const PGresult *res, int row, int col, double *out)
 {
     if (PQgetisnull(res, row, col)) {
@@ -31,11 +40,11 @@ static int cell_double(const PGresult *res, int row, int col, double *out)
     char *end = NULL;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno || end == s || *end != '\0') {
+    if (errno || end == s || *end != '\0' || isnan(v)) {
         log_error("db.bad_value", "column=%s value=%s", PQfname(res, col), s);
         return -1;
     }
-    *out = v;
+    *out = fmax(-CELL_VALUE_MAX, fmin(v, CELL_VALUE_MAX));
     return 0;
 }
 
@@ -87,11 +96,12 @@ static const char SQL_SNAPSHOT_SUMMARY[] =
     "SELECT extract(epoch FROM now())::float8 AS now_epoch,"
     " NULL::bigint AS queued_claimable," /* summed from SQL_SNAPSHOT_DEMAND */
     " (SELECT count(*) FROM tasks WHERE status = 'Queued') AS queued_total,"
-    " (SELECT extract(epoch FROM now() - min(created_at))::float8"
-    "    FROM tasks WHERE status = 'Queued') AS oldest_queued_age,"
+    " (SELECT (extract(epoch FROM now()) - extract(epoch FROM min(created_at)))::float8"
+    "    FROM tasks WHERE status = 'Queued' AND isfinite(created_at)) AS oldest_queued_age,"
     " (SELECT count(*) FROM tasks WHERE status = 'In Progress') AS in_progress,"
     " s.last_cycle_number,"
-    " coalesce(extract(epoch FROM now() - s.last_reconcile_at), -1)::float8 AS since_reconcile,"
+    " coalesce((extract(epoch FROM now()) - extract(epoch FROM s.last_reconcile_at)), -1)::float8"
+    "   AS since_reconcile,"
     " s.breaker_open,"
     " (SELECT count(*) FROM workers WHERE ended_at > now() - make_interval(mins => $1::int))"
     "   AS ended_in_window,"
@@ -99,7 +109,7 @@ static const char SQL_SNAPSHOT_SUMMARY[] =
     "    AND end_kind = 'unexpected') AS unexpected_in_window,"
     " (SELECT coalesce(max(cost_per_hr), 0)::float8 FROM workers"
     "    WHERE cost_per_hr IS NOT NULL AND status <> 'terminated') AS max_live_cost,"
-    " extract(epoch FROM now() - s.last_success_at)::float8 AS since_success"
+    " (extract(epoch FROM now()) - extract(epoch FROM s.last_success_at))::float8 AS since_success"
     " FROM orchestrator_state s WHERE s.id = 1";
 
 /* Demand per run_type, one row per run_type with Queued tasks, the largest first. Claimable =
@@ -109,7 +119,8 @@ static const char SQL_SNAPSHOT_SUMMARY[] =
  * (0004_snapshot_claimable_indexes.sql). Grouped by run type, not a query per pool: the planner
  * maps run types to pools. */
 static const char SQL_SNAPSHOT_DEMAND[] =
-    "WITH q AS (SELECT run_type, count(*) AS queued, min(created_at) AS oldest"
+    "WITH q AS (SELECT run_type, count(*) AS queued,"
+    "   min(created_at) FILTER (WHERE isfinite(created_at)) AS oldest"
     "   FROM tasks WHERE status = 'Queued' GROUP BY run_type),"
     " nd AS (SELECT run_type, count(*) AS n FROM tasks"
     "   WHERE status = 'Queued' AND available_at <= now() AND dependant_on IS NULL"
@@ -120,7 +131,7 @@ static const char SQL_SNAPSHOT_DEMAND[] =
     "       LEFT JOIN tasks p ON p.id = x.id WHERE p.status IS DISTINCT FROM 'Complete')"
     "   GROUP BY t.run_type),"
     " r AS (SELECT q.run_type, coalesce(nd.n, 0) + coalesce(d.n, 0) AS claimable, q.queued,"
-    "   extract(epoch FROM now() - q.oldest)::float8 AS age,"
+    "   (extract(epoch FROM now()) - extract(epoch FROM q.oldest))::float8 AS age,"
     "   q.run_type IN (SELECT jsonb_array_elements_text($2::jsonb)) AS served"
     "   FROM q LEFT JOIN nd USING (run_type) LEFT JOIN d USING (run_type)),"
     " k AS (SELECT *, row_number() OVER (PARTITION BY served ORDER BY queued DESC, run_type)"
@@ -148,16 +159,16 @@ static const char SQL_SNAPSHOT_POOLS[] =
 
 static const char SQL_SNAPSHOT_WORKERS[] =
     "SELECT w.id, w.status::text, coalesce(w.runpod_id, ''),"
-    " extract(epoch FROM now() - w.created_at)::float8,"
-    " extract(epoch FROM now() - w.last_heartbeat)::float8,"
+    " (extract(epoch FROM now()) - extract(epoch FROM w.created_at))::float8,"
+    " (extract(epoch FROM now()) - extract(epoch FROM w.last_heartbeat))::float8,"
     " coalesce(w.last_heartbeat > w.created_at, false),"
-    " extract(epoch FROM now() - w.promoted_at)::float8,"
-    " extract(epoch FROM now() - w.last_task_activity_at)::float8,"
+    " (extract(epoch FROM now()) - extract(epoch FROM w.promoted_at))::float8,"
+    " (extract(epoch FROM now()) - extract(epoch FROM w.last_task_activity_at))::float8,"
     " CASE WHEN jsonb_typeof(w.metadata -> 'terminating_at') = 'number'"
     "   THEN greatest(extract(epoch FROM now())::float8"
     "                 - (w.metadata ->> 'terminating_at')::float8, 0)"
     "   WHEN w.status = 'terminating'" /* moved there by someone else: the trigger's ended_at */
-    "   THEN extract(epoch FROM now() - w.ended_at)::float8 END,"
+    "   THEN (extract(epoch FROM now()) - extract(epoch FROM w.ended_at))::float8 END,"
     /* A negative figure means "unknown" (as no figure), never "no GPU". */
     " CASE WHEN jsonb_typeof(w.metadata -> 'vram_total_mb') = 'number'"
     "   AND (w.metadata ->> 'vram_total_mb')::float8 >= 0"
@@ -176,16 +187,18 @@ static const char SQL_SNAPSHOT_WORKERS[] =
      * as long as RUNPOD_REQUEST_TIMEOUT_SEC): when its outcome became unknown, when the pod
      * id was recorded. */
     " CASE WHEN jsonb_typeof(w.metadata -> 'create_unknown_at') = 'string'"
-    "   THEN extract(epoch FROM now() - (w.metadata ->> 'create_unknown_at')::timestamptz)"
+    "   THEN (extract(epoch FROM now())"
+    "     - extract(epoch FROM (w.metadata ->> 'create_unknown_at')::timestamptz))"
     "   END::float8,"
     " CASE WHEN w.runpod_id IS NULL THEN NULL"
     "   WHEN jsonb_typeof(w.metadata -> 'pod_recorded_at') = 'string'"
-    "   THEN extract(epoch FROM now() - (w.metadata ->> 'pod_recorded_at')::timestamptz)"
-    "   ELSE extract(epoch FROM now() - w.created_at) END::float8,"
+    "   THEN (extract(epoch FROM now())"
+    "     - extract(epoch FROM (w.metadata ->> 'pod_recorded_at')::timestamptz))"
+    "   ELSE (extract(epoch FROM now()) - extract(epoch FROM w.created_at)) END::float8,"
     " octet_length(w.id) >= $3::int"
     " FROM workers w"
     " LEFT JOIN LATERAL (SELECT t.id::text AS id,"
-    "     extract(epoch FROM now() - t.generation_started_at)::float8 AS age"
+    "     (extract(epoch FROM now()) - extract(epoch FROM t.generation_started_at))::float8 AS age"
     "   FROM tasks t WHERE t.worker_id = w.id AND t.status = 'In Progress'"
     "     AND NOT ($2::text <> '' AND coalesce(t.task_type, '') LIKE $2::text)"
     "   ORDER BY t.generation_started_at NULLS LAST, t.id LIMIT 1) o ON true"
@@ -194,7 +207,7 @@ static const char SQL_SNAPSHOT_WORKERS[] =
 static const char SQL_SNAPSHOT_TASKS[] =
     "SELECT t.id::text, coalesce(t.worker_id, ''), coalesce(t.task_type, ''),"
     " ($1::text <> '' AND coalesce(t.task_type, '') LIKE $1::text),"
-    " extract(epoch FROM now() - t.generation_started_at)::float8,"
+    " (extract(epoch FROM now()) - extract(epoch FROM t.generation_started_at))::float8,"
     " coalesce(t.attempts, 0), coalesce(t.max_attempts, 0),"
     /* Whether the holder is, or was, one of our workers: only those tasks are ever recovered
      * (a task held by an API worker or another system is not ours to re-queue). */
@@ -218,26 +231,43 @@ static const char SQL_SNAPSHOT_MEASURES[] =
     " pl AS (SELECT DISTINCT jsonb_array_elements_text($2::jsonb) AS pool)"
     " SELECT 'run_type', rt.run_type,"
     "  (SELECT count(*) FROM tasks t WHERE t.run_type = rt.run_type"
-    "     AND t.created_at > now() - make_interval(secs => $3::int))::float8,"
+    "     AND t.created_at > now() - make_interval(secs => $3::int)"
+    "     AND isfinite(t.created_at))::float8,"
     "  (SELECT coalesce(max(w.c), 0) FROM (SELECT t.created_at, count(*) OVER (ORDER BY"
     "       t.created_at RANGE BETWEEN make_interval(secs => $4::int) PRECEDING AND CURRENT ROW)"
     "       AS c FROM tasks t WHERE t.run_type = rt.run_type"
-    "       AND t.created_at > now() - make_interval(secs => $4::int + $5::int)) w"
+    "       AND t.created_at > now() - make_interval(secs => $4::int + $5::int)"
+    "       AND isfinite(t.created_at)) w"
     "     WHERE w.created_at > now() - make_interval(secs => $5::int))::float8,"
     "  (SELECT extract(epoch FROM now() - max(t.created_at)) FROM tasks t"
     "     WHERE t.run_type = rt.run_type"
-    "     AND t.created_at > now() - make_interval(secs => $5::int))::float8,"
+    "     AND t.created_at > now() - make_interval(secs => $5::int)"
+    "     AND isfinite(t.created_at))::float8,"
+    /* The slice is idx_tasks_run_type_complete_processed's (0015), backwards, even for a run
+     * type with no completed task: with `run_type = rt.run_type` PostgreSQL drops the constant
+     * run_type from the ORDER BY and may walk 0010's global idx_tasks_complete_processed to its
+     * end (1,000,000 rows for a run type that never completed one); `= ANY (ARRAY[...])` is the
+     * same test but keeps run_type in the order, which only the per-run-type index gives.
+     * Hostile timestamps (infinite, or processed before started) are skipped. */
     "  (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY d.s) FROM (SELECT"
     "       extract(epoch FROM t.generation_processed_at - t.generation_started_at) AS s"
-    "       FROM tasks t WHERE t.run_type = rt.run_type AND t.status = 'Complete'"
+    "       FROM tasks t WHERE t.run_type = ANY (ARRAY[rt.run_type]) AND t.status = 'Complete'"
     "       AND t.generation_processed_at IS NOT NULL AND t.generation_started_at IS NOT NULL"
-    "       ORDER BY t.generation_processed_at DESC LIMIT 50) d)::float8"
+    "       AND isfinite(t.generation_processed_at) AND isfinite(t.generation_started_at)"
+    "       AND t.generation_processed_at >= t.generation_started_at"
+    "       ORDER BY t.run_type DESC, t.generation_processed_at DESC LIMIT 50) d)::float8"
     " FROM rt"
     " UNION ALL"
+    /* A cold start runs from the pod's last (re)start: orchestrator_restart_worker (0011)
+     * keeps created_at and clears promoted_at, so for a restarted pod promoted_at - created_at
+     * would span its whole stopped time. Negative or infinite spans are skipped. */
     " SELECT 'pool', pl.pool, b.n, NULL, NULL, b.m FROM pl CROSS JOIN LATERAL (SELECT"
     "   count(*)::float8 AS n, percentile_cont(0.5) WITHIN GROUP (ORDER BY x.s)::float8 AS m"
-    "   FROM (SELECT extract(epoch FROM w.promoted_at - w.created_at) AS s FROM workers w"
-    "     WHERE w.pool = pl.pool AND w.promoted_at IS NOT NULL"
+    "   FROM (SELECT extract(epoch FROM w.promoted_at - coalesce(w.restarted_at, w.created_at))"
+    "     AS s FROM workers w"
+    "     WHERE w.pool = pl.pool AND w.promoted_at IS NOT NULL AND isfinite(w.promoted_at)"
+    "     AND isfinite(coalesce(w.restarted_at, w.created_at))"
+    "     AND w.promoted_at >= coalesce(w.restarted_at, w.created_at)"
     "     ORDER BY w.promoted_at DESC LIMIT 20) x) b"
     " ORDER BY 1 DESC, 2";
 
@@ -688,7 +718,8 @@ static Status first_seen_ages(PGconn *conn, Snapshot *snap, const PodPick *pick,
     const char *p[] = {ids};
     PGresult *res = db_exec_params(
         conn, "pods_first_seen",
-        read_only ? "SELECT s.pod_id, extract(epoch FROM now() - s.first_seen_at)::float8"
+        read_only ? "SELECT s.pod_id,"
+                    " (extract(epoch FROM now()) - extract(epoch FROM s.first_seen_at))::float8"
                     " FROM pods_first_seen s"
                     " WHERE s.pod_id IN (SELECT jsonb_array_elements_text($1::jsonb))"
                   : "WITH gone AS (DELETE FROM pods_first_seen"
@@ -697,7 +728,9 @@ static Status first_seen_ages(PGconn *conn, Snapshot *snap, const PodPick *pick,
                     "   SELECT DISTINCT jsonb_array_elements_text($1::jsonb)"
                     "   ON CONFLICT (pod_id) DO UPDATE SET last_seen_at = now()"
                     "   RETURNING pod_id, first_seen_at)"
-                    " SELECT pod_id, extract(epoch FROM now() - first_seen_at)::float8 FROM seen",
+                    " SELECT pod_id,"
+                    " (extract(epoch FROM now()) - extract(epoch FROM first_seen_at))::float8"
+                    " FROM seen",
         1, p, PGRES_TUPLES_OK);
     if (!res) {
         st = STATUS_ERR_DB;

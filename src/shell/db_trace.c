@@ -14,24 +14,30 @@
 #include "db_exec.h"
 #include "log.h"
 
-/* Tasks created in the window, oldest first (the claim order), with the database's now(). */
+/* Tasks created in the window, oldest first (the claim order), with the database's now(). A
+ * created_at that is infinite or in the future is no arrival of this window: skipped. */
 static const char SQL_TRACE_TASKS[] =
     "SELECT extract(epoch FROM t.created_at)::float8, t.run_type, t.task_type, t.status::text,"
     " extract(epoch FROM t.generation_started_at)::float8,"
     " extract(epoch FROM t.generation_processed_at)::float8, t.attempts,"
     " extract(epoch FROM now())::float8"
     " FROM tasks t WHERE t.created_at > now() - make_interval(secs => $1::float8)"
+    " AND t.created_at <= now() AND isfinite(t.created_at)"
     " ORDER BY t.created_at, t.id LIMIT $2::int";
 
 /* Workers live at some time within the window: created, promoted, left service (now when
- * still live), pool, GPU type and price. */
+ * still live), pool, GPU type and price, and when their last boot began -- the pod's last
+ * (re)start: orchestrator_restart_worker (0011) keeps created_at, so a restarted pod's
+ * promoted_at - created_at would include its whole stopped time. */
 static const char SQL_TRACE_WORKERS[] =
     "SELECT extract(epoch FROM w.created_at)::float8, extract(epoch FROM w.promoted_at)::float8,"
     " extract(epoch FROM coalesce(w.ended_at, now()))::float8, w.pool,"
-    " coalesce(w.gpu_type, ''), coalesce(w.cost_per_hr, 0)::float8"
+    " coalesce(w.gpu_type, ''), coalesce(w.cost_per_hr, 0)::float8,"
+    " extract(epoch FROM coalesce(w.restarted_at, w.created_at))::float8"
     " FROM workers w WHERE coalesce(w.ended_at, now()) > now() - make_interval(secs => $1::float8)"
     " ORDER BY w.created_at, w.id LIMIT $2::int";
 
+/* A finite float8 cell: NULL, malformed, Infinity (an infinite timestamp) and NaN are absent. */
 static bool cell(const PGresult *res, int r, int c, double *out)
 {
     if (PQgetisnull(res, r, c))
@@ -40,7 +46,7 @@ static bool cell(const PGresult *res, int r, int c, double *out)
     char *end = NULL;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno || end == s || *end != '\0')
+    if (errno || end == s || *end != '\0' || !isfinite(v))
         return false;
     *out = v;
     return true;
@@ -104,8 +110,9 @@ static Status load_tasks(PGconn *conn, const char *since, Row **rows, size_t *n,
         snprintf(x->run_type, sizeof x->run_type, "%s", PQgetvalue(res, r, 1));
         snprintf(x->task_type, sizeof x->task_type, "%s", PQgetvalue(res, r, 2));
         snprintf(x->status, sizeof x->status, "%s", PQgetvalue(res, r, 3));
-        x->has_started = cell(res, r, 4, &x->started);
-        x->has_processed = cell(res, r, 5, &x->processed);
+        /* infinite, or before the task was created: not a time this run recorded */
+        x->has_started = cell(res, r, 4, &x->started) && x->started >= x->created;
+        x->has_processed = cell(res, r, 5, &x->processed) && x->processed >= x->created;
         x->attempts = cell(res, r, 6, &att) ? (int)att : 0;
     }
     PQclear(res);
@@ -115,7 +122,7 @@ static Status load_tasks(PGconn *conn, const char *since, Row **rows, size_t *n,
 }
 
 typedef struct {
-    double created, promoted, end, price;
+    double created, promoted, end, price, boot_from;
     bool has_promoted;
     char pool[SNAP_POOL_NAME_MAX];
     char gpu[SNAP_NAME_MAX];
@@ -135,23 +142,28 @@ static Status load_workers(PGconn *conn, const char *since, WRow **rows, size_t 
         PQclear(res);
         return STATUS_ERR_NOMEM;
     }
+    size_t k = 0;
     for (int r = 0; r < m; r++) {
-        WRow *x = &out[r];
-        if (!cell(res, r, 0, &x->created) || !cell(res, r, 2, &x->end)) {
-            log_error("db.bad_value", "column=workers.created_at row=%d", r);
-            free(out);
-            PQclear(res);
-            return STATUS_ERR_DB;
+        WRow *x = &out[k];
+        if (!cell(res, r, 0, &x->created) || !cell(res, r, 2, &x->end) || x->end < x->created) {
+            log_warn("trace.worker_skipped",
+                     "row=%d reason=\"created_at or ended_at not a finite "
+                     "time, or ended before created\"",
+                     r);
+            continue;
         }
         x->has_promoted = cell(res, r, 1, &x->promoted);
+        if (!cell(res, r, 6, &x->boot_from))
+            x->boot_from = x->created;
         snprintf(x->pool, sizeof x->pool, "%s", PQgetvalue(res, r, 3));
         snprintf(x->gpu, sizeof x->gpu, "%s", PQgetvalue(res, r, 4));
         if (!cell(res, r, 5, &x->price))
             x->price = 0;
+        k++;
     }
     PQclear(res);
     *rows = out;
-    *n = (size_t)m;
+    *n = k;
     return STATUS_OK;
 }
 
@@ -305,8 +317,9 @@ static Status build_fleet(const WRow *w, size_t n, double t0, double poll_sec, S
         SimRecordedGpu *f = &rec->gpus[k];
         size_t nb = 0;
         for (size_t i = 0; i < n; i++)
-            if (w[i].has_promoted && strcmp(w[i].gpu, f->name) == 0) {
-                double b = w[i].promoted - w[i].created - poll_sec / 2;
+            if (w[i].has_promoted && w[i].promoted >= w[i].boot_from &&
+                strcmp(w[i].gpu, f->name) == 0) {
+                double b = w[i].promoted - w[i].boot_from - poll_sec / 2;
                 boots[nb++] = b > 0.05 ? b : 0.05;
             }
         f->boots = (long long)nb;

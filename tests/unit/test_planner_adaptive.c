@@ -215,8 +215,10 @@ static const struct {
      4, REASON_PREDICTED_BACKLOG, 4},
     {"no cold start measured yet: no prediction", true, 60, -1, 50, 1, 0, 0, 0, REASON_NONE, 0},
     {"1 expected: one more worker", true, 6, 100, 50, 1, 0, 0, 1, REASON_PREDICTED_BACKLOG, 1},
-    {"0.5 expected with 1 queued: 2 workers", true, 3, 100, 50, 1, 0, 1, 2,
-     REASON_PREDICTED_BACKLOG, 0.5},
+    {"0.5 expected with 1 queued: whole tasks only, 1 worker", true, 3, 100, 50, 1, 0, 1, 1,
+     REASON_BACKLOG, 0.5},
+    {"1.9 expected: one more worker, not two", true, 6, 190, 500, 1, 0, 0, 1,
+     REASON_PREDICTED_BACKLOG, 1.9},
     {"3 per GPU: the prediction does not add a GPU", true, 6, 100, 50, 3, 0, 2, 1, REASON_BACKLOG,
      1},
     {"capped at MAX", true, 600, 100, 50, 1, 0, 0, 10, REASON_PREDICTED_BACKLOG, 100},
@@ -246,16 +248,33 @@ START_TEST(test_adaptive_predictive)
 }
 END_TEST
 
-/* The prediction also holds idle workers that the plain rule would drain. */
+/* The prediction also holds idle workers that a shortened idle grace would drain. */
 START_TEST(test_adaptive_predictive_keeps_workers)
 {
     reset();
     pol.predictive_scale_up = true;
+    pol.adaptive_idle_grace = true;
     measure(6, 6, 10, 50, 100); /* 1 task expected one cold start from now */
-    worker("gpu-a", 400, false);
-    worker("gpu-b", 400, false);
+    worker("gpu-a", 200, false);
+    worker("gpu-b", 200, false);
     planner_decide(&snap, &pol, &plan);
     ck_assert_int_eq((long long)plan_count(&plan, ACTION_DRAIN_WORKER), 1);
+}
+END_TEST
+
+/* ...but never past GPU_IDLE_TIMEOUT_SEC (300 s): a worker idle that long shows the predicted
+ * task is not coming, so the plan sizes the pool without the prediction, and spawns nothing. */
+START_TEST(test_adaptive_predictive_never_holds_past_idle_timeout)
+{
+    reset();
+    pol.predictive_scale_up = true;
+    measure(6, 6, 10, 50, 100);
+    worker("gpu-a", 400, false);
+    worker("gpu-b", 200, false);
+    planner_decide(&snap, &pol, &plan);
+    ck_assert_int_eq((long long)plan_count(&plan, ACTION_DRAIN_WORKER), 1);
+    ck_assert_int_eq(plan.to_spawn, 0);
+    ck_assert_double_eq_tol(plan.pools[0].predicted_backlog, 0, 1e-9);
 }
 END_TEST
 
@@ -345,6 +364,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_adaptive_warm_pool_scale_down);
     tcase_add_loop_test(tc, test_adaptive_predictive, 0, (int)ARRAY_LEN(PREDICT));
     tcase_add_test(tc, test_adaptive_predictive_keeps_workers);
+    tcase_add_test(tc, test_adaptive_predictive_never_holds_past_idle_timeout);
     tcase_add_loop_test(tc, test_adaptive_idle_grace, 0, (int)ARRAY_LEN(GRACE));
     tcase_add_test(tc, test_adaptive_idle_grace_limits);
     suite_add_tcase(s, tc);

@@ -7,6 +7,7 @@
  * no capacity and crash probabilities are 0 unless a test sets them.
  */
 #include <check.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,7 +178,28 @@ static const struct {
     {"broken json", "{\"arrival\": 1, \"duration\": 1}\n{\"arrival\": \n", "line 2: not a JSON"},
     {"unterminated quote", "arrival,duration\n\"1,1\n", "line 2: unterminated quote"},
     {"empty", "# nothing\n\n", "the trace has no task"},
+    {"span over 366 days", "arrival,duration\n0,10\n1000000000000,10\n",
+     "a trace may span at most 366 days"},
+    {"timestamps over 366 days",
+     "arrival,duration\n2024-01-01T00:00:00Z,1\n2025-01-02T00:00:01Z,1\n",
+     "a trace may span at most 366 days"},
+    {"timestamp before 1970", "arrival,duration\n1969-12-31T23:59:59Z,1\n",
+     "line 2: arrival before 1970"},
 };
+
+/* The simulator's clock starts at 0: sim_trace_add refuses an arrival before it (a
+ * created_at = 'infinity' read from the database once came in as LLONG_MIN). */
+START_TEST(test_sim_trace_add_refuses_negative_arrival)
+{
+    SimTrace t = {0};
+    ck_assert_int_eq(sim_trace_add(&t, -1, "gpu", "t", 1000, SIM_OUTCOME_OK, 0), STATUS_ERR_PARSE);
+    ck_assert_int_eq(sim_trace_add(&t, LLONG_MIN, "gpu", "t", 1000, SIM_OUTCOME_OK, 0),
+                     STATUS_ERR_PARSE);
+    ck_assert_uint_eq(t.n, 0);
+    ck_assert_int_eq(sim_trace_add(&t, 0, "gpu", "t", 1000, SIM_OUTCOME_OK, 0), STATUS_OK);
+    sim_trace_clear(&t);
+}
+END_TEST
 
 START_TEST(test_sim_trace_parse_errors)
 {
@@ -550,6 +572,36 @@ START_TEST(test_sim_clairvoyant)
 }
 END_TEST
 
+/* A burst: every task at 0 gets its own pod (O(n log n): 20,000 tasks in milliseconds), and a
+ * later task reuses the pod that finished last within a boot time. */
+START_TEST(test_sim_clairvoyant_burst)
+{
+    setup_env(NULL);
+    for (int i = 0; i < 20000; i++)
+        task(0, 60000 + i, SIM_OUTCOME_OK, 0);
+    task(100000, 1000, SIM_OUTCOME_OK, 0); /* all free since <= 80 s; the last freed at 79.999 */
+    sim_trace_finish(&w_->trace);
+    SimResult b;
+    ck_assert_int_eq(sim_clairvoyant(&w_->trace, &w_->cfg, &w_->par, &b), STATUS_OK);
+    ck_assert_int_eq(b.total.pods_created, 20000);
+    ck_assert_int_eq(b.total.peak_fleet, 20000);
+    ck_assert_double_eq_tol(b.total.idle_gpu_sec, 20000 * 90.0 + (100000 - 79999) / 1000.0, 1e-6);
+}
+END_TEST
+
+/* The bound runs a task at most TASK_STUCK_TIMEOUT_SEC, as the system would before failing it. */
+START_TEST(test_sim_clairvoyant_caps_at_stuck_timeout)
+{
+    const char *const env[] = {"TASK_STUCK_TIMEOUT_SEC=600", NULL};
+    setup_env(env);
+    task(0, 100000000, SIM_OUTCOME_OK, 0);
+    sim_trace_finish(&w_->trace);
+    SimResult b;
+    ck_assert_int_eq(sim_clairvoyant(&w_->trace, &w_->cfg, &w_->par, &b), STATUS_OK);
+    ck_assert_double_eq_tol(b.total.busy_gpu_sec, 600, 1e-9);
+}
+END_TEST
+
 /* A fixed fleet of MAX = 2: the third of three simultaneous tasks waits for the first. */
 START_TEST(test_sim_fixed_max)
 {
@@ -718,6 +770,9 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_sim_baselines_burst, 0, (int)ARRAY_LEN(BURST));
     tcase_add_test(tc, test_sim_spend_cap);
     tcase_add_test(tc, test_sim_clairvoyant);
+    tcase_add_test(tc, test_sim_clairvoyant_burst);
+    tcase_add_test(tc, test_sim_clairvoyant_caps_at_stuck_timeout);
+    tcase_add_test(tc, test_sim_trace_add_refuses_negative_arrival);
     tcase_add_test(tc, test_sim_fixed_max);
     tcase_add_test(tc, test_sim_percentiles);
     tcase_add_test(tc, test_sim_pools);
