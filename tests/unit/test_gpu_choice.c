@@ -354,8 +354,9 @@ START_TEST(test_gpu_choice_planner_stock)
 }
 END_TEST
 
-/* RunPod's rate limit: creates beyond remaining - reserve - terminations wait; the planned
- * terminations are all there. */
+/* RunPod's rate limit: creates beyond remaining - reserve - the plan's other calls wait (a failed
+ * worker's termination is two: its log tail, then its pod); the planned terminations are all
+ * there. */
 static const struct {
     const char *name, *limit;
     long long terminations, queued;
@@ -365,7 +366,9 @@ static const struct {
 } RATE[] = {
     {"no header: no limit", NULL, 0, 5, 5, 0, SPAWN_LIMIT_NONE},
     {"plenty left", "\"m\";r=50;t=30", 2, 5, 5, 0, SPAWN_LIMIT_NONE},
-    {"9 left, reserve 2, 3 terminations: 4 creates", "\"m\";r=9;t=30", 3, 5, 4, 1,
+    {"9 left, reserve 2, 3 failed workers (log tail + termination each): 1 create",
+     "\"m\";r=9;t=30", 3, 5, 1, 4, SPAWN_LIMIT_RATE_LIMIT},
+    {"12 left, reserve 2, 3 failed workers: 4 creates", "\"m\";r=12;t=30", 3, 5, 4, 1,
      SPAWN_LIMIT_RATE_LIMIT},
     {"4 left: the terminations take it all", "\"m\";r=4;t=30", 3, 5, 0, 5, SPAWN_LIMIT_RATE_LIMIT},
     {"nothing left", "\"m\";r=0;t=30", 0, 5, 0, 5, SPAWN_LIMIT_RATE_LIMIT},
