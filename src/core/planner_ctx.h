@@ -59,9 +59,9 @@ typedef struct {
 /* The policy of worker i's pool (the retired policy for a pool no longer configured). */
 const PolicyPool *planner_pool_of(const Ctx *c, size_t i);
 
-/* Steps 4 and 6 (planner_scale.c): idle workers above each pool's desired size are drained;
- * each pool is scaled up within its own limits, then the fleet's MAX_ACTIVE_GPUS and spend cap
- * are shared out (every pool's MIN first, then unmet demand in proportion); the plan's per-pool
+/* Steps 4 and 6 (planner_scale.c, planner_fleet.c): idle workers above each pool's desired size are
+ * drained; each pool is scaled up within its own limits, then the fleet's MAX_ACTIVE_GPUS and spend
+ * cap are shared out (every pool's MIN first, then unmet demand in proportion); the plan's per-pool
  * and total counts are filled. */
 void planner_step_scale_down(Ctx *c);
 
@@ -96,8 +96,34 @@ bool planner_pod_owned(const Ctx *c, const SnapPod *pod);
  * that pod (ADOPT_POD), so whatever happens to the row next acts on the pod by id. */
 void planner_adopt(Ctx *c, size_t i);
 
-/* Step 6: scale up (or, with want_override, an operator's spawn), and the plan's counts. */
+/* Step 6: scale up (or, with want_override, an operator's spawn), and the plan's counts
+ * (planner_fleet.c). */
 void planner_step_scale_up(Ctx *c);
+
+/* Step 6 for one pool, and the prices the fleet's spend cap is shared with (planner_scale.c, for
+ * planner_fleet.c). planner_size_pool: pool p's counts, desired size and own spawn limit.
+ * planner_serves: whether a pool serves a run type. planner_fleet_cost_of: the live workers' cost
+ * per hour. planner_price_ceiling: the dearest price known. planner_unpriced_live: a live worker
+ * of no known price. planner_affordable: whether a pod fits a budget. planner_next_slot_price:
+ * the price of a pool's next scale-up slot (Slots). */
+/* Pool p's scale-up slots in the order they are filled: its stopped pods to start first
+ * (planner_warm_next_start), then creates. Each slot is charged for the spend cap at `base`
+ * (the pool's price bound) or, for a start, at that pod's known price when larger: a stopped
+ * pod may be dearer than every type the bound covers (its price recorded when it was created,
+ * or raised since). */
+typedef struct {
+    int pool;
+    double base;
+    double unknown; /* a start of no known price (no price recorded, no type): the dearest */
+    long long at;   /* the last stopped worker handed out; -1 none yet; -2 none left */
+} Slots;
+void planner_size_pool(Ctx *c, int p, long long *cap, long long *min_deficit, Reason *why);
+bool planner_serves(const PolicyPool *pp, const char *run_type);
+double planner_fleet_cost_of(const Ctx *c, int pool, double *estimate);
+double planner_price_ceiling(const Snapshot *snap);
+bool planner_unpriced_live(const Ctx *c, int pool);
+bool planner_affordable(double budget, double price);
+double planner_next_slot_price(const Ctx *c, Slots *s);
 
 /* Counts of workers in state st (not terminated in this plan), of pool p or of every pool
  * (p = PLANNER_ALL_POOLS), and of busy active workers. */
