@@ -1,4 +1,5 @@
-/* actuator_int.h -- what actuator.c and actuator_lifecycle.c share (internal to them).
+/* actuator_int.h -- what actuator.c, actuator_spawn.c and actuator_lifecycle.c share (internal
+ * to them).
  *
  * Shell module. actuator_lifecycle.c applies the actions of issue 16 -- stop a drained
  * worker's pod, start a stopped one, read a failed worker's log tail before its pod goes --
@@ -24,6 +25,20 @@ void actuator_add_error(ActResult *res, const char *msg);
  * Returns 0 on success. */
 int actuator_terminate_pod(App *app, ActResult *res, const char *pod_id, const char *worker_id,
                            const char *why);
+
+/* The fence (lease.h): true, and nothing more may be done, once the cycle lease is lost. */
+bool actuator_fenced(App *app, ActResult *res);
+
+/* The cloud a pod of pool p was created in (its price is that cloud's price); NULL for a pod of
+ * no configured pool, whose price is then not recorded as any cloud's. */
+const char *actuator_pool_cloud(const Config *cfg, int p);
+
+/* The spawns of the plan (actuator_spawn.c), less as many as planned terminations did not
+ * happen (cut[p] for pool p, cut_fleet for pods of no pool). Returns STATUS_OK,
+ * STATUS_ERR_NOMEM, STATUS_ERR_CONFIG (no client) or STATUS_ERR_DB; the outcome of each create
+ * is in res. */
+Status actuator_apply_spawns(App *app, const Plan *plan, ActResult *res, const long long *cut,
+                             long long cut_fleet);
 
 /* ACTION_STOP_WORKER: stops the pod and moves the row terminating -> stopped; when the stop
  * fails, terminates the pod and the row instead (nothing is left running). Returns STATUS_OK
