@@ -1,5 +1,5 @@
-/* gateway.c -- the gateway's HTTP server: routing, authentication, bodies, replies (see
- * gateway.h; the handlers are gw_routes.c).
+/* gateway.c -- the gateway's HTTP server: routing, authentication, bodies (see gateway.h; the
+ * handlers are gw_routes.c, the replies gw_reply.c).
  *
  * Gateway layer. A request goes through three stages of libmicrohttpd's access callback:
  *   1. headers: route it, authenticate it (worker token, or the upload token of a PUT), check
@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "gw_internal.h"
+#include "gw_reply.h"
 #include "log.h"
 #include "worker_token.h"
 
@@ -39,121 +40,6 @@ static long long now_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Replies                                                                                     */
-
-GwReply gw_reply_json(unsigned code, char *body)
-{
-    GwReply r;
-    memset(&r, 0, sizeof r);
-    r.fd = -1;
-    r.code = body ? code : MHD_HTTP_INTERNAL_SERVER_ERROR;
-    r.body = body;
-    snprintf(r.ctype, sizeof r.ctype, "application/json");
-    return r;
-}
-
-GwReply gw_reply_empty(unsigned code)
-{
-    GwReply r;
-    memset(&r, 0, sizeof r);
-    r.fd = -1;
-    r.code = code;
-    return r;
-}
-
-GwReply gw_reply_error(unsigned code, const char *error, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    cJSON *o = cJSON_CreateObject();
-    char *text = NULL;
-    if (o && cJSON_AddStringToObject(o, "error", error) &&
-        cJSON_AddStringToObject(o, "message", msg) && cJSON_AddNumberToObject(o, "code", code))
-        text = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    return gw_reply_json(code, text);
-}
-
-static void reply_clear(GwReply *r)
-{
-    free(r->body);
-    r->body = NULL;
-    if (r->fd >= 0)
-        close(r->fd);
-    r->fd = -1;
-    gw_storage_read_close(r->reader);
-    r->reader = NULL;
-}
-
-/* libmicrohttpd's pull of a streamed store read: as fast as the client takes it. */
-static ssize_t reader_pull(void *cls, uint64_t pos, char *buf, size_t max)
-{
-    (void)pos;
-    long n = gw_storage_read(cls, buf, max);
-    if (n < 0)
-        return MHD_CONTENT_READER_END_WITH_ERROR;
-    return n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : (ssize_t)n;
-}
-
-static void reader_free(void *cls)
-{
-    gw_storage_read_close(cls);
-}
-
-/* A HEAD reply's body is never pulled; if it were, it ends the connection. */
-static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
-{
-    (void)cls;
-    (void)pos;
-    (void)buf;
-    (void)max;
-    return MHD_CONTENT_READER_END_WITH_ERROR;
-}
-
-static enum MHD_Result send_reply(struct MHD_Connection *conn, GwReply *rep)
-{
-    struct MHD_Response *resp = NULL;
-    bool file = rep->fd >= 0 || rep->reader || rep->head_only;
-    if (rep->fd >= 0) {
-        resp = MHD_create_response_from_fd64((uint64_t)rep->size, rep->fd);
-        if (resp)
-            rep->fd = -1; /* the response owns it now */
-    } else if (rep->reader) {
-        resp = MHD_create_response_from_callback((uint64_t)rep->size, 64 * 1024, reader_pull,
-                                                 rep->reader, reader_free);
-        if (resp)
-            rep->reader = NULL; /* the response owns it now */
-    } else if (rep->head_only) {
-        resp = MHD_create_response_from_callback((uint64_t)rep->size, 1024, no_body, NULL, NULL);
-    } else {
-        const char *b = rep->body ? rep->body : "";
-        resp =
-            MHD_create_response_from_buffer(strlen(b), (void *)(uintptr_t)b, MHD_RESPMEM_MUST_COPY);
-    }
-    if (!resp) {
-        reply_clear(rep);
-        return MHD_NO;
-    }
-    if (rep->ctype[0])
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, rep->ctype);
-    if (rep->location[0])
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, rep->location);
-    if (rep->retry_after[0])
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, rep->retry_after);
-    if (!file)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    else
-        MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    enum MHD_Result ret = MHD_queue_response(conn, rep->code, resp);
-    MHD_destroy_response(resp);
-    reply_clear(rep);
-    return ret;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -592,7 +478,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             memset(&r->error, 0, sizeof r->error);
             r->error.fd = -1;
             log_done(r, method, code);
-            return send_reply(conn, &e);
+            return gw_send_reply(conn, &e);
         }
         return MHD_YES;
     }
@@ -617,7 +503,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     r->failed = true;
     r->error.fd = -1;
     log_done(r, method, rep.code);
-    return send_reply(conn, &rep);
+    return gw_send_reply(conn, &rep);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -639,7 +525,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (r->public_read)
         atomic_fetch_sub(&g->public_reads, 1);
     free(r->body);
-    reply_clear(&r->error);
+    gw_reply_clear(&r->error);
     free(r);
     *con_cls = NULL;
 }

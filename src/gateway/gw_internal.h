@@ -117,6 +117,9 @@ GwReply gw_reply_error(unsigned code, const char *error, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 GwReply gw_reply_empty(unsigned code);
 
+/* Frees what a reply owns (body, reader) and zeroes it. Cannot fail. */
+void gw_reply_clear(GwReply *r);
+
 /* The handlers (gw_routes.c). Each reads the request's state and returns the reply. */
 GwReply gw_route_heartbeat(Gateway *g, GwReq *r);
 GwReply gw_route_counts(Gateway *g, GwReq *r);

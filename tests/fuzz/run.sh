@@ -25,6 +25,7 @@ clang "${flags[@]}" -o "$work/fuzz_config" "$src/tests/fuzz/fuzz_config.c" \
 # compiles alone with the core's worker_token.c and libcrypto.
 clang "${flags[@]}" -I"$src/src/gateway" -o "$work/fuzz_gateway_request" \
     "$src/tests/fuzz/fuzz_gateway_request.c" "$src/src/gateway/gw_request.c" \
+    "$src/src/gateway/gw_paths.c" \
     "$src/src/core/worker_token.c" "$src/src/core/status.c" "${libs[@]}" \
     $(pkg-config --libs libcrypto)
 
