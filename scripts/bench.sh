@@ -91,7 +91,7 @@ cleanup() {
     if [ -n "$cont_pid" ]; then kill "$cont_pid" 2>/dev/null || true; wait "$cont_pid" 2>/dev/null || true; fi
     if [ -n "$fake_pid" ]; then kill "$fake_pid" 2>/dev/null || true; wait "$fake_pid" 2>/dev/null || true; fi
     [ "$pg_started" = 1 ] && "$root/scripts/pg-local.sh" stop "$tmp/pg" || true
-    rm -rf "$tmp"
+    [ -n "${ORCH_BENCH_KEEP:-}" ] && cp "$tmp"/*.log "$ORCH_BENCH_KEEP"/ 2>/dev/null; rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -40,13 +40,36 @@ plan_check() { # plan_check NAME SQL
         echo "ok - $1 uses partial indexes ($ms at $ROWS finished tasks)"
     fi
 }
-plan_check "claim candidate" "
-SELECT t.id FROM tasks t
- WHERE t.status = 'Queued' AND t.run_type = 'gpu' AND t.available_at <= now()
-   AND (t.dependant_on IS NULL OR NOT EXISTS (
-        SELECT 1 FROM unnest(t.dependant_on) AS d(id) LEFT JOIN tasks p ON p.id = d.id
-         WHERE p.status IS DISTINCT FROM 'Complete'))
- ORDER BY t.created_at, t.id LIMIT 1 FOR UPDATE OF t SKIP LOCKED"
+# The claim's candidate exactly as func_claim_next_task (0016) finds it: one ordered scan of
+# idx_tasks_claim per run type of the pool, never a sort of the whole queue.
+claim_sql="
+SELECT c.id FROM unnest(ARRAY['gpu', 'video']) AS rt(run_type)
+ CROSS JOIN LATERAL (
+   SELECT t.id, t.created_at FROM tasks t
+    WHERE t.status = 'Queued' AND t.run_type = rt.run_type AND t.available_at <= now()
+      AND (t.dependant_on IS NULL OR NOT EXISTS (
+           SELECT 1 FROM unnest(t.dependant_on) AS d(id) LEFT JOIN tasks p ON p.id = d.id
+            WHERE p.status IS DISTINCT FROM 'Complete'))
+    ORDER BY t.created_at, t.id LIMIT 1 FOR UPDATE OF t SKIP LOCKED) c
+ ORDER BY c.created_at, c.id LIMIT 1"
+plan_check "claim candidate" "$claim_sql"
+# ... and that is the shape the function runs (its plan is not visible through EXPLAIN).
+if sqltest_sql "$db" "SELECT prosrc FROM pg_proc WHERE proname = 'func_claim_next_task'" |
+    grep -q 'unnest(v_run_types) AS rt(run_type)'; then
+    echo "ok - func_claim_next_task looks up each run type of the pool on its own"
+else
+    echo "not ok - func_claim_next_task no longer takes each run type on its own" >&2
+    fail=1
+fi
+claim_plan=$(sqltest_sql "$db" "EXPLAIN (COSTS OFF) $claim_sql")
+if grep -q 'Index Scan using idx_tasks_claim' <<<"$claim_plan" &&
+    ! grep -q 'Sort Key: t.created_at' <<<"$claim_plan"; then
+    echo "ok - the claim reads each run type's oldest tasks in index order (no sort of the queue)"
+else
+    echo "not ok - the claim sorts the queue instead of reading idx_tasks_claim in order:" >&2
+    echo "$claim_plan" >&2
+    fail=1
+fi
 plan_check "claimable GPU count" "
 SELECT count(*) FROM tasks t
  WHERE t.status = 'Queued' AND t.run_type = 'gpu' AND t.available_at <= now()
