@@ -50,7 +50,7 @@ print(d["trace"]["tasks"], r["end_sec"], r["cycles"], r["events"], r["total"]["c
 awk -v w="$wall" -v s="$sim_sec" -v n="$n" -v d="$days" -v c="$cycles" -v e="$events" \
     -v p="$pools" -v m="$rss" -v smoke="$([ "$tasks" = 4000 ] && echo 1 || echo 0)" 'BEGIN {
     secs = w / 1e6
-    printf "\n== 6. Policy lab: %d tasks over %g days on %d pools, simulated with the real planner\n", n, d, p
+    printf "\n== 8. Policy lab: %d tasks over %g days on %d pools, simulated with the real planner\n", n, d, p
     printf "   wall %.2f s (best of 2), simulated %.0f s (%.1f days): %.0f simulated seconds per real second\n", secs, s, s / 86400, s / secs
     printf "   %d planner cycles, %d events, peak RSS %.1f MiB\n", c, e, m / 1024
     if (!smoke)
