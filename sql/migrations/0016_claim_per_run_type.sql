@@ -6,9 +6,9 @@
 -- so every claim sorted every Queued task of the pool: at 20,000 queued tasks 40-70 ms per
 -- claim, and 64 workers claiming at once through the gateway exhausted its database pool
 -- (scripts/bench.sh item 6). Same rule as before: the oldest claimable task (created_at, id)
--- among the pool's run types, FOR UPDATE SKIP LOCKED, the status re-checked in the update. A
--- pool of n run types locks up to n candidates for the claim's own short transaction; the
--- others are skipped by concurrent claims meanwhile and claimable again at its commit.
+-- among the pool's run types, FOR UPDATE SKIP LOCKED, the status re-checked in the update, and
+-- only the row it takes locked (tests/sql/review_0016.sh: a claim that locked the head of every
+-- run type left concurrent claims of the same pool empty while a task was free).
 
 CREATE OR REPLACE FUNCTION func_claim_next_task(p_worker_id text, p_run_type text DEFAULT 'gpu')
 RETURNS SETOF tasks
@@ -32,15 +32,14 @@ BEGIN
         RETURN;
     END IF;
 
-    -- The oldest claimable task of each served run type, each found by one ordered scan of
-    -- idx_tasks_claim (run_type, created_at, id) and locked SKIP LOCKED, then the oldest of
-    -- those. `run_type = ANY (...)` with ORDER BY sorted every Queued task of the pool on each
-    -- claim (PostgreSQL 15 cannot keep an index's order under = ANY on its first column).
-    WITH candidate AS (
+    -- 1. Peek, without locks, at the first few claimable tasks of each served run type (one
+    --    ordered scan of idx_tasks_claim each), then lock ONE of them, oldest first, SKIP LOCKED:
+    --    a concurrent claim of the same pool is never kept from a task this claim does not take.
+    WITH peek AS (
         SELECT c.id
           FROM unnest(v_run_types) AS rt(run_type)
           CROSS JOIN LATERAL (
-              SELECT t.id, t.created_at
+              SELECT t.id
                 FROM tasks t
                WHERE t.status = 'Queued'
                  AND t.run_type = rt.run_type
@@ -51,10 +50,15 @@ BEGIN
                            LEFT JOIN tasks p ON p.id = d.id
                           WHERE p.status IS DISTINCT FROM 'Complete'))
                ORDER BY t.created_at, t.id
-               LIMIT 1
-                 FOR UPDATE OF t SKIP LOCKED) c
-         ORDER BY c.created_at, c.id
+               LIMIT 8) c
+    ), candidate AS (
+        SELECT t.id
+          FROM tasks t
+         WHERE t.id IN (SELECT id FROM peek)
+           AND t.status = 'Queued'
+         ORDER BY t.created_at, t.id
          LIMIT 1
+           FOR UPDATE OF t SKIP LOCKED
     )
     UPDATE tasks t
        SET status = 'In Progress',
@@ -65,6 +69,40 @@ BEGIN
      WHERE t.id = c.id
        AND t.status = 'Queued'
     RETURNING t.* INTO v_task;
+
+    -- 2. Every peeked task was taken or locked by concurrent claims: each run type's oldest
+    --    claimable task past them, locked SKIP LOCKED, and the oldest of those.
+    IF v_task.id IS NULL THEN
+        WITH candidate AS (
+            SELECT c.id
+              FROM unnest(v_run_types) AS rt(run_type)
+              CROSS JOIN LATERAL (
+                  SELECT t.id, t.created_at
+                    FROM tasks t
+                   WHERE t.status = 'Queued'
+                     AND t.run_type = rt.run_type
+                     AND t.available_at <= now()
+                     AND (t.dependant_on IS NULL OR NOT EXISTS (
+                             SELECT 1
+                               FROM unnest(t.dependant_on) AS d(id)
+                               LEFT JOIN tasks p ON p.id = d.id
+                              WHERE p.status IS DISTINCT FROM 'Complete'))
+                   ORDER BY t.created_at, t.id
+                   LIMIT 1
+                     FOR UPDATE OF t SKIP LOCKED) c
+             ORDER BY c.created_at, c.id
+             LIMIT 1
+        )
+        UPDATE tasks t
+           SET status = 'In Progress',
+               worker_id = p_worker_id,
+               generation_started_at = now(),
+               generation_processed_at = NULL
+          FROM candidate c
+         WHERE t.id = c.id
+           AND t.status = 'Queued'
+        RETURNING t.* INTO v_task;
+    END IF;
 
     IF v_task.id IS NULL THEN
         RETURN;
